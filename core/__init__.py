@@ -1,0 +1,1 @@
+"""Pure, synchronous building blocks: profiles, renderers, audio, features, matching."""

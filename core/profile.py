@@ -1,0 +1,322 @@
+"""Synth profiles: every parameter of a synth, its range kind, default and named sets.
+
+A profile is a TOML data file in ``core/profiles/`` (see ``diva.toml``). Normalised values
+live in [0, 1]; conversion is vectorised over arrays of shape (n, k), where the k columns
+are the parameters of a :class:`ParameterSet` in order.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+import warnings
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+
+import numpy as np
+
+from .errors import ParameterValueError, ProfileError
+
+KINDS = ("continuous", "integer", "enumerated", "placeholder")
+
+
+class ParameterRangeWarning(UserWarning):
+    """A value outside a parameter's range was clipped."""
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """One synth parameter.
+
+    ``values`` lists the native values of an enumerated parameter with numeric steps (e.g.
+    octave tuning); ``labels`` the texts of one with named choices (its native value is the
+    index). ``section``/``key`` locate it in a preset (``None`` for an unused slot).
+    """
+
+    id: int
+    name: str
+    kind: str
+    default: float
+    section: str | None = None
+    key: str | None = None
+    low: float = 0.0
+    high: float = 1.0
+    values: tuple[float, ...] | None = None
+    labels: tuple[str, ...] | None = None
+    sets: frozenset[str] = field(default_factory=frozenset)
+    cc: int | None = None
+    plugin_name: str | None = None
+
+    @property
+    def location(self) -> str | None:
+        """``"SECTION:Key"`` as in the preset file, or ``None``."""
+        return f"{self.section}:{self.key}" if self.section and self.key else None
+
+    @property
+    def discrete(self) -> bool:
+        return self.kind in ("integer", "enumerated")
+
+    @property
+    def steps(self) -> np.ndarray | None:
+        """Native values a discrete parameter can take, in order."""
+        if self.kind == "integer":
+            return np.arange(int(self.low), int(self.high) + 1, dtype=np.float64)
+        if self.kind == "enumerated":
+            if self.values is not None:
+                return np.asarray(self.values, dtype=np.float64)
+            return np.arange(len(self.labels or ()), dtype=np.float64)
+        return None
+
+    def describe_range(self) -> str:
+        if self.kind == "continuous":
+            return f"[{self.low:g}, {self.high:g}]"
+        if self.kind == "integer":
+            return f"{{{int(self.low)}..{int(self.high)}}}"
+        if self.kind == "enumerated":
+            items = self.labels if self.labels is not None else [f"{v:g}" for v in self.values or ()]
+            return "{" + ", ".join(items) + "}"
+        return "fixed"
+
+    def format_native(self, value: float) -> str:
+        if self.labels is not None:
+            return self.labels[int(round(value))]
+        if self.discrete:
+            return str(int(round(value)))
+        return f"{value:.2f}"
+
+
+@dataclass(frozen=True)
+class ParameterSet:
+    """An ordered selection of a profile's parameters: the k columns of a parameter matrix."""
+
+    profile: Profile
+    name: str
+    ids: tuple[int, ...]
+
+    @property
+    def parameters(self) -> tuple[Parameter, ...]:
+        return tuple(self.profile.by_id(i) for i in self.ids)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def to_normalised(self, native: np.ndarray) -> np.ndarray:
+        """Native values (n, k) -> normalised float32 (n, k); discrete values snap to a step."""
+        return _to_normalised(self.parameters, native)
+
+    def from_normalised(self, normalised: np.ndarray) -> np.ndarray:
+        """Normalised (n, k) -> native float64 (n, k); discrete parameters quantise."""
+        return _from_normalised(self.parameters, normalised)
+
+    def quantise(self, normalised: np.ndarray) -> np.ndarray:
+        """Snap normalised values to what the synth can represent."""
+        return self.to_normalised(self.from_normalised(normalised))
+
+    def defaults_native(self) -> np.ndarray:
+        return np.array([p.default for p in self.parameters], dtype=np.float64)
+
+    def defaults_normalised(self) -> np.ndarray:
+        return self.to_normalised(self.defaults_native()[None, :])[0]
+
+    def describe(self) -> str:
+        return f"{self.profile.name}/{self.name} ({len(self)} parameters)"
+
+
+class Profile:
+    """All parameters of one synth, looked up by id, location or name."""
+
+    def __init__(self, name: str, parameters: Iterable[Parameter], sets: dict[str, Sequence[int]],
+                 meta: dict[str, object] | None = None) -> None:
+        self.name = name
+        self.parameters = tuple(parameters)
+        self.meta = dict(meta or {})
+        self._by_id = {p.id: p for p in self.parameters}
+        if len(self._by_id) != len(self.parameters):
+            raise ProfileError(f"profile {name!r} has duplicate parameter ids")
+        self._by_location = {p.location.lower(): p for p in self.parameters if p.location}
+        by_name: dict[str, list[Parameter]] = {}
+        for p in self.parameters:
+            by_name.setdefault(p.name.lower(), []).append(p)
+        self._by_name = by_name
+        self.sets = {k: tuple(int(i) for i in v) for k, v in sets.items()}
+        for set_name, ids in self.sets.items():
+            missing = [i for i in ids if i not in self._by_id]
+            if missing:
+                raise ProfileError(f"set {set_name!r} names unknown parameter ids {missing}")
+
+    def __repr__(self) -> str:
+        return f"Profile({self.name!r}, {len(self.parameters)} parameters)"
+
+    def by_id(self, pid: int) -> Parameter:
+        try:
+            return self._by_id[int(pid)]
+        except KeyError:
+            raise ProfileError(f"{self.name} has no parameter with id {pid}") from None
+
+    def find(self, ref: str | int) -> Parameter:
+        """A parameter by id (``33`` or ``"33"``), location (``"ENV1:Atk"``) or unique name."""
+        if isinstance(ref, int) or (isinstance(ref, str) and ref.strip().lstrip("-").isdigit()):
+            return self.by_id(int(ref))
+        text = ref.strip().lower()
+        if text in self._by_location:
+            return self._by_location[text]
+        matches = self._by_name.get(text, [])
+        if len(matches) == 1:
+            return matches[0]
+        if matches:
+            options = ", ".join(p.location or str(p.id) for p in matches)
+            raise ProfileError(f"parameter name {ref!r} is ambiguous in {self.name}; use one of: {options}")
+        raise ProfileError(f"unknown {self.name} parameter {ref!r} (use an id, SECTION:Key or a name)")
+
+    def parameter_set(self, spec: str | Sequence[int] | ParameterSet) -> ParameterSet:
+        """A named set (``"medium33"``), ids as text (``"33 34 35"``) or a sequence of ids."""
+        if isinstance(spec, ParameterSet):
+            return spec
+        if isinstance(spec, str):
+            text = spec.strip()
+            if text in self.sets:
+                return ParameterSet(self, text, self.sets[text])
+            if text == "all":
+                return ParameterSet(self, "all", tuple(p.id for p in self.parameters))
+            tokens = text.replace(",", " ").split()
+            if not tokens or not all(t.lstrip("-").isdigit() for t in tokens):
+                known = ", ".join(sorted(self.sets))
+                raise ProfileError(f"unknown parameter set {spec!r}: use one of {known}, or ids like '33 34 35'")
+            ids = [int(t) for t in tokens]
+        else:
+            ids = [int(i) for i in spec]
+        if not ids:
+            raise ProfileError("a parameter set needs at least one parameter")
+        if len(set(ids)) != len(ids):
+            raise ProfileError(f"parameter set lists an id twice: {ids}")
+        params = [self.by_id(i) for i in ids]
+        fixed = [p.id for p in params if p.kind == "placeholder"]
+        if fixed:
+            raise ProfileError(f"parameters {fixed} are placeholders and cannot vary")
+        return ParameterSet(self, " ".join(map(str, ids)), tuple(ids))
+
+
+def _as_matrix(values: np.ndarray, k: int, what: str) -> np.ndarray:
+    arr = np.asarray(values, dtype=np.float64)
+    if arr.ndim == 1:
+        arr = arr[None, :]
+    if arr.ndim != 2 or arr.shape[1] != k:
+        raise ParameterValueError(f"{what} must have shape (n, {k}), got {np.shape(values)}")
+    return arr
+
+
+def _check_nan(params: Sequence[Parameter], arr: np.ndarray, what: str) -> None:
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        cols = sorted(set(np.nonzero(bad)[1].tolist()))
+        names = ", ".join(f"{params[c].id} {params[c].location or params[c].name}" for c in cols[:5])
+        raise ParameterValueError(f"{what} contain NaN or infinite values for parameter(s): {names}")
+
+
+def _clip(arr: np.ndarray, low: np.ndarray, high: np.ndarray, params: Sequence[Parameter],
+          what: str) -> np.ndarray:
+    tol = 1e-9 * np.maximum(1.0, np.abs(high - low))
+    outside = (arr < low - tol) | (arr > high + tol)
+    if outside.any():
+        cols = sorted(set(np.nonzero(outside)[1].tolist()))
+        names = ", ".join(f"{params[c].location or params[c].name} {params[c].describe_range()}"
+                          for c in cols[:5])
+        warnings.warn(f"{what} out of range clipped for: {names}", ParameterRangeWarning, stacklevel=3)
+    return np.clip(arr, low, high)
+
+
+def _nearest_step(steps: np.ndarray, column: np.ndarray) -> np.ndarray:
+    return np.abs(column[:, None] - steps[None, :]).argmin(axis=1)
+
+
+def _to_normalised(params: Sequence[Parameter], native: np.ndarray) -> np.ndarray:
+    arr = _as_matrix(native, len(params), "native values")
+    _check_nan(params, arr, "native values")
+    low = np.array([_native_low(p) for p in params])
+    high = np.array([_native_high(p) for p in params])
+    arr = _clip(arr, low, high, params, "native values")
+    out = np.zeros_like(arr)
+    for j, p in enumerate(params):
+        col = arr[:, j]
+        if p.kind == "continuous":
+            out[:, j] = (col - p.low) / (p.high - p.low)
+        elif p.discrete:
+            steps = p.steps
+            assert steps is not None
+            out[:, j] = _nearest_step(steps, col) / max(len(steps) - 1, 1)
+        # placeholders stay at 0: they never vary
+    return out.astype(np.float32)
+
+
+def _from_normalised(params: Sequence[Parameter], normalised: np.ndarray) -> np.ndarray:
+    arr = _as_matrix(normalised, len(params), "normalised values")
+    _check_nan(params, arr, "normalised values")
+    arr = _clip(arr, np.zeros(len(params)), np.ones(len(params)), params, "normalised values")
+    out = np.empty_like(arr)
+    for j, p in enumerate(params):
+        col = arr[:, j]
+        if p.kind == "continuous":
+            out[:, j] = p.low + col * (p.high - p.low)
+        elif p.discrete:
+            steps = p.steps
+            assert steps is not None
+            out[:, j] = steps[np.rint(col * (len(steps) - 1)).astype(np.int64)]
+        else:
+            out[:, j] = p.default
+    return out
+
+
+def _native_low(p: Parameter) -> float:
+    steps = p.steps
+    if steps is not None:
+        return float(steps.min())
+    return p.low if p.kind == "continuous" else -math.inf
+
+
+def _native_high(p: Parameter) -> float:
+    steps = p.steps
+    if steps is not None:
+        return float(steps.max())
+    return p.high if p.kind == "continuous" else math.inf
+
+
+def parse_profile(data: dict, source: str = "profile") -> Profile:
+    """Build a :class:`Profile` from the parsed TOML of a profile file."""
+    try:
+        params = []
+        for entry in data["param"]:
+            kind = entry["kind"]
+            if kind not in KINDS:
+                raise ProfileError(f"{source}: parameter {entry.get('id')} has unknown kind {kind!r}")
+            values = entry.get("values")
+            labels = entry.get("labels")
+            params.append(Parameter(
+                id=int(entry["id"]), name=str(entry["name"]), kind=kind,
+                default=float(entry.get("default", 0.0)),
+                section=entry.get("section"), key=entry.get("key"),
+                low=float(entry.get("min", 0.0)), high=float(entry.get("max", 1.0)),
+                values=tuple(float(v) for v in values) if values is not None else None,
+                labels=tuple(str(v) for v in labels) if labels is not None else None,
+                sets=frozenset(entry.get("sets", ())),
+                cc=entry.get("cc"), plugin_name=entry.get("plugin_name"),
+            ))
+        meta = {k: v for k, v in data.items() if k not in ("param", "sets", "name")}
+        return Profile(str(data["name"]), params, data.get("sets", {}), meta)
+    except KeyError as exc:
+        raise ProfileError(f"{source}: missing field {exc}") from None
+
+
+def available_profiles() -> list[str]:
+    folder = resources.files("deepdiva.core.profiles")
+    return sorted(p.name.removesuffix(".toml") for p in folder.iterdir() if p.name.endswith(".toml"))
+
+
+@cache
+def load_profile(name: str = "diva") -> Profile:
+    """Load a shipped profile by name (``diva``, ``amsynth``, ...)."""
+    if name not in available_profiles():
+        raise ProfileError(f"unknown synth profile {name!r}; shipped: {', '.join(available_profiles())}")
+    text = resources.files("deepdiva.core.profiles").joinpath(f"{name}.toml").read_text("utf-8")
+    return parse_profile(tomllib.loads(text), f"{name}.toml")

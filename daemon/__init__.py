@@ -1,0 +1,1 @@
+"""The resident service: config, job queue, drop folder, OSC, MIDI CC, recorder."""

@@ -1,0 +1,1 @@
+"""Preset file formats (Diva .h2p, amsynth) and preset folders."""

@@ -1,0 +1,1 @@
+"""Offline work: dataset generation, features cache, models, training, export, evaluation."""
