@@ -183,7 +183,8 @@ class Profile:
             tokens = text.replace(",", " ").split()
             if not tokens or not all(t.lstrip("-").isdigit() for t in tokens):
                 known = ", ".join(sorted(self.sets))
-                raise ProfileError(f"unknown parameter set {spec!r}: use one of {known}, or ids like '33 34 35'")
+                raise ProfileError(
+                    f"unknown parameter set {spec!r}: use one of {known}, or ids like '33 34 35'")
             ids = [int(t) for t in tokens]
         else:
             ids = [int(i) for i in spec]

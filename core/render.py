@@ -7,6 +7,7 @@ Backends live in their own modules and are imported lazily by :func:`make_render
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -53,9 +54,19 @@ class Renderer(ABC):
 
     kind: str = "abstract"
 
-    def __init__(self, parameter_set: ParameterSet, settings: RenderSettings | None = None) -> None:
+    def __init__(self, parameter_set: ParameterSet, settings: RenderSettings | None = None,
+                 fixed: Mapping[int, float] | None = None) -> None:
         self.parameter_set = parameter_set
         self.settings = settings or RenderSettings()
+        self.fixed = dict(fixed or {})
+
+    def fixed_native(self) -> dict[int, float]:
+        """Native values of every profile parameter outside the set: defaults, then overrides
+        (e.g. from a ``--base-preset``)."""
+        in_set = set(self.parameter_set.ids)
+        values = {p.id: p.default for p in self.parameter_set.profile.parameters if p.id not in in_set}
+        values.update({k: v for k, v in self.fixed.items() if k not in in_set})
+        return values
 
     def render(self, params_normalised: np.ndarray) -> np.ndarray:
         """float32 (n, k) in [0, 1] -> float32 (n, samples) mono audio; deterministic."""
