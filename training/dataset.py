@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
+from ..core.atomic import write_json_atomic
 from ..core.errors import DatasetError
 from ..core.profile import ParameterSet, load_profile
 from ..core.render import Renderer, RenderSettings, make_renderer
@@ -91,14 +92,6 @@ def shard_name(prefix: str, index: int) -> str:
 
 def manifest_path(folder: Path, prefix: str = "") -> Path:
     return folder / f"{prefix}manifest.json"
-
-
-def _write_json_atomic(path: Path, data: dict) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=2)
-        f.write("\n")
-    os.replace(tmp, path)
 
 
 def is_silent(audio: np.ndarray) -> np.ndarray:
@@ -293,7 +286,7 @@ def prepare(folder: Path, spec: DatasetSpec) -> dict:
         manifest = _new_manifest(spec)
     for stale in folder.glob(f".{spec.file_prefix}shard-*.tmp"):
         shutil.rmtree(stale, ignore_errors=True)
-    _write_json_atomic(mpath, manifest)
+    write_json_atomic(mpath, manifest)
     return manifest
 
 
@@ -309,7 +302,7 @@ def generate(folder: Path, spec: DatasetSpec, workers: int = 1, first_shard: int
 
     def record(result: ShardResult) -> None:
         manifest["shards"].append(asdict(result))
-        _write_json_atomic(mpath, manifest)
+        write_json_atomic(mpath, manifest)
         if progress:
             progress(result)
 

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Install everything the tests need (Debian packages when possible, Python packages into .venv),
+# then lint with ruff and run the whole test suite. Used by the README and by .ci/run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(python3-venv libsndfile1 libportaudio2 jackd2 amsynth)
+if command -v apt-get >/dev/null 2>&1; then
+  SUDO=()
+  [ "$(id -u)" -eq 0 ] || SUDO=(sudo)
+  missing=()
+  for pkg in "${APT_PACKAGES[@]}"; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "installing Debian packages: ${missing[*]}"
+    "${SUDO[@]}" apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  fi
+fi
+
+PYTHON=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -e ".[test,vst,train,cluster]"
+
+echo "== ruff"
+.venv/bin/ruff check .
+
+echo "== pytest"
+set +e
+.venv/bin/python -m pytest -q "$@"
+status=$?
+set -e
+if [ "$status" -eq 5 ]; then
+  echo "pytest collected no tests: the suite is broken" >&2
+  exit 1
+fi
+exit "$status"

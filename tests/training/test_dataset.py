@@ -1,0 +1,144 @@
+"""Dataset generation: layout, determinism, resume after a kill, workers, silence handling."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from deepdiva.core.errors import DatasetError
+from deepdiva.core.render import RenderSettings
+from deepdiva.training.dataset import Dataset, DatasetSpec, generate, is_silent
+
+SHORT = RenderSettings(note_length=0.25, render_length=0.25)
+
+
+def spec(**kw) -> DatasetSpec:
+    base = dict(parameter_set="tiny11", render=SHORT, sample_size=8, n_shards=3, seed=7)
+    base.update(kw)
+    return DatasetSpec(**base)
+
+
+def shard_arrays(ds: Dataset) -> list[tuple[np.ndarray, np.ndarray]]:
+    return [(np.asarray(ds.load_shard(s, "params")), np.asarray(ds.load_shard(s, "audio"))) for s in ds.shards]
+
+
+def test_layout_and_manifest(tmp_path: Path) -> None:
+    ds = generate(tmp_path / "ds", spec())
+    manifest = json.loads((tmp_path / "ds" / "manifest.json").read_text())
+    assert manifest["format"] == "deepdiva-dataset/1"
+    assert manifest["parameter_ids"] == [33, 34, 35, 86, 87, 97, 98, 131, 132, 148, 149]
+    assert len(ds) == 24 and ds.complete
+    params, audio = shard_arrays(ds)[0]
+    assert params.shape == (8, 11) and params.dtype == np.float32
+    assert audio.shape == (8, SHORT.n_samples) and audio.dtype == np.float32
+    assert 0.0 <= params.min() and params.max() <= 1.0
+    # discrete parameters sit exactly on their steps
+    pset = ds.parameter_set
+    np.testing.assert_allclose(pset.quantise(params), params, atol=1e-6)
+    assert not list((tmp_path / "ds").glob(".*tmp"))
+
+
+def test_same_seed_same_data_and_other_seed_differs(tmp_path: Path) -> None:
+    a = shard_arrays(generate(tmp_path / "a", spec()))
+    b = shard_arrays(generate(tmp_path / "b", spec()))
+    c = shard_arrays(generate(tmp_path / "c", spec(seed=8)))
+    for (pa, xa), (pb, xb) in zip(a, b, strict=True):
+        np.testing.assert_array_equal(pa, pb)
+        np.testing.assert_array_equal(xa, xb)
+    assert not np.array_equal(a[0][0], c[0][0])
+
+
+def test_two_workers_equal_one_worker(tmp_path: Path) -> None:
+    one = shard_arrays(generate(tmp_path / "one", spec(n_shards=4), workers=1))
+    two = shard_arrays(generate(tmp_path / "two", spec(n_shards=4), workers=2))
+    for (p1, x1), (p2, x2) in zip(one, two, strict=True):
+        np.testing.assert_array_equal(p1, p2)
+        np.testing.assert_array_equal(x1, x2)
+
+
+def test_rerun_with_other_settings_is_refused(tmp_path: Path) -> None:
+    generate(tmp_path / "ds", spec())
+    with pytest.raises(DatasetError, match="other settings"):
+        generate(tmp_path / "ds", spec(seed=99))
+
+
+def test_resume_after_kill_gives_identical_shards(tmp_path: Path) -> None:
+    """Kill -9 a CLI run mid-way; rerunning completes it with the same shards as an uninterrupted run."""
+    args = ["--data-path", str(tmp_path), "--random-parameters", "tiny11", "--sample-size", "16",
+            "--nr-data-batches", "12", "--seed", "3", "--note-length-seconds", "0.5",
+            "--render-length-seconds", "0.5"]
+    cmd = [sys.executable, "-m", "deepdiva", "dataset", "generate", "--folder-name", "killed", *args]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    manifest = tmp_path / "killed" / "manifest.json"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if manifest.exists() and len(json.loads(manifest.read_text())["shards"]) >= 2:
+            break
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done_before = len(json.loads(manifest.read_text())["shards"])
+    assert done_before < 12, "the run finished before it could be killed; make it longer"
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run([sys.executable, "-m", "deepdiva", "dataset", "generate", "--folder-name", "whole", *args],
+                   check=True, stdout=subprocess.DEVNULL)
+    killed, whole = Dataset.open(tmp_path / "killed"), Dataset.open(tmp_path / "whole")
+    assert killed.complete and len(killed) == len(whole) == 12 * 16
+    for (p1, x1), (p2, x2) in zip(shard_arrays(killed), shard_arrays(whole), strict=True):
+        np.testing.assert_array_equal(p1, p2)
+        np.testing.assert_array_equal(x1, x2)
+    assert not list((tmp_path / "killed").glob(".*tmp"))
+
+
+def test_drop_silent_regenerates(tmp_path: Path) -> None:
+    # Volume 1 and 2 vary: with both near zero a patch is silent.
+    s = spec(parameter_set="97 98", sample_size=64, n_shards=1)
+    kept = generate(tmp_path / "keep", s)
+    dropped = generate(tmp_path / "drop", DatasetSpec(**{**s.__dict__, "drop_silent": True}))
+    audio = np.asarray(dropped.load_shard(dropped.shards[0], "audio"))
+    assert dropped.shards[0]["silent"] == int(is_silent(audio).sum())
+    assert dropped.shards[0]["silent"] <= kept.shards[0]["silent"]
+
+
+def test_save_audio_writes_wavs(tmp_path: Path) -> None:
+    import soundfile as sf
+
+    ds = generate(tmp_path / "ds", spec(n_shards=1, sample_size=2, save_audio=True))
+    wavs = sorted((ds.shard_dir(ds.shards[0]) / "wav").glob("*.wav"))
+    assert len(wavs) == 2
+    data, sr = sf.read(wavs[0], dtype="float32")
+    assert sr == 44100
+    np.testing.assert_array_equal(data, np.asarray(ds.load_shard(ds.shards[0], "audio"))[0])
+
+
+def test_bad_specs() -> None:
+    with pytest.raises(DatasetError):
+        spec(sample_size=0)
+    with pytest.raises(DatasetError, match="base-preset"):
+        spec(base_preset="x.h2p")
+    with pytest.raises(DatasetError, match="path separator"):
+        spec(file_prefix="a/b")
+
+
+def test_open_rejects_non_dataset(tmp_path: Path) -> None:
+    with pytest.raises(DatasetError, match="not a deepdiva dataset"):
+        Dataset.open(tmp_path)
+    with pytest.raises(DatasetError, match="does not exist"):
+        Dataset.open(tmp_path / "nope")
+
+
+@pytest.mark.slow
+def test_ray_local_cluster_equals_local(tmp_path: Path) -> None:
+    pytest.importorskip("ray")
+    local = shard_arrays(generate(tmp_path / "local", spec()))
+    on_ray = shard_arrays(generate(tmp_path / "ray", spec(), ray_address="local"))
+    for (p1, x1), (p2, x2) in zip(local, on_ray, strict=True):
+        np.testing.assert_array_equal(p1, p2)
+        np.testing.assert_array_equal(x1, x2)
