@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from deepdiva.core.errors import DatasetError
 from deepdiva.core.render import RenderSettings
 from deepdiva.training.dataset import Dataset, DatasetSpec, generate, is_silent
