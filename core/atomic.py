@@ -13,18 +13,23 @@ def unique_path(path: Path) -> Path:
     """``path`` if free, else ``stem (2).ext``, ``stem (3).ext``, ... (never overwrite)."""
     if not path.exists():
         return path
-    n = 2
-    while True:
-        candidate = path.with_name(f"{path.stem} ({n}){path.suffix}")
-        if not candidate.exists():
-            return candidate
+    n = 1
+    while _numbered(path, n).exists():
         n += 1
+    return _numbered(path, n)
 
 
-def write_atomic(path: Path, write: Callable[[Path], None]) -> Path:
-    """Call ``write(tmp)`` on a temp file beside ``path``, then rename it into place.
+def _numbered(path: Path, n: int) -> Path:
+    return path if n == 1 else path.with_name(f"{path.stem} ({n}){path.suffix}")
 
-    The temp file is removed if ``write`` fails, so no half-written file is ever left.
+
+def write_atomic(path: Path, write: Callable[[Path], None], overwrite: bool = True) -> Path:
+    """Call ``write(tmp)`` on a temp file beside ``path``, then move it into place.
+
+    With ``overwrite=False`` an existing file is never replaced: the result goes to the first
+    free name of ``stem.ext``, ``stem (2).ext``, ... and claiming that name is atomic (a hard
+    link fails if another writer got there first). The temp file is removed if anything fails,
+    so no half-written file is ever left. Returns the path written.
     """
     path = Path(path)
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -32,17 +37,36 @@ def write_atomic(path: Path, write: Callable[[Path], None]) -> Path:
     tmp = Path(tmp_name)
     try:
         write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files
+        if overwrite:
+            os.replace(tmp, path)
+            return path
+        n = 1
+        while True:
+            candidate = _numbered(path, n)
+            try:
+                os.link(tmp, candidate)
+                return candidate
+            except FileExistsError:
+                n += 1
+    finally:
         tmp.unlink(missing_ok=True)
-        raise
-    return path
 
 
-def write_bytes_atomic(path: Path, data: bytes) -> Path:
-    return write_atomic(path, lambda tmp: tmp.write_bytes(data))
+def _read_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
-def write_json_atomic(path: Path, data: object) -> Path:
+# Read once at import: os.umask() is process-wide, so calling it later could race with threads.
+_UMASK = _read_umask()
+
+
+def write_bytes_atomic(path: Path, data: bytes, overwrite: bool = True) -> Path:
+    return write_atomic(path, lambda tmp: tmp.write_bytes(data), overwrite)
+
+
+def write_json_atomic(path: Path, data: object, overwrite: bool = True) -> Path:
     text = json.dumps(data, indent=2) + "\n"
-    return write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    return write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"), overwrite)

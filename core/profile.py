@@ -224,7 +224,7 @@ def _clip(arr: np.ndarray, low: np.ndarray, high: np.ndarray, params: Sequence[P
         cols = sorted(set(np.nonzero(outside)[1].tolist()))
         names = ", ".join(f"{params[c].location or params[c].name} {params[c].describe_range()}"
                           for c in cols[:5])
-        warnings.warn(f"{what} out of range clipped for: {names}", ParameterRangeWarning, stacklevel=3)
+        warnings.warn(f"{what} out of range clipped for: {names}", ParameterRangeWarning, stacklevel=4)
     return np.clip(arr, low, high)
 
 

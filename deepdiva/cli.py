@@ -30,7 +30,8 @@ class DeepDivaGroup(click.Group):
 def cli(ctx: click.Context, verbose: int, quiet: bool) -> None:
     """deepdiva: turn a sound into a u-he Diva preset."""
     level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr,
+                        force=True)
     ctx.ensure_object(dict)
     ctx.obj["quiet"] = quiet
 
@@ -174,3 +175,153 @@ def render_cmd(ctx: click.Context, preset: str, out: str, renderer: str, plugin_
                                    set_name=set_name, settings=_render_settings(kw), overwrite=overwrite)
     if not ctx.obj["quiet"]:
         click.echo(str(written))
+
+
+# --------------------------------------------------------------------------- preset
+
+@cli.group("preset")
+def preset_group() -> None:
+    """Show, compare and write u-he Diva .h2p presets (FILE may be 'base': the shipped base)."""
+
+
+@preset_group.command("show")
+@click.argument("file")
+@click.option("--set", "set_spec", default=None, help="Parameter set or ids ('medium33', '33 34 35'); "
+              "default: every parameter with a place in the preset.")
+@click.option("--json", "as_json", is_flag=True, help="Print meta and parameters as JSON.")
+def preset_show(file: str, set_spec: str | None, as_json: bool) -> None:
+    """Print a preset's parameter values: native, normalised and range."""
+    from .presets.diva import show_text
+
+    click.echo(show_text(file, set_spec, as_json=as_json))
+
+
+@preset_group.command("diff")
+@click.argument("a")
+@click.argument("b")
+@click.option("--set", "set_spec", default=None, help="Parameter set or ids; default: all.")
+@click.option("--json", "as_json", is_flag=True, help="Print the differences as JSON.")
+def preset_diff(a: str, b: str, set_spec: str | None, as_json: bool) -> None:
+    """Print the parameters (and meta) that differ between presets A and B."""
+    from .presets.diva import diff_text
+
+    click.echo(diff_text(a, b, set_spec, as_json=as_json))
+
+
+@preset_group.command("write")
+@click.option("--base", default="base", show_default=True, help="Preset to start from ('base': shipped).")
+@click.option("--set", "set_spec", default="medium33", show_default=True, help="Parameter set of --params.")
+@click.option("--params", required=True,
+              help='JSON object {name, SECTION:Key or id: normalised value in [0, 1]}, or @file.json.')
+@click.option("-o", "--out", default=None, help="Output .h2p file or folder (default: Diva's "
+              "UserPresets/Diva/deepdiva folder, or --preset-dir).")
+@click.option("--preset-dir", default=None, type=click.Path(file_okay=False),
+              help="Folder for presets when -o is not given.")
+@click.option("--overwrite", is_flag=True, help="Replace OUT if it exists (default: pick a new name).")
+@click.pass_context
+def preset_write(ctx: click.Context, base: str, set_spec: str, params: str, out: str | None,
+                 preset_dir: str | None, overwrite: bool) -> None:
+    """Write a preset: BASE with the --params values changed. Prints the path written."""
+    from .presets.diva import RESCAN_HINT, write_from_json
+    from .presets.folders import preset_location
+
+    target = out if out is not None else preset_location(preset_dir, create=False).folder
+    written = write_from_json(params, target, base=base, set_spec=set_spec, overwrite=overwrite)
+    click.echo(str(written))
+    if not ctx.obj["quiet"]:
+        click.echo(RESCAN_HINT, err=True)
+
+
+@preset_group.command("folder")
+@click.option("--preset-dir", default=None, type=click.Path(file_okay=False), help="Use this folder.")
+def preset_folder(preset_dir: str | None) -> None:
+    """Print the folder deepdiva writes presets into (creating it)."""
+    from .presets.folders import preset_location
+
+    click.echo(str(preset_location(preset_dir).folder))  # warns when Diva was not found
+
+
+# --------------------------------------------------------------------------- features, train, export
+
+@cli.command("features")
+@click.argument("dataset_path", metavar="DATASET", type=click.Path(exists=True))
+@click.option("--feature", "feature_names", type=click.Choice(["mel", "mel_db", "mfcc"]), multiple=True,
+              required=True, help="Feature to cache (repeat for several).")
+@click.option("--workers", default=1, show_default=True, help="Local worker processes.")
+@click.option("--overwrite", is_flag=True, help="Recompute shards that are already cached.")
+@click.option("--validation-split", default=0.1, show_default=True,
+              help="Held-out share; the MFCC scaler is fitted on the other rows (use the training value).")
+@click.option("--seed", default=0, show_default=True, help="Split seed (use the training value).")
+@click.pass_context
+def features_cmd(ctx: click.Context, dataset_path: str, feature_names: tuple[str, ...], workers: int,
+                 overwrite: bool, validation_split: float, seed: int) -> None:
+    """Cache features in every shard of DATASET (resumable); fit the MFCC scaler."""
+    from .training.dataset import Dataset
+    from .training.features_cache import cache_features
+
+    ds = Dataset.open(dataset_path)
+    quiet = ctx.obj["quiet"]
+    for name in dict.fromkeys(feature_names):
+        with _progress(len(ds.shards), f"{name} features", quiet) as bar:
+            report = cache_features(ds, name, workers=workers, overwrite=overwrite,
+                                    validation_split=validation_split, seed=seed, progress=bar.update)
+        if not quiet:
+            extra = f", scaler {report.scaler}" if report.scaler else ""
+            click.echo(f"{ds.folder}: {name} {report.shape} cached in {report.done} shards, "
+                       f"{report.skipped} already done{extra}")
+
+
+@cli.command("train")
+@click.argument("dataset_path", metavar="DATASET", required=False, type=click.Path(exists=True))
+@click.option("--model", type=click.Choice(["cnn", "lstm", "cnn2"]), default="cnn", show_default=True,
+              help="Architecture (cnn: seed CNN on mel, lstm: seed BiLSTM on mfcc, cnn2: CNN on mel_db).")
+@click.option("--feature", type=click.Choice(["mel", "mel_db", "mfcc"]), default=None,
+              help="Cached feature to train on (default: the model's).")
+@click.option("--batch-size", default=64, show_default=True)
+@click.option("--epochs", default=None, type=int, help="Total epochs (default 10; with --resume: the run's).")
+@click.option("--save-freq", default=5, show_default=True, help="Epochs between kept checkpoints.")
+@click.option("--optimizer", default="adam", show_default=True, help="A keras.optimizers name.")
+@click.option("--learning-rate", default=None, type=float, help="Learning rate (default: the optimizer's).")
+@click.option("--loss", type=click.Choice(["rmse", "mse", "mae"]), default="rmse", show_default=True,
+              help="Loss on the parameters (cnn2 uses RMSE + cross-entropy heads).")
+@click.option("--validation-split", default=0.1, show_default=True, help="Held-out share of the patches.")
+@click.option("--seed", default=0, show_default=True, help="Seed of the split, shuffling and weights.")
+@click.option("--patience", default=None, type=int, help="Stop after N epochs without a better val_loss.")
+@click.option("--runs-dir", default="runs", show_default=True, type=click.Path(file_okay=False))
+@click.option("--name", default=None, help="Run folder name (default: <model>-<date>-<time>).")
+@click.option("--resume", "resume_run", default=None, type=click.Path(exists=True, file_okay=False),
+              help="Continue this run folder from its last checkpoint.")
+@click.option("--quiet", "local_quiet", is_flag=True, help="No per-epoch log.")
+@click.pass_context
+def train_cmd(ctx: click.Context, dataset_path: str | None, resume_run: str | None, local_quiet: bool,
+              epochs: int | None, **kw) -> None:
+    """Train a model on the cached features of DATASET; writes a run folder."""
+    from .core.errors import ModelError
+    from .training.train import TrainConfig, resume, train
+
+    say = None if (local_quiet or ctx.obj["quiet"]) else click.echo
+    if resume_run:
+        result = resume(resume_run, epochs=epochs, say=say)
+    elif dataset_path is None:
+        raise ModelError("give a DATASET to train on, or --resume RUN")
+    else:
+        result = train(TrainConfig(dataset=dataset_path, epochs=epochs or 10, **kw), say=say)
+    click.echo(str(result.run_dir))
+
+
+@cli.command("export")
+@click.argument("run", type=click.Path(exists=True, file_okay=False))
+@click.option("-o", "--out", required=True, type=click.Path(dir_okay=False),
+              help="Output models/NAME.onnx; NAME.json (the model card) is written beside it.")
+@click.option("--overwrite", is_flag=True, help="Replace existing NAME.onnx / NAME.json.")
+@click.option("--opset", default=17, show_default=True, help="ONNX opset (>= 15).")
+@click.option("--tolerance", default=1e-4, show_default=True,
+              help="Max abs Keras-vs-onnxruntime difference accepted.")
+@click.pass_context
+def export_cmd(ctx: click.Context, run: str, out: str, overwrite: bool, opset: int, tolerance: float) -> None:
+    """Export RUN's best model to ONNX with a model card, after a parity check."""
+    from .training.export import export_run
+
+    say = None if ctx.obj["quiet"] else click.echo
+    onnx_path, card_path = export_run(run, out, overwrite=overwrite, opset=opset, tolerance=tolerance, say=say)
+    click.echo(f"{onnx_path}\n{card_path}")

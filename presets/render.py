@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.atomic import unique_path, write_atomic
+from ..core.atomic import write_atomic
 from ..core.profile import load_profile
 from ..core.render import RenderSettings, make_renderer
 from .h2p import read_h2p
@@ -16,8 +16,8 @@ def write_wav(path: Path, audio: np.ndarray, sample_rate: int, overwrite: bool =
     """Write mono float audio as 32-bit float wav, atomically; pick a free name unless overwrite."""
     import soundfile as sf
 
-    target = Path(path) if overwrite else unique_path(Path(path))
-    return write_atomic(target, lambda tmp: sf.write(tmp, audio, sample_rate, subtype="FLOAT", format="WAV"))
+    return write_atomic(Path(path), lambda tmp: sf.write(tmp, audio, sample_rate, subtype="FLOAT", format="WAV"),
+                        overwrite=overwrite)
 
 
 def render_preset(preset_path: str | Path, renderer: str = "builtin", plugin_path: str | None = None,

@@ -1,0 +1,130 @@
+"""Where presets go: Diva's preset folders per OS (user presets, our subfolder, a fallback).
+
+Everything that depends on the machine (OS name, home folder, environment) can be passed in,
+so the search is testable for every OS on any OS.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..core.errors import PresetError
+
+log = logging.getLogger(__name__)
+
+OUR_SUBFOLDER = "deepdiva"
+# Windows: where an installer may put Diva.data beside the plugin (relative to an env folder).
+_WINDOWS_PLUGIN_DIRS = (
+    ("CommonProgramFiles", r"C:\Program Files\Common Files", ("VST3", "Diva.data")),
+    ("CommonProgramFiles", r"C:\Program Files\Common Files", ("VST3", "u-he", "Diva.data")),
+    ("CommonProgramFiles", r"C:\Program Files\Common Files", ("VST2", "u-he", "Diva.data")),
+    ("CommonProgramFiles", r"C:\Program Files\Common Files", ("CLAP", "u-he", "Diva.data")),
+    ("ProgramFiles", r"C:\Program Files", ("VSTPlugins", "u-he", "Diva.data")),
+    ("ProgramFiles", r"C:\Program Files", ("Steinberg", "VSTPlugins", "u-he", "Diva.data")),
+    ("SystemDrive", "C:", ("VstPlugins", "u-he", "Diva.data")),
+)
+_UNSAFE = re.compile(r'[<>:"/\\|?*\x00-\x1f]')
+
+
+@dataclass(frozen=True)
+class PresetLocation:
+    """The folder deepdiva writes presets into, and how it was chosen.
+
+    ``fallback`` is True when no Diva install was found and ``folder`` is deepdiva's own
+    data folder; ``root`` is the Diva data folder that was found (``None`` otherwise).
+    """
+
+    folder: Path
+    root: Path | None
+    fallback: bool
+    searched: tuple[Path, ...] = ()
+
+
+def diva_root_candidates(system: str | None = None, home: Path | None = None,
+                         env: Mapping[str, str] | None = None,
+                         system_root: Path | None = None) -> list[Path]:
+    """Diva data folders to look for, in order.
+
+    ``system`` is ``platform.system()`` (Darwin, Windows, Linux); ``system_root`` stands in
+    for ``/`` (macOS) in tests; on Windows the plugin folders come from ``env``.
+    """
+    system = system or platform.system()
+    env = os.environ if env is None else env
+    if system == "Windows":
+        home = home or Path(env.get("USERPROFILE") or Path.home())
+        found = [home / "Documents" / "u-he" / "Diva.data"]
+        for var, default, parts in _WINDOWS_PLUGIN_DIRS:
+            base = env.get(var) or default
+            found.append(Path(base + "/" if base.endswith(":") else base).joinpath(*parts))
+        return found
+    home = home or Path.home()
+    if system == "Darwin":
+        system_root = system_root or Path("/")
+        return [home / "Library/Audio/Presets/u-he/Diva", system_root / "Library/Audio/Presets/u-he/Diva"]
+    return [home / ".u-he" / "Diva", home / ".u-he" / "Diva.data"]
+
+
+def find_diva_root(system: str | None = None, home: Path | None = None,
+                   env: Mapping[str, str] | None = None, system_root: Path | None = None) -> Path | None:
+    """The first existing Diva data folder, or ``None`` when Diva seems not installed."""
+    return next((p for p in diva_root_candidates(system, home, env, system_root) if p.is_dir()), None)
+
+
+def user_presets_dir(root: Path) -> Path:
+    """``UserPresets/Diva`` under a Diva root (``Presets/Diva`` on older installs)."""
+    current, older = root / "UserPresets" / "Diva", root / "Presets" / "Diva"
+    return older if older.is_dir() and not current.is_dir() else current
+
+
+def default_data_dir() -> Path:
+    """deepdiva's own preset folder, used when no Diva install is found."""
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("deepdiva")) / "presets"
+
+
+def preset_location(explicit: str | Path | None = None, *, system: str | None = None,
+                    home: Path | None = None, env: Mapping[str, str] | None = None,
+                    system_root: Path | None = None, data_dir: Path | None = None,
+                    create: bool = True) -> PresetLocation:
+    """Resolve where to write presets: ``explicit`` (config / ``--preset-dir``) if given, else
+    ``<Diva root>/UserPresets/Diva/deepdiva``, else deepdiva's data folder (with a warning).
+
+    ``create`` makes the folder (and parents) if needed.
+    """
+    if explicit is not None:
+        location = PresetLocation(Path(explicit).expanduser(), None, False)
+    else:
+        searched = tuple(diva_root_candidates(system, home, env, system_root))
+        root = next((p for p in searched if p.is_dir()), None)
+        if root is not None:
+            location = PresetLocation(user_presets_dir(root) / OUR_SUBFOLDER, root, False, searched)
+        else:
+            folder = data_dir or default_data_dir()
+            log.warning("no u-he Diva preset folder found (looked in %s); writing presets to %s. "
+                        "Use --preset-dir to choose a folder.", ", ".join(map(str, searched)), folder)
+            location = PresetLocation(folder, None, True, searched)
+    if create:
+        make_dir(location.folder)
+    return location
+
+
+def make_dir(folder: Path) -> None:
+    """Create ``folder`` and its parents; :class:`PresetError` with a hint when that fails."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PresetError(f"cannot create preset folder {folder}: {exc.strerror or exc}; "
+                          "choose another with --preset-dir") from None
+
+
+def safe_name(text: str, default: str = "deepdiva") -> str:
+    """A file name stem without path separators or characters Windows forbids."""
+    name = _UNSAFE.sub("_", text).strip(" .")[:100].strip(" .")
+    return name or default
