@@ -71,6 +71,79 @@ def _progress(total: int, desc: str, quiet: bool):
     return tqdm(total=total, desc=desc, unit="shard", disable=quiet or not sys.stderr.isatty())
 
 
+# --------------------------------------------------------------------------- match
+
+@cli.command("match")
+@click.argument("targets", nargs=-1, required=True, type=click.Path())
+@click.option("--model", "model_path", type=click.Path(dir_okay=False), default=None,
+              help="ONNX model (with its .json card beside it); default: the shipped model.")
+@click.option("--refine", "refine_seconds", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Seconds of search refinement per target after the network's answer.")
+@click.option("--out", type=click.Path(), default=None,
+              help="Folder or .h2p file (default: Diva's UserPresets/Diva/deepdiva folder).")
+@click.option("--preset-dir", type=click.Path(file_okay=False), default=None,
+              help="Diva preset folder to use instead of the one found on this machine.")
+@click.option("--name", default=None, help="Preset name (default: the target's file name).")
+@click.option("--preview/--no-preview", default=True, show_default=True,
+              help="Also write a wav of the matched preset beside it.")
+@click.option("--seed", default=0, show_default=True, help="Seed of the search.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON report (path, params, distance).")
+@click.option("--push-midi", "push_midi", default=None, metavar="PORT",
+              help="Also send the parameters as MIDI CC to this port.")
+@click.pass_context
+def match_cmd(ctx: click.Context, targets: tuple[str, ...], model_path: str | None, refine_seconds: float,
+              out: str | None, preset_dir: str | None, name: str | None, preview: bool, seed: int,
+              as_json: bool, push_midi: str | None) -> None:
+    """Match sounds: write a Diva preset for each target file (or folder of files)."""
+    import json
+
+    from tqdm import tqdm
+
+    from .core.errors import AudioError
+    from .core.matcher import Matcher
+    from .presets.diva import RESCAN_HINT
+    from .presets.folders import preset_location
+    from .presets.match_job import expand_targets, match_file
+
+    files = expand_targets(list(targets))
+    if not files:
+        raise AudioError(f"no audio files in {', '.join(targets)}")
+    if name and len(files) > 1:
+        raise click.UsageError("--name needs a single target")
+    destination = out if out is not None else preset_location(preset_dir).folder
+    matcher = Matcher.load(model_path)
+    sender = None
+    if push_midi:
+        from .daemon.midi import CCSender
+
+        sender = CCSender.open(push_midi)
+    quiet = ctx.obj["quiet"]
+    reports, failures = [], []
+    for path in tqdm(files, desc="matching", unit="file", disable=quiet or len(files) < 2 or not sys.stderr.isatty()):
+        try:
+            report = match_file(matcher, path, destination, name=name, preview=preview,
+                                refine_seconds=refine_seconds, seed=seed)
+        except DeepDivaError as exc:
+            if len(files) == 1:
+                raise
+            failures.append({"source": str(path), "error": str(exc)})
+            click.echo(f"error: {exc}", err=True)
+            continue
+        if sender is not None:
+            sender.send(matcher.parameter_set, report.match.params)
+        reports.append(report.as_dict(matcher))
+        if not as_json and not quiet:
+            click.echo(f"{report.preset}  (distance {report.match.distance:.4f}"
+                       + (f", preview {report.preview.name}" if report.preview else "") + ")")
+    if as_json:
+        payload = reports[0] if len(files) == 1 else {"results": reports, "failures": failures}
+        click.echo(json.dumps(payload, indent=2))
+    elif reports and not quiet:
+        click.echo(RESCAN_HINT, err=True)
+    if failures:
+        ctx.exit(2)
+
+
 # --------------------------------------------------------------------------- dataset
 
 @cli.group()

@@ -1,0 +1,103 @@
+"""The matcher: a note in, synth parameters out (network, then optional search refinement).
+
+Pure apart from loading the model once: no files are written here (see ``presets.match_job``).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ModelError
+from .metrics import SpectralTarget
+from .model_runtime import OnnxModel
+from .profile import ParameterSet
+from .refine import refine
+from .render import Renderer, RenderSettings, make_renderer
+
+DEFAULT_MODEL = "deepdiva-medium33.onnx"
+
+
+def default_model_path() -> Path:
+    """The model shipped in the package (``models/`` in the repository)."""
+    path = Path(str(resources.files("deepdiva.models").joinpath(DEFAULT_MODEL)))
+    if not path.exists():
+        raise ModelError(f"the shipped model {DEFAULT_MODEL} is missing from the install; "
+                         "rebuild it (models/README.md) or pass --model")
+    return path
+
+
+@dataclass(frozen=True)
+class Match:
+    """One matched note."""
+
+    params: np.ndarray  # normalised (k,), quantised to the synth's steps
+    native: np.ndarray  # profile units (k,)
+    distance: float  # multi-resolution STFT distance of the re-render to the target
+    network_distance: float  # the same for the network's answer alone
+    audio: np.ndarray  # the re-render (preview)
+    evaluations: int  # renders spent on the search (0 without refinement)
+    seconds: float  # wall time of this match
+
+    def as_dict(self, parameter_set: ParameterSet) -> dict:
+        return {
+            "distance": round(self.distance, 6),
+            "network_distance": round(self.network_distance, 6),
+            "evaluations": self.evaluations,
+            "seconds": round(self.seconds, 4),
+            "params": {
+                (p.location or str(p.id)): {"id": p.id, "normalised": round(float(u), 6),
+                                            "value": p.format_native(float(v))}
+                for p, u, v in zip(parameter_set.parameters, self.params, self.native, strict=True)
+            },
+        }
+
+
+class Matcher:
+    """Holds one onnxruntime session and one renderer; call :meth:`match` per note."""
+
+    def __init__(self, model: OnnxModel, renderer: Renderer | None = None) -> None:
+        self.model = model
+        self.parameter_set = model.parameter_set
+        card_render = {k: v for k, v in model.card.render.items() if k in RenderSettings.__dataclass_fields__}
+        self.settings = RenderSettings(**card_render)
+        self.renderer = renderer or make_renderer("builtin", self.parameter_set, self.settings)
+
+    @classmethod
+    def load(cls, model_path: str | os.PathLike | None = None, intra_op_threads: int = 1) -> Matcher:
+        return cls(OnnxModel.load(model_path or default_model_path(), intra_op_threads=intra_op_threads))
+
+    @property
+    def sample_rate(self) -> int:
+        return self.settings.sample_rate
+
+    @property
+    def seconds(self) -> float:
+        return self.settings.render_length
+
+    def predict(self, notes: np.ndarray) -> np.ndarray:
+        """Network only: notes (n, samples) -> quantised normalised parameters (n, k)."""
+        return self.parameter_set.quantise(self.model.predict_audio(notes))
+
+    def match(self, note: np.ndarray, refine_seconds: float = 0.0, seed: int = 0) -> Match:
+        """Match one prepared note (``core.audio.prepare_note``); refine for up to ``refine_seconds``."""
+        began = time.perf_counter()
+        guess = self.predict(note[None, :])[0]
+        target = SpectralTarget(note)
+        if refine_seconds > 0:
+            result = refine(self.renderer, target.distance, guess, refine_seconds, seed=seed)
+            params, distance, network_distance = result.params, result.distance, result.start_distance
+            evaluations = result.evaluations
+        else:
+            params, evaluations = guess, 0
+        audio = self.renderer.render(params[None, :])[0]
+        if refine_seconds <= 0:
+            distance = network_distance = float(target.distance(audio[None, :])[0])
+        native = self.parameter_set.from_normalised(params[None, :])[0]
+        return Match(params, native, distance, network_distance, audio, evaluations,
+                     time.perf_counter() - began)
