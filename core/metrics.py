@@ -1,0 +1,165 @@
+"""Distances between batches of audio, and parameter errors, for evaluation and search refinement.
+
+All audio distances take a batch ``a`` of shape ``(n, samples)`` and a reference ``b`` of shape
+``(n, samples)`` or one clip ``(samples,)`` / ``(1, samples)`` compared with every row of ``a``;
+they return float64 ``(n,)``, 0 for identical audio. Pure numpy/scipy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import partial
+
+import numpy as np
+
+from .errors import AudioError, ConfigError, ParameterValueError
+from .features import FeatureConfig, as_batch, mel_db, mfcc_features, stft_map
+
+DEFAULT_FFT_SIZES = (2048, 1024, 512, 256)
+MAG_FLOOR = 1e-7  # floor on |X|^2, as in ParallelWaveGAN's STFT loss
+_CHUNK = 1 << 18  # larger STFT chunks than the features': fewer Python calls per candidate batch
+
+
+def _pair(a: np.ndarray, b: np.ndarray, min_samples: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Validate a batch and its reference; the reference has 1 row or as many as ``a``."""
+    a = as_batch(a, min_samples)
+    b = as_batch(b, min_samples)
+    if a.shape[1] != b.shape[1]:
+        raise AudioError(f"cannot compare audio of {a.shape[1]} and {b.shape[1]} samples; "
+                         "trim or pad both to the same length")
+    if b.shape[0] not in (1, a.shape[0]):
+        raise AudioError(f"reference batch has {b.shape[0]} clips; expected 1 or {a.shape[0]}")
+    return a, b
+
+
+def stft_magnitude(audio: np.ndarray, n_fft: int, hop_length: int | None = None,
+                   floor: float = MAG_FLOOR) -> np.ndarray:
+    """``sqrt(max(|STFT|^2, floor))``, float32 ``(n, frames, 1 + n_fft//2)``.
+
+    Periodic Hann window of ``n_fft``, centred frames with reflect padding (``torch.stft``
+    defaults), ``hop_length`` defaults to ``n_fft // 4``.
+    """
+    hop = n_fft // 4 if hop_length is None else hop_length
+    audio = as_batch(audio, min_samples=n_fft // 2 + 1)
+    return stft_map(audio, n_fft, hop, True, "reflect",
+                    lambda spec, _rows, _frames: _magnitude(spec, floor), _CHUNK)
+
+
+def _magnitude(spec: np.ndarray, floor: float) -> np.ndarray:
+    """``max(|X|, sqrt(floor))`` == ``sqrt(max(|X|^2, floor))``."""
+    mag = np.abs(spec)
+    return np.maximum(mag, np.float32(np.sqrt(floor)), out=mag)
+
+
+@dataclass(frozen=True)
+class _Resolution:
+    n_fft: int
+    hop: int
+    mag: np.ndarray  # (m, frames, bins) float32
+    log_mag: np.ndarray
+    norm: np.ndarray  # (m,) float64, Frobenius norm of mag
+
+
+class SpectralTarget:
+    """Multi-resolution STFT distance to a fixed target, with the target's spectra cached.
+
+    ``SpectralTarget(target).distance(candidates)`` equals
+    ``multires_stft_distance(candidates, target)``; use it inside a search loop. ``target`` is
+    one clip (compared with every candidate) or a batch matched row by row.
+    """
+
+    def __init__(self, target: np.ndarray, fft_sizes: Sequence[int] = DEFAULT_FFT_SIZES,
+                 hop_ratio: float = 0.25, floor: float = MAG_FLOOR) -> None:
+        if not fft_sizes or not 0 < hop_ratio <= 1:
+            raise ConfigError("multi-resolution STFT needs FFT sizes and 0 < hop_ratio <= 1; "
+                              f"got {fft_sizes}, {hop_ratio}")
+        self.fft_sizes = tuple(int(n) for n in fft_sizes)
+        self.hop_ratio = float(hop_ratio)
+        self.floor = float(floor)
+        self.target = as_batch(target, min_samples=max(self.fft_sizes) // 2 + 1)
+        self._resolutions = [self._analyse(n_fft) for n_fft in self.fft_sizes]
+
+    def _hop(self, n_fft: int) -> int:
+        return max(1, int(n_fft * self.hop_ratio))
+
+    def _analyse(self, n_fft: int) -> _Resolution:
+        mag = stft_magnitude(self.target, n_fft, self._hop(n_fft), self.floor)
+        norm = np.sqrt(np.sum(np.square(mag, dtype=np.float64), axis=(1, 2)))
+        return _Resolution(n_fft, self._hop(n_fft), mag, np.log(mag), norm)
+
+    @property
+    def n_samples(self) -> int:
+        return self.target.shape[1]
+
+    def distance(self, candidates: np.ndarray) -> np.ndarray:
+        """Mean over resolutions of spectral convergence + mean log-magnitude L1, ``(n,)``."""
+        cand, _ = _pair(candidates, self.target, max(self.fft_sizes) // 2 + 1)
+        total = np.zeros(cand.shape[0], dtype=np.float64)
+        for res in self._resolutions:
+            sums = stft_map(cand, res.n_fft, res.hop, True, "reflect",
+                            partial(self._frame_sums, res=res), _CHUNK)
+            sq, abs_log = sums.sum(axis=1, dtype=np.float64).T
+            total += np.sqrt(sq) / res.norm + abs_log / res.mag[0].size
+        return total / len(self._resolutions)
+
+    def _frame_sums(self, spec: np.ndarray, rows: slice, frames: slice, res: _Resolution) -> np.ndarray:
+        """``(clips, frames, 2)``: per frame, the sums over bins of ``(A - B)^2`` and ``|log A - log B|``.
+
+        Computed chunk by chunk while the spectra are in cache.
+        """
+        rows = slice(0, 1) if res.mag.shape[0] == 1 else rows
+        mag = _magnitude(spec, self.floor)
+        log_diff = np.log(mag)
+        log_diff -= res.log_mag[rows, frames]
+        abs_log = np.abs(log_diff, out=log_diff).sum(axis=2)
+        mag -= res.mag[rows, frames]
+        sq = np.square(mag, out=mag).sum(axis=2)
+        return np.stack([sq, abs_log], axis=2)
+
+
+def multires_stft_distance(a: np.ndarray, b: np.ndarray, fft_sizes: Sequence[int] = DEFAULT_FFT_SIZES,
+                           hop_ratio: float = 0.25, floor: float = MAG_FLOOR) -> np.ndarray:
+    """Multi-resolution STFT distance of candidates ``a`` to targets ``b`` (ParallelWaveGAN loss).
+
+    For each FFT size N (Hann window N, hop ``N * hop_ratio``, centred reflect-padded frames)
+    with magnitudes ``|X| = sqrt(max(|STFT|^2, floor))``::
+
+        SC  = ||A - B||_F / ||B||_F            (spectral convergence, per clip)
+        LM  = mean |log A - log B|             (log-magnitude L1, per clip)
+
+    and the result is the mean over resolutions of ``SC + LM`` (Yamamoto et al. 2020,
+    ``ParallelWaveGAN``'s ``MultiResolutionSTFTLoss`` with equal weights). 0 for identical
+    audio; not symmetric because SC is normalised by the target ``b``.
+    """
+    a, b = _pair(a, b, max(fft_sizes) // 2 + 1)
+    return SpectralTarget(b, fft_sizes, hop_ratio, floor).distance(a)
+
+
+def log_mel_l1(a: np.ndarray, b: np.ndarray, cfg: FeatureConfig | None = None) -> np.ndarray:
+    """Mean absolute difference in dB of the ``mel_db`` spectrograms (fixed range, no per-clip
+    normalisation, so loudness counts), ``(n,)``; symmetric."""
+    cfg = cfg or FeatureConfig()
+    a, b = _pair(a, b)
+    return np.abs(mel_db(a, cfg) - mel_db(b, cfg)).mean(axis=(1, 2), dtype=np.float64)
+
+
+def mfcc_distance(a: np.ndarray, b: np.ndarray, cfg: FeatureConfig | None = None) -> np.ndarray:
+    """Mean over frames of the Euclidean distance between unscaled MFCC vectors (all
+    ``n_mfcc`` coefficients incl. c0), ``(n,)``; symmetric."""
+    cfg = cfg or FeatureConfig()
+    a, b = _pair(a, b)
+    diff = mfcc_features(a, cfg).astype(np.float64) - mfcc_features(b, cfg)
+    return np.sqrt(np.square(diff).sum(axis=2)).mean(axis=1)
+
+
+def parameter_mae(pred_norm: np.ndarray, true_norm: np.ndarray) -> np.ndarray:
+    """Mean absolute error per parameter of normalised ``(n, params)`` arrays -> float64 ``(params,)``."""
+    pred = np.asarray(pred_norm, dtype=np.float64)
+    true = np.asarray(true_norm, dtype=np.float64)
+    if pred.ndim != 2 or pred.shape != true.shape or pred.shape[0] == 0:
+        raise ParameterValueError(f"need two non-empty (n, params) arrays of one shape; "
+                                  f"got {pred.shape} and {true.shape}")
+    if not (np.isfinite(pred).all() and np.isfinite(true).all()):
+        raise ParameterValueError("parameter arrays contain NaN or infinite values")
+    return np.mean(np.abs(pred - true), axis=0)
