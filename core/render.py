@@ -90,15 +90,18 @@ class Renderer(ABC):
 
 
 def make_renderer(kind: str, parameter_set: ParameterSet, settings: RenderSettings | None = None,
-                  plugin_path: str | None = None) -> Renderer:
-    """Create a renderer by name; optional backends are imported only when asked for."""
+                  plugin_path: str | None = None, fixed: Mapping[int, float] | None = None) -> Renderer:
+    """Create a renderer by name; optional backends are imported only when asked for.
+
+    ``fixed`` gives native values for parameters outside the set (e.g. from a base preset).
+    """
     if kind == "builtin":
         from .builtin_renderer import BuiltinRenderer
-        return BuiltinRenderer(parameter_set, settings)
+        return BuiltinRenderer(parameter_set, settings, fixed)
     if kind == "vst":
         from .vst_renderer import VstRenderer
-        return VstRenderer(parameter_set, settings, plugin_path=plugin_path)
+        return VstRenderer(parameter_set, settings, plugin_path=plugin_path, fixed=fixed)
     if kind == "renderman":
         from .renderman_renderer import RenderManRenderer
-        return RenderManRenderer(parameter_set, settings, plugin_path=plugin_path)
+        return RenderManRenderer(parameter_set, settings, plugin_path=plugin_path, fixed=fixed)
     raise RenderError(f"unknown renderer {kind!r}; use one of {', '.join(RENDERER_KINDS)}")

@@ -153,20 +153,21 @@ _WORKER: dict = {}
 
 
 def _make_renderer(spec: DatasetSpec) -> Renderer:
-    renderer = make_renderer(spec.renderer, spec.resolve_set(), spec.render, plugin_path=spec.plugin_path)
-    if spec.base_preset:
-        renderer.fixed.update(base_preset_values(spec.profile, spec.base_preset))
-    return renderer
+    fixed = base_preset_values(spec.profile, spec.base_preset) if spec.base_preset else None
+    return make_renderer(spec.renderer, spec.resolve_set(), spec.render, plugin_path=spec.plugin_path,
+                         fixed=fixed)
 
 
 def base_preset_values(profile_name: str, path: str) -> dict[int, float]:
-    """Native values of every located profile parameter in a Diva preset file."""
-    from ..presets.h2p import read_h2p
-
+    """Native values of every parameter a preset file holds (Diva .h2p or an amsynth preset)."""
     profile = load_profile(profile_name)
-    located = profile.parameter_set([p.id for p in profile.parameters if p.location and p.kind != "placeholder"])
-    values = read_h2p(path).native_values(located)
-    return dict(zip(located.ids, (float(v) for v in values), strict=True))
+    if Path(path).suffix.lower() == ".h2p":
+        from ..presets.h2p import read_h2p
+
+        return read_h2p(path, profile).native_by_id(profile)
+    from ..presets.amsynth import read_amsynth
+
+    return read_amsynth(path, profile).native_by_id(profile)
 
 
 def _init_worker(spec_dict: dict) -> None:
