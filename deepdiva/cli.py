@@ -345,7 +345,7 @@ def features_cmd(ctx: click.Context, dataset_path: str, feature_names: tuple[str
 
 
 @cli.command("train")
-@click.argument("dataset_path", metavar="DATASET", required=False, type=click.Path(exists=True))
+@click.argument("dataset_path", metavar="[DATASET]", required=False, type=click.Path(exists=True))
 @click.option("--model", type=click.Choice(["cnn", "lstm", "cnn2"]), default="cnn", show_default=True,
               help="Architecture (cnn: seed CNN on mel, lstm: seed BiLSTM on mfcc, cnn2: CNN on mel_db).")
 @click.option("--feature", type=click.Choice(["mel", "mel_db", "mfcc"]), default=None,

@@ -1,0 +1,116 @@
+"""Keras model builders, the highway layer, the discrete heads and their loss."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+pytest.importorskip("tensorflow")
+
+from deepdiva.core.errors import ModelError  # noqa: E402
+from deepdiva.core.profile import load_profile  # noqa: E402
+from deepdiva.training.models import (  # noqa: E402
+    MODELS,
+    DecodeParams,
+    HeadLoss,
+    Highway,
+    build_model,
+    compile_model,
+    head_layout,
+    rmse,
+    targets,
+)
+
+
+@pytest.fixture(scope="module")
+def tiny11():
+    return load_profile("diva").parameter_set("tiny11")
+
+
+def test_head_layout_marks_discrete_parameters(tiny11) -> None:
+    layout = head_layout(tiny11)
+    assert len(layout) == 11
+    # tiny11: OSC:Tune1 (5 octaves), OSC:Wave1/2 (4 steps) are discrete
+    assert [(tiny11.ids[j], s) for j, s in enumerate(layout) if s] == [(86, 5), (131, 4), (132, 4)]
+
+
+@pytest.mark.parametrize(("name", "shape"), [("cnn", (16, 16, 1)), ("lstm", (6, 13)), ("cnn2", (16, 32, 1))])
+def test_builders_output_shapes(tiny11, name: str, shape: tuple[int, ...]) -> None:
+    model = build_model(name, shape, tiny11)
+    x = np.random.default_rng(0).random((3, *shape), dtype=np.float32)
+    out = model(x, training=False)
+    params = out[0] if isinstance(out, list | tuple) else out
+    assert model.output_names[0] == "params"
+    assert tuple(params.shape) == (3, 11)
+    p = np.asarray(params)
+    assert np.all((p >= 0) & (p <= 1))
+    if name == "cnn2":
+        assert model.output_names == ["params", "heads"]
+        assert tuple(out[1].shape) == (3, 8 + 5 + 4 + 4)
+
+
+def test_default_features_per_model() -> None:
+    assert {k: v.feature for k, v in MODELS.items()} == {"cnn": "mel", "lstm": "mfcc", "cnn2": "mel_db"}
+
+
+def test_decode_params_argmax_over_steps() -> None:
+    layout = [0, 3, 0, 5]
+    # continuous sigmoids first (columns 0, 2), then the 3-step and the 5-step softmax
+    heads = np.array([[0.2, 0.7, 0.8, 0.1, 0.1, 0.0, 0.1, 0.1, 0.1, 0.7]], dtype=np.float32)
+    out = np.asarray(DecodeParams(layout)(heads))
+    np.testing.assert_allclose(out, [[0.2, 0.0, 0.7, 1.0]], atol=1e-7)
+
+
+def test_head_loss_prefers_the_right_answer() -> None:
+    layout = [0, 3]
+    y = np.array([[0.25, 1.0], [0.75, 0.5]], dtype=np.float32)
+    good = np.array([[0.25, 0.0, 0.0, 1.0], [0.75, 0.0, 1.0, 0.0]], dtype=np.float32)
+    bad = np.array([[0.9, 1.0, 0.0, 0.0], [0.1, 1.0, 0.0, 0.0]], dtype=np.float32)
+    loss = HeadLoss(layout)
+    assert float(loss(y, good)) < 1e-3
+    assert float(loss(y, bad)) > 1.0
+    again = HeadLoss.from_config(loss.get_config())
+    assert float(again(y, bad)) == pytest.approx(float(loss(y, bad)))
+
+
+def test_rmse_is_sqrt_of_mse() -> None:
+    a = np.zeros((2, 2), dtype=np.float32)
+    b = np.full((2, 2), 0.5, dtype=np.float32)
+    assert float(rmse(a, b)) == pytest.approx(0.5, abs=1e-5)
+
+
+def test_highway_starts_near_identity_and_round_trips() -> None:
+    layer = Highway()
+    x = np.random.default_rng(1).random((4, 8), dtype=np.float32)
+    y = np.asarray(layer(x))
+    assert y.shape == (4, 8)
+    assert np.abs(y - x).mean() < 0.5  # gate bias -2: mostly carried through
+    assert Highway.from_config(layer.get_config()).gate_bias == -2.0
+
+
+def test_compile_rejects_unknown_loss_and_optimizer(tiny11) -> None:
+    model = build_model("lstm", (4, 13), tiny11)
+    with pytest.raises(ModelError, match="unknown loss"):
+        compile_model(model, loss="hinge-ish")
+    with pytest.raises(ModelError, match="unknown optimizer"):
+        compile_model(model, optimizer="not-an-optimizer")
+    with pytest.raises(ModelError, match="unknown model"):
+        build_model("transformer", (4, 13), tiny11)
+    with pytest.raises(ModelError, match="reads"):
+        build_model("lstm", (16, 16, 1), tiny11)
+
+
+def test_cnn2_trains_saves_and_reloads(tiny11, tmp_path: Path) -> None:
+    model = compile_model(build_model("cnn2", (16, 16, 1), tiny11), learning_rate=1e-3)
+    rng = np.random.default_rng(2)
+    x = rng.random((8, 16, 16, 1), dtype=np.float32)
+    y = tiny11.quantise(rng.random((8, 11))).astype(np.float32)
+    hist = model.fit(x, targets(model, y), batch_size=4, epochs=1, verbose=0)
+    assert np.isfinite(hist.history["loss"][-1]) and "params_mae" in hist.history
+    model.save(tmp_path / "m.keras")
+    again = keras.models.load_model(tmp_path / "m.keras")
+    for a, b in zip(model.predict(x, verbose=0), again.predict(x, verbose=0), strict=True):
+        np.testing.assert_array_equal(a, b)

@@ -1,0 +1,256 @@
+"""Feature cache -> training run -> resume -> ONNX export -> runtime, on a tiny tone dataset."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from deepdiva.cli import cli
+from deepdiva.core.atomic import write_json_atomic
+from deepdiva.core.errors import DatasetError, ModelError
+from deepdiva.core.features import FeatureConfig
+from deepdiva.training.dataset import (
+    Dataset,
+    DatasetSpec,
+    draw_patches,
+    manifest_path,
+    prepare,
+    shard_name,
+    write_shard,
+)
+from deepdiva.training.features_cache import (
+    CachedFeatures,
+    cache_features,
+    feature_path,
+    make_split,
+    scaler_for,
+    split_for,
+)
+
+pytest.importorskip("tensorflow")
+pytest.importorskip("tf2onnx")
+
+VAL = 0.25  # 8 of 32 patches
+
+
+def tone_dataset(folder: Path, n_shards: int = 2, n: int = 16, seed: int = 0) -> Dataset:
+    """A dataset of 2 s decaying sines whose pitch, level and decay follow three parameters.
+
+    Written with the dataset module's own writers, without a renderer, so it takes milliseconds.
+    """
+    spec = DatasetSpec(parameter_set="tiny11", sample_size=n, n_shards=n_shards, seed=seed)
+    manifest = prepare(folder, spec)
+    pset = spec.resolve_set()
+    sr = spec.render.sample_rate
+    t = np.arange(spec.render.n_samples) / sr
+    for i in range(n_shards):
+        params = draw_patches(pset, np.random.default_rng([seed, i]), n)
+        freq = 100 * 2 ** (4 * params[:, :1])
+        level = 0.05 + 0.9 * params[:, 1:2]
+        decay = np.exp(-t[None] * (1 + 8 * params[:, 2:3]))
+        audio = (level * decay * np.sin(2 * np.pi * freq * t[None])).astype(np.float32)
+        write_shard(folder, shard_name("", i), params, audio, sr, False)
+        manifest["shards"].append({"index": i, "name": shard_name("", i), "n": n, "silent": 0, "regenerated": 0})
+    write_json_atomic(manifest_path(folder), manifest)
+    return Dataset.open(folder)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Dataset:
+    ds = tone_dataset(tmp_path_factory.mktemp("data") / "tones")
+    for name in ("mel_db", "mfcc"):
+        cache_features(ds, name, validation_split=VAL)
+    return ds
+
+
+@pytest.fixture(scope="module")
+def cnn2_run(dataset, tmp_path_factory) -> Path:
+    from deepdiva.training.train import TrainConfig, train
+
+    cfg = TrainConfig(str(dataset.folder), model="cnn2", epochs=2, batch_size=8, save_freq=1,
+                      validation_split=VAL, runs_dir=str(tmp_path_factory.mktemp("runs")), name="cnn2-test")
+    return train(cfg).run_dir
+
+
+# --------------------------------------------------------------------------- split, cache
+
+def test_split_is_deterministic_and_disjoint() -> None:
+    a, b = make_split(100, 0.1, seed=3), make_split(100, 0.1, seed=3)
+    np.testing.assert_array_equal(a.val, b.val)
+    assert a.val.size == 10 and a.train.size == 90
+    assert not set(a.val) & set(a.train)
+    assert make_split(100, 0.1, seed=4).record()["val_sha1"] != a.record()["val_sha1"]
+    assert make_split(5, 0.0).val.size == 0
+    with pytest.raises(DatasetError):
+        make_split(10, 1.0)
+
+
+def test_feature_cache_skips_done_shards_and_recomputes_missing(tmp_path: Path) -> None:
+    ds = tone_dataset(tmp_path / "ds")
+    first = cache_features(ds, "mel")
+    assert (first.done, first.skipped, first.shape) == (2, 0, (128, 173, 1))
+    mel = np.load(feature_path(ds, ds.shards[1], "mel"))
+    assert mel.shape == (16, 128, 173, 1) and mel.dtype == np.float32
+    assert cache_features(ds, "mel").skipped == 2
+    feature_path(ds, ds.shards[1], "mel").unlink()
+    (ds.shard_dir(ds.shards[0]) / ".mel.npy.abc.tmp").write_bytes(b"half")  # a killed run's leftover
+    again = cache_features(ds, "mel")
+    assert (again.done, again.skipped) == (1, 1)
+    np.testing.assert_array_equal(np.load(feature_path(ds, ds.shards[1], "mel")), mel)
+    assert not list(ds.folder.rglob("*.tmp"))
+    other = FeatureConfig(fmax=12000.0)
+    with pytest.raises(DatasetError, match="other settings"):
+        cache_features(ds, "mel", other)
+    assert cache_features(ds, "mel", other, overwrite=True).done == 2
+
+
+def test_mfcc_scaler_is_fitted_on_training_rows_only(dataset: Dataset) -> None:
+    split = split_for(dataset, VAL)
+    data = json.loads((dataset.folder / "mfcc_scaler.json").read_text())
+    assert data["fitted_on"] == split.record()
+    mfcc = dataset.load_all("mfcc")
+    np.testing.assert_allclose(np.asarray(data["min"]).reshape(87, 13), mfcc[split.train].min(axis=0), rtol=1e-6)
+    assert not np.allclose(np.asarray(data["min"]).reshape(87, 13), mfcc.min(axis=0))
+    other = make_split(len(dataset), 0.5, seed=1)
+    assert scaler_for(dataset, other)["fitted_on"] == other.record()  # refitted for another split
+    assert scaler_for(dataset, split)["fitted_on"] == split.record()
+
+
+def test_cached_features_read_rows_across_shards(dataset: Dataset) -> None:
+    store = CachedFeatures(dataset, "mel_db")
+    x, y = store.get(np.array([20, 3, 17]))
+    all_x, all_y = dataset.load_all("mel_db"), dataset.load_all("params")
+    np.testing.assert_array_equal(x, all_x[[3, 17, 20]])
+    np.testing.assert_array_equal(y, all_y[[3, 17, 20]])
+
+
+# --------------------------------------------------------------------------- train, resume
+
+def test_run_folder_holds_config_history_checkpoints_and_plot(cnn2_run: Path) -> None:
+    for name in ("config.json", "history.json", "metrics.json", "loss.png", "best.keras",
+                 "checkpoints/last.keras", "checkpoints/epoch-0001.keras", "checkpoints/epoch-0002.keras"):
+        assert (cnn2_run / name).exists(), name
+    config = json.loads((cnn2_run / "config.json").read_text())
+    assert config["split"]["n_val"] == 8 and config["feature"]["name"] == "mel_db"
+    history = json.loads((cnn2_run / "history.json").read_text())
+    assert [e["epoch"] for e in history["epochs"]] == [1, 2]
+    assert {"loss", "val_loss", "mae", "val_mae"} <= set(history["epochs"][0])
+    metrics = json.loads((cnn2_run / "metrics.json").read_text())
+    assert 0 < metrics["val_mae"] < 1 and len(metrics["val_mae_per_parameter"]) == 11
+
+
+def test_resume_continues_the_history(cnn2_run: Path, tmp_path: Path) -> None:
+    from deepdiva.training.train import resume
+
+    run = Path(shutil.copytree(cnn2_run, tmp_path / "copy"))
+    result = resume(run, epochs=3)
+    history = json.loads((run / "history.json").read_text())
+    assert result.epochs_done == 3
+    assert [e["epoch"] for e in history["epochs"]] == [1, 2, 3]
+    assert [s["initial_epoch"] for s in history["sessions"]] == [0, 2]
+    assert resume(run, epochs=3).epochs_done == 3  # nothing left to do
+
+
+def test_new_run_refuses_an_existing_name(cnn2_run: Path, dataset: Dataset) -> None:
+    from deepdiva.training.train import TrainConfig, train
+
+    with pytest.raises(ModelError, match="already exists"):
+        train(TrainConfig(str(dataset.folder), model="cnn2", runs_dir=str(cnn2_run.parent), name=cnn2_run.name))
+
+
+# --------------------------------------------------------------------------- export, runtime
+
+def test_export_then_runtime_matches_keras(cnn2_run: Path, dataset: Dataset, tmp_path: Path) -> None:
+    import keras
+
+    from deepdiva.core.model_runtime import ModelCard, OnnxModel
+    from deepdiva.training.export import export_run
+
+    onnx_path, card_path = export_run(cnn2_run, tmp_path / "models" / "tiny.onnx")
+    assert onnx_path.stat().st_size < 5_000_000
+    card = ModelCard.load(card_path)
+    assert card.parameter_ids == dataset.manifest["parameter_ids"]
+    assert card.data["parity"]["max_abs_diff"] <= 1e-4 and card.data["parity"]["n"] == 8
+    assert card.data["training"]["n_val"] == 8 and "val_mae" in card.metrics
+    assert {"tensorflow", "tf2onnx", "onnxruntime", "deepdiva"} <= set(card.data["versions"])
+
+    model = OnnxModel.load(onnx_path)
+    split = split_for(dataset, VAL)
+    x, _ = CachedFeatures(dataset, "mel_db").get(split.val)
+    expected = keras.models.load_model(cnn2_run / "best.keras").predict(x, verbose=0)[0]
+    np.testing.assert_allclose(model.predict(x), expected, atol=1e-4)
+    audio = dataset.load_all("audio")[split.val]
+    np.testing.assert_allclose(model.predict_audio(audio), expected, atol=1e-4)
+
+    with pytest.raises(ModelError, match="--overwrite"):
+        export_run(cnn2_run, onnx_path)
+
+
+def test_export_refuses_when_onnx_disagrees(cnn2_run: Path, tmp_path: Path, monkeypatch) -> None:
+    from deepdiva.training import export
+
+    real = export.run_onnx
+    monkeypatch.setattr(export, "run_onnx", lambda b, x: {k: v + 1e-3 for k, v in real(b, x).items()})
+    out = tmp_path / "bad.onnx"
+    with pytest.raises(ModelError, match="does not reproduce"):
+        export.export_run(cnn2_run, out)
+    assert not list(tmp_path.iterdir())
+
+
+def test_lstm_on_scaled_mfcc_end_to_end(dataset: Dataset, tmp_path: Path) -> None:
+    """The MFCC scaler travels from the dataset through the run into the card and the runtime."""
+    import keras
+
+    from deepdiva.core.model_runtime import OnnxModel
+    from deepdiva.training.export import export_run
+    from deepdiva.training.train import TrainConfig, train
+
+    run = train(TrainConfig(str(dataset.folder), model="lstm", epochs=1, batch_size=16, validation_split=VAL,
+                            runs_dir=str(tmp_path), name="lstm")).run_dir
+    onnx_path, _ = export_run(run, tmp_path / "lstm.onnx")
+    model = OnnxModel.load(onnx_path)
+    assert model.card.scaler is not None
+    audio = dataset.load_all("audio")[:4]
+    x = model.features_for(audio)
+    assert x.shape == (4, 87, 13) and -0.5 < x.min() and x.max() < 1.5  # unclipped: held-out rows may leave [0, 1]
+    expected = keras.models.load_model(run / "best.keras").predict(x, verbose=0)
+    np.testing.assert_allclose(model.predict_audio(audio), expected, atol=1e-4)
+
+
+# --------------------------------------------------------------------------- CLI
+
+def test_cli_features_and_export(cnn2_run: Path, dataset: Dataset, tmp_path: Path) -> None:
+    runner = CliRunner()
+    res = runner.invoke(cli, ["features", str(dataset.folder), "--feature", "mel_db", "--validation-split", "0.25"])
+    assert res.exit_code == 0, res.output
+    assert "2 already done" in res.output
+    out = tmp_path / "m.onnx"
+    res = runner.invoke(cli, ["export", str(cnn2_run), "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    assert out.exists() and out.with_suffix(".json").exists()
+    res = runner.invoke(cli, ["export", str(cnn2_run), "-o", str(out)])
+    assert res.exit_code == 2 and "--overwrite" in res.output
+    res = runner.invoke(cli, ["train"])
+    assert res.exit_code == 2 and "DATASET" in res.output
+
+
+def test_cli_train_seed_cnn_and_resume(tmp_path: Path) -> None:
+    ds = tone_dataset(tmp_path / "ds")
+    runner = CliRunner()
+    assert runner.invoke(cli, ["features", str(ds.folder), "--feature", "mel"]).exit_code == 0
+    args = ["train", str(ds.folder), "--model", "cnn", "--epochs", "1", "--batch-size", "16",
+            "--runs-dir", str(tmp_path / "runs"), "--name", "seed", "--validation-split", "0.25"]
+    res = runner.invoke(cli, args)
+    assert res.exit_code == 0, res.output
+    assert "epoch 1/1" in res.output
+    res = runner.invoke(cli, ["train", "--resume", str(tmp_path / "runs" / "seed"), "--epochs", "2", "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert "epoch" not in res.output
+    assert len(json.loads((tmp_path / "runs" / "seed" / "history.json").read_text())["epochs"]) == 2
+    res = runner.invoke(cli, ["export", str(tmp_path / "runs" / "seed"), "-o", str(tmp_path / "seed.onnx")])
+    assert res.exit_code == 0, res.output

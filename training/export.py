@@ -1,0 +1,192 @@
+"""Export a training run to ``NAME.onnx`` + ``NAME.json`` (the model card), after a parity check.
+
+The Keras model is converted with tf2onnx and an explicit input signature (batch dim None;
+Keras 3 models need one). Nothing is written unless onnxruntime reproduces the Keras outputs
+on real validation inputs within the tolerance.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+from .. import __version__
+from ..core.atomic import write_bytes_atomic, write_json_atomic
+from ..core.errors import DeepDivaError, ModelError
+from ..core.model_runtime import CARD_FORMAT, PARAMS_OUTPUT, ModelCard, make_session
+from .dataset import Dataset
+from .features_cache import split_for
+from .train import best_model_path, open_store, read_json
+
+DEFAULT_OPSET = 17
+TOLERANCE = 1e-4
+INPUT_NAME = "features"
+
+
+def convert(model, input_shape: tuple[int, ...], opset: int = DEFAULT_OPSET) -> bytes:
+    """Keras model -> serialized ONNX model with input ``features`` of shape (None, *input_shape)."""
+    import tensorflow as tf
+    import tf2onnx
+
+    if opset < 15:
+        raise ModelError(f"--opset must be >= 15, got {opset}")
+    signature = (tf.TensorSpec((None, *input_shape), tf.float32, name=INPUT_NAME),)
+    try:
+        proto, _ = tf2onnx.convert.from_keras(model, input_signature=signature, opset=opset)
+    except Exception as exc:  # tf2onnx raises a variety of errors
+        raise ModelError(f"tf2onnx could not convert the model: {exc}") from exc
+    return proto.SerializeToString()
+
+
+def run_onnx(model_bytes: bytes, x: np.ndarray) -> dict[str, np.ndarray]:
+    """Every output of the ONNX model for input ``x``, by name."""
+    session = make_session(model_bytes)
+    names = [o.name for o in session.get_outputs()]
+    return dict(zip(names, session.run(names, {INPUT_NAME: x}), strict=True))
+
+
+def keras_outputs(model, x: np.ndarray) -> dict[str, np.ndarray]:
+    out = model.predict(x, batch_size=64, verbose=0)
+    out = out if isinstance(out, list | tuple) else [out]
+    return {name: np.asarray(o) for name, o in zip(model.output_names, out, strict=True)}
+
+
+def _near_ties(heads: np.ndarray, layout: list[int], tol: float) -> np.ndarray:
+    """(n, k) mask of discrete parameters whose two most likely steps are within ``tol``."""
+    from .models import _head_slices
+
+    ties = np.zeros((heads.shape[0], len(layout)), dtype=bool)
+    _, disc = _head_slices(layout)
+    for j, off, s in disc:
+        top2 = np.sort(heads[:, off:off + s], axis=1)[:, -2:]
+        ties[:, j] = (top2[:, 1] - top2[:, 0]) <= tol
+    return ties
+
+
+def check_parity(model, model_bytes: bytes, x: np.ndarray, tol: float = TOLERANCE) -> dict:
+    """Compare Keras and onnxruntime on ``x``; ModelError if any output differs by more than ``tol``.
+
+    A decoded discrete parameter (argmax) may differ only where its two most likely steps are
+    within ``tol`` of each other: there either answer is right.
+    """
+    ref = keras_outputs(model, x)
+    got = run_onnx(model_bytes, x)
+    if set(ref) - set(got):
+        raise ModelError(f"the ONNX model lacks outputs {sorted(set(ref) - set(got))}")
+    diffs = {}
+    for name, expected in ref.items():
+        diff = np.abs(np.asarray(got[name], dtype=np.float64) - expected)
+        if name == PARAMS_OUTPUT and "heads" in ref:
+            diff[_near_ties(ref["heads"], model.get_layer(PARAMS_OUTPUT).layout, tol)] = 0.0
+        diffs[name] = float(diff.max()) if diff.size else 0.0
+    worst = max(diffs.values())
+    if not np.isfinite(worst) or worst > tol:
+        raise ModelError(f"ONNX export does not reproduce the Keras model: max abs difference "
+                         f"{worst:.3g} > {tol:g} ({diffs}); nothing was written")
+    return {"max_abs_diff": worst, "per_output": diffs, "tolerance": tol, "n": int(len(x))}
+
+
+def validation_inputs(config: dict, n: int = 32) -> np.ndarray:
+    """Up to ``n`` real validation inputs of a run (training rows if it has no validation set)."""
+    train = config["train"]
+    try:
+        ds = Dataset.open(train["dataset"])
+    except DeepDivaError as exc:
+        raise ModelError(f"export checks the model on the run's dataset, which cannot be opened: {exc}") from None
+    split = split_for(ds, train["validation_split"], train["seed"])
+    if split.record() != config["split"]:
+        raise ModelError(f"the dataset {ds.folder} changed since training; cannot check the export")
+    rows = split.val if split.val.size else split.train
+    store = open_store(ds, config["feature"]["name"], config["feature"]["scaler"])
+    return store.get(rows[:n])[0]
+
+
+def build_card(name: str, model_bytes: bytes, config: dict, metrics: dict, parity: dict,
+               outputs: list[dict]) -> dict:
+    """The model card for ``name``.onnx (validated by :class:`ModelCard` before it is written)."""
+    import onnx
+    import onnxruntime
+    import tensorflow as tf
+    import tf2onnx
+
+    ds, train = config["dataset"], config["train"]
+    keep = ("val_mae", "val_mae_per_parameter", "n_val", "epoch")
+    return {
+        "format": CARD_FORMAT,
+        "name": name,
+        "model_file": f"{name}.onnx",
+        "model_sha256": hashlib.sha256(model_bytes).hexdigest(),
+        "created": datetime.now().isoformat(timespec="seconds"),
+        "architecture": train["model"],
+        "profile": ds["profile"],
+        "parameter_set": {"name": ds["parameter_set"], "ids": ds["parameter_ids"], "names": ds["parameter_names"]},
+        "feature": config["feature"],
+        "input": {"name": INPUT_NAME, "shape": [None, *config["input_shape"]], "dtype": "float32"},
+        "outputs": outputs,
+        "training": {
+            "run": config.get("run_dir", ""), "dataset": ds["path"], "n": ds["n"], "n_train": ds["n_train"],
+            "n_val": ds["n_val"], "renderer": ds["renderer"], "render": ds["render"], "split": config["split"],
+            "model": train["model"], "loss": "head_loss" if train["model"] == "cnn2" else train["loss"],
+            "optimizer": train["optimizer"], "learning_rate": train["learning_rate"],
+            "batch_size": train["batch_size"], "epochs": metrics.get("epochs_done"),
+        },
+        "metrics": {k: metrics[k] for k in keep if metrics.get(k) is not None},
+        "parity": parity,
+        "versions": {"deepdiva": __version__, "tensorflow": tf.__version__, "keras": _keras_version(),
+                     "tf2onnx": tf2onnx.__version__, "onnx": onnx.__version__,
+                     "onnxruntime": onnxruntime.__version__, "numpy": np.__version__},
+    }
+
+
+def _keras_version() -> str:
+    import keras
+
+    return keras.__version__
+
+
+def export_run(run: str | os.PathLike, out: str | os.PathLike, overwrite: bool = False,
+               opset: int = DEFAULT_OPSET, tolerance: float = TOLERANCE, n_check: int = 32,
+               say: Callable[[str], None] | None = None) -> tuple[Path, Path]:
+    """Convert ``run``'s best model to ``out`` (.onnx) and write the card beside it."""
+    import keras
+
+    from . import models  # noqa: F401 - registers the custom layers for loading
+
+    run_dir, out = Path(run), Path(out)
+    if out.suffix != ".onnx":
+        raise ModelError(f"the output must end in .onnx, got {out}")
+    card_path = out.with_suffix(".json")
+    existing = [p for p in (out, card_path) if p.exists()]
+    if existing and not overwrite:
+        raise ModelError(f"{', '.join(map(str, existing))} already exist(s); pass --overwrite to replace")
+    config = read_json(run_dir / "config.json")
+    metrics = read_json(run_dir / "metrics.json") if (run_dir / "metrics.json").exists() else {}
+    metrics["epochs_done"] = len(read_json(run_dir / "history.json")["epochs"])
+    config["run_dir"] = str(run_dir.resolve())
+    model_file = best_model_path(run_dir)
+    model = keras.models.load_model(model_file)
+    model_bytes = convert(model, tuple(config["input_shape"]), opset)
+    x = validation_inputs(config, n_check)
+    parity = check_parity(model, model_bytes, x, tolerance)
+    if say:
+        say(f"parity: max |keras - onnxruntime| = {parity['max_abs_diff']:.2e} on {parity['n']} "
+            f"validation inputs (tolerance {tolerance:g})")
+    session = make_session(model_bytes)
+    outputs = [{"name": o.name, "shape": [d if isinstance(d, int) else None for d in o.shape],
+                "dtype": "float32"} for o in session.get_outputs()]
+    card = build_card(out.stem, model_bytes, config, metrics, parity, outputs)
+    card["training"]["checkpoint"] = str(model_file.resolve())
+    ModelCard(card, card_path)  # validate before writing anything
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_bytes_atomic(out, model_bytes)
+    try:
+        write_json_atomic(card_path, card)
+    except BaseException:
+        out.unlink(missing_ok=True)
+        raise
+    return out, card_path

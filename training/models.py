@@ -1,0 +1,284 @@
+"""Keras 3 models that map a feature array to normalised synth parameters.
+
+Every model has an output named ``params``: float32 (n, k) normalised values in [0, 1], one
+column per parameter of the set, in order. ``cnn2`` has a second output ``heads`` (sigmoids of
+the continuous parameters, then one softmax per discrete parameter) that its loss trains;
+``params`` decodes it (argmax step / (steps - 1)) inside the graph, so the exported ONNX model
+needs no post-processing.
+
+- ``cnn``: the seed's baseline on ``mel`` (4 conv blocks, flatten, Dense 128/64, dropout 0.3).
+- ``lstm``: the seed's baseline on ``mfcc`` (bidirectional LSTM, highway layers).
+- ``cnn2``: on ``mel_db`` (loudness kept); separable convs, a 1x1 bottleneck that keeps the
+  time/frequency layout, classification heads for discrete parameters.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+# before TensorFlow loads: its C++ INFO lines (oneDNN, CPU features) are noise on a CLI
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from keras import layers, ops  # noqa: E402
+
+from ..core.errors import ModelError  # noqa: E402
+from ..core.profile import ParameterSet  # noqa: E402
+
+PACKAGE = "deepdiva"
+# Keras' default 0.99 needs thousands of steps before the inference statistics are usable;
+# runs on small datasets would otherwise predict a constant in inference mode.
+BN_MOMENTUM = 0.9
+
+
+# --------------------------------------------------------------------------- head layout
+
+def head_layout(pset: ParameterSet) -> list[int]:
+    """Steps per parameter in set order: 0 for a continuous one, the number of steps otherwise."""
+    out = []
+    for p in pset.parameters:
+        steps = p.steps if p.discrete else None
+        out.append(len(steps) if steps is not None and len(steps) >= 2 else 0)
+    return out
+
+
+def _head_slices(layout: Sequence[int]) -> tuple[list[int], list[tuple[int, int, int]]]:
+    """Continuous columns, and (column, offset in heads, steps) per discrete parameter.
+
+    ``heads`` holds the continuous sigmoids first (in set order), then each softmax.
+    """
+    cont = [j for j, s in enumerate(layout) if s == 0]
+    offset = len(cont)
+    disc = []
+    for j, s in enumerate(layout):
+        if s:
+            disc.append((j, offset, s))
+            offset += s
+    return cont, disc
+
+
+# --------------------------------------------------------------------------- layers, losses
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class Highway(layers.Layer):
+    """Highway layer (Srivastava et al. 2015): ``T * relu(W_h x) + (1 - T) * x``, ``T = sigmoid(W_t x)``.
+
+    The gate bias starts negative so the layer begins close to the identity.
+    """
+
+    def __init__(self, gate_bias: float = -2.0, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.gate_bias = gate_bias
+
+    def build(self, input_shape) -> None:
+        dim = int(input_shape[-1])
+        self.transform = layers.Dense(dim, activation="relu", name="transform")
+        self.gate = layers.Dense(dim, activation="sigmoid", name="gate",
+                                 bias_initializer=keras.initializers.Constant(self.gate_bias))
+        self.transform.build(input_shape)
+        self.gate.build(input_shape)
+
+    def call(self, x):
+        t = self.gate(x)
+        return t * self.transform(x) + (1.0 - t) * x
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "gate_bias": self.gate_bias}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class DecodeParams(layers.Layer):
+    """``heads`` -> normalised parameters (n, k): sigmoids pass, softmaxes become argmax / (steps - 1)."""
+
+    def __init__(self, layout: Sequence[int], **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.layout = [int(s) for s in layout]
+
+    def call(self, heads):
+        cont, disc = _head_slices(self.layout)
+        columns: dict[int, object] = {j: heads[:, i:i + 1] for i, j in enumerate(cont)}
+        for j, off, s in disc:
+            # tf.argmax, not ops.argmax: Keras' TF argmax adds Bitcast ops that ONNX lacks
+            step = tf.math.argmax(heads[:, off:off + s], axis=-1)
+            columns[j] = ops.expand_dims(ops.cast(step, heads.dtype) / float(s - 1), -1)
+        return ops.concatenate([columns[j] for j in range(len(self.layout))], axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], len(self.layout))
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "layout": self.layout}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+def rmse(y_true, y_pred):
+    """Root mean squared error over every value of the batch."""
+    return ops.sqrt(ops.mean(ops.square(y_pred - y_true)) + 1e-12)
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class HeadLoss(keras.losses.Loss):
+    """Loss for ``heads``: RMSE over the continuous columns plus cross-entropy per discrete head.
+
+    ``y_true`` is the normalised parameter matrix (n, k); a discrete target's class is
+    ``round(value * (steps - 1))``. Each cross-entropy is divided by ``log(steps)`` (1.0 for a
+    uniform guess) and the parts are weighted by their parameter counts, so the loss is on the
+    same scale for any set.
+    """
+
+    def __init__(self, layout: Sequence[int], name: str = "head_loss", **kwargs) -> None:
+        super().__init__(name=name, **kwargs)
+        self.layout = [int(s) for s in layout]
+
+    def call(self, y_true, y_pred):
+        cont, disc = _head_slices(self.layout)
+        k = float(len(self.layout))
+        total = 0.0
+        if cont:
+            idx = ops.convert_to_tensor(cont, dtype="int32")
+            true_c = ops.take(y_true, idx, axis=1)
+            pred_c = y_pred[:, :len(cont)]
+            total = total + (len(cont) / k) * rmse(true_c, pred_c)
+        for j, off, s in disc:
+            cls = ops.cast(ops.round(y_true[:, j] * (s - 1)), "int32")
+            probs = ops.clip(y_pred[:, off:off + s], 1e-7, 1.0)
+            ce = keras.losses.sparse_categorical_crossentropy(cls, probs)
+            total = total + ops.mean(ce) / (math.log(s) * k)
+        # one value per sample is what Loss expects; the batch mean is the same number
+        return ops.zeros_like(y_true[:, 0]) + total
+
+    def get_config(self) -> dict:
+        return {"layout": self.layout, "name": self.name}
+
+
+# --------------------------------------------------------------------------- builders
+
+def _params_head(x, k: int):
+    return layers.Dense(k, activation="sigmoid", name="params")(x)
+
+
+def build_cnn(input_shape: Sequence[int], pset: ParameterSet, dropout: float = 0.3) -> keras.Model:
+    """The seed's CNN: 4 x (Conv2D 3x3 relu, batch-norm, max-pool 2x2), flatten, Dense 128, 64."""
+    inp = keras.Input(shape=tuple(input_shape), name="features")
+    x = inp
+    for filters in (32, 64, 128, 128):
+        x = layers.Conv2D(filters, 3, padding="same", activation="relu")(x)
+        x = layers.BatchNormalization(momentum=BN_MOMENTUM)(x)
+        x = layers.MaxPooling2D(2)(x)
+    x = layers.Flatten()(x)
+    x = layers.Dense(128, activation="relu")(x)
+    x = layers.Dense(64, activation="relu")(x)
+    x = layers.Dropout(dropout)(x)
+    return keras.Model(inp, _params_head(x, len(pset)), name="cnn")
+
+
+def build_lstm(input_shape: Sequence[int], pset: ParameterSet, units: int = 64, n_highway: int = 4,
+               dropout: float = 0.3) -> keras.Model:
+    """The seed's LSTM: bidirectional LSTM over MFCC frames, highway layers, sigmoid output."""
+    inp = keras.Input(shape=tuple(input_shape), name="features")
+    x = layers.Bidirectional(layers.LSTM(units))(inp)
+    for _ in range(n_highway):
+        x = Highway()(x)
+    x = layers.Dropout(dropout)(x)
+    return keras.Model(inp, _params_head(x, len(pset)), name="lstm")
+
+
+def build_cnn2(input_shape: Sequence[int], pset: ParameterSet, width: int = 32, dense: int = 256,
+               dropout: float = 0.3) -> keras.Model:
+    """Separable conv net on ``mel_db``; softmax heads for discrete parameters.
+
+    Pooling is coarser along time than along frequency late in the net, and a 1x1 bottleneck
+    before flattening keeps *where* energy sits (pitch, cutoff, envelope timing) at little
+    cost, unlike global pooling.
+    """
+    inp = keras.Input(shape=tuple(input_shape), name="features")
+    x = layers.Conv2D(width, 3, padding="same", use_bias=False)(inp)
+    x = layers.BatchNormalization(momentum=BN_MOMENTUM)(x)
+    x = layers.Activation("relu")(x)
+    x = layers.MaxPooling2D(2)(x)
+    for mult, pool in ((2, (2, 2)), (3, (2, 2)), (4, (2, 2)), (4, (1, 2))):
+        x = layers.SeparableConv2D(width * mult, 3, padding="same", use_bias=False)(x)
+        x = layers.BatchNormalization(momentum=BN_MOMENTUM)(x)
+        x = layers.Activation("relu")(x)
+        x = layers.MaxPooling2D(pool, padding="same")(x)
+    x = layers.Conv2D(width, 1, activation="relu")(x)
+    x = layers.Flatten()(x)
+    x = layers.Dense(dense, activation="relu")(x)
+    x = layers.Dropout(dropout)(x)
+    layout = head_layout(pset)
+    cont, disc = _head_slices(layout)
+    parts = []
+    if cont:
+        parts.append(layers.Dense(len(cont), activation="sigmoid", name="continuous")(x))
+    for j, _, s in disc:
+        parts.append(layers.Dense(s, activation="softmax", name=f"discrete_{pset.ids[j]}")(x))
+    heads = layers.Concatenate(name="heads")(parts) if len(parts) > 1 else layers.Identity(name="heads")(parts[0])
+    params = DecodeParams(layout, name="params")(heads)
+    return keras.Model(inp, [params, heads], name="cnn2")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model name, the feature it reads by default and its builder."""
+
+    name: str
+    feature: str
+    build: Callable[..., keras.Model]
+    description: str
+
+
+MODELS: dict[str, ModelSpec] = {
+    "cnn": ModelSpec("cnn", "mel", build_cnn, "seed CNN on the per-clip mel spectrogram"),
+    "lstm": ModelSpec("lstm", "mfcc", build_lstm, "seed bidirectional LSTM + highway on MFCC"),
+    "cnn2": ModelSpec("cnn2", "mel_db", build_cnn2,
+                      "separable CNN on the loudness-keeping mel spectrogram, classification heads"),
+}
+
+
+def model_spec(name: str) -> ModelSpec:
+    try:
+        return MODELS[name]
+    except KeyError:
+        raise ModelError(f"unknown model {name!r}; use one of {', '.join(MODELS)}") from None
+
+
+def build_model(name: str, input_shape: Sequence[int], pset: ParameterSet) -> keras.Model:
+    """Build model ``name`` for features of ``input_shape`` (without the batch dim)."""
+    spec = model_spec(name)
+    rank = 2 if spec.feature == "mfcc" else 3
+    if len(input_shape) != rank:
+        kind = "(frames, coefficients) sequences such as mfcc" if rank == 2 else "spectrogram images such as mel"
+        raise ModelError(f"model {name!r} reads {kind}; got features of shape {tuple(input_shape)}")
+    return spec.build(tuple(int(d) for d in input_shape), pset)
+
+
+LOSSES: dict[str, Callable] = {"rmse": rmse, "mse": keras.losses.mean_squared_error,
+                               "mae": keras.losses.mean_absolute_error}
+
+
+def compile_model(model: keras.Model, optimizer: str = "adam", learning_rate: float | None = None,
+                  loss: str = "rmse") -> keras.Model:
+    """Compile with ``loss`` on ``params`` (or :class:`HeadLoss` on ``heads``) and MAE on ``params``."""
+    if loss not in LOSSES:
+        raise ModelError(f"unknown loss {loss!r}; use one of {', '.join(LOSSES)}")
+    config: dict = {} if learning_rate is None else {"learning_rate": learning_rate}
+    try:
+        opt = keras.optimizers.get({"class_name": optimizer, "config": config})
+    except (ValueError, TypeError) as exc:
+        raise ModelError(f"unknown optimizer {optimizer!r}: {exc}") from None
+    if "heads" in model.output_names:
+        layout = model.get_layer("params").layout
+        model.compile(optimizer=opt, loss={"params": None, "heads": HeadLoss(layout)},
+                      metrics={"params": ["mae"]})
+    else:
+        model.compile(optimizer=opt, loss=LOSSES[loss], metrics=["mae"])
+    return model
+
+
+def targets(model: keras.Model, params):
+    """The ``y`` a model trains on: the parameter matrix once per output."""
+    return params if len(model.outputs) == 1 else tuple(params for _ in model.outputs)

@@ -1,0 +1,366 @@
+"""Training runs: cached features -> Keras model, with checkpoints, history and resume.
+
+A run is a folder ``RUNS/<name>/``::
+
+    config.json           settings, dataset summary, feature config, split, scaler, versions
+    history.json          one record per epoch, appended across resumes
+    checkpoints/last.keras          after every epoch (what --resume continues from)
+    checkpoints/epoch-0005.keras    every --save-freq epochs
+    best.keras            lowest validation loss so far (what export uses)
+    metrics.json          validation MAE of best.keras (overall and per parameter)
+    loss.png              loss and MAE curves
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+from .. import __version__
+from ..core.atomic import unique_path, write_atomic, write_json_atomic
+from ..core.errors import DatasetError, ModelError
+from ..core.metrics import parameter_mae
+from ..core.scaler import MinMaxScaler
+from .dataset import Dataset
+from .features_cache import SCALED_FEATURES, CachedFeatures, Split, cached_config, scaler_for, split_for
+
+# TensorFlow is imported lazily, after this: keep its C++ INFO lines off the terminal
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+RUN_FORMAT = "deepdiva-run/1"
+Logger = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything ``deepdiva train`` takes; stored in the run's config.json."""
+
+    dataset: str
+    model: str = "cnn"
+    feature: str | None = None
+    batch_size: int = 64
+    epochs: int = 10
+    save_freq: int = 5
+    optimizer: str = "adam"
+    learning_rate: float | None = None
+    loss: str = "rmse"
+    validation_split: float = 0.1
+    seed: int = 0
+    patience: int | None = None
+    runs_dir: str = "runs"
+    name: str | None = None
+
+    def __post_init__(self) -> None:
+        for key in ("batch_size", "epochs", "save_freq"):
+            if getattr(self, key) < 1:
+                raise ModelError(f"--{key.replace('_', '-')} must be >= 1, got {getattr(self, key)}")
+        if self.patience is not None and self.patience < 1:
+            raise ModelError(f"--patience must be >= 1, got {self.patience}")
+        if self.learning_rate is not None and not self.learning_rate > 0:
+            raise ModelError(f"--learning-rate must be > 0, got {self.learning_rate}")
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+# --------------------------------------------------------------------------- data
+
+def batches(store: CachedFeatures, rows: np.ndarray, batch_size: int, n_outputs: int, shuffle: bool,
+            seed: int = 0, epoch: int = 0):
+    """A ``keras.utils.PyDataset`` of (features, params) over ``rows`` of memory-mapped shards."""
+    import keras
+
+    class FeatureBatches(keras.utils.PyDataset):
+        def __init__(self) -> None:
+            super().__init__(workers=1, use_multiprocessing=False)
+            self.epoch = epoch
+            self.order = np.asarray(rows, dtype=np.int64)
+            self._shuffle()
+
+        def _shuffle(self) -> None:
+            if shuffle:
+                self.order = np.random.default_rng([seed, self.epoch]).permutation(np.sort(self.order))
+
+        def __len__(self) -> int:
+            return math.ceil(len(self.order) / batch_size)
+
+        def __getitem__(self, i: int):
+            x, y = store.get(self.order[i * batch_size:(i + 1) * batch_size])
+            return x, (y if n_outputs == 1 else tuple(y for _ in range(n_outputs)))
+
+        def on_epoch_end(self) -> None:
+            self.epoch += 1
+            self._shuffle()
+
+    return FeatureBatches()
+
+
+def open_store(ds: Dataset, feature: str, scaler: dict | None) -> CachedFeatures:
+    return CachedFeatures(ds, feature, MinMaxScaler.from_dict(scaler) if scaler else None)
+
+
+# --------------------------------------------------------------------------- run folder
+
+def read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelError(f"{path} is missing: is {path.parent} a deepdiva training run?") from None
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"cannot read {path}: {exc}") from None
+
+
+def versions() -> dict:
+    import keras
+    import tensorflow as tf
+
+    return {"deepdiva": __version__, "tensorflow": tf.__version__, "keras": keras.__version__,
+            "numpy": np.__version__}
+
+
+def dataset_summary(ds: Dataset, split: Split) -> dict:
+    spec = ds.spec
+    return {"path": str(ds.folder.resolve()), "prefix": ds.prefix, "n": len(ds), "n_shards": len(ds.shards),
+            "n_train": int(split.train.size), "n_val": int(split.val.size), "profile": spec.profile,
+            "parameter_set": spec.parameter_set, "parameter_ids": ds.manifest["parameter_ids"],
+            "parameter_names": ds.manifest["parameter_names"], "renderer": spec.renderer,
+            "render": spec.render.to_dict(), "seed": spec.seed}
+
+
+def _new_run_dir(cfg: TrainConfig) -> Path:
+    root = Path(cfg.runs_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    if cfg.name:
+        path = root / cfg.name
+        if path.exists():
+            raise ModelError(f"run {path} already exists; use --resume {path} or another --name")
+        return path
+    return unique_path(root / f"{cfg.model}-{datetime.now():%Y%m%d-%H%M%S}")
+
+
+def save_keras_atomic(model, path: Path) -> None:
+    """``model.save`` to a temp ``.keras`` name beside ``path``, then rename."""
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.keras")
+    try:
+        model.save(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def plot_history(epochs: list[dict], path: Path) -> Path:
+    """Loss and MAE per epoch (training and validation) as a PNG."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    fig = Figure(figsize=(9, 3.6))
+    FigureCanvasAgg(fig)
+    x = [e["epoch"] for e in epochs]
+    for ax, key in zip(fig.subplots(1, 2), ("loss", "mae"), strict=True):
+        for name, style in ((key, "-"), (f"val_{key}", "--")):
+            ys = [e.get(name) for e in epochs]
+            if any(y is not None for y in ys):
+                ax.plot(x, [np.nan if y is None else y for y in ys], style, marker=".", label=name)
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_title(key)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    return write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+
+
+# --------------------------------------------------------------------------- recording callback
+
+def _recorder(run_dir: Path, history: dict, save_freq: int, monitor: str, say: Logger | None):
+    import keras
+
+    class RunRecorder(keras.callbacks.Callback):
+        """Per epoch: last.keras, periodic and best checkpoints, history.json, a log line."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            done = [e[monitor] for e in history["epochs"] if e.get(monitor) is not None]
+            self.best = min(done) if done else math.inf
+            self.t0 = time.monotonic()
+
+        def on_epoch_begin(self, epoch: int, logs=None) -> None:
+            self.t0 = time.monotonic()
+
+        def on_epoch_end(self, epoch: int, logs=None) -> None:
+            record = {"epoch": epoch + 1, "seconds": round(time.monotonic() - self.t0, 3),
+                      "session": len(history["sessions"])}
+            for key, value in (logs or {}).items():
+                record[key.replace("params_mae", "mae")] = float(value)
+            ckpt = run_dir / "checkpoints"
+            save_keras_atomic(self.model, ckpt / "last.keras")
+            if (epoch + 1) % save_freq == 0:
+                save_keras_atomic(self.model, ckpt / f"epoch-{epoch + 1:04d}.keras")
+            value = record.get(monitor)
+            if value is not None and value < self.best:
+                self.best = value
+                save_keras_atomic(self.model, run_dir / "best.keras")
+                record["best"] = True
+            history["epochs"].append(record)
+            write_json_atomic(run_dir / "history.json", history)
+            if say:
+                parts = [f"{k} {record[k]:.4f}" for k in ("loss", "mae", "val_loss", "val_mae") if k in record]
+                say(f"epoch {epoch + 1}/{self.params.get('epochs')}: {', '.join(parts)} "
+                    f"({record['seconds']:.1f} s){' *' if record.get('best') else ''}")
+
+    return RunRecorder()
+
+
+# --------------------------------------------------------------------------- train / resume
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    epochs_done: int
+    metrics: dict
+
+
+def train(cfg: TrainConfig, say: Logger | None = None) -> RunResult:
+    """Start a new run from ``cfg``."""
+    import keras
+
+    from .models import build_model, compile_model, model_spec
+
+    spec = model_spec(cfg.model)
+    cfg = TrainConfig.from_dict({**asdict(cfg), "feature": cfg.feature or spec.feature,
+                                 "dataset": str(Path(cfg.dataset).resolve())})
+    ds = Dataset.open(cfg.dataset)
+    split = split_for(ds, cfg.validation_split, cfg.seed)
+    feature_cfg = cached_config(ds, cfg.feature)
+    scaler = scaler_for(ds, split, cfg.feature) if cfg.feature in SCALED_FEATURES else None
+    store = open_store(ds, cfg.feature, scaler)
+    keras.utils.set_random_seed(cfg.seed)
+    model = compile_model(build_model(cfg.model, store.shape, ds.parameter_set), cfg.optimizer,
+                          cfg.learning_rate, cfg.loss)
+    run_dir = _new_run_dir(cfg)
+    (run_dir / "checkpoints").mkdir(parents=True)
+    config = {"format": RUN_FORMAT, "created": datetime.now().isoformat(timespec="seconds"),
+              "train": asdict(cfg), "dataset": dataset_summary(ds, split), "split": split.record(),
+              "feature": {"name": cfg.feature, "config": feature_cfg.to_dict(), "scaler": scaler},
+              "input_shape": list(store.shape), "output_names": list(model.output_names),
+              "versions": versions()}
+    write_json_atomic(run_dir / "config.json", config)
+    history = {"epochs": [], "sessions": []}
+    if say:
+        say(f"run {run_dir}: {cfg.model} on {cfg.feature} {tuple(store.shape)}, {model.count_params()} weights, "
+            f"{split.train.size} train / {split.val.size} validation patches, {_device()}")
+    return _fit(run_dir, model, cfg, ds, store, split, history, say)
+
+
+def resume(run: str | os.PathLike, epochs: int | None = None, say: Logger | None = None) -> RunResult:
+    """Continue ``run`` from ``checkpoints/last.keras`` up to ``epochs`` (total) epochs."""
+    import keras
+
+    from . import models  # noqa: F401 - registers the custom layers and losses for loading
+
+    run_dir = Path(run)
+    config = read_json(run_dir / "config.json")
+    history = read_json(run_dir / "history.json")
+    cfg = TrainConfig.from_dict(config["train"])
+    if epochs is not None:
+        cfg = TrainConfig.from_dict({**asdict(cfg), "epochs": epochs})
+    last = run_dir / "checkpoints" / "last.keras"
+    if not last.exists():
+        raise ModelError(f"{run_dir} has no checkpoint to resume from (checkpoints/last.keras)")
+    ds = Dataset.open(cfg.dataset)
+    split = split_for(ds, cfg.validation_split, cfg.seed)
+    if split.record() != config["split"]:
+        raise DatasetError(f"the dataset of {run_dir} changed since the run started (its split differs); "
+                           "start a new run")
+    store = open_store(ds, cfg.feature, config["feature"]["scaler"])
+    model = keras.models.load_model(last)
+    config["train"] = asdict(cfg)
+    write_json_atomic(run_dir / "config.json", config)
+    if say:
+        say(f"resuming {run_dir} after epoch {len(history['epochs'])} of {cfg.epochs}")
+    return _fit(run_dir, model, cfg, ds, store, split, history, say)
+
+
+def _device() -> str:
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    return f"GPU ({len(gpus)})" if gpus else "CPU"
+
+
+def _fit(run_dir: Path, model, cfg: TrainConfig, ds: Dataset, store: CachedFeatures, split: Split,
+         history: dict, say: Logger | None) -> RunResult:
+    import keras
+
+    initial = len(history["epochs"])
+    history["sessions"].append({"started": datetime.now().isoformat(timespec="seconds"),
+                                "initial_epoch": initial, "epochs": cfg.epochs})
+    n_out = len(model.outputs)
+    monitor = "val_loss" if split.val.size else "loss"
+    callbacks = [_recorder(run_dir, history, cfg.save_freq, monitor, say)]
+    if cfg.patience:
+        callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, patience=cfg.patience))
+    if initial < cfg.epochs:
+        train_data = batches(store, split.train, cfg.batch_size, n_out, True, cfg.seed, initial)
+        val_data = batches(store, split.val, cfg.batch_size, n_out, False) if split.val.size else None
+        model.fit(train_data, validation_data=val_data, epochs=cfg.epochs, initial_epoch=initial,
+                  callbacks=callbacks, verbose=0)
+    elif say:
+        say(f"{run_dir} already has {initial} epochs; pass a larger --epochs to train more")
+    write_json_atomic(run_dir / "history.json", history)
+    if history["epochs"]:
+        plot_history(history["epochs"], run_dir / "loss.png")
+    metrics = evaluate_run(run_dir, store, split, cfg.batch_size)
+    if say and metrics.get("val_mae") is not None:
+        say(f"validation MAE {metrics['val_mae']:.4f} ({metrics['model_file']}, epoch {metrics['epoch']})")
+    return RunResult(run_dir, len(history["epochs"]), metrics)
+
+
+def best_model_path(run_dir: Path) -> Path:
+    """``best.keras``, else ``checkpoints/last.keras``."""
+    for path in (run_dir / "best.keras", run_dir / "checkpoints" / "last.keras"):
+        if path.exists():
+            return path
+    raise ModelError(f"{run_dir} has no trained model (best.keras or checkpoints/last.keras)")
+
+
+def predict_params(model, x: np.ndarray, batch_size: int = 64) -> np.ndarray:
+    """The ``params`` output of ``model`` for features ``x``."""
+    out = model.predict(x, batch_size=batch_size, verbose=0)
+    return np.asarray(out[0] if isinstance(out, list | tuple) else out)
+
+
+def evaluate_run(run_dir: Path, store: CachedFeatures, split: Split, batch_size: int = 64) -> dict:
+    """Validation MAE of the run's best model; written to metrics.json."""
+    import keras
+
+    path = best_model_path(run_dir)
+    history = read_json(run_dir / "history.json")["epochs"]
+    best = [e["epoch"] for e in history if e.get("best")]
+    metrics: dict = {"model_file": str(path.relative_to(run_dir)),
+                     "epoch": best[-1] if best and path.name == "best.keras" else len(history),
+                     "val_mae": None, "val_mae_per_parameter": None, "n_val": int(split.val.size)}
+    if split.val.size:
+        model = keras.models.load_model(path)
+        pred, true = [], []
+        for i in range(0, split.val.size, 512):
+            x, y = store.get(split.val[i:i + 512])
+            pred.append(predict_params(model, x, batch_size))
+            true.append(y)
+        per = parameter_mae(np.concatenate(pred), np.concatenate(true))
+        ids = read_json(run_dir / "config.json")["dataset"]["parameter_ids"]
+        metrics["val_mae"] = float(per.mean())
+        metrics["val_mae_per_parameter"] = {str(i): float(v) for i, v in zip(ids, per, strict=True)}
+    write_json_atomic(run_dir / "metrics.json", metrics)
+    return metrics
