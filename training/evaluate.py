@@ -1,0 +1,193 @@
+"""Evaluate an exported model on a dataset against two baselines (base preset, random patch).
+
+Per-parameter MAE in normalised units, and — after re-rendering every prediction with the
+dataset's renderer — spectral distances to the target audio: multi-resolution STFT, log-mel L1,
+MFCC distance. Writes a JSON report and PNG plots; the text table goes to the caller.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..core.atomic import write_atomic, write_json_atomic
+from ..core.errors import ModelError
+from ..core.features import FeatureConfig, mel_db
+from ..core.metrics import log_mel_l1, mfcc_distance, multires_stft_distance
+from ..core.model_runtime import OnnxModel
+from ..core.profile import ParameterSet
+from ..core.render import Renderer, make_renderer
+from .dataset import Dataset, draw_patches, is_silent
+
+DISTANCES = ("mrstft", "log_mel_l1", "mfcc")
+BATCH = 64
+EVAL_STREAM = 0xE7A1
+
+
+@dataclass
+class MethodScores:
+    """Per-clip scores of one way of choosing parameters."""
+
+    mae: np.ndarray  # (n, k) absolute errors, normalised
+    distances: dict[str, np.ndarray]  # name -> (n,)
+
+    def summary(self) -> dict:
+        return {"mae": float(self.mae.mean()),
+                "mae_per_parameter": self.mae.mean(axis=0).round(5).tolist(),
+                **{name: float(d.mean()) for name, d in self.distances.items()},
+                **{f"{name}_median": float(np.median(d)) for name, d in self.distances.items()}}
+
+
+def _distances(pred_audio: np.ndarray, target: np.ndarray, cfg: FeatureConfig) -> dict[str, np.ndarray]:
+    return {"mrstft": multires_stft_distance(pred_audio, target),
+            "log_mel_l1": log_mel_l1(pred_audio, target, cfg),
+            "mfcc": mfcc_distance(pred_audio, target, cfg)}
+
+
+def _check_compatible(model: OnnxModel, ds: Dataset) -> None:
+    if list(model.parameter_set.ids) != list(ds.parameter_set.ids):
+        raise ModelError(f"the model predicts {model.parameter_set.describe()} but the dataset varies "
+                         f"{ds.parameter_set.describe()}")
+    if model.card.n_samples != ds.spec.render.n_samples or model.card.sample_rate != ds.spec.render.sample_rate:
+        raise ModelError("the model and the dataset use different clip lengths or sample rates")
+
+
+def _rows(ds: Dataset, limit: int | None):
+    """(params, audio) batches over the dataset, at most ``limit`` rows in all."""
+    left = limit if limit is not None else len(ds)
+    for shard in ds.shards:
+        params = ds.load_shard(shard, "params")
+        audio = ds.load_shard(shard, "audio")
+        for start in range(0, len(params), BATCH):
+            if left <= 0:
+                return
+            stop = min(start + BATCH, len(params), start + left)
+            left -= stop - start
+            yield np.asarray(params[start:stop]), np.asarray(audio[start:stop])
+
+
+def evaluate(model: OnnxModel, ds: Dataset, limit: int | None = None, seed: int = 0,
+             renderer: Renderer | None = None, keep_examples: int = 3) -> tuple[dict, dict]:
+    """Score the model and the baselines; returns (report, examples for plots)."""
+    _check_compatible(model, ds)
+    pset: ParameterSet = model.parameter_set
+    engine = renderer or make_renderer(ds.spec.renderer, pset, ds.spec.render, plugin_path=ds.spec.plugin_path)
+    cfg = model.card.feature_config
+    # A stream of its own: default_rng(seed) would equal shard 0 of a dataset made with that seed.
+    rng = np.random.default_rng([EVAL_STREAM, seed])
+    base = pset.defaults_normalised()
+    parts: dict[str, list[MethodScores]] = {"model": [], "base_preset": [], "random_patch": []}
+    examples: dict[str, list[np.ndarray]] = {"target": [], "model": []}
+    skipped = 0
+    try:
+        for params, audio in _rows(ds, limit):
+            audible = ~is_silent(audio)  # the matcher refuses silence, so scoring it means nothing
+            skipped += int((~audible).sum())
+            params, audio = params[audible], audio[audible]
+            n = len(params)
+            if n == 0:
+                continue
+            choices = {"model": pset.quantise(model.predict_audio(audio)),
+                       "base_preset": np.repeat(base[None, :], n, axis=0),
+                       "random_patch": draw_patches(pset, rng, n)}
+            for method, guess in choices.items():
+                rendered = engine.render(guess)
+                parts[method].append(MethodScores(np.abs(guess - params), _distances(rendered, audio, cfg)))
+                if method == "model" and len(examples["target"]) < keep_examples:
+                    take = min(keep_examples - len(examples["target"]), n)
+                    examples["target"].extend(audio[:take])
+                    examples["model"].extend(rendered[:take])
+    finally:
+        if renderer is None:
+            engine.close()
+    scores = {m: MethodScores(np.concatenate([p.mae for p in ps]),
+                              {d: np.concatenate([p.distances[d] for p in ps]) for d in DISTANCES})
+              for m, ps in parts.items()}
+    n_rows = len(scores["model"].mae)
+    report = {
+        "model": str(model.card.path),
+        "dataset": str(ds.folder),
+        "n": n_rows,
+        "skipped_silent": skipped,
+        "parameters": [p.location or p.name for p in pset.parameters],
+        "methods": {m: s.summary() for m, s in scores.items()},
+    }
+    report["ratios"] = {
+        "mae_model_vs_random": report["methods"]["model"]["mae"] / report["methods"]["random_patch"]["mae"],
+        "mrstft_model_vs_base": report["methods"]["model"]["mrstft"] / report["methods"]["base_preset"]["mrstft"],
+        "mrstft_median_model_vs_base": (report["methods"]["model"]["mrstft_median"]
+                                        / report["methods"]["base_preset"]["mrstft_median"]),
+    }
+    return report, {k: np.asarray(v) for k, v in examples.items()}
+
+
+def format_table(report: dict) -> str:
+    methods = report["methods"]
+    head = f"{'method':<14}{'param MAE':>11}{'MR-STFT':>10}{'(median)':>10}{'log-mel L1':>12}{'MFCC':>9}"
+    lines = [f"{report['n']} clips of {report['dataset']} ({report['skipped_silent']} silent targets skipped)", head, "-" * len(head)]
+    for name, m in methods.items():
+        lines.append(f"{name:<14}{m['mae']:>11.4f}{m['mrstft']:>10.3f}{m['mrstft_median']:>10.3f}"
+                     f"{m['log_mel_l1']:>12.4f}{m['mfcc']:>9.2f}")
+    r = report["ratios"]
+    lines.append(f"model MAE / random MAE = {r['mae_model_vs_random']:.3f}; "
+                 f"model MR-STFT / base-preset MR-STFT = {r['mrstft_model_vs_base']:.3f} "
+                 f"(medians {r['mrstft_median_model_vs_base']:.3f})")
+    return "\n".join(lines)
+
+
+def write_outputs(report: dict, examples: dict, out: Path, sample_rate: int) -> list[Path]:
+    """report.json, per-parameter error bars and target/prediction spectrogram pairs."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out.mkdir(parents=True, exist_ok=True)
+    written = [write_json_atomic(out / "report.json", report)]
+    names = report["parameters"]
+    x = np.arange(len(names))
+    fig, ax = plt.subplots(figsize=(max(8, 0.35 * len(names)), 4))
+    width = 0.27
+    for i, method in enumerate(("model", "base_preset", "random_patch")):
+        ax.bar(x + (i - 1) * width, report["methods"][method]["mae_per_parameter"], width, label=method)
+    ax.set_xticks(x, names, rotation=90, fontsize=7)
+    ax.set_ylabel("MAE (normalised)")
+    ax.legend()
+    fig.tight_layout()
+    written.append(write_atomic(out / "parameter_mae.png", lambda tmp: fig.savefig(tmp, format="png", dpi=90)))
+    plt.close(fig)
+
+    n = len(examples["target"])
+    if n:
+        cfg = FeatureConfig(sample_rate=sample_rate)
+        fig, axes = plt.subplots(n, 2, figsize=(10, 2.4 * n), squeeze=False)
+        for row in range(n):
+            for col, key in enumerate(("target", "model")):
+                spec = mel_db(examples[key][row][None, :], cfg)[0]
+                axes[row, col].imshow(spec, origin="lower", aspect="auto", cmap="magma", vmin=-80, vmax=0)
+                axes[row, col].set_title(f"example {row}: {'target' if key == 'target' else 'prediction'}",
+                                         fontsize=8)
+        fig.tight_layout()
+        written.append(write_atomic(out / "examples.png", lambda tmp: fig.savefig(tmp, format="png", dpi=90)))
+        plt.close(fig)
+    return written
+
+
+def update_card_metrics(model: OnnxModel, report: dict) -> Path:
+    """Record the evaluation in the model card (the ONNX file itself is unchanged)."""
+    card = dict(model.card.data)
+    metrics = dict(card.get("metrics", {}))
+    metrics["evaluation"] = {"dataset": report["dataset"], "n": report["n"],
+                             **{m: {k: v for k, v in s.items() if k != "mae_per_parameter"}
+                                for m, s in report["methods"].items()}}
+    card["metrics"] = metrics
+    assert model.card.path is not None
+    return write_json_atomic(model.card.path, card)
+
+
+def parameter_mae_table(report: dict) -> list[tuple[str, float]]:
+    """(parameter, model MAE) pairs, worst first."""
+    per = report["methods"]["model"]["mae_per_parameter"]
+    return sorted(zip(report["parameters"], per, strict=True), key=lambda t: -t[1])
