@@ -1,0 +1,123 @@
+"""deepdiva match end to end with the shipped model: good inputs give presets, bad ones exit 2."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from click.testing import CliRunner
+
+from deepdiva.cli import cli
+from deepdiva.core.profile import load_profile
+from deepdiva.core.render import make_renderer
+
+SR = 44100
+
+
+def run(*args: str):
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def patch_audio() -> np.ndarray:
+    """A real builtin render of a fixed, audible medium33 patch."""
+    pset = load_profile("diva").parameter_set("medium33")
+    params = pset.defaults_normalised()[None, :].copy()
+    params[0, pset.ids.index(148)] = 0.7  # VCF1 cutoff open enough to hear
+    return make_renderer("builtin", pset).render(params)[0]
+
+
+def written(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file())
+
+
+@pytest.mark.parametrize("kind", ["stereo", "48k", "short", "long"])
+def test_inputs_of_any_shape_give_a_preset(tmp_path: Path, patch_audio: np.ndarray, kind: str) -> None:
+    audio, sr = patch_audio, SR
+    if kind == "stereo":
+        audio = np.stack([audio, 0.5 * audio], axis=1)
+    elif kind == "48k":
+        import soxr
+
+        audio, sr = soxr.resample(audio, SR, 48000), 48000
+    elif kind == "short":
+        audio = audio[: SR // 2]
+    else:
+        audio = np.concatenate([audio, audio, audio])
+    src = tmp_path / f"{kind}.wav"
+    sf.write(src, audio, sr, subtype="FLOAT")
+    out = tmp_path / "out"
+    result = run("match", str(src), "--out", str(out), "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    preset = Path(report["preset"])
+    assert preset.exists() and preset.suffix == ".h2p" and preset.parent == out
+    assert Path(report["preview"]).exists()
+    assert np.isfinite(report["distance"]) and report["distance"] >= 0
+    assert len(report["params"]) == 33
+    shown = run("preset", "show", str(preset), "--set", "medium33", "--json")
+    assert shown.exit_code == 0, shown.output
+    wav = tmp_path / "render.wav"
+    rendered = run("render", str(preset), "-o", str(wav))
+    assert rendered.exit_code == 0, rendered.output
+    assert sf.info(wav).frames == 2 * SR
+
+
+def test_never_overwrites(tmp_path: Path, patch_audio: np.ndarray) -> None:
+    src = tmp_path / "a.wav"
+    sf.write(src, patch_audio, SR)
+    for _ in range(2):
+        assert run("match", str(src), "--out", str(tmp_path / "out"), "--no-preview").exit_code == 0
+    assert [p.name for p in written(tmp_path / "out")] == ["a (2).h2p", "a.h2p"]
+
+
+def _bad_inputs(tmp_path: Path) -> dict[str, tuple[Path, str, list[str]]]:
+    t = np.arange(SR) / SR
+    tone = (0.5 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+    cases = {}
+    p = tmp_path / "text.wav"
+    p.write_text("not audio at all")
+    cases["not audio"] = (p, "not a readable audio file", [])
+    p = tmp_path / "empty.wav"
+    sf.write(p, np.zeros(0, np.float32), SR)
+    cases["empty"] = (p, "empty", [])
+    p = tmp_path / "silent.wav"
+    sf.write(p, tone * 1e-5, SR, subtype="FLOAT")
+    cases["silent"] = (p, "silent", [])
+    p = tmp_path / "nan.wav"
+    bad = tone.copy()
+    bad[5] = np.nan
+    sf.write(p, bad, SR, subtype="FLOAT")
+    cases["nan"] = (p, "NaN or infinite", [])
+    p = tmp_path / "long.wav"
+    sf.write(p, np.tile(tone, 4), SR)
+    cases["too long"] = (p, "longer than the limit", ["--max-seconds", "2"])
+    cases["missing"] = (tmp_path / "nope.wav", "no such audio file", [])
+    return cases
+
+
+def test_each_bad_input_has_its_own_error_and_writes_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    for case, (path, message, extra) in _bad_inputs(tmp_path).items():
+        result = run("match", str(path), "--out", str(out), *extra)
+        assert result.exit_code == 2, (case, result.output)
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], (case, lines)
+        assert "Traceback" not in result.output
+    assert not out.exists() or written(out) == []
+
+
+def test_batch_of_files_and_folders(tmp_path: Path, patch_audio: np.ndarray) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i in range(3):
+        sf.write(folder / f"n{i}.wav", patch_audio * (0.5 + 0.2 * i), SR)
+    (folder / "junk.wav").write_text("no")
+    result = run("match", str(folder), "--out", str(tmp_path / "out"), "--json", "--no-preview")
+    assert result.exit_code == 2  # one bad file: reported, the others still matched
+    report = json.loads(result.stdout)
+    assert len(report["results"]) == 3 and len(report["failures"]) == 1
+    assert len(list((tmp_path / "out").glob("*.h2p"))) == 3
