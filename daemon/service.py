@@ -1,0 +1,473 @@
+"""``deepdiva serve``: the daemon composed from its parts and run until SIGINT/SIGTERM.
+
+Inputs (drop folder, OSC over UDP/TCP, the recorder) only submit jobs; one worker runs the match
+function; outputs (preset folder, MIDI CC, OSC replies) read the outcome. MIDI and recording are
+optional: when their modules or devices fail, the daemon runs without them and says why.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..core.audio import DEFAULT_MAX_SECONDS, AudioClip, prepare_note, read_audio
+from ..core.errors import ConfigError, DeepDivaError
+from ..core.profile import ParameterSet, load_profile
+from ..presets.diva import RESCAN_HINT, write_diva_preset
+from ..presets.folders import preset_location, safe_name
+from .config import DaemonConfig
+from .jobs import Busy, Job, JobQueue, MatchFn, Outcome, Worker, new_job_id
+from .journal import Journal
+from .osc_server import ERROR, OscApp, Reply, SlipTcpServer, UdpReplier, UdpServer, max_bytes, send_outcome
+from .watcher import DoneSet, DropFolder, finish_drop_job
+
+log = logging.getLogger(__name__)
+
+Accepted = Callable[[Job, int], None]
+
+MAX_TCP_RATE = 192000  # the TCP frame limit allows max_buffer_seconds at up to this rate
+
+
+# --------------------------------------------------------------------------- match functions
+
+def params_dict(parameter_set: ParameterSet, normalised: np.ndarray) -> dict[str, dict[str, Any]]:
+    """``{location: {id, normalised, value}}`` as in ``Match.as_dict``."""
+    native = parameter_set.from_normalised(np.asarray(normalised, dtype=np.float64)[None, :])[0]
+    return {(p.location or str(p.id)): {"id": p.id, "normalised": round(float(u), 6),
+                                        "value": p.format_native(float(v))}
+            for p, u, v in zip(parameter_set.parameters, normalised, native, strict=True)}
+
+
+def matcher_match(matcher: Any, refine_seconds: float = 0.0, preview: bool = True,
+                  max_seconds: float = DEFAULT_MAX_SECONDS) -> MatchFn:
+    """The real job: read and validate the audio, run the matcher, write the preset into the stage."""
+    from ..presets.match_job import match_clip
+
+    def run(job: Job) -> dict[str, Any]:
+        clip = read_audio(job.audio, max_seconds)
+        clip = AudioClip(clip.samples, clip.sample_rate, job.source)
+        refine = refine_seconds if job.refine_seconds is None else job.refine_seconds
+        report = match_clip(matcher, clip, Path(job.stage) / f"{job.name}.h2p", preview=preview,
+                            refine_seconds=refine)
+        out = report.as_dict(matcher)
+        out["normalised"] = [float(v) for v in report.match.params]
+        return out
+
+    return run
+
+
+def dry_run_match(parameter_set: ParameterSet | None = None, max_seconds: float = DEFAULT_MAX_SECONDS) -> MatchFn:
+    """No model: read and validate the audio like a match, then write the base preset.
+
+    For checking a set-up (drop folder, OSC, MIDI) before a model is installed, and for tests
+    and benchmarks of the daemon's plumbing.
+    """
+    pset = parameter_set or load_profile("diva").parameter_set("medium33")
+    defaults = pset.defaults_normalised()
+
+    def run(job: Job) -> dict[str, Any]:
+        clip = read_audio(job.audio, max_seconds)
+        prepare_note(AudioClip(clip.samples, clip.sample_rate, job.source))
+        preset = write_diva_preset(pset, defaults, Path(job.stage) / f"{job.name}.h2p", source=job.source,
+                                   overwrite=True)
+        return {"source": job.source, "preset": str(preset), "preview": None, "distance": float("nan"),
+                "dry_run": True, "params": params_dict(pset, defaults),
+                "normalised": [float(v) for v in defaults]}
+
+    return run
+
+
+# --------------------------------------------------------------------------- optional parts
+
+class MidiOut:
+    """MIDI CC output if it can be had; otherwise ``problem`` says why it is off."""
+
+    def __init__(self, config: DaemonConfig) -> None:
+        self.sender: Any = None
+        self.problem: str | None = None
+        self.description = f"port {config.midi_port!r} ({config.midi_cc_mode})"
+        if not config.midi_enabled:
+            self.problem = "turned off (midi.enabled)"
+            return
+        try:
+            from .midi import CCSender
+        except Exception as exc:  # python-rtmidi missing or broken
+            self._off(exc)
+            return
+        try:
+            self.sender = CCSender.open(config.midi_port, mode=config.midi_cc_mode, strict=False,
+                                        cc_map=config.midi_cc_map)
+        except ConfigError as exc:
+            raise ConfigError(f"midi.cc_map / midi.cc_mode: {exc}") from None
+        except Exception as exc:
+            self._off(exc)
+
+    def describe(self) -> str:
+        connected = getattr(self.sender, "connected", True)
+        return self.description + ("" if connected else ", not connected yet: retrying")
+
+    def _off(self, exc: Exception) -> None:
+        self.problem = f"{type(exc).__name__}: {exc}"
+        log.warning("MIDI output disabled: %s", self.problem)
+
+    def send(self, parameter_set: ParameterSet, normalised: np.ndarray) -> None:
+        if self.sender is None:
+            raise DeepDivaError(f"MIDI output is off: {self.problem}")
+        self.sender.send(parameter_set, np.asarray(normalised))
+
+    def close(self) -> None:
+        if self.sender is not None:
+            try:
+                self.sender.close()
+            except Exception:
+                log.exception("closing the MIDI port failed")
+
+
+class Recorder:
+    """One recording at a time, on its own thread; unavailable when ``daemon.recorder`` fails."""
+
+    def __init__(self, device: str | int | None) -> None:
+        self.device = device
+        self.problem: str | None = None
+        self._record: Callable[..., AudioClip] | None = None
+        self._busy = threading.Lock()
+        try:
+            from .recorder import record
+
+            self._record = record
+        except Exception as exc:  # sounddevice / PortAudio missing
+            self.problem = f"{type(exc).__name__}: {exc}"
+            log.warning("recording disabled: %s", self.problem)
+
+    @property
+    def recording(self) -> bool:
+        return self._busy.locked()
+
+    def start(self, seconds: float, done: Callable[[AudioClip], None], failed: Callable[[str], None],
+              started: Callable[[float], None] | None = None) -> None:
+        """Record on a new thread; ``started`` runs first (before any ``done``/``failed``)."""
+        if self._record is None:
+            raise DeepDivaError(f"recording is unavailable: {self.problem}")
+        if not self._busy.acquire(blocking=False):
+            raise Busy("already recording; wait for the result")
+        if started is not None:
+            started(seconds)
+        threading.Thread(target=self._run, args=(seconds, done, failed), name="deepdiva-record",
+                         daemon=True).start()
+
+    def _run(self, seconds: float, done: Callable[[AudioClip], None], failed: Callable[[str], None]) -> None:
+        try:
+            assert self._record is not None
+            clip = self._record(seconds, self.device)
+        except DeepDivaError as exc:
+            failed(str(exc))
+            return
+        except Exception as exc:
+            log.exception("recording failed")
+            failed(f"recording failed: {type(exc).__name__}: {exc}")
+            return
+        finally:
+            self._busy.release()
+        done(clip)
+
+
+# --------------------------------------------------------------------------- the service
+
+class Service:
+    """The daemon. ``match`` replaces the model (tests, benchmarks); ``dry_run`` uses :func:`dry_run_match`."""
+
+    def __init__(self, config: DaemonConfig, match: MatchFn | None = None,
+                 parameter_set: ParameterSet | None = None, dry_run: bool = False,
+                 say: Callable[[str], None] | None = None) -> None:
+        self.config = config
+        self._match = match
+        self.parameter_set = parameter_set
+        self.dry_run = dry_run
+        self.say = say or (lambda text: None)
+        self.started = time.monotonic()
+        self.listeners: list[Callable[[Outcome], None]] = []
+        self.model_name = "injected match function" if match is not None else "dry run (base preset)" if dry_run else ""
+        self.restored = 0
+        self.journal: Journal | None = None
+        self.queue: JobQueue | None = None
+        self.worker: Worker | None = None
+        self.udp: UdpServer | None = None
+        self.tcp: SlipTcpServer | None = None
+        self.replier: UdpReplier | None = None
+        self.watcher: DropFolder | None = None
+        self.midi: MidiOut | None = None
+        self.recorder: Recorder | None = None
+        self.preset_folder: Path | None = None
+        self._last: tuple[np.ndarray, dict[str, Any]] | None = None
+        self._stopped = threading.Event()
+
+    # ----------------------------------------------------------------- start / stop
+
+    def start(self) -> Service:
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self) -> None:
+        cfg = self.config
+        match = self._match or self._load_match()
+        self.preset_folder = preset_location(cfg.presets_folder).folder
+        self.journal = Journal(cfg.queue_journal)
+        self.queue = JobQueue(self.journal, cfg.queue_size)
+        done = DoneSet(self.journal.folder / "drop-done.jsonl")
+        self.midi = MidiOut(cfg)
+        self.recorder = Recorder(cfg.input_device)
+        pending = [Job.from_record(r) for r in self.journal.pending()]
+        self.journal.sweep([self.preset_folder] + [Path(j.preset_folder) for j in pending])
+        self.restored = self.queue.restore(pending)
+
+        def finish(job: Job, outcome: Outcome) -> None:
+            if job.origin == "drop":
+                finish_drop_job(job, outcome, done)
+                if self.watcher is not None:
+                    self.watcher.release(job.source)
+
+        if cfg.drop_enabled:  # made (and told about restored jobs) before the worker can finish one
+            self.watcher = DropFolder(cfg.drop_folder, self._submit_drop, done, cfg.drop_settle_seconds,
+                                      cfg.drop_rescan_seconds, has_room=lambda: self.queue.has_room(0.5))
+            self.watcher.adopt(j.source for j in pending if j.origin == "drop")
+        self.worker = Worker(self.queue, match, finish=finish, notify=self._notify)
+        self.worker.start()
+        if cfg.osc_enabled:
+            self._start_osc()
+        if self.watcher is not None:
+            self.watcher.start()
+        self._announce()
+
+    def _load_match(self) -> MatchFn:
+        cfg = self.config
+        if self.dry_run:
+            return dry_run_match(self.parameter_set)
+        from ..core.matcher import Matcher
+
+        matcher = Matcher.load(cfg.model_path)
+        self.parameter_set = matcher.parameter_set
+        self.model_name = str(cfg.model_path or "the shipped model")
+        return matcher_match(matcher, cfg.model_refine_seconds, cfg.presets_preview)
+
+    def _start_osc(self) -> None:
+        cfg = self.config
+        self.replier = UdpReplier(cfg.osc_reply_port)
+        app = OscApp(self, cfg.files_allowed_roots, cfg.audio_max_buffer_seconds, self.replier)
+        for kind, port, make in (("UDP", cfg.osc_port, lambda: UdpServer(cfg.osc_host, cfg.osc_port, app)),
+                                 ("TCP", cfg.osc_tcp_port, lambda: SlipTcpServer(
+                                     cfg.osc_host, cfg.osc_tcp_port, app,
+                                     max_bytes(cfg.audio_max_buffer_seconds, MAX_TCP_RATE) + 4096))):
+            try:
+                server = make()
+            except OSError as exc:
+                flag = "--port" if kind == "UDP" else "--tcp-port"
+                raise ConfigError(f"cannot listen on {kind} {cfg.osc_host}:{port}: {exc.strerror or exc} "
+                                  f"(another program, or another deepdiva?); choose another with "
+                                  f"osc.{'port' if kind == 'UDP' else 'tcp_port'} ({flag})") from None
+            server.start()
+            if kind == "UDP":
+                self.udp = server  # type: ignore[assignment]
+            else:
+                self.tcp = server  # type: ignore[assignment]
+
+    def stop(self, timeout: float | None = None) -> bool:
+        """Stop inputs, let the worker finish its current job (the rest stays journaled), close.
+
+        Returns False if the current job was still running after ``timeout``.
+        """
+        if self._stopped.is_set():
+            return True
+        self._stopped.set()
+        for part in (self.watcher, self.udp, self.tcp):
+            if part is not None:
+                part.stop()
+        finished = True
+        if self.worker is not None:
+            if self.worker.current is not None:
+                log.info("finishing the current job (%s) before exiting", self.worker.current.source)
+            finished = self.worker.stop(timeout)
+        elif self.queue is not None:
+            self.queue.close()
+        if self.replier is not None:
+            self.replier.close()
+        if self.midi is not None:
+            self.midi.close()
+        if self.journal is not None and finished:
+            self.journal.close()
+        return finished
+
+    def run(self, on_ready: Callable[[Service], None] | None = None) -> None:
+        """Start, then serve until SIGINT/SIGTERM; a second signal exits at once (jobs stay journaled)."""
+        stop = threading.Event()
+
+        def on_signal(signum: int, frame: Any) -> None:
+            if stop.is_set():
+                log.warning("second signal: exiting now; unfinished jobs stay in the journal")
+                os._exit(130)
+            stop.set()
+
+        previous = {sig: signal.signal(sig, on_signal) for sig in _stop_signals()}
+        try:
+            self.start()
+            if on_ready is not None:
+                on_ready(self)
+            while not stop.wait(0.5):
+                pass
+            self.say("stopping: finishing the current job (Ctrl-C again to quit at once) ...")
+        finally:
+            self.stop()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    # ----------------------------------------------------------------- what the inputs call (Backend)
+
+    def _new_job(self, kind: str, origin: str, audio: str, source: str, name: str,
+                 refine: float | None = None, digest: str | None = None, job_id: str | None = None,
+                 reply: Reply | None = None) -> Job:
+        assert self.preset_folder is not None
+        return Job(job_id or new_job_id(), kind, origin, audio, source, safe_name(name),
+                   str(self.preset_folder), refine_seconds=refine, content_hash=digest, reply=reply)
+
+    def _submit_drop(self, path: Path, digest: str) -> str:
+        assert self.queue is not None
+        job = self._new_job("file", "drop", str(path), str(path), path.stem, digest=digest)
+        self.queue.submit(job)
+        return job.id
+
+    def submit_file(self, path: Path, refine: float | None, reply: Reply,
+                    accepted: Accepted | None = None) -> str:
+        assert self.queue is not None
+        job = self._new_job("file", "osc", str(path), str(path), path.stem, refine, reply=reply)
+        self.queue.submit(job, accepted=accepted)
+        return job.id
+
+    def submit_buffer(self, samples: np.ndarray, sample_rate: int, refine: float | None, reply: Reply | None,
+                      source: str, accepted: Accepted | None = None, label: str = "buffer") -> str:
+        assert self.queue is not None and self.journal is not None
+        job_id = new_job_id()
+        name = f"{label} {time.strftime('%Y-%m-%d %H-%M-%S')} {job_id}"
+        job = self._new_job("buffer", "osc" if label == "buffer" else label, str(self.journal.data_path(job_id)),
+                            source, name, refine, job_id=job_id, reply=reply)
+        journal = self.journal
+        self.queue.submit(job, prepare=lambda j: journal.save_audio(j.id, samples, sample_rate), accepted=accepted)
+        return job_id
+
+    def record(self, seconds: float | None, reply: Reply, started: Callable[[float], None] | None = None) -> float:
+        assert self.recorder is not None
+        length = seconds or self.config.audio_record_seconds
+        if self.queue is not None and not self.queue.has_room():
+            raise Busy("the job queue is full; record again after a result")
+
+        def done(clip: AudioClip) -> None:
+            try:
+                self.submit_buffer(clip.samples, clip.sample_rate, None, reply, clip.source,
+                                   label="recording")
+            except Busy as exc:
+                reply.send(ERROR, f"recorded, but {exc}")
+            except DeepDivaError as exc:
+                reply.send(ERROR, str(exc))
+
+        self.recorder.start(length, done, lambda reason: reply.send(ERROR, reason), started)
+        return length
+
+    def push(self) -> int:
+        if self._last is None:
+            raise DeepDivaError("nothing to push: no match has finished yet")
+        assert self.midi is not None
+        params, _ = self._last
+        self.midi.send(self._parameter_set(), params)
+        return len(params)
+
+    def status(self) -> dict[str, Any]:
+        worker = self.worker
+        last = worker.last if worker is not None else None
+        state = ("recording" if self.recorder is not None and self.recorder.recording
+                 else "matching" if worker is not None and worker.current is not None else "idle")
+        distance = last.result.get("distance") if last is not None and last.ok and last.result else None
+        return {"queued": len(self.queue) if self.queue is not None else 0, "state": state,
+                "uptime": time.monotonic() - self.started,
+                "completed": worker.completed if worker else 0, "failed": worker.failed if worker else 0,
+                "last_preset": last.result["preset"] if last is not None and last.ok and last.result else "",
+                "last_distance": float(distance) if isinstance(distance, int | float) else -1.0}
+
+    # ----------------------------------------------------------------- outputs
+
+    def _parameter_set(self) -> ParameterSet:
+        if self.parameter_set is None:
+            self.parameter_set = load_profile("diva").parameter_set("medium33")
+        return self.parameter_set
+
+    def _notify(self, outcome: Outcome) -> None:
+        if outcome.ok and outcome.result and outcome.result.get("normalised"):
+            params = np.asarray(outcome.result["normalised"], dtype=np.float32)
+            self._last = (params, outcome.result)
+            if self.midi is not None and self.midi.sender is not None:
+                try:
+                    self.midi.send(self._parameter_set(), params)
+                except Exception as exc:
+                    log.warning("MIDI send failed: %s", exc)
+        if outcome.job.reply is not None:
+            send_outcome(outcome.job.reply, outcome)
+        for listener in list(self.listeners):
+            listener(outcome)
+
+    def describe(self) -> dict[str, Any]:
+        """Where the daemon listens and writes (also printed at start)."""
+        cfg = self.config
+        return {
+            "model": self.model_name,
+            "udp": list(self.udp.address) if self.udp else None,
+            "tcp": list(self.tcp.address) if self.tcp else None,
+            "reply_port": cfg.osc_reply_port,
+            "drop_folder": str(self.watcher.folder) if self.watcher else None,
+            "preset_folder": str(self.preset_folder),
+            "journal": str(cfg.queue_journal),
+            "restored_jobs": self.restored,
+            "midi": None if self.midi is None or self.midi.sender is None else self.midi.describe(),
+            "midi_problem": self.midi.problem if self.midi is not None else None,
+            "recording": self.recorder is not None and self.recorder.problem is None,
+        }
+
+    def _announce(self) -> None:
+        d = self.describe()
+        cfg = self.config
+        lines = [f"deepdiva serve: matching with {d['model']}"]
+        if d["udp"]:
+            lines.append(f"  OSC        udp {d['udp'][0]}:{d['udp'][1]}, tcp {d['tcp'][0]}:{d['tcp'][1]} "
+                         f"(OSC 1.1 SLIP, for audio buffers); replies to port {cfg.osc_reply_port} "
+                         "or the port sent with /deepdiva/hello")
+            if cfg.osc_host not in ("127.0.0.1", "::1"):
+                lines.append(f"  warning    listening on {cfg.osc_host}: other machines can send requests")
+        else:
+            lines.append("  OSC        off")
+        lines.append(f"  drop       {d['drop_folder']} (results: done/, failed/)" if d["drop_folder"]
+                     else "  drop       off")
+        lines.append(f"  presets -> {d['preset_folder']}")
+        lines.append(f"  journal    {d['journal']}" + (f" ({d['restored_jobs']} unfinished jobs restored)"
+                                                        if d["restored_jobs"] else ""))
+        lines.append(f"  MIDI CC -> {d['midi']}" if d["midi"] else f"  MIDI       off: {d['midi_problem']}")
+        assert self.recorder is not None
+        lines.append("  record     " + (f"input {cfg.audio_input_device or 'default'}" if d["recording"]
+                                        else f"unavailable: {self.recorder.problem}"))
+        lines.append(f"  {RESCAN_HINT}")
+        lines.append("  Ctrl-C (SIGINT) or SIGTERM stops after the current job.")
+        self.say("\n".join(lines))
+
+
+def _stop_signals() -> list[int]:
+    sigs = [signal.SIGINT, signal.SIGTERM]
+    if hasattr(signal, "SIGBREAK"):
+        sigs.append(signal.SIGBREAK)
+    return sigs

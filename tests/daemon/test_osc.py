@@ -1,0 +1,541 @@
+"""The OSC server over real UDP and TCP sockets on 127.0.0.1: every address, bad input, limits.
+
+The service runs with the fast real match function (``dry_run_match``: read, validate, write the
+base preset), so the replies carry real preset paths.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import random
+import re
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from xml.etree import ElementTree
+
+import numpy as np
+import pytest
+import soundfile as sf
+from pythonosc.osc_message import OscMessage
+from pythonosc.osc_message_builder import build_msg
+from pythonosc.tcp_client import SimpleTCPClient
+
+from deepdiva.core.audio import AudioClip
+from deepdiva.daemon import osc_server as osc
+from deepdiva.daemon.config import build_config
+from deepdiva.daemon.jobs import Job
+from deepdiva.daemon.osc_server import BufferAssembler, SlipDecoder, check_path
+from deepdiva.daemon.service import Service, dry_run_match
+
+SR = 44100
+ROOT = Path(__file__).parents[2]
+OSC_MD = ROOT / "daemon" / "OSC.md"
+
+
+def tone(seconds: float = 0.5, freq: float = 220.0, rate: int = SR) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    return (0.4 * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+class Client:
+    """Sends UDP requests; receives replies on its own socket (the daemon's reply port)."""
+
+    def __init__(self, server: tuple[str, int]) -> None:
+        self.server = server
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.out = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+
+    def send(self, address: str, *args) -> None:
+        self.out.sendto(build_msg(address, list(args)).dgram, self.server)
+
+    def raw(self, data: bytes) -> None:
+        self.out.sendto(data, self.server)
+
+    def expect(self, *addresses: str, timeout: float = 30.0) -> OscMessage:
+        """The next reply with one of ``addresses`` (others are skipped)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"no {addresses} within {timeout:g} s")
+            self.sock.settimeout(left)
+            try:
+                data, _ = self.sock.recvfrom(65536)
+            except TimeoutError:
+                continue
+            message = OscMessage(data)
+            if message.address in addresses:
+                return message
+
+    def drain(self) -> None:
+        self.sock.settimeout(0.01)
+        try:
+            while True:
+                self.sock.recvfrom(65536)
+        except (TimeoutError, OSError):
+            pass
+
+    def close(self) -> None:
+        self.sock.close()
+        self.out.close()
+
+
+class TcpClient:
+    """python-osc's SimpleTCPClient (OSC 1.1) with a SLIP reader that tolerates split frames."""
+
+    def __init__(self, server: tuple[str, int]) -> None:
+        self.client = SimpleTCPClient(*server, mode="1.1")
+        self.decoder = SlipDecoder(1 << 24)
+
+    def send(self, address: str, *args) -> None:
+        self.client.send_message(address, list(args))
+
+    def expect(self, *addresses: str, timeout: float = 30.0) -> OscMessage:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.client.socket.settimeout(max(0.01, deadline - time.monotonic()))
+            try:
+                data = self.client.socket.recv(65536)
+            except TimeoutError:
+                break
+            for frame in self.decoder.feed(data):
+                message = OscMessage(frame)
+                if message.address in addresses:
+                    return message
+        raise AssertionError(f"no {addresses} within {timeout:g} s")
+
+    def close(self) -> None:
+        self.client.close()
+
+
+class Daemon:
+    def __init__(self, root: Path, reply_port: int, match=None, **overrides) -> None:
+        self.root = root
+        self.allowed = root / "allowed"
+        self.allowed.mkdir()
+        self.presets = root / "presets"
+        config = build_config({}, {
+            "osc.port": 0, "osc.tcp_port": 0, "osc.reply_port": reply_port, "drop.enabled": False,
+            "midi.enabled": False, "presets.folder": str(self.presets), "queue.journal": str(root / "journal"),
+            "files.allowed_roots": [str(self.allowed)], "audio.max_buffer_seconds": 3.0, **overrides})
+        self.service = Service(config, match=match or dry_run_match()).start()
+        self.udp = self.service.udp.address
+        self.tcp = self.service.tcp.address
+
+    def wav(self, name: str, seconds: float = 0.5) -> Path:
+        path = self.allowed / name
+        sf.write(path, tone(seconds), SR)
+        return path
+
+
+@pytest.fixture()
+def client() -> Iterator[Client]:
+    c = Client(("127.0.0.1", 0))
+    yield c
+    c.close()
+
+
+@pytest.fixture()
+def daemon(tmp_path: Path, client: Client) -> Iterator[Daemon]:
+    d = Daemon(tmp_path, client.port)
+    client.server = d.udp
+    yield d
+    d.service.stop()
+
+
+def test_ping_pong_and_hello(daemon: Daemon, client: Client) -> None:
+    client.send(osc.PING)
+    assert client.expect(osc.PONG).params == []
+    client.send(osc.PING, 7, "x")
+    assert client.expect(osc.PONG).params == [7, "x"]
+    other = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    other.bind(("127.0.0.1", 0))
+    other.settimeout(10)
+    client.send(osc.HELLO, other.getsockname()[1])
+    assert OscMessage(other.recvfrom(65536)[0]).params == [other.getsockname()[1]]
+    client.send(osc.PING)
+    assert OscMessage(other.recvfrom(65536)[0]).address == osc.PONG  # replies follow the declared port
+    client.send(osc.HELLO, 0)  # forget it again
+    assert client.expect(osc.HELLO_OK).params == [client.port]
+    other.close()
+
+
+def test_match_file_result(daemon: Daemon, client: Client) -> None:
+    path = daemon.wav("lead.wav")
+    client.send(osc.MATCH_FILE, str(path), 0.0)
+    job_id, position = client.expect(osc.QUEUED).params
+    assert position == 1
+    preset, distance, params_json, result_id = client.expect(osc.RESULT).params
+    assert result_id == job_id and Path(preset) == daemon.presets / "lead.h2p" and Path(preset).is_file()
+    params = json.loads(params_json)
+    assert len(params) == 33 and all(0 <= v <= 1 for v in params.values())
+    assert np.isnan(distance)  # the dry run measures nothing
+    assert len(client.expect(osc.PARAMS).params) == 33
+    client.send(osc.STATUS)
+    queued, state, uptime, completed, failed, last, last_distance = client.expect(osc.STATUS).params
+    assert (queued, state, completed, failed, last) == (0, "idle", 1, 0, preset) and uptime > 0
+
+
+def test_bad_audio_gets_an_error_with_the_job_id(daemon: Daemon, client: Client) -> None:
+    bad = daemon.allowed / "bad.wav"
+    bad.write_bytes(b"RIFF nonsense")
+    client.send(osc.MATCH_FILE, str(bad))
+    job_id, _ = client.expect(osc.QUEUED).params
+    reason, failed_id = client.expect(osc.ERROR).params
+    assert failed_id == job_id and "not a readable audio file" in reason
+
+
+def test_path_traversal_and_symlinks_are_refused(daemon: Daemon, client: Client, tmp_path: Path) -> None:
+    secret = tmp_path / "secret.wav"
+    sf.write(secret, tone(), SR)
+    (daemon.allowed / "sub").mkdir()
+    (daemon.allowed / "link.wav").symlink_to(secret)
+    attempts = [f"{daemon.allowed}/../secret.wav", f"{daemon.allowed}/sub/../../secret.wav",
+                str(daemon.allowed / "link.wav"), str(secret), "/etc/passwd", "../secret.wav", "secret.wav",
+                f"{daemon.allowed}/../nothing-here.wav"]
+    for text in attempts:
+        client.send(osc.MATCH_FILE, text)
+        (reason,) = client.expect(osc.ERROR).params
+        assert "refused" in reason or "absolute" in reason, reason
+        assert "no such file" not in reason  # existence outside the roots is not revealed
+    client.send(osc.MATCH_FILE, f"{daemon.allowed}/sub/../missing.wav")
+    assert "no such file" in client.expect(osc.ERROR).params[0]
+    assert daemon.service.worker.completed == 0 and len(daemon.service.queue) == 0
+
+
+def test_check_path_resolves_before_checking(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    (root / "a").mkdir(parents=True)
+    (root / "a" / "x.wav").write_bytes(b"x")
+    assert check_path(f"{root}/a/../a/x.wav", [root]) == (root / "a" / "x.wav").resolve()
+    with pytest.raises(osc.ArgError, match="refused"):
+        check_path(f"{root}/../root2/x.wav", [root])
+    with pytest.raises(osc.ArgError, match="non-empty"):
+        check_path("bad\x00path", [root])
+
+
+@pytest.mark.parametrize("address, args, words", [
+    (osc.MATCH_FILE, [], "expects s:path [f:refine_seconds], got no arguments"),
+    (osc.MATCH_FILE, [3], "path must be a string, got int"),
+    (osc.MATCH_FILE, ["/x", "fast"], "refine_seconds must be a float"),
+    (osc.MATCH_FILE, ["/x", 1.0, 2.0], "expects"),
+    (osc.MATCH_FILE, ["/x", -1.0], "refine_seconds must be between 0 and 600"),
+    (osc.MATCH_FILE, ["/x", 1.0], "refused"),
+    (osc.HELLO, ["9002"], "port must be a int"),
+    (osc.HELLO, [70000], "port must be between"),
+    (osc.MATCH_BUFFER, [SR], "expects i:sample_rate b:samples"),
+    (osc.MATCH_BUFFER, [100, b"\x00" * 8], "sample_rate must be between"),
+    (osc.MATCH_BUFFER, [SR, b"\x00" * 7], "not whole float32 samples"),
+    (osc.RECORD, [100.0], "seconds must be between"),
+    (osc.RECORD, ["long"], "seconds must be a float"),
+    ("/deepdiva/nope", [], "unknown address /deepdiva/nope"),
+])
+def test_malformed_requests_get_an_error(daemon: Daemon, client: Client, address: str, args: list,
+                                         words: str) -> None:
+    client.send(address, *args)
+    (reason,) = client.expect(osc.ERROR).params
+    assert words in reason, reason
+
+
+def test_garbage_and_foreign_messages(daemon: Daemon, client: Client) -> None:
+    client.raw(b"\x00\x01garbage")
+    assert "malformed OSC packet" in client.expect(osc.ERROR).params[0]
+    client.send("/some/other/app", 1.0)  # not ours: ignored, no error
+    client.send(osc.PING)
+    assert client.expect(osc.PONG, osc.ERROR).address == osc.PONG
+
+
+def test_bundles_are_handled(daemon: Daemon, client: Client) -> None:
+    from pythonosc.osc_bundle_builder import IMMEDIATELY, OscBundleBuilder
+
+    bundle = OscBundleBuilder(IMMEDIATELY)
+    bundle.add_content(build_msg(osc.PING, ["in a bundle"]))
+    client.raw(bundle.build().dgram)
+    assert client.expect(osc.PONG).params == ["in a bundle"]
+
+
+def _random_packets(n: int, seed: int = 1) -> Iterator[bytes]:
+    """Random bytes, truncated and bit-flipped valid messages, wrong type tags, fake bundles."""
+    rng = random.Random(seed)
+    valid = [build_msg(osc.MATCH_FILE, ["/tmp/x.wav", 1.0]).dgram, build_msg(osc.PING, [1, 2.0, "s"]).dgram,
+             build_msg(osc.BUFFER_CHUNK, [1, 0, b"\x00" * 64]).dgram, build_msg(osc.HELLO, [9]).dgram]
+    for i in range(n):
+        kind = i % 6
+        if kind == 0:
+            yield rng.randbytes(rng.randint(0, 300))
+        elif kind == 1:
+            msg = rng.choice(valid)
+            yield msg[: rng.randint(0, len(msg))]
+        elif kind == 2:
+            msg = bytearray(rng.choice(valid))
+            for _ in range(3):
+                msg[rng.randrange(len(msg))] = rng.randrange(256)
+            yield bytes(msg)
+        elif kind == 3:
+            tags = "".join(rng.choice("ifsbhdtTFNIc[]m r") for _ in range(rng.randint(0, 8)))
+            yield osc.ROOT.encode() + b"/match/file\x00\x00\x00\x00," + tags.encode() + b"\x00" + rng.randbytes(16)
+        elif kind == 4:
+            yield b"#bundle\x00" + rng.randbytes(8) + struct.pack(">i", rng.randint(-5, 5000)) + rng.randbytes(20)
+        else:
+            yield b"/deepdiva/" + rng.randbytes(rng.randint(0, 40))
+
+
+def test_ten_thousand_malformed_packets_do_not_stop_the_server(daemon: Daemon, client: Client) -> None:
+    for i, packet in enumerate(_random_packets(10_000)):
+        client.raw(packet)
+        if i % 500 == 0:
+            client.drain()  # keep our own receive buffer from overflowing
+    tcp = TcpClient(daemon.tcp)
+    decoder_garbage = [b"\xc0\xdb\x01\xc0", os.urandom(3000), b"\xc0" * 50, b"\xdb\xc0"]
+    for chunk in decoder_garbage + list(_random_packets(300, seed=2)):
+        tcp.client.socket.sendall(b"\xc0" + chunk + b"\xc0")
+    tcp.send(osc.PING, "tcp")
+    assert tcp.expect(osc.PONG).params == ["tcp"]
+    tcp.close()
+    client.drain()
+    client.send(osc.HELLO, client.port)  # the garbage may have declared another reply port: take it back
+    client.expect(osc.HELLO_OK)
+    client.send(osc.PING, "still here")
+    assert client.expect(osc.PONG).params == ["still here"]
+    app = daemon.service.udp.app
+    assert app.packets >= 1000 and app.malformed >= 1000  # most arrived and were recognised as bad
+    assert daemon.service.worker.alive
+
+
+def test_buffer_over_tcp_is_answered_on_the_connection(daemon: Daemon) -> None:
+    tcp = TcpClient(daemon.tcp)
+    samples = tone(2.0)
+    tcp.send(osc.MATCH_BUFFER, SR, samples.astype("<f4").tobytes())
+    job_id, _ = tcp.expect(osc.QUEUED).params
+    preset, _, _, result_id = tcp.expect(osc.RESULT).params
+    assert result_id == job_id and job_id in Path(preset).name and Path(preset).is_file()
+    tcp.close()
+
+
+def test_oversized_buffers_are_refused(daemon: Daemon, client: Client) -> None:
+    tcp = TcpClient(daemon.tcp)
+    too_long = tone(3.5)  # limit: 3 s
+    tcp.send(osc.MATCH_BUFFER, SR, too_long.tobytes())
+    assert "longer than 3 s" in tcp.expect(osc.ERROR).params[0]
+    huge = b"\xc0" + b"\x01" * (daemon.service.tcp.max_packet * 2 + 10) + b"\xc0"  # no valid frame at all
+    tcp.client.socket.sendall(huge)
+    assert "larger than" in tcp.expect(osc.ERROR).params[0]
+    tcp.send(osc.PING)
+    assert tcp.expect(osc.PONG).params == []  # the connection survives
+    tcp.close()
+    client.send(osc.BUFFER_BEGIN, 5, SR, 4)
+    for i, piece in enumerate(np.split(tone(8000 / SR), 4)):
+        client.send(osc.BUFFER_CHUNK, 5, i, piece.astype("<f4").tobytes())
+    client.send(osc.BUFFER_END, 5)
+    assert client.expect(osc.QUEUED, osc.ERROR).address == osc.QUEUED  # 4 x 2000 samples: fine
+    client.expect(osc.RESULT)
+    client.send(osc.BUFFER_BEGIN, 6, 8000, 30)
+    chunk = np.zeros(1000, dtype="<f4").tobytes()
+    for i in range(30):  # 30000 samples at 8 kHz = 3.75 s > 3 s
+        client.send(osc.BUFFER_CHUNK, 6, i, chunk)
+    assert "longer than 3 s" in client.expect(osc.ERROR).params[0]
+
+
+def _send_chunked(client: Client, buffer_id: int, samples: np.ndarray, chunk: int, order: list[int],
+                  skip: int | None = None) -> int:
+    pieces = [samples[i:i + chunk] for i in range(0, len(samples), chunk)]
+    client.send(osc.BUFFER_BEGIN, buffer_id, SR, len(pieces))
+    for i in order or range(len(pieces)):
+        if i != skip:
+            client.send(osc.BUFFER_CHUNK, buffer_id, i, pieces[i].astype("<f4").tobytes())
+            time.sleep(0.0005)  # pace the datagrams a little, as a real client should
+    client.send(osc.BUFFER_END, buffer_id)
+    return len(pieces)
+
+
+def test_chunked_buffer_out_of_order(daemon: Daemon, client: Client) -> None:
+    samples = tone(1.0, 330.0)
+    n = -(-len(samples) // 1024)
+    order = list(range(n))
+    random.Random(3).shuffle(order)
+    _send_chunked(client, 42, samples, 1024, order)
+    job_id, _ = client.expect(osc.QUEUED).params
+    assert client.expect(osc.RESULT).params[3] == job_id
+    stored = None
+    for outcome in [daemon.service.worker.last]:
+        stored = outcome.job
+    assert stored is not None and stored.kind == "buffer"
+
+
+def test_chunked_buffer_missing_chunk(daemon: Daemon, client: Client) -> None:
+    n = _send_chunked(client, 43, tone(0.5), 1024, [], skip=5)
+    (reason,) = client.expect(osc.ERROR).params
+    assert f"missing chunk(s) 5 of {n}" in reason
+    client.raw(b"/deepdiva/match/buffer\x00\x00,ib\x00" + struct.pack(">ii", SR, 0))  # an empty blob
+    assert "the buffer is empty" in client.expect(osc.ERROR).params[0]
+    client.send(osc.BUFFER_CHUNK, 44, 0, b"\x00" * 8)
+    assert "was not begun" in client.expect(osc.ERROR).params[0]
+    client.send(osc.BUFFER_BEGIN, 45, SR, 2)
+    client.send(osc.BUFFER_CHUNK, 45, 2, b"\x00" * 8)
+    assert "out of range 0..1" in client.expect(osc.ERROR).params[0]
+    assert len(daemon.service.queue) == 0
+
+
+def test_assembler_limits() -> None:
+    a = BufferAssembler(max_seconds=1.0, max_open=2, ttl=0.0)
+    a.begin(("h", 1), 8000, 2, None)
+    a.begin(("h", 2), 8000, 2, None)
+    a.begin(("h", 3), 8000, 2, None)  # ttl 0: the others expired
+    assert len(a) == 1
+    with pytest.raises(osc.ArgError, match="n_chunks"):
+        a.begin(("h", 4), 8000, 10**9, None)
+    b = BufferAssembler(max_seconds=1.0, max_open=1)
+    b.begin(("h", 1), 8000, 2, None)
+    with pytest.raises(osc.ArgError, match="too many unfinished"):
+        b.begin(("h", 2), 8000, 2, None)
+    b.begin(("other", 1), 8000, 2, None)  # per sender
+
+
+def test_slip_decoder_streaming() -> None:
+    from pythonosc import slip
+
+    frames = [b"abc", bytes([0xC0, 0xDB, 1]), b"x" * 5000]
+    stream = b"".join(slip.encode(f) for f in frames)
+    d = SlipDecoder(10_000)
+    got = [item for i in range(0, len(stream), 7) for item in d.feed(stream[i:i + 7])]
+    assert got == frames
+    assert d.feed(b"\xc0\xdb\x01\xc0") == ["malformed SLIP frame (bad escape sequence)"]
+    small = SlipDecoder(10)
+    assert small.feed(b"\xc0" + b"y" * 100) == []
+    assert small.feed(b"\xc0" + slip.encode(b"ok")) == ["packet larger than 10 bytes refused (audio.max_buffer_seconds)",
+                                                       b"ok"]
+
+
+def test_queue_full_gets_busy(tmp_path: Path, client: Client) -> None:
+    gate = threading.Event()
+    fast = dry_run_match()
+
+    def blocked(job: Job) -> dict:
+        gate.wait(60)
+        return fast(job)
+
+    d = Daemon(tmp_path, client.port, match=blocked, **{"queue.size": 2})
+    client.server = d.udp
+    try:
+        path = d.wav("a.wav")
+        for _ in range(3):  # one running, two waiting
+            client.send(osc.MATCH_FILE, str(path))
+            client.expect(osc.QUEUED)
+            if d.service.worker.current is None:
+                deadline = time.monotonic() + 10
+                while d.service.worker.current is None and time.monotonic() < deadline:
+                    time.sleep(0.01)
+        client.send(osc.MATCH_FILE, str(path))
+        assert "queue is full" in client.expect(osc.BUSY, osc.QUEUED).params[0]
+        client.send(osc.STATUS)
+        status = client.expect(osc.STATUS).params
+        assert status[:2] == [2, "matching"]
+        gate.set()
+        for _ in range(3):
+            client.expect(osc.RESULT)
+        assert sorted(p.name for p in d.presets.glob("*.h2p")) == ["a (2).h2p", "a (3).h2p", "a.h2p"]
+    finally:
+        gate.set()
+        d.service.stop()
+
+
+class FakeSender:
+    def __init__(self) -> None:
+        self.sent: list[np.ndarray] = []
+
+    def send(self, parameter_set, normalised) -> int:
+        self.sent.append(np.asarray(normalised))
+        return len(normalised)
+
+    def close(self) -> None:
+        pass
+
+
+def test_push_and_record(daemon: Daemon, client: Client) -> None:
+    client.send(osc.PUSH)
+    assert "nothing to push" in client.expect(osc.ERROR).params[0]
+    client.send(osc.MATCH_FILE, str(daemon.wav("x.wav")))
+    client.expect(osc.RESULT)
+    client.send(osc.PUSH)
+    assert "MIDI output is off" in client.expect(osc.ERROR).params[0]
+    sender = FakeSender()
+    daemon.service.midi.sender = sender
+    client.send(osc.PUSH, 1.0)
+    assert client.expect(osc.PUSHED).params == [33]
+    client.send(osc.PUSH, 0.0)  # a button release: ignored
+    client.send(osc.PING)
+    client.expect(osc.PONG)
+    assert len(sender.sent) == 1
+
+    recorder = daemon.service.recorder
+    recorder.problem = None
+    recorder._record = lambda seconds, device: AudioClip(tone(seconds), SR, "recording from test input")
+    client.send(osc.RECORD, 0.5)
+    assert client.expect(osc.RECORDING).params == [0.5]
+    preset = client.expect(osc.RESULT).params[0]
+    assert Path(preset).name.startswith("recording ")
+    assert len(sender.sent) == 2  # sent after each match while MIDI is on
+    recorder._record = lambda seconds, device: (_ for _ in ()).throw(
+        __import__("deepdiva.core.errors", fromlist=["AudioError"]).AudioError("the input is silent"))
+    client.send(osc.RECORD)
+    assert client.expect(osc.RECORDING).params == [2.0]  # audio.record_seconds
+    assert client.expect(osc.ERROR).params[0] == "the input is silent"
+
+
+# --------------------------------------------------------------------------- docs and examples
+
+def documented_addresses() -> set[str]:
+    return set(re.findall(r"`(/deepdiva[a-z/]*)", OSC_MD.read_text(encoding="utf-8")))
+
+
+def test_every_address_is_documented() -> None:
+    documented = documented_addresses()
+    app_addresses = {osc.PING, osc.HELLO, osc.STATUS, osc.MATCH_FILE, osc.MATCH_BUFFER, osc.BUFFER_BEGIN,
+                     osc.BUFFER_CHUNK, osc.BUFFER_END, osc.RECORD, osc.PUSH}
+    replies = {osc.PONG, osc.HELLO_OK, osc.QUEUED, osc.RESULT, osc.PARAMS, osc.ERROR, osc.BUSY, osc.RECORDING,
+               osc.PUSHED}
+    assert app_addresses | replies <= documented
+    assert documented <= app_addresses | replies
+
+
+def test_max_patch_uses_documented_addresses() -> None:
+    patch = json.loads((ROOT / "examples" / "deepdiva.maxpat").read_text(encoding="utf-8"))
+    texts = [b["box"].get("text", "") for b in patch["patcher"]["boxes"]]
+    used = {w for t in texts for w in t.split() if w.startswith("/deepdiva")}
+    assert {osc.PING, osc.MATCH_FILE, osc.RECORD, osc.PUSH, osc.RESULT, osc.HELLO} <= used
+    assert used <= documented_addresses()
+    assert "udpsend 127.0.0.1 9000" in texts and "udpreceive 9002" in texts
+    ids = {b["box"]["id"] for b in patch["patcher"]["boxes"]}
+    for line in patch["patcher"]["lines"]:
+        assert line["patchline"]["source"][0] in ids and line["patchline"]["destination"][0] in ids
+
+
+def test_touchosc_layout_uses_documented_addresses() -> None:
+    with zipfile.ZipFile(ROOT / "examples" / "deepdiva.touchosc") as z:
+        root = ElementTree.fromstring(z.read("index.xml"))
+    addresses = {base64.b64decode(c.get("osc_cs")).decode() for c in root.iter("control") if c.get("osc_cs")}
+    assert {osc.PING, osc.RECORD, osc.PUSH, osc.RESULT} <= addresses
+    assert addresses <= documented_addresses()
+
+
+def test_example_client_against_a_running_daemon(daemon: Daemon) -> None:
+    wav = daemon.wav("client.wav", 1.0)
+    script = ROOT / "examples" / "osc_client.py"
+    common = ["--port", str(daemon.udp[1]), "--tcp-port", str(daemon.tcp[1]), "--timeout", "60"]
+    for args in (["ping"], ["match", str(wav)], ["buffer", str(wav)], ["buffer", "--udp", str(wav)], ["status"]):
+        run = subprocess.run([sys.executable, str(script), *args, *common], capture_output=True, text=True,
+                             timeout=120)
+        assert run.returncode == 0, (args, run.stdout, run.stderr)
+        if args[0] in ("match", "buffer"):
+            assert "/deepdiva/result" in run.stdout and ".h2p" in run.stdout
