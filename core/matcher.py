@@ -70,7 +70,10 @@ class Matcher:
 
     @classmethod
     def load(cls, model_path: str | os.PathLike | None = None, intra_op_threads: int = 1) -> Matcher:
-        return cls(OnnxModel.load(model_path or default_model_path(), intra_op_threads=intra_op_threads))
+        """Load the model once and warm up model and renderer, so the first match is as fast as any."""
+        matcher = cls(OnnxModel.load(model_path or default_model_path(), intra_op_threads=intra_op_threads))
+        matcher.match(matcher.renderer.render(matcher.parameter_set.defaults_normalised()[None, :])[0])
+        return matcher
 
     @property
     def sample_rate(self) -> int:

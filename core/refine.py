@@ -48,7 +48,9 @@ def refine(renderer: Renderer, distance: Distance, start: np.ndarray, budget_sec
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # cma warns about flat fitness on discrete plateaus
         es = cma.CMAEvolutionStrategy(np.clip(x0, 0.0, 1.0), sigma, options)
-        while time.perf_counter() - began < budget_seconds and not es.stop():
+        generation = 0.0  # duration of the last generation: do not start one that would overrun
+        while time.perf_counter() - began + generation < budget_seconds and not es.stop():
+            tick = time.perf_counter()
             candidates = np.clip(np.asarray(es.ask()), 0.0, 1.0)
             snapped = pset.quantise(candidates)
             scores = distance(renderer.render(snapped)).astype(np.float64)
@@ -57,4 +59,5 @@ def refine(renderer: Renderer, distance: Distance, start: np.ndarray, budget_sec
             i = int(np.argmin(scores))
             if scores[i] < best_d:
                 best_d, best_x = float(scores[i]), snapped[i].astype(np.float64)
+            generation = time.perf_counter() - tick
     return RefineResult(best_x.astype(np.float32), best_d, start_d, evaluations, time.perf_counter() - began)

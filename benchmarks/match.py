@@ -1,0 +1,139 @@
+"""Match latency and quality, side by side in one run (issue 6's targets).
+
+    .venv/bin/python benchmarks/match.py [--run runs/shipped-cnn2] [--eval data/eval-medium33]
+
+(a) Latency, file -> preset written, warm, network only: deepdiva's path (numpy features +
+    onnxruntime, one session) against the original project's pipeline shape on the same
+    trained network (librosa load + librosa features + Keras ``predict``). Target: p50 <= 20 ms
+    and >= 10x faster. Needs the ``train`` and ``test`` extras (TensorFlow, librosa).
+(b) Quality on a held-out builtin dataset: multi-resolution STFT distance of the base preset,
+    the network alone, and the network + 1 s and + 5 s of refinement.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import soundfile as sf  # noqa: E402
+
+from deepdiva.core.features import FeatureConfig, full_scale_reference  # noqa: E402
+from deepdiva.core.matcher import Matcher, default_model_path  # noqa: E402
+from deepdiva.core.metrics import SpectralTarget  # noqa: E402
+from deepdiva.presets.diva import write_diva_preset  # noqa: E402
+from deepdiva.presets.match_job import match_file  # noqa: E402
+from deepdiva.training.dataset import Dataset, is_silent  # noqa: E402
+
+
+def percentiles(times: list[float]) -> tuple[float, float]:
+    ms = np.asarray(times) * 1e3
+    return float(np.percentile(ms, 50)), float(np.percentile(ms, 95))
+
+
+def librosa_features(path: Path, cfg: FeatureConfig, feature: str) -> np.ndarray:
+    """The original project's shape: librosa.load + librosa mel features, one clip."""
+    import librosa
+
+    y, _ = librosa.load(path, sr=cfg.sample_rate, mono=True, duration=2.0)
+    y = np.pad(y, (0, max(0, 2 * cfg.sample_rate - y.size)))[: 2 * cfg.sample_rate]
+    mel = librosa.feature.melspectrogram(y=y, sr=cfg.sample_rate, n_fft=cfg.mel_n_fft,
+                                         hop_length=cfg.mel_hop_length, n_mels=cfg.n_mels, fmin=cfg.fmin,
+                                         fmax=cfg.fmax, pad_mode=cfg.pad_mode)
+    if feature == "mel_db":
+        db = librosa.power_to_db(mel, ref=full_scale_reference(cfg), top_db=None)
+        x = 1 + np.clip(db, cfg.db_floor, 0) / -cfg.db_floor
+    else:
+        db = librosa.power_to_db(mel, ref=np.max)
+        x = (db - db.min()) / max(db.max() - db.min(), 1e-9)
+    return np.flipud(x)[None, :, :, None].astype(np.float32)
+
+
+def latency(matcher: Matcher, run: Path | None, clips: np.ndarray, repeats: int) -> None:
+    tmp = Path(tempfile.mkdtemp(prefix="dd-bench-match-"))
+    files = []
+    for i, clip in enumerate(clips):
+        files.append(tmp / f"t{i}.wav")
+        sf.write(files[-1], clip, matcher.sample_rate, subtype="FLOAT")
+    out = tmp / "presets"
+    for f in files[:3]:  # warm-up
+        match_file(matcher, f, out, preview=False)
+    ours = []
+    for _ in range(repeats):
+        for f in files:
+            start = time.perf_counter()
+            match_file(matcher, f, out, preview=False)
+            ours.append(time.perf_counter() - start)
+    p50, p95 = percentiles(ours)
+    print(f"(a) latency, file -> preset written, network only, {len(ours)} matches")
+    print(f"    deepdiva (numpy features + onnxruntime)   p50 {p50:7.2f} ms   p95 {p95:7.2f} ms   (target p50 <= 20)")
+    if run is None:
+        print("    original pipeline: pass --run RUN (a training run folder) to compare")
+        return
+    import keras
+
+    from deepdiva.training.train import best_model_path
+
+    model = keras.models.load_model(best_model_path(run))
+    card = matcher.model.card
+    pset = matcher.parameter_set
+    keras_out = tmp / "keras"
+    for f in files[:3]:
+        model.predict(librosa_features(f, card.feature_config, card.feature_name), verbose=0)
+    theirs = []
+    for f in files:
+        start = time.perf_counter()
+        x = librosa_features(f, card.feature_config, card.feature_name)
+        params = model.predict(x, verbose=0)
+        params = params["params"] if isinstance(params, dict) else (params[0] if isinstance(params, list) else params)
+        write_diva_preset(pset, pset.quantise(np.asarray(params))[0], keras_out, source=f)
+        theirs.append(time.perf_counter() - start)
+    q50, q95 = percentiles(theirs)
+    print(f"    original shape (librosa + Keras predict)   p50 {q50:7.2f} ms   p95 {q95:7.2f} ms")
+    print(f"    speed-up at p50: {q50 / p50:.1f}x   (target >= 10x)")
+
+
+def quality(matcher: Matcher, clips: np.ndarray, budgets: list[float]) -> None:
+    pset = matcher.parameter_set
+    base_audio = matcher.renderer.render(pset.defaults_normalised()[None, :])[0]
+    rows = {"base preset": [], "network only": []} | {f"network + {b:g} s refine": [] for b in budgets}
+    for i, clip in enumerate(clips):
+        target = SpectralTarget(clip)
+        rows["base preset"].append(float(target.distance(base_audio[None, :])[0]))
+        rows["network only"].append(matcher.match(clip).distance)
+        for b in budgets:
+            rows[f"network + {b:g} s refine"].append(matcher.match(clip, refine_seconds=b, seed=i).distance)
+    print(f"(b) quality on {len(clips)} held-out builtin renders: multi-resolution STFT distance (lower is better)")
+    base_median = np.median(rows["base preset"])
+    for name, values in rows.items():
+        print(f"    {name:26s} mean {np.mean(values):8.3f}   median {np.median(values):7.3f}   "
+              f"median vs base {np.median(values) / base_median:5.2f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=None, help="ONNX model (default: the shipped one)")
+    parser.add_argument("--run", default=None, help="training run of the same model, for the Keras comparison")
+    parser.add_argument("--eval", dest="eval_path", default="data/eval-medium33", help="held-out dataset")
+    parser.add_argument("--n-latency", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--n-quality", type=int, default=30)
+    parser.add_argument("--budgets", default="1,5")
+    args = parser.parse_args()
+
+    matcher = Matcher.load(args.model or default_model_path())
+    ds = Dataset.open(args.eval_path)
+    audio = np.asarray(ds.load_shard(ds.shards[0], "audio"))
+    audio = audio[~is_silent(audio)]
+    latency(matcher, Path(args.run) if args.run else None, audio[: args.n_latency], args.repeats)
+    quality(matcher, audio[args.n_latency: args.n_latency + args.n_quality],
+            [float(b) for b in args.budgets.split(",")])
+
+
+if __name__ == "__main__":
+    main()
