@@ -6,6 +6,11 @@ from pathlib import Path
 
 import pytest
 
+try:  # DawDreamer 0.9 segfaults when imported after TensorFlow 2.21 in one process; the suite
+    import dawdreamer  # noqa: F401  loads both, so DawDreamer goes first.
+except ImportError:
+    pass
+
 DATA = Path(__file__).parent / "data"
 
 
