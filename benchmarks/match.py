@@ -77,6 +77,7 @@ def latency(matcher: Matcher, run: Path | None, clips: np.ndarray, repeats: int)
         return
     import keras
 
+    import deepdiva.training.models  # noqa: F401  registers the custom layers for load_model
     from deepdiva.training.train import best_model_path
 
     model = keras.models.load_model(best_model_path(run))

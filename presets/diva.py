@@ -38,7 +38,12 @@ def base_preset_name(profile: Profile | None = None) -> str:
 
 def load_base_preset(profile: Profile | None = None) -> H2PPreset:
     """The base preset shipped with deepdiva (every value a render assumes)."""
-    name = base_preset_name(profile)
+    return _parsed_base(base_preset_name(profile))
+
+
+@cache
+def _parsed_base(name: str) -> H2PPreset:
+    # H2PPreset is immutable (with_values returns a new one), so one parse serves every match.
     return parse_h2p(_base_bytes(name), f"base ({name})")
 
 
