@@ -39,3 +39,7 @@ class ModelError(DeepDivaError):
 
 class ConfigError(DeepDivaError):
     """An invalid configuration value."""
+
+
+class MidiError(DeepDivaError):
+    """A MIDI output that cannot be opened (unknown port, no MIDI system) or a bad CC setting."""

@@ -90,10 +90,12 @@ def _progress(total: int, desc: str, quiet: bool):
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON report (path, params, distance).")
 @click.option("--push-midi", "push_midi", default=None, metavar="PORT",
               help="Also send the parameters as MIDI CC to this port.")
+@click.option("--max-seconds", type=click.FloatRange(min=0.1), default=600.0, show_default=True,
+              help="Refuse inputs longer than this.")
 @click.pass_context
 def match_cmd(ctx: click.Context, targets: tuple[str, ...], model_path: str | None, refine_seconds: float,
               out: str | None, preset_dir: str | None, name: str | None, preview: bool, seed: int,
-              as_json: bool, push_midi: str | None) -> None:
+              as_json: bool, push_midi: str | None, max_seconds: float) -> None:
     """Match sounds: write a Diva preset for each target file (or folder of files)."""
     import json
 
@@ -122,7 +124,7 @@ def match_cmd(ctx: click.Context, targets: tuple[str, ...], model_path: str | No
     for path in tqdm(files, desc="matching", unit="file", disable=quiet or len(files) < 2 or not sys.stderr.isatty()):
         try:
             report = match_file(matcher, path, destination, name=name, preview=preview,
-                                refine_seconds=refine_seconds, seed=seed)
+                                refine_seconds=refine_seconds, seed=seed, max_seconds=max_seconds)
         except DeepDivaError as exc:
             if len(files) == 1:
                 raise
@@ -429,3 +431,146 @@ def export_cmd(ctx: click.Context, run: str, out: str, overwrite: bool, opset: i
     say = None if ctx.obj["quiet"] else click.echo
     onnx_path, card_path = export_run(run, out, overwrite=overwrite, opset=opset, tolerance=tolerance, say=say)
     click.echo(f"{onnx_path}\n{card_path}")
+
+
+# --------------------------------------------------------------------------- serve, config (the daemon)
+
+def _daemon_setting_options(f):
+    """One ``deepdiva serve`` flag per daemon setting (``daemon/config.py`` SETTINGS), default: unset."""
+    from .daemon.config import SETTINGS
+
+    types = {"int": int, "port": int, "float": float}
+    for s in reversed(SETTINGS):
+        kw: dict = {"default": None, "help": f"{s.help} [{s.key}]"}
+        if s.kind == "paths":
+            kw.update(multiple=True, default=(), type=click.Path(file_okay=False))
+        elif s.kind == "choice":
+            kw["type"] = click.Choice(s.choices)
+        elif s.kind != "bool":
+            kw["type"] = types.get(s.kind, str)
+        f = click.option(s.flag, s.attr, **kw)(f)
+    return f
+
+
+@cli.command("serve")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
+              help="Config file (default: the one 'deepdiva config path' prints, if it exists).")
+@click.option("--dry-run", is_flag=True,
+              help="No model: validate each input and write the base preset (to test drop folder, OSC, MIDI).")
+@_daemon_setting_options
+@click.pass_context
+def serve_cmd(ctx: click.Context, config_file: str | None, dry_run: bool, **flags) -> None:
+    """Run the daemon (drop folder, OSC over UDP and TCP, recording, MIDI CC) until Ctrl-C or SIGTERM."""
+    from .daemon.config import load_config, overrides_from_flags
+    from .daemon.service import Service
+
+    config = load_config(config_file, overrides_from_flags(flags))
+    Service(config, dry_run=dry_run, say=None if ctx.obj["quiet"] else click.echo).run()
+
+
+@cli.group("config")
+def config_group() -> None:
+    """The daemon's settings file (TOML): create, show, locate."""
+
+
+@config_group.command("path")
+def config_path_cmd() -> None:
+    """Print where the settings file is read from."""
+    from .daemon.config import default_config_path
+
+    click.echo(str(default_config_path()))
+
+
+@config_group.command("init")
+@click.option("--path", "path", type=click.Path(dir_okay=False), default=None,
+              help="Write here instead of the default location.")
+@click.option("--force", is_flag=True, help="Replace an existing file with the defaults.")
+def config_init_cmd(path: str | None, force: bool) -> None:
+    """Write a settings file with every key, its default and what it does."""
+    from .daemon.config import write_default_config
+
+    click.echo(str(write_default_config(path, force=force)))
+
+
+@config_group.command("show")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
+              help="Settings file (default: the usual one).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def config_show_cmd(config_file: str | None, as_json: bool) -> None:
+    """Print the effective settings (file + defaults), after validation."""
+    from .daemon.config import load_config, show_config
+
+    click.echo(show_config(load_config(config_file), as_json=as_json))
+
+
+# --------------------------------------------------------------------------- midi (CC map, learn helper)
+
+@cli.group("midi")
+def midi_group() -> None:
+    """MIDI CC output: list ports, print the learn sheet, MIDI-learn the CCs in Diva."""
+
+
+@midi_group.command("ports")
+@click.option("--api", default=None, help="Only this MIDI API (alsa, jack, coremidi, winmm).")
+def midi_ports_cmd(api: str | None) -> None:
+    """List the MIDI output ports of each MIDI API on this machine."""
+    from .daemon.midi import output_ports
+
+    for name, ports in output_ports(api).items():
+        click.echo(f"{name}:")
+        for port in [ports] if isinstance(ports, str) else (ports or ["(no ports)"]):
+            click.echo(f"  {port}")
+
+
+@midi_group.command("sheet")
+@click.option("-o", "--out", type=click.Path(dir_okay=False), default=None,
+              help="Write the sheet to FILE (atomically) instead of printing it.")
+@click.option("--format", "fmt", type=click.Choice(["csv", "md"]), default=None,
+              help="csv or md (Markdown); default: md for a .md FILE, else csv.")
+@click.option("--cc-map", "cc_map", type=click.Path(dir_okay=False), default=None,
+              help="TOML file whose [cc] table overrides the profile's CCs.")
+def midi_sheet_cmd(out: str | None, fmt: str | None, cc_map: str | None) -> None:
+    """The learn sheet: which CC drives which Diva control (see daemon/LEARN.md)."""
+    from .daemon.ccmap import learn_sheet, load_cc_map, write_learn_sheet
+
+    mapping = load_cc_map("diva", cc_map)
+    if out:
+        click.echo(str(write_learn_sheet(mapping, out, fmt)))
+    else:
+        click.echo(learn_sheet(mapping, fmt or "csv"), nl=False)
+
+
+@midi_group.command("learn")
+@click.option("--port", default=None, help="Port name (default: a virtual port 'deepdiva').")
+@click.option("--existing", is_flag=True, help="Open an existing port (e.g. loopMIDI) instead of a virtual one.")
+@click.option("--delay", type=click.FloatRange(min=0), default=None,
+              help="Seconds to wait before sending each CC (default: wait for Enter).")
+@click.option("--mode", type=click.Choice(["7bit", "14bit"]), default="7bit", show_default=True,
+              help="14bit sends MSB + LSB for CCs 0-31: learn in the mode the daemon will use.")
+@click.option("--channel", type=click.IntRange(1, 16), default=1, show_default=True, help="MIDI channel.")
+@click.option("--cc-map", "cc_map", type=click.Path(dir_okay=False), default=None,
+              help="TOML file whose [cc] table overrides the profile's CCs.")
+@click.option("--only", multiple=True, metavar="PARAM", help="Only this parameter (e.g. VCF1:Freq); repeatable.")
+@click.option("--api", default=None, help="MIDI API (alsa, jack, coremidi, winmm); default: the system's.")
+def midi_learn_cmd(port: str | None, existing: bool, delay: float | None, mode: str, channel: int,
+                   cc_map: str | None, only: tuple[str, ...], api: str | None) -> None:
+    """Send one CC at a time so you can MIDI-learn each control in Diva."""
+    import time
+
+    from .daemon.ccmap import load_cc_map
+    from .daemon.midi import CCSender, learn_steps, run_learn
+
+    mapping = load_cc_map("diva", cc_map)
+    steps = learn_steps(mapping, mode, only)
+
+    def before(step) -> bool:
+        click.echo(f"{step.describe()}\n    in Diva: right-click {step.assignment.control} > MIDI Learn")
+        if delay is None:
+            return click.prompt("    then press Enter (q to stop)", default="", show_default=False) != "q"
+        time.sleep(delay)
+        return True
+
+    with CCSender.open(port, virtual=not existing, mode=mode, channel=channel, cc_map=mapping, api=api) as sender:
+        click.echo(f"sending on MIDI port {sender.target!r}, channel {channel}: route it to Diva in your host")
+        done = run_learn(sender, steps, before)
+    click.echo(f"sent {done} of {len(steps)} CCs")
