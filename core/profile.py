@@ -196,7 +196,8 @@ class Profile:
         fixed = [p.id for p in params if p.kind == "placeholder"]
         if fixed:
             raise ProfileError(f"parameters {fixed} are placeholders and cannot vary")
-        return ParameterSet(self, " ".join(map(str, ids)), tuple(ids))
+        named = next((n for n, members in self.sets.items() if members == tuple(ids)), None)
+        return ParameterSet(self, named or " ".join(map(str, ids)), tuple(ids))
 
 
 def _as_matrix(values: np.ndarray, k: int, what: str) -> np.ndarray:
