@@ -254,3 +254,10 @@ def test_cli_train_seed_cnn_and_resume(tmp_path: Path) -> None:
     assert len(json.loads((tmp_path / "runs" / "seed" / "history.json").read_text())["epochs"]) == 2
     res = runner.invoke(cli, ["export", str(tmp_path / "runs" / "seed"), "-o", str(tmp_path / "seed.onnx")])
     assert res.exit_code == 0, res.output
+    # ... and the end of the chain: evaluate the exported model against the two baselines
+    res = runner.invoke(cli, ["evaluate", str(tmp_path / "seed.onnx"), str(ds.folder), "--out",
+                              str(tmp_path / "eval"), "--json"])
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.stdout)
+    assert report["n"] == 32 and set(report["methods"]) == {"model", "base_preset", "random_patch"}
+    assert (tmp_path / "eval" / "report.json").exists()
