@@ -14,13 +14,29 @@ def unique_path(path: Path) -> Path:
     if not path.exists():
         return path
     n = 1
-    while _numbered(path, n).exists():
+    while numbered(path, n).exists():
         n += 1
-    return _numbered(path, n)
+    return numbered(path, n)
 
 
-def _numbered(path: Path, n: int) -> Path:
+def numbered(path: Path, n: int) -> Path:
+    """``path`` for n == 1, else ``stem (n).ext``."""
     return path if n == 1 else path.with_name(f"{path.stem} ({n}){path.suffix}")
+
+
+def link_unique(src: Path, target: Path) -> Path:
+    """Hard-link ``src`` to the first free name of ``target``, ``target (2)``, ...; never overwrites.
+
+    Claiming the name is atomic: the link fails if another writer got there first.
+    """
+    n = 1
+    while True:
+        candidate = numbered(target, n)
+        try:
+            os.link(src, candidate)
+            return candidate
+        except FileExistsError:
+            n += 1
 
 
 def write_atomic(path: Path, write: Callable[[Path], None], overwrite: bool = True) -> Path:
@@ -41,14 +57,7 @@ def write_atomic(path: Path, write: Callable[[Path], None], overwrite: bool = Tr
         if overwrite:
             os.replace(tmp, path)
             return path
-        n = 1
-        while True:
-            candidate = _numbered(path, n)
-            try:
-                os.link(tmp, candidate)
-                return candidate
-            except FileExistsError:
-                n += 1
+        return link_unique(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
 

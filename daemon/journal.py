@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from ..core.atomic import link_unique
 from ..core.errors import ConfigError, PresetError
 
 log = logging.getLogger(__name__)
@@ -49,23 +50,6 @@ def fsync_dir(folder: Path) -> None:
 def fsync_file(path: Path) -> None:
     with open(path, "rb") as f:
         os.fsync(f.fileno())
-
-
-def numbered(path: Path, n: int) -> Path:
-    """``path`` for n == 1, else ``stem (n).ext`` (the naming of ``core.atomic``)."""
-    return path if n == 1 else path.with_name(f"{path.stem} ({n}){path.suffix}")
-
-
-def link_unique(src: Path, target: Path) -> Path:
-    """Hard-link ``src`` to the first free name of ``target``, ``target (2)``, ...; never overwrites."""
-    n = 1
-    while True:
-        candidate = numbered(target, n)
-        try:
-            os.link(src, candidate)
-            return candidate
-        except FileExistsError:
-            n += 1
 
 
 def linked_name(path: Path, folder: Path) -> Path | None:

@@ -22,11 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..core.atomic import write_atomic
+from ..core.atomic import numbered, write_atomic
 from ..core.errors import ConfigError
 from ..presets.match_job import AUDIO_SUFFIXES
 from .jobs import Busy, Job, Outcome
-from .journal import fsync_dir, linked_name, numbered
+from .journal import fsync_dir, linked_name
 
 log = logging.getLogger(__name__)
 

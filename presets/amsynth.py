@@ -24,6 +24,7 @@ import numpy as np
 from ..core.atomic import write_bytes_atomic
 from ..core.errors import PresetError
 from ..core.profile import Parameter, ParameterSet, Profile, load_profile
+from .files import read_preset_bytes
 from .folders import make_dir
 
 PRESET_HEADER = "amSynth1.0preset"
@@ -142,14 +143,7 @@ def parse_amsynth(text: str, profile: Profile | None = None, source: str = "<tex
 def read_amsynth(path: str | Path, profile: Profile | None = None, index: int = 0) -> AmsynthPreset:
     """Read a ``.amSynthPreset`` file, or preset ``index`` of a ``.bank`` file."""
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise PresetError(f"{path}: no such preset file") from None
-    except IsADirectoryError:
-        raise PresetError(f"{path}: is a folder, not an amsynth preset") from None
-    except OSError as exc:
-        raise PresetError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    data = read_preset_bytes(path, "an amsynth preset")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:

@@ -21,6 +21,7 @@ import numpy as np
 from ..core.atomic import write_bytes_atomic
 from ..core.errors import PresetError, ProfileError
 from ..core.profile import Parameter, ParameterRangeWarning, ParameterSet, Profile
+from .files import read_preset_bytes
 from .folders import make_dir
 
 BINARY_MARKER = "// Section for ugly compressed binary Data"
@@ -358,14 +359,7 @@ def parse_h2p(data: bytes, source: str = "<bytes>") -> H2PPreset:
 def read_h2p(path: str | Path, profile: Profile | None = None) -> H2PPreset:
     """Read and parse a ``.h2p`` file; with ``profile``, also check no parameter is missing."""
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise PresetError(f"{path}: no such preset file") from None
-    except IsADirectoryError:
-        raise PresetError(f"{path}: is a folder, not a .h2p preset file") from None
-    except OSError as exc:
-        raise PresetError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    data = read_preset_bytes(path, "a .h2p preset file")
     preset = parse_h2p(data, str(path))
     return preset.check_complete(profile) if profile is not None else preset
 
