@@ -81,6 +81,14 @@ class JackServer:
 
     def start(self, fail: bool = True) -> str:
         """Start jackd and wait until its ports are listed: ``"ok"``, ``"busy"`` or ``"full"``."""
+        outcome = self._start()
+        if fail and outcome != "ok":
+            self.fail_to_start()
+        return outcome
+
+    def _start(self) -> str:
+        if self.ports():  # someone else's server has this name: it would answer our jack_lsp
+            return "busy"
         cmd = ["jackd", "--no-realtime", "-n", self.name,
                "-t", "5000",  # client timeout (ms): a loaded 2-core CI box must not get clients kicked
                "-d", "dummy", "-r", str(SAMPLE_RATE), "-p", str(PERIOD)]
@@ -94,11 +102,11 @@ class JackServer:
             if self.process.poll() is not None or time.monotonic() > deadline:
                 self.stop()
                 text = self.log_path.read_text(errors="replace")[offset:]
-                outcome = "full" if "Too many servers" in text else "busy" if "already active" in text else "?"
-                if fail:
-                    self.fail_to_start()
-                return outcome
+                return "full" if "Too many servers" in text else "busy" if "already active" in text else "?"
             time.sleep(0.05)
+        if self.process.poll() is not None:  # ours lost a race for the name to another server
+            self.process = None
+            return "busy"
         return "ok"
 
     def fail_to_start(self) -> None:
