@@ -323,7 +323,9 @@ def generate(folder: Path, spec: DatasetSpec, workers: int = 1, first_shard: int
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor, as_completed
 
-        ctx = mp.get_context("spawn")
+        # fork where the OS has it: workers inherit the loaded (numba-compiled) renderer code
+        # instead of importing and loading it again; spawn elsewhere.
+        ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
         with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
                                  initargs=(spec.to_dict(),)) as pool:
             futures = [pool.submit(_run_shard, str(folder), i) for i in todo]
