@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import time
 from collections.abc import Callable
 
 import numpy as np
@@ -169,15 +170,18 @@ def test_sender_rejects_bad_settings() -> None:
 
 # --------------------------------------------------------------------------- through JACK
 
-MARKER = (119, 77)  # a CC no map here uses: sent until the connection carries messages
+MARKER_CC = 119  # no CC map here uses it: frames each batch a test sends
+MARKER = (MARKER_CC, 127)
 
 
 class Reader:
     """A JACK MIDI input for reading back what a sender sent.
 
     It uses rtmidi's own queue (no callback), so JACK's process thread never waits for
-    Python's GIL. Events sent before JACK activates a new connection are dropped, which on a
-    loaded machine can take several periods: :meth:`sync` waits until marker CCs get through.
+    Python's GIL. JACK drops the MIDI events of a period that a late client misses (an xrun,
+    common with ``--no-realtime`` on a busy 2-core machine) and those sent before a new
+    connection is active, so :meth:`exchange` frames each batch with marker CCs and sends it
+    again until one copy arrives whole: what arrived is then checked exactly.
     """
 
     def __init__(self, connect_to: str | None = None, virtual: str | None = None,
@@ -202,27 +206,29 @@ class Reader:
             out.append((status & 0x0F, cc, value))
         return out
 
-    def sync(self, sender: CCSender, wait_for: Callable[..., object]) -> None:
-        def through() -> bool:
-            sender.send_pairs([MARKER])
-            return any((c, v) == MARKER for _, c, v in self._read())
-
-        wait_for(through, 20, "the JACK MIDI connection to carry messages")
-
     def pending(self) -> list[tuple[int, int, int]]:
         """``(channel, cc, value)`` received so far, markers left out."""
-        return [m for m in self._read() if m[1:] != MARKER]
+        return [m for m in self._read() if m[1] != MARKER_CC]
 
-    def collect(self, n: int, wait_for: Callable[..., object], timeout: float = 20.0) -> list[tuple[int, int, int]]:
-        got: list[tuple[int, int, int]] = []
-
-        def enough() -> bool:
-            got.extend(self.pending())
-            return len(got) >= n
-
-        wait_for(enough, timeout, f"{n} MIDI messages (got {len(got)})")
-        assert len(got) == n, f"more messages than sent: {got[n:]}"
-        return got
+    def exchange(self, sender: CCSender, send: Callable[[], int], attempts: int = 10,
+                 timeout: float = 5.0) -> list[tuple[int, int, int]]:
+        """Call ``send`` (returns how many messages it sent) between markers until a copy arrives whole."""
+        stream: list[tuple[int, int, int]] = []
+        for k in range(attempts):
+            begin, end = (MARKER_CC, 2 * k), (MARKER_CC, 2 * k + 1)
+            sender.send_pairs([begin])
+            sent = send()
+            sender.send_pairs([end])
+            deadline = time.monotonic() + timeout
+            while end not in [m[1:] for m in stream] and time.monotonic() < deadline:
+                stream += self._read()
+                time.sleep(0.01)
+            marks = [m[1:] for m in stream]
+            if begin in marks and end in marks:
+                batch = stream[marks.index(begin) + 1: marks.index(end)]
+                if len(batch) == sent:
+                    return batch
+        pytest.fail(f"no batch arrived whole in {attempts} attempts; received {stream}")
 
     def close(self) -> None:
         if self.rt is not None:  # deleting twice would crash inside rtmidi
@@ -248,42 +254,44 @@ def open_sender(jack_server):
 
 @pytest.mark.jack
 @pytest.mark.parametrize("mode", ["7bit", "14bit"])
-def test_send_reads_back_every_cc_in_order(open_sender, wait_for, mode: str) -> None:
+def test_send_reads_back_every_cc_in_order(open_sender, mode: str) -> None:
     sender = open_sender(f"dd-{mode}", mode=mode)
     reader = Reader(f"dd-{mode}")
     params = match_params()
     try:
-        reader.sync(sender, wait_for)
-        sent = sender.send(MEDIUM, params)
         expected = expected_pairs(params, mode)
-        assert sent == len(expected) == (33 if mode == "7bit" else 53)
-        assert reader.collect(sent, wait_for) == [(0, c, v) for c, v in expected]
+        got = reader.exchange(sender, lambda: sender.send(MEDIUM, params))
+        assert len(got) == len(expected) == (33 if mode == "7bit" else 53)
+        assert got == [(0, c, v) for c, v in expected]
     finally:
         reader.close()
 
 
 @pytest.mark.jack
-def test_channel_and_raw_pairs(open_sender, wait_for) -> None:
+def test_channel_and_raw_pairs(open_sender) -> None:
     sender = open_sender("dd-chan", channel=10)
     reader = Reader("dd-chan")
     try:
-        reader.sync(sender, wait_for)
-        assert sender.send_pairs([(12, 1), (102, 127)]) == 2
-        assert reader.collect(2, wait_for) == [(9, 12, 1), (9, 102, 127)]
+        assert reader.exchange(sender, lambda: sender.send_pairs([(12, 1), (102, 127)])) == [
+            (9, 12, 1), (9, 102, 127)]
     finally:
         reader.close()
 
 
 @pytest.mark.jack
-def test_learn_sends_one_control_at_a_time(open_sender, wait_for) -> None:
+def test_learn_sends_one_control_at_a_time(open_sender) -> None:
     sender = open_sender("dd-learn", mode="14bit")
     reader = Reader("dd-learn")
     steps = learn_steps(load_cc_map(), "14bit", only=["VCF1:Freq", "LFO1:Wave"])
     seen: list[str] = []
     try:
-        reader.sync(sender, wait_for)
-        assert run_learn(sender, steps, lambda s: seen.append(s.describe()) or True, repeats=2, gap=0) == 2
-        got = reader.collect(6, wait_for)
+        per_run = 2 * sum(len(step.pairs) for step in steps)  # two repeats of each step's CCs
+
+        def learn() -> int:
+            assert run_learn(sender, steps, lambda s: seen.append(s.describe()) or True, repeats=2, gap=0) == 2
+            return per_run
+
+        got = reader.exchange(sender, learn)
     finally:
         reader.close()
     assert seen[0].startswith("[1/2] CC 12 + LSB CC 44 -> VCF1 Freq (Frequency)")
@@ -298,9 +306,7 @@ def test_named_port_disappears_and_sender_reconnects(jack_server, wait_for, capl
     sender = CCSender.open("dd-sink:sink", virtual=False, api="jack", retry=(0.05, 0.2), check_interval=0)
     params = match_params()
     try:
-        sink.sync(sender, wait_for)
-        assert sender.send(MEDIUM, params) == 33
-        sink.collect(33, wait_for)
+        assert len(sink.exchange(sender, lambda: sender.send(MEDIUM, params))) == 33
         sink.close()
         wait_for(lambda: "dd-sink:sink" not in jack_server.ports(), what="the sink port to go away")
         with caplog.at_level(logging.WARNING, logger="deepdiva.daemon.midi"):
@@ -311,9 +317,8 @@ def test_named_port_disappears_and_sender_reconnects(jack_server, wait_for, capl
         sink = Reader(virtual="sink", client="dd-sink")
         wait_for(lambda: sender.send_pairs([MARKER]) == 1, what="the sender to reconnect")
         assert sender.connected
-        sink.sync(sender, wait_for)
-        assert sender.send(MEDIUM, params) == 33
-        assert sink.collect(33, wait_for) == [(0, c, v) for c, v in expected_pairs(params, "7bit")]
+        assert sink.exchange(sender, lambda: sender.send(MEDIUM, params)) == [
+            (0, c, v) for c, v in expected_pairs(params, "7bit")]
     finally:
         sender.close()
         sink.close()
@@ -338,18 +343,14 @@ params = match_params()
 expected = [(0, c, v) for c, v in expected_pairs(params, "7bit")]
 sender = CCSender.open("dd-restart", api="jack", retry=(0.05, 0.2), check_interval=0)
 reader = Reader("dd-restart")
-reader.sync(sender, wait_until)
-assert sender.send(MEDIUM, params) == 33
-assert reader.collect(33, wait_until) == expected
+assert reader.exchange(sender, lambda: sender.send(MEDIUM, params)) == expected
 reader.close()
 step("stop")
 wait_until(lambda: sender.send(MEDIUM, params) == 0 and not sender.connected, 30, "the sender to notice")
 step("start")
 wait_until(lambda: sender.send(MEDIUM, params) == 33, 30, "the sender to reconnect after the restart")
 reader = Reader("dd-restart")
-reader.sync(sender, wait_until)
-assert sender.send(MEDIUM, params) == 33
-assert reader.collect(33, wait_until) == expected
+assert reader.exchange(sender, lambda: sender.send(MEDIUM, params)) == expected
 reader.close()
 sender.close()
 print("done", flush=True)
