@@ -9,6 +9,7 @@ reason instead of being matched into a nonsense preset.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass
 
@@ -22,6 +23,7 @@ log = logging.getLogger(__name__)
 PROBE_SECONDS = 0.2
 MAX_CHANNELS = 2  # a stereo input is mixed to mono; more channels add nothing to a match
 WAIT_MARGIN = 5.0  # seconds past the expected end before a stalled input counts as failed
+_ONE_AT_A_TIME = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -113,7 +115,7 @@ def _capture(sd, frames: int, rate: int, channels: int, index: int, name: str) -
             sd.stop()
             raise AudioError(f"audio input {name!r} stopped delivering audio; check the device")
         sd.wait()
-    except sd.PortAudioError as exc:
+    except (sd.PortAudioError, ValueError) as exc:
         raise AudioError(f"cannot record from {name!r}: {exc}") from None
     return data
 
@@ -128,17 +130,18 @@ def record(seconds: float, device: str | int | None = None, sample_rate: int | N
     """
     if not np.isfinite(seconds) or not 0 < seconds <= DEFAULT_MAX_SECONDS:
         raise AudioError(f"recording length must be between 0 and {DEFAULT_MAX_SECONDS:g} s, got {seconds}")
-    sd = _sd()
-    index, info = _resolve(sd, device)
-    name = str(info["name"])
-    channels = min(int(info["max_input_channels"]), MAX_CHANNELS)
-    rate = _pick_rate(sd, index, info, channels, sample_rate)
-    if probe_seconds > 0:
-        probe = _capture(sd, max(1, int(probe_seconds * rate)), rate, channels, index, name)
-        if not np.any(probe):
-            raise AudioError(f"the input is silent: check the input device / microphone permission "
-                             f"(input {name!r} delivered only zeros)")
-    data = _capture(sd, max(1, int(round(seconds * rate))), rate, channels, index, name)
+    with _ONE_AT_A_TIME:  # sd.rec/sd.wait share sounddevice's module-level "last stream"
+        sd = _sd()
+        index, info = _resolve(sd, device)
+        name = str(info["name"])
+        channels = min(int(info["max_input_channels"]), MAX_CHANNELS)
+        rate = _pick_rate(sd, index, info, channels, sample_rate)
+        if probe_seconds > 0:
+            probe = _capture(sd, max(1, int(probe_seconds * rate)), rate, channels, index, name)
+            if not np.any(probe):
+                raise AudioError(f"the input is silent: check the input device / microphone permission "
+                                 f"(input {name!r} delivered only zeros)")
+        data = _capture(sd, max(1, int(round(seconds * rate))), rate, channels, index, name)
     clip = AudioClip(to_mono(data), rate, f"recording from {name}")
     validate(clip.samples, clip.source, silence_dbfs)
     return clip

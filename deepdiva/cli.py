@@ -89,7 +89,7 @@ def _progress(total: int, desc: str, quiet: bool):
 @click.option("--seed", default=0, show_default=True, help="Seed of the search.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON report (path, params, distance).")
 @click.option("--push-midi", "push_midi", default=None, metavar="PORT",
-              help="Also send the parameters as MIDI CC to this port.")
+              help="Also send the parameters as MIDI CC to this existing port (e.g. a DAW input, IAC, loopMIDI).")
 @click.option("--max-seconds", type=click.FloatRange(min=0.1), default=600.0, show_default=True,
               help="Refuse inputs longer than this.")
 @click.pass_context
@@ -118,7 +118,7 @@ def match_cmd(ctx: click.Context, targets: tuple[str, ...], model_path: str | No
     if push_midi:
         from .daemon.midi import CCSender
 
-        sender = CCSender.open(push_midi)
+        sender = CCSender.open(push_midi, virtual=False)  # a one-shot command: send to an existing port
     quiet = ctx.obj["quiet"]
     reports, failures = [], []
     for path in tqdm(files, desc="matching", unit="file", disable=quiet or len(files) < 2 or not sys.stderr.isatty()):
