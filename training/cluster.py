@@ -10,7 +10,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from ..core.errors import DatasetError
-from .dataset import DatasetSpec, ShardResult, _make_renderer, generate_shard, shard_name, write_shard
+from .dataset import DatasetSpec, ShardResult, _make_renderer, render_chunks, write_shard
 
 _RENDERERS: dict[str, object] = {}
 
@@ -21,7 +21,7 @@ def _render_task(spec_dict: dict, index: int):
     renderer = _RENDERERS.get(key)
     if renderer is None:  # one renderer per Ray worker process and spec
         renderer = _RENDERERS[key] = _make_renderer(spec)
-    return generate_shard(spec, renderer, index)  # type: ignore[arg-type]
+    return list(render_chunks(spec, renderer, index))  # type: ignore[arg-type]
 
 
 def run_on_ray(address: str, folder: Path, spec: DatasetSpec, todo: Sequence[int]) -> Iterator[ShardResult]:
@@ -44,10 +44,8 @@ def run_on_ray(address: str, folder: Path, spec: DatasetSpec, todo: Sequence[int
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1)
             index = pending.pop(done[0])
-            params, audio, silent, regenerated = ray.get(done[0])
-            name = shard_name(spec.file_prefix, index)
-            write_shard(folder, name, params, audio, spec.render.sample_rate, spec.save_audio)
-            yield ShardResult(index, name, len(params), silent, regenerated)
+            yield write_shard(folder, index, ray.get(done[0]), spec.sample_size, spec.render.sample_rate,
+                              spec.save_audio, spec.file_prefix)
     finally:
         if started_here:
             ray.shutdown()

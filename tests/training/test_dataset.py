@@ -15,7 +15,8 @@ import pytest
 
 from deepdiva.core.errors import DatasetError
 from deepdiva.core.render import RenderSettings
-from deepdiva.training.dataset import Dataset, DatasetSpec, generate, is_silent
+from deepdiva.training import dataset as dataset_module
+from deepdiva.training.dataset import Chunk, Dataset, DatasetSpec, generate, is_silent, write_shard
 
 SHORT = RenderSettings(note_length=0.25, render_length=0.25)
 
@@ -117,6 +118,29 @@ def test_save_audio_writes_wavs(tmp_path: Path) -> None:
     data, sr = sf.read(wavs[0], dtype="float32")
     assert sr == 44100
     np.testing.assert_array_equal(data, np.asarray(ds.load_shard(ds.shards[0], "audio"))[0])
+
+
+def test_chunked_shard_equals_one_render(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from deepdiva.core.render import make_renderer
+
+    monkeypatch.setattr(dataset_module, "RENDER_CHUNK", 3)  # 8 rows: chunks of 3, 3, 2
+    ds = generate(tmp_path / "ds", spec(n_shards=1, save_audio=True))
+    params, audio = shard_arrays(ds)[0]
+    whole = make_renderer("builtin", ds.parameter_set, SHORT).render(params)
+    np.testing.assert_array_equal(audio, whole)
+    assert len(list((ds.shard_dir(ds.shards[0]) / "wav").glob("*.wav"))) == 8
+
+
+def test_write_shard_refuses_wrong_row_count(tmp_path: Path) -> None:
+    chunk = Chunk(np.zeros((4, 11), np.float32), np.zeros((4, 100), np.float32))
+    with pytest.raises(DatasetError, match="expected 6 rows"):
+        write_shard(tmp_path, 0, [chunk], 6, 44100, False)
+    with pytest.raises(DatasetError, match="expected 6 rows"):
+        write_shard(tmp_path, 0, [chunk, chunk], 6, 44100, False)
+    assert list(tmp_path.iterdir()) == []  # no shard, no temp folder left behind
+    result = write_shard(tmp_path, 0, [chunk, chunk], 8, 44100, False)
+    assert (result.name, result.n) == ("shard-00000", 8)
+    assert np.load(tmp_path / "shard-00000" / "audio.npy").shape == (8, 100)
 
 
 def test_bad_specs() -> None:

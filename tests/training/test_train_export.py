@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -15,12 +16,12 @@ from deepdiva.core.atomic import write_json_atomic
 from deepdiva.core.errors import DatasetError, ModelError
 from deepdiva.core.features import FeatureConfig
 from deepdiva.training.dataset import (
+    Chunk,
     Dataset,
     DatasetSpec,
     draw_patches,
     manifest_path,
     prepare,
-    shard_name,
     write_shard,
 )
 from deepdiva.training.features_cache import (
@@ -54,8 +55,7 @@ def tone_dataset(folder: Path, n_shards: int = 2, n: int = 16, seed: int = 0) ->
         level = 0.05 + 0.9 * params[:, 1:2]
         decay = np.exp(-t[None] * (1 + 8 * params[:, 2:3]))
         audio = (level * decay * np.sin(2 * np.pi * freq * t[None])).astype(np.float32)
-        write_shard(folder, shard_name("", i), params, audio, sr, False)
-        manifest["shards"].append({"index": i, "name": shard_name("", i), "n": n, "silent": 0, "regenerated": 0})
+        manifest["shards"].append(asdict(write_shard(folder, i, [Chunk(params, audio)], n, sr, False)))
     write_json_atomic(manifest_path(folder), manifest)
     return Dataset.open(folder)
 
