@@ -551,14 +551,15 @@ def render_voice(p: np.ndarray, seed: int, sr: float, pitch: float, note_off: in
         start = end
 
 
-@njit(cache=True, error_model="numpy")
+# nogil: a caller may analyse the target on another thread while the answer renders
+@njit(cache=True, error_model="numpy", nogil=True)
 def _render_serial(params: np.ndarray, seeds: np.ndarray, sr: float, pitch: float, note_off: int,
                    out: np.ndarray) -> None:
     for v in range(params.shape[0]):
         render_voice(params[v], seeds[v], sr, pitch, note_off, out[v])
 
 
-@njit(cache=True, error_model="numpy", parallel=True)
+@njit(cache=True, error_model="numpy", parallel=True, nogil=True)
 def _render_parallel(params: np.ndarray, seeds: np.ndarray, sr: float, pitch: float, note_off: int,
                      out: np.ndarray) -> None:
     for v in prange(params.shape[0]):

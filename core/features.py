@@ -11,7 +11,7 @@ Derived constants (mel filterbank, window) are cached per configuration with
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, fields
 from functools import lru_cache
 from typing import Literal
@@ -204,33 +204,46 @@ def n_frames(n_samples: int, hop_length: int) -> int:
     return 1 + n_samples // hop_length
 
 
-def stft_map(audio: np.ndarray, n_fft: int, hop: int, center: bool, pad_mode: PadMode,
-             fn: Callable[[np.ndarray, slice, slice], np.ndarray], chunk: int = 1 << 16) -> np.ndarray:
-    """Apply ``fn`` to the STFT of a float32 batch ``(n, samples)`` chunk by chunk.
+def stft_chunks(audio: np.ndarray, n_fft: int, hop: int, center: bool, pad_mode: PadMode,
+                chunk: int = 1 << 16, rows_together: bool = False
+                ) -> Iterator[tuple[np.ndarray, slice, slice]]:
+    """The STFT of a float32 batch ``(n, samples)``, chunk by chunk: ``(spec, rows, frames)``.
 
-    ``fn(spec, rows, frames)`` gets the complex ``rfft(hann * frame)`` spectra of the clips
-    ``rows`` and STFT frames ``frames``, shape ``(clips, frames, 1 + n_fft//2)``, and returns an
-    array ``(clips, frames, ...)``; the results are assembled into ``(n, n_frames, ...)``.
-    Chunks of about ``chunk`` samples (256 KB of float32 by default) keep the temporaries in
-    cache and out of the allocator's mmap path, whose page faults would otherwise double the
-    time of a single clip.
+    ``spec`` holds the complex ``rfft(hann * frame)`` spectra of the clips ``rows`` and STFT
+    frames ``frames``, shape ``(clips, frames, 1 + n_fft//2)``. Chunks of about ``chunk``
+    samples (256 KB of float32 by default) keep the temporaries in cache and out of the
+    allocator's mmap path, whose page faults would otherwise double the time of a single clip.
+    ``rows_together`` puts every clip in each chunk, for sums across clips of the same frames.
     """
     if center:
         audio = np.pad(audio, ((0, 0), (n_fft // 2, n_fft // 2)), mode=pad_mode)
     frames = sliding_window_view(audio, n_fft, axis=-1)[:, ::hop]
     n_clips, n_fr = frames.shape[:2]
     window = hann_window(n_fft)
-    frame_step = max(1, min(n_fr, chunk // n_fft))
-    clip_step = max(1, chunk // (n_fr * n_fft))
-    out: np.ndarray | None = None
+    if rows_together:
+        clip_step = n_clips
+        frame_step = max(1, min(n_fr, chunk // (n_fft * n_clips)))
+    else:
+        frame_step = max(1, min(n_fr, chunk // n_fft))
+        clip_step = max(1, chunk // (n_fr * n_fft))
     for i in range(0, n_clips, clip_step):
         rows = slice(i, min(i + clip_step, n_clips))
         for j in range(0, n_fr, frame_step):
             cols = slice(j, min(j + frame_step, n_fr))
-            part = fn(scipy.fft.rfft(frames[rows, cols] * window, axis=-1), rows, cols)
-            if out is None:
-                out = np.empty((n_clips, n_fr) + part.shape[2:], dtype=part.dtype)
-            out[rows, cols] = part
+            yield scipy.fft.rfft(frames[rows, cols] * window, axis=-1), rows, cols
+
+
+def stft_map(audio: np.ndarray, n_fft: int, hop: int, center: bool, pad_mode: PadMode,
+             fn: Callable[[np.ndarray, slice, slice], np.ndarray], chunk: int = 1 << 16) -> np.ndarray:
+    """Apply ``fn(spec, rows, frames)`` to each chunk of :func:`stft_chunks` and assemble the
+    results, each ``(clips, frames, ...)``, into ``(n, n_frames, ...)``."""
+    out: np.ndarray | None = None
+    for spec, rows, cols in stft_chunks(audio, n_fft, hop, center, pad_mode, chunk):
+        part = fn(spec, rows, cols)
+        if out is None:
+            n_fr = n_frames(audio.shape[1], hop) if center else 1 + (audio.shape[1] - n_fft) // hop
+            out = np.empty((audio.shape[0], n_fr) + part.shape[2:], dtype=part.dtype)
+        out[rows, cols] = part
     assert out is not None  # audio has at least one clip and one frame
     return out
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ModelError
-from .metrics import SpectralTarget
+from .metrics import SpectralTarget, multires_stft_distance
 from .model_runtime import OnnxModel
 from .profile import ParameterSet
 from .refine import refine
@@ -91,16 +91,16 @@ class Matcher:
         """Match one prepared note (``core.audio.prepare_note``); refine for up to ``refine_seconds``."""
         began = time.perf_counter()
         guess = self.predict(note[None, :])[0]
-        target = SpectralTarget(note)
         if refine_seconds > 0:
-            result = refine(self.renderer, target.distance, guess, refine_seconds, seed=seed)
+            # the search scores thousands of candidates: cache the target's spectra once
+            result = refine(self.renderer, SpectralTarget(note).distance, guess, refine_seconds, seed=seed)
             params, distance, network_distance = result.params, result.distance, result.start_distance
             evaluations = result.evaluations
         else:
             params, evaluations = guess, 0
         audio = self.renderer.render(params[None, :])[0]
         if refine_seconds <= 0:
-            distance = network_distance = float(target.distance(audio[None, :])[0])
+            distance = network_distance = float(multires_stft_distance(audio, note)[0])
         native = self.parameter_set.from_normalised(params[None, :])[0]
         return Match(params, native, distance, network_distance, audio, evaluations,
                      time.perf_counter() - began)

@@ -9,16 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import partial
 
 import numpy as np
 
 from .errors import AudioError, ConfigError, ParameterValueError
-from .features import FeatureConfig, as_batch, mel_db, mfcc_features, stft_map
+from .features import FeatureConfig, as_batch, mel_db, mfcc_features, stft_chunks, stft_map
 
 DEFAULT_FFT_SIZES = (2048, 1024, 512, 256)
 MAG_FLOOR = 1e-7  # floor on |X|^2, as in ParallelWaveGAN's STFT loss
-_CHUNK = 1 << 18  # larger STFT chunks than the features': fewer Python calls per candidate batch
+_CHUNK = 1 << 16  # larger STFT chunks than the features': fewer Python calls per candidate batch
 
 
 def _pair(a: np.ndarray, b: np.ndarray, min_samples: int = 1) -> tuple[np.ndarray, np.ndarray]:
@@ -71,22 +70,17 @@ class SpectralTarget:
 
     def __init__(self, target: np.ndarray, fft_sizes: Sequence[int] = DEFAULT_FFT_SIZES,
                  hop_ratio: float = 0.25, floor: float = MAG_FLOOR) -> None:
-        if not fft_sizes or not 0 < hop_ratio <= 1:
-            raise ConfigError("multi-resolution STFT needs FFT sizes and 0 < hop_ratio <= 1; "
-                              f"got {fft_sizes}, {hop_ratio}")
-        self.fft_sizes = tuple(int(n) for n in fft_sizes)
+        self.fft_sizes = _check_resolutions(fft_sizes, hop_ratio)
         self.hop_ratio = float(hop_ratio)
         self.floor = float(floor)
         self.target = as_batch(target, min_samples=max(self.fft_sizes) // 2 + 1)
         self._resolutions = [self._analyse(n_fft) for n_fft in self.fft_sizes]
 
-    def _hop(self, n_fft: int) -> int:
-        return max(1, int(n_fft * self.hop_ratio))
-
     def _analyse(self, n_fft: int) -> _Resolution:
-        mag = stft_magnitude(self.target, n_fft, self._hop(n_fft), self.floor)
-        norm = np.sqrt(np.sum(np.square(mag, dtype=np.float64), axis=(1, 2)))
-        return _Resolution(n_fft, self._hop(n_fft), mag, np.log(mag), norm)
+        hop = _hop(n_fft, self.hop_ratio)
+        mag = stft_magnitude(self.target, n_fft, hop, self.floor)
+        norm = np.sqrt(np.einsum("ijk,ijk->i", mag, mag, dtype=np.float64))
+        return _Resolution(n_fft, hop, mag, np.log(mag), norm)
 
     @property
     def n_samples(self) -> int:
@@ -97,25 +91,38 @@ class SpectralTarget:
         cand, _ = _pair(candidates, self.target, max(self.fft_sizes) // 2 + 1)
         total = np.zeros(cand.shape[0], dtype=np.float64)
         for res in self._resolutions:
-            sums = stft_map(cand, res.n_fft, res.hop, True, "reflect",
-                            partial(self._frame_sums, res=res), _CHUNK)
-            sq, abs_log = sums.sum(axis=1, dtype=np.float64).T
-            total += np.sqrt(sq) / res.norm + abs_log / res.mag[0].size
+            sums = np.zeros((cand.shape[0], 2), dtype=np.float64)
+            for spec, rows, frames in stft_chunks(cand, res.n_fft, res.hop, True, "reflect", _CHUNK):
+                ref = slice(0, 1) if res.mag.shape[0] == 1 else rows
+                sums[rows] += _diff_sums(_magnitude(spec, self.floor), res.mag[ref, frames],
+                                         res.log_mag[ref, frames])
+            total += np.sqrt(sums[:, 0]) / res.norm + sums[:, 1] / res.mag[0].size
         return total / len(self._resolutions)
 
-    def _frame_sums(self, spec: np.ndarray, rows: slice, frames: slice, res: _Resolution) -> np.ndarray:
-        """``(clips, frames, 2)``: per frame, the sums over bins of ``(A - B)^2`` and ``|log A - log B|``.
 
-        Computed chunk by chunk while the spectra are in cache.
-        """
-        rows = slice(0, 1) if res.mag.shape[0] == 1 else rows
-        mag = _magnitude(spec, self.floor)
-        log_diff = np.log(mag)
-        log_diff -= res.log_mag[rows, frames]
-        abs_log = np.abs(log_diff, out=log_diff).sum(axis=2)
-        mag -= res.mag[rows, frames]
-        sq = np.square(mag, out=mag).sum(axis=2)
-        return np.stack([sq, abs_log], axis=2)
+def _check_resolutions(fft_sizes: Sequence[int], hop_ratio: float) -> tuple[int, ...]:
+    if not fft_sizes or not 0 < hop_ratio <= 1:
+        raise ConfigError("multi-resolution STFT needs FFT sizes and 0 < hop_ratio <= 1; "
+                          f"got {fft_sizes}, {hop_ratio}")
+    return tuple(int(n) for n in fft_sizes)
+
+
+def _hop(n_fft: int, hop_ratio: float) -> int:
+    return max(1, int(n_fft * hop_ratio))
+
+
+def _diff_sums(mag: np.ndarray, ref_mag: np.ndarray, ref_log: np.ndarray) -> np.ndarray:
+    """``(clips, 2)``: sums over frames and bins of ``(A - B)^2`` and ``|log A - log B|``.
+
+    ``mag`` (A) is overwritten; ``ref_*`` (B) broadcast against it. Called chunk by chunk while
+    the spectra are in cache, by both the cached and the streaming distance, so they agree.
+    """
+    log_diff = np.log(mag)
+    log_diff -= ref_log
+    abs_log = np.abs(log_diff, out=log_diff).sum(axis=(1, 2), dtype=np.float64)
+    mag -= ref_mag
+    sq = np.square(mag, out=mag).sum(axis=(1, 2), dtype=np.float64)
+    return np.stack([sq, abs_log], axis=1)
 
 
 def multires_stft_distance(a: np.ndarray, b: np.ndarray, fft_sizes: Sequence[int] = DEFAULT_FFT_SIZES,
@@ -131,9 +138,29 @@ def multires_stft_distance(a: np.ndarray, b: np.ndarray, fft_sizes: Sequence[int
     and the result is the mean over resolutions of ``SC + LM`` (Yamamoto et al. 2020,
     ``ParallelWaveGAN``'s ``MultiResolutionSTFTLoss`` with equal weights). 0 for identical
     audio; not symmetric because SC is normalised by the target ``b``.
+
+    Candidates and targets are transformed together, chunk by chunk, keeping only sums; to
+    score many candidate batches against one target, :class:`SpectralTarget` caches the
+    target's spectra instead.
     """
-    a, b = _pair(a, b, max(fft_sizes) // 2 + 1)
-    return SpectralTarget(b, fft_sizes, hop_ratio, floor).distance(a)
+    sizes = _check_resolutions(fft_sizes, hop_ratio)
+    a, b = _pair(a, b, max(sizes) // 2 + 1)
+    n = a.shape[0]
+    both = np.concatenate([a, b])
+    total = np.zeros(n, dtype=np.float64)
+    for n_fft in sizes:
+        sums = np.zeros((n, 2), dtype=np.float64)
+        ref_sq = np.zeros(b.shape[0], dtype=np.float64)
+        bins = 0
+        for spec, _rows, _frames in stft_chunks(both, n_fft, _hop(n_fft, hop_ratio), True, "reflect", _CHUNK,
+                                               rows_together=True):
+            mag = _magnitude(spec, floor)
+            ref = mag[n:]
+            ref_sq += np.einsum("ijk,ijk->i", ref, ref, dtype=np.float64)
+            sums += _diff_sums(mag[:n], ref, np.log(ref))
+            bins += ref[0].size
+        total += np.sqrt(sums[:, 0] / ref_sq) + sums[:, 1] / bins
+    return total / len(sizes)
 
 
 def log_mel_l1(a: np.ndarray, b: np.ndarray, cfg: FeatureConfig | None = None) -> np.ndarray:
