@@ -551,7 +551,7 @@ def render_voice(p: np.ndarray, seed: int, sr: float, pitch: float, note_off: in
         start = end
 
 
-# nogil: a caller may analyse the target on another thread while the answer renders
+# nogil: other threads (the daemon's OSC and watcher inputs) keep running while a batch renders
 @njit(cache=True, error_model="numpy", nogil=True)
 def _render_serial(params: np.ndarray, seeds: np.ndarray, sr: float, pitch: float, note_off: int,
                    out: np.ndarray) -> None:

@@ -110,6 +110,18 @@ class ParameterSet:
         """Normalised (n, k) -> native float64 (n, k); discrete parameters quantise."""
         return _from_normalised(self.parameters, normalised)
 
+    def vector(self, values: np.ndarray) -> np.ndarray:
+        """One patch as float64 ``(k,)`` from ``(k,)`` or ``(1, k)``; ParameterValueError otherwise."""
+        vector = np.asarray(values, dtype=np.float64)
+        if vector.ndim == 2 and vector.shape[0] == 1:
+            vector = vector[0]
+        if vector.shape != (len(self),):
+            raise ParameterValueError(f"expected {len(self)} values for {self.describe()}, "
+                                      f"got shape {np.shape(values)}")
+        if not np.isfinite(vector).all():
+            raise ParameterValueError(f"values for {self.describe()} contain NaN or infinity")
+        return vector
+
     def quantise(self, normalised: np.ndarray) -> np.ndarray:
         """Snap normalised values to what the synth can represent."""
         return self.to_normalised(self.from_normalised(normalised))

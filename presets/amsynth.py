@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core.atomic import write_bytes_atomic
-from ..core.errors import PresetError
+from ..core.errors import ParameterValueError, PresetError
 from ..core.profile import Parameter, ParameterSet, Profile, load_profile
 from .files import read_preset_bytes
 from .folders import make_dir
@@ -61,14 +61,10 @@ class AmsynthPreset:
 def preset_from_normalised(parameter_set: ParameterSet, normalised: np.ndarray, name: str = "deepdiva",
                            fixed: Mapping[int, float] | None = None) -> AmsynthPreset:
     """A preset with the set at ``normalised`` (k,) and every other parameter at ``fixed`` or default."""
-    values = np.asarray(normalised, dtype=np.float64)
-    if values.ndim == 2 and values.shape[0] == 1:
-        values = values[0]
-    if values.shape != (len(parameter_set),):
-        raise PresetError(f"expected {len(parameter_set)} normalised values for "
-                          f"{parameter_set.describe()}, got shape {np.shape(normalised)}")
-    if not np.all(np.isfinite(values)):
-        raise PresetError("normalised values contain NaN or infinity; nothing written")
+    try:
+        values = parameter_set.vector(normalised)
+    except ParameterValueError as exc:
+        raise PresetError(f"{exc}; nothing written") from None
     profile = parameter_set.profile
     native = dict(zip(parameter_set.ids, parameter_set.from_normalised(values[None, :])[0], strict=True))
     fixed = dict(fixed or {})

@@ -239,13 +239,8 @@ def write_diva_preset(parameter_set: ParameterSet, normalised: np.ndarray, out: 
     ``out`` is a ``.h2p`` path or a folder (file name from ``name``, else the source's stem);
     ``base`` defaults to the shipped base preset. Never overwrites unless ``overwrite``.
     """
-    vector = np.asarray(normalised, dtype=np.float64)
-    if vector.ndim == 2 and vector.shape[0] == 1:
-        vector = vector[0]
-    if vector.shape != (len(parameter_set),):
-        raise PresetError(f"cannot write {out}: expected {len(parameter_set)} values for "
-                          f"{parameter_set.describe()}, got shape {np.shape(normalised)}")
     try:
+        vector = parameter_set.vector(normalised)
         native = normalised_to_native(parameter_set, dict(zip(parameter_set.ids, vector.tolist(), strict=True)))
     except ParameterValueError as exc:
         raise PresetError(f"cannot write {out}: {exc}") from None

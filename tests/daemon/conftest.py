@@ -20,25 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from daemon_helpers import wait_until
 
 SAMPLE_RATE = 44100
 PERIOD = 1024  # 23 ms per cycle: slack for clients on a busy 2-core machine
 START_TIMEOUT = 20.0
 NAME_POOL = 4
 ENV_KEYS = ("JACK_DEFAULT_SERVER", "JACK_NO_START_SERVER", "JACK_NO_AUDIO_RESERVATION")
-
-
-def wait_until(condition: Callable[[], object], timeout: float = 10.0, what: str = "condition",
-               interval: float = 0.02) -> object:
-    """Poll ``condition`` until it returns something truthy; fail the test after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(interval)
 
 
 @dataclass

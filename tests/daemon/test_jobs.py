@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from daemon_helpers import write_sine
 
 from deepdiva.core.errors import AudioError, ConfigError
 from deepdiva.daemon.jobs import Busy, Job, JobQueue, Outcome, Worker, new_job_id
@@ -24,9 +25,7 @@ SR = 44100
 
 
 def tone(path: Path, seconds: float = 0.5, freq: float = 220.0) -> Path:
-    t = np.arange(int(seconds * SR)) / SR
-    sf.write(path, (0.5 * np.sin(2 * np.pi * freq * t)).astype(np.float32), SR)
-    return path
+    return write_sine(path, freq, seconds, amplitude=0.5)
 
 
 def make_job(audio: Path, presets: Path, origin: str = "osc") -> Job:

@@ -25,6 +25,7 @@ from xml.etree import ElementTree
 import numpy as np
 import pytest
 import soundfile as sf
+from daemon_helpers import sine
 from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import build_msg
 from pythonosc.tcp_client import SimpleTCPClient
@@ -42,8 +43,7 @@ OSC_MD = ROOT / "daemon" / "OSC.md"
 
 
 def tone(seconds: float = 0.5, freq: float = 220.0, rate: int = SR) -> np.ndarray:
-    t = np.arange(int(seconds * rate)) / rate
-    return (0.4 * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+    return sine(seconds, freq, rate=rate)
 
 
 class Client:

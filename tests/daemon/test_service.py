@@ -15,12 +15,14 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
+from daemon_helpers import wait_until as wait_for
+from daemon_helpers import write_sine
 from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import build_msg
 from pythonosc.tcp_client import SimpleTCPClient
@@ -60,20 +62,6 @@ service.listeners.append(lambda o: say("DONE", o.job.id, o.ok))
 service.run(on_ready=lambda s: say("READY", json.dumps(s.describe())))
 say("EXIT")
 """
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 60.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(0.02)
-
-
-def write_tone(path: Path, freq: float, seconds: float = 0.3) -> Path:
-    t = np.arange(int(seconds * SR)) / SR
-    sf.write(path, (0.4 * np.sin(2 * np.pi * freq * t)).astype(np.float32), SR)
-    return path
 
 
 class Runner:
@@ -168,9 +156,9 @@ def replies() -> Iterator[Replies]:
 def test_kill_9_during_jobs_then_every_accepted_job_completes_once(tmp_path: Path, replies: Replies) -> None:
     drop, presets, journal = tmp_path / "drop", tmp_path / "presets", tmp_path / "journal"
     drop.mkdir()
-    dropped = [write_tone(drop / f"drop{i}.wav", 200 + 30 * i).stem for i in range(6)]
+    dropped = [write_sine(drop / f"drop{i}.wav", 200 + 30 * i).stem for i in range(6)]
     (drop / "broken.wav").write_bytes(b"RIFF" + os.urandom(100))
-    files = [write_tone(tmp_path / f"file{i}.wav", 600 + 40 * i) for i in range(2)]
+    files = [write_sine(tmp_path / f"file{i}.wav", 600 + 40 * i) for i in range(2)]
 
     run = Runner(tmp_path, delay=0.4, reply_port=replies.port)
     accepted = []
@@ -219,7 +207,7 @@ def test_sigterm_finishes_the_current_job_and_keeps_the_rest(tmp_path: Path, rep
     drop, presets, journal = tmp_path / "drop", tmp_path / "presets", tmp_path / "journal"
     drop.mkdir()
     for i in range(3):
-        write_tone(drop / f"t{i}.wav", 300 + 100 * i)
+        write_sine(drop / f"t{i}.wav", 300 + 100 * i)
     run = Runner(tmp_path, delay=1.0, reply_port=replies.port)
     wait_for(lambda: run.count("START") == 1 and len(list((journal / "jobs").glob("*.json"))) == 3, 60,
              "the first job to start")
@@ -253,7 +241,7 @@ def test_deepdiva_serve_command(tmp_path: Path, replies: Replies) -> None:
         port = int(re.search(r"udp 127\.0\.0\.1:(\d+)", text).group(1))
         assert "Rescan Folders" in text and str(tmp_path / "presets") in text and str(tmp_path / "drop") in text
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        wav = write_tone(tmp_path / "cli.wav", 440)
+        wav = write_sine(tmp_path / "cli.wav", 440)
         sock.sendto(build_msg(osc.MATCH_FILE, [str(wav)]).dgram, ("127.0.0.1", port))
         assert Path(replies.expect(osc.RESULT).params[0]) == tmp_path / "presets" / "cli.h2p"
         proc.send_signal(signal.SIGINT)
@@ -319,7 +307,7 @@ def test_matched_parameters_arrive_as_midi_cc(request: pytest.FixtureRequest, tm
         names = reader.get_ports()
         reader.open_port(next(i for i, n in enumerate(names) if port in n))
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        sock.sendto(build_msg(osc.MATCH_FILE, [str(write_tone(tmp_path / "m.wav", 330))]).dgram,
+        sock.sendto(build_msg(osc.MATCH_FILE, [str(write_sine(tmp_path / "m.wav", 330))]).dgram,
                     tuple(service.udp.address))
         replies.expect(osc.RESULT)
         sock.sendto(build_msg(osc.PUSH, []).dgram, tuple(service.udp.address))
@@ -361,7 +349,7 @@ def test_real_matcher_around_a_stand_in_network(tmp_path: Path, replies: Replies
     service = Service(config, match=matcher_match(matcher, 0.0, preview=True), parameter_set=pset).start()
     try:
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        sock.sendto(build_msg(osc.MATCH_FILE, [str(write_tone(tmp_path / "lead.wav", 220, 2.0))]).dgram,
+        sock.sendto(build_msg(osc.MATCH_FILE, [str(write_sine(tmp_path / "lead.wav", 220, 2.0))]).dgram,
                     tuple(service.udp.address))
         preset, distance, params, _ = replies.expect(osc.RESULT, timeout=120).params
         assert Path(preset) == tmp_path / "presets" / "lead.h2p" and np.isfinite(distance)
@@ -384,7 +372,7 @@ def test_real_matcher_end_to_end(tmp_path: Path, replies: Replies) -> None:
                                "files.allowed_roots": [str(tmp_path)]})
     service = Service(config).start()
     try:
-        wav = write_tone(tmp_path / "real.wav", 220, seconds=2.0)
+        wav = write_sine(tmp_path / "real.wav", 220, seconds=2.0)
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         sock.sendto(build_msg(osc.MATCH_FILE, [str(wav)]).dgram, tuple(service.udp.address))
         preset, distance, params, _ = replies.expect(osc.RESULT, timeout=120).params

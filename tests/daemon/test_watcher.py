@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from daemon_helpers import wait_until as wait_for
+from daemon_helpers import write_sine
 
 from deepdiva.daemon.config import build_config
 from deepdiva.daemon.jobs import Job, Outcome
@@ -20,18 +22,8 @@ SR = 44100
 AUDIO_NAMES = (".wav", ".flac", ".aiff")
 
 
-def wait_for(condition: Callable[[], bool], timeout: float = 60.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(0.02)
-
-
 def tone_bytes(tmp: Path, freq: float, seconds: float = 0.3) -> bytes:
-    t = np.arange(int(seconds * SR)) / SR
-    path = tmp / f".tone-{freq}.wav"
-    sf.write(path, (0.4 * np.sin(2 * np.pi * freq * t)).astype(np.float32), SR)
+    path = write_sine(tmp / f".tone-{freq}.wav", freq, seconds)
     data = path.read_bytes()
     path.unlink()
     return data

@@ -131,7 +131,7 @@ def test_read_errors(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("values, message", [
-    (np.zeros(3), "expected 16 normalised values"),
+    (np.zeros(3), "expected 16 values"),
     (np.full(16, np.nan), "NaN"),
 ])
 def test_bad_values_write_nothing(tmp_path: Path, medium: ParameterSet, values: np.ndarray, message: str) -> None:
