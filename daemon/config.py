@@ -110,6 +110,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("audio.input_device", "device", "", "Input device for /deepdiva/record: a name or an index; "
             "empty: the system default.", "--input-device"),
     Setting("audio.record_seconds", "float", 2.0, "Default recording length.", "--record-seconds", 0.1, 60.0),
+    Setting("audio.probe_seconds", "float", 0.2, "Length of the check, before each recording, that the "
+            "input delivers anything but exact zeros (a missing microphone permission records zeros "
+            "without an error); 0 turns it off, e.g. for a loopback input that is digitally silent "
+            "until you play.", "--probe-seconds", 0.0, 2.0),
     Setting("audio.max_buffer_seconds", "float", 10.0, "Longest audio buffer accepted over OSC.",
             "--max-buffer-seconds", 0.1, 600.0),
     Setting("files.allowed_roots", "paths", lambda: [Path.home()], "/deepdiva/match/file only reads files "
@@ -147,6 +151,7 @@ class DaemonConfig:
     midi_cc_map: Path | None
     audio_input_device: str
     audio_record_seconds: float
+    audio_probe_seconds: float
     audio_max_buffer_seconds: float
     files_allowed_roots: tuple[Path, ...]
     queue_size: int

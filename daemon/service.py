@@ -134,8 +134,9 @@ class MidiOut:
 class Recorder:
     """One recording at a time, on its own thread; unavailable when ``daemon.recorder`` fails."""
 
-    def __init__(self, device: str | int | None) -> None:
+    def __init__(self, device: str | int | None, probe_seconds: float) -> None:
         self.device = device
+        self.probe_seconds = probe_seconds
         self.problem: str | None = None
         self._record: Callable[..., AudioClip] | None = None
         self._busy = threading.Lock()
@@ -166,7 +167,7 @@ class Recorder:
     def _run(self, seconds: float, done: Callable[[AudioClip], None], failed: Callable[[str], None]) -> None:
         try:
             assert self._record is not None
-            clip = self._record(seconds, self.device)
+            clip = self._record(seconds, self.device, probe_seconds=self.probe_seconds)
         except DeepDivaError as exc:
             failed(str(exc))
             return
@@ -227,7 +228,7 @@ class Service:
         self.queue = JobQueue(self.journal, cfg.queue_size)
         done = DoneSet(self.journal.folder / "drop-done.jsonl")
         self.midi = MidiOut(cfg)
-        self.recorder = Recorder(cfg.input_device)
+        self.recorder = Recorder(cfg.input_device, cfg.audio_probe_seconds)
         pending = [Job.from_record(r) for r in self.journal.pending()]
         self.journal.sweep([self.preset_folder] + [Path(j.preset_folder) for j in pending])
         self.restored = self.queue.restore(pending)

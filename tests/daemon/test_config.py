@@ -62,6 +62,7 @@ def test_rendered_file_round_trips(tmp_path: Path) -> None:
     ("[queue]\nsize = 2.5\n", "queue.size", "integer"),
     ("[audio]\nmax_buffer_seconds = -1\n", "audio.max_buffer_seconds", "between"),
     ("[audio]\nrecord_seconds = nan\n", "audio.record_seconds", "finite"),
+    ("[audio]\nprobe_seconds = 3\n", "audio.probe_seconds", "between"),
     ("[files]\nallowed_roots = []\n", "files.allowed_roots", "non-empty list"),
     ("[drop]\nfolder = 3\n", "drop.folder", "string"),
     ("[osc.extra]\nx = 1\n", "osc.extra", "unknown key"),

@@ -135,6 +135,10 @@ def test_all_zero_input_is_reported_as_a_permission_problem(portaudio) -> None:
         record(1.0, device="system")  # the dummy driver captures exact zeros
     with pytest.raises(AudioError, match="silent"):
         record(0.3)  # the default input is the same silent one
+    # without the probe (audio.probe_seconds = 0, for loopback inputs) the level check still refuses it
+    with pytest.raises(AudioError, match="the audio is silent") as refused:
+        record(0.3, device="system", probe_seconds=0)
+    assert "permission" not in str(refused.value)
 
 
 def test_quiet_recording_is_refused_by_the_level_check(portaudio, wait_for) -> None:
