@@ -8,6 +8,7 @@ reason instead of being matched into a nonsense preset.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
 import time
@@ -24,6 +25,10 @@ PROBE_SECONDS = 0.2
 MAX_CHANNELS = 2  # a stereo input is mixed to mono; more channels add nothing to a match
 WAIT_MARGIN = 5.0  # seconds past the expected end before a stalled input counts as failed
 _ONE_AT_A_TIME = threading.Lock()
+# Set after a stream error. PortAudio aborts the whole process (an assertion in its JACK host
+# API) when it is terminated after its JACK server died, so from then on it is never terminated:
+# no device re-scans, and sounddevice's exit handler is unregistered (the OS frees the rest).
+_KEEP_PORTAUDIO = threading.Event()
 
 
 @dataclass(frozen=True)
@@ -51,11 +56,29 @@ def _sd(refresh: bool = False):
         raise AudioError(f"audio input is unavailable: {exc} (on Debian/Ubuntu: apt install libportaudio2)") from None
     # PortAudio only sees the devices present when it was initialised: re-scan on request
     # (only while no stream is open), and initialise again if someone terminated it.
-    if refresh and sd._initialized:
+    if refresh and sd._initialized and not _KEEP_PORTAUDIO.is_set():
         sd._terminate()
     if not sd._initialized:
         sd._initialize()
     return sd
+
+
+class _DeviceNotFound(AudioError):
+    """No such input in PortAudio's device list: worth one retry after a re-scan."""
+
+
+def _record_raw(sd, seconds: float, device: str | int | None, sample_rate: int | None,
+                probe_seconds: float) -> tuple[np.ndarray, int, str]:
+    index, info = _resolve(sd, device)
+    name = str(info["name"])
+    channels = min(int(info["max_input_channels"]), MAX_CHANNELS)
+    rate = _pick_rate(sd, index, info, channels, sample_rate)
+    if probe_seconds > 0:
+        probe = _capture(sd, max(1, int(probe_seconds * rate)), rate, channels, index, name)
+        if not np.any(probe):
+            raise AudioError(f"the input is silent: check the input device / microphone permission "
+                             f"(input {name!r} delivered only zeros)")
+    return _capture(sd, max(1, int(round(seconds * rate))), rate, channels, index, name), rate, name
 
 
 def list_input_devices(refresh: bool = False) -> list[InputDevice]:
@@ -85,7 +108,7 @@ def _resolve(sd, device: str | int | None) -> tuple[int, dict]:
         info = sd.query_devices(device, "input")
     except ValueError as exc:
         names = ", ".join(f"{d.index}: {d.name}" for d in list_input_devices()) or "none"
-        raise AudioError(f"audio input {device!r}: {exc}; inputs: {names}") from None
+        raise _DeviceNotFound(f"audio input {device!r}: {exc}; inputs: {names}") from None
     if info["max_input_channels"] < 1:
         raise AudioError(f"audio device {info['name']!r} has no input channels")
     return int(info["index"]), info
@@ -116,7 +139,11 @@ def _capture(sd, frames: int, rate: int, channels: int, index: int, name: str) -
             raise AudioError(f"audio input {name!r} stopped delivering audio; check the device")
         sd.wait()
     except (sd.PortAudioError, ValueError) as exc:
-        raise AudioError(f"cannot record from {name!r}: {exc}") from None
+        if not _KEEP_PORTAUDIO.is_set():
+            _KEEP_PORTAUDIO.set()
+            atexit.unregister(sd._exit_handler)
+        raise AudioError(f"cannot record from {name!r}: {exc} (if the audio server was restarted, "
+                         "restart 'deepdiva serve' too)") from None
     return data
 
 
@@ -125,23 +152,23 @@ def record(seconds: float, device: str | int | None = None, sample_rate: int | N
     """Record ``seconds`` of mono audio from ``device`` (index, name part, or the default input).
 
     The device's native rate is used unless ``sample_rate`` is given and supported; the matcher
-    resamples. Raises :class:`AudioError` for a missing device, an all-zero probe (no permission
-    or a dead input; ``probe_seconds=0`` skips it) and a silent recording.
+    resamples. A device missing from PortAudio's list gets one re-scan first (an interface
+    plugged in, or a JACK client started, after the daemon). Raises :class:`AudioError` for a
+    missing device, a stream error, an all-zero probe (no permission or a dead input;
+    ``probe_seconds=0`` skips it) and a silent recording.
     """
     if not np.isfinite(seconds) or not 0 < seconds <= DEFAULT_MAX_SECONDS:
         raise AudioError(f"recording length must be between 0 and {DEFAULT_MAX_SECONDS:g} s, got {seconds}")
     with _ONE_AT_A_TIME:  # sd.rec/sd.wait share sounddevice's module-level "last stream"
-        sd = _sd()
-        index, info = _resolve(sd, device)
-        name = str(info["name"])
-        channels = min(int(info["max_input_channels"]), MAX_CHANNELS)
-        rate = _pick_rate(sd, index, info, channels, sample_rate)
-        if probe_seconds > 0:
-            probe = _capture(sd, max(1, int(probe_seconds * rate)), rate, channels, index, name)
-            if not np.any(probe):
-                raise AudioError(f"the input is silent: check the input device / microphone permission "
-                                 f"(input {name!r} delivered only zeros)")
-        data = _capture(sd, max(1, int(round(seconds * rate))), rate, channels, index, name)
+        try:
+            data, rate, name = _record_raw(_sd(), seconds, device, sample_rate, probe_seconds)
+        except _DeviceNotFound as exc:
+            # PortAudio lists the devices present when it started: one plugged in (or a JACK
+            # client started) since then appears only after a re-scan. Re-scanning is safe here
+            # because no stream is open; it is not done after a stream error, because PortAudio
+            # aborts the process when it is terminated after its JACK server died.
+            log.info("%s; re-scanning the audio devices and trying once more", exc)
+            data, rate, name = _record_raw(_sd(refresh=True), seconds, device, sample_rate, probe_seconds)
     clip = AudioClip(to_mono(data), rate, f"recording from {name}")
     validate(clip.samples, clip.source, silence_dbfs)
     return clip

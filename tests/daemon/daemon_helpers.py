@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import queue
+import subprocess
+import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -36,3 +40,33 @@ def write_sine(path: Path, freq: float = 220.0, seconds: float = 0.3, amplitude:
     """A sine written as a wav file at ``path``."""
     sf.write(path, sine(seconds, freq, amplitude), SR)
     return path
+
+
+def run_child(script: str, server, tmp_path, actions: dict[str, Callable[[], None]]) -> None:
+    """Run ``script`` against JACK ``server`` in a child process (its first argument: this folder).
+
+    On each line the child prints that names an action, run the action and answer ``go``; the
+    child must end by printing ``done`` and exiting 0.
+    """
+    errors = tmp_path / "child.stderr"
+    with errors.open("w") as err:
+        child = subprocess.Popen([sys.executable, "-c", script, str(Path(__file__).parent)], text=True,
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, env=server.env())
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(x.strip()) for x in child.stdout] + [lines.put(None)],
+                     daemon=True).start()
+    seen = []
+    try:
+        while (line := lines.get(timeout=90)) is not None:
+            seen.append(line)
+            if line in actions:
+                actions[line]()
+                child.stdin.write("go\n")
+                child.stdin.flush()
+        code = child.wait(60)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    assert code == 0 and seen[-1:] == ["done"], (
+        f"child exited {code} after {seen}:\n{errors.read_text(errors='replace')[-3000:]}")

@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
+from daemon_helpers import run_child
 
 from deepdiva.core.errors import ConfigError, MidiError, ParameterValueError
 from deepdiva.core.profile import load_profile
@@ -332,7 +333,7 @@ def test_named_port_disappears_and_sender_reconnects(jack_server, wait_for, capl
 RESTART_CHILD = """
 import sys
 sys.path.insert(0, sys.argv[1])
-from conftest import wait_until
+from daemon_helpers import wait_until
 from test_midi import MEDIUM, CCSender, Reader, expected_pairs, match_params
 
 def step(text):
@@ -374,38 +375,6 @@ sender.close()  # must abandon the dead client: closing it now segfaults inside 
 assert not sender.connected and sender.send(MEDIUM, match_params()) == 0
 print("done", flush=True)
 """
-
-
-def run_child(script: str, server, tmp_path, actions: dict[str, Callable[[], None]]) -> None:
-    """Run ``script`` against ``server``; on each line it prints, run that action and say go."""
-    import queue
-    import subprocess
-    import sys
-    import threading
-    from pathlib import Path
-
-    errors = tmp_path / "child.stderr"
-    with errors.open("w") as err:
-        child = subprocess.Popen([sys.executable, "-c", script, str(Path(__file__).parent)], text=True,
-                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, env=server.env())
-    lines: queue.Queue = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(x.strip()) for x in child.stdout] + [lines.put(None)],
-                     daemon=True).start()
-    seen = []
-    try:
-        while (line := lines.get(timeout=90)) is not None:
-            seen.append(line)
-            if line in actions:
-                actions[line]()
-                child.stdin.write("go\n")
-                child.stdin.flush()
-        code = child.wait(60)
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
-    assert code == 0 and seen[-1:] == ["done"], (
-        f"child exited {code} after {seen}:\n{errors.read_text(errors='replace')[-3000:]}")
 
 
 @pytest.mark.jack

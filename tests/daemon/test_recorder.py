@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+from daemon_helpers import run_child
 
 from deepdiva.core.errors import AudioError
 from deepdiva.daemon.recorder import list_input_devices, record
@@ -157,3 +158,41 @@ def test_bad_requests(portaudio) -> None:
         record(float("nan"))
     with pytest.raises(AudioError, match="'no-such-input'.*inputs: 0: system"):
         record(0.2, device="no-such-input")
+
+
+
+def test_an_input_that_appears_later_is_found(portaudio, wait_for) -> None:
+    list_input_devices()  # PortAudio's device list is now fixed ...
+    tone = Tone(f"dd-late-{os.getpid()}", 0.5)  # ... and this input joins after it
+    try:
+        clip = wait_for(lambda: record(0.3, device=tone.name), 30, "the late input")
+        assert np.max(np.abs(clip.samples)) > 0.4
+    finally:
+        tone.close()
+
+
+# In a child process: libjack's process-wide state is fragile once a server dies under it.
+RESTART_CHILD = """
+import sys
+from deepdiva.core.errors import AudioError
+from deepdiva.daemon.recorder import record
+
+def refused():
+    try:
+        record(0.3, device="system")
+    except AudioError as exc:
+        return str(exc)
+    raise AssertionError("recorded sound from a silent or stopped server")
+
+assert "delivered only zeros" in refused()  # PortAudio holds a client on the running server
+print("stop", flush=True)
+assert sys.stdin.readline().strip() == "go"
+message = refused()  # and must neither hang nor abort when that server is gone
+assert "restart 'deepdiva serve'" in message, message
+print(message, file=sys.stderr)
+print("done", flush=True)
+"""
+
+
+def test_a_stopped_audio_server_gives_a_clear_error(private_jack_server, tmp_path) -> None:
+    run_child(RESTART_CHILD, private_jack_server, tmp_path, {"stop": private_jack_server.stop})
