@@ -334,8 +334,9 @@ def prepare(folder: Path, spec: DatasetSpec) -> dict:
         manifest["spec"] = spec.to_dict()
     else:
         manifest = _new_manifest(spec)
-    for stale in folder.glob(f".{spec.file_prefix}shard-*.tmp"):
-        shutil.rmtree(stale, ignore_errors=True)
+    # leftovers of a killed run: half-written shards and manifest temp files
+    for stale in [*folder.glob(f".{spec.file_prefix}shard-*.tmp"), *folder.glob(f".{mpath.name}.*.tmp")]:
+        shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink(missing_ok=True)
     write_json_atomic(mpath, manifest)
     return manifest
 

@@ -99,6 +99,17 @@ def test_resume_after_kill_gives_identical_shards(tmp_path: Path) -> None:
     assert not list((tmp_path / "killed").glob(".*tmp"))
 
 
+def test_rerun_removes_leftovers_of_a_killed_run(tmp_path: Path) -> None:
+    folder = tmp_path / "ds"
+    generate(folder, spec(n_shards=1))
+    (folder / ".manifest.json.k1ll3d.tmp").write_text("{")  # killed inside write_json_atomic
+    (folder / ".shard-00001.abc.tmp").mkdir()  # killed while writing shard 1
+    (folder / ".shard-00001.abc.tmp" / "audio.npy").write_bytes(b"half")
+    ds = generate(folder, spec(n_shards=2))
+    assert ds.complete and len(ds) == 16
+    assert sorted(p.name for p in folder.iterdir()) == ["manifest.json", "shard-00000", "shard-00001"]
+
+
 def test_drop_silent_regenerates(tmp_path: Path) -> None:
     # Volume 1 and 2 vary: with both near zero a patch is silent.
     s = spec(parameter_set="97 98", sample_size=64, n_shards=1)
