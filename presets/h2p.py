@@ -198,11 +198,16 @@ class H2PPreset:
             key, old_value = old.split("=", 1)
             lines[index] = f"{key}={_format_like(old_value, param, native)}{_ending(lines[index])}"
         lines = self._fix_counts(lines)
-        preset = H2PPreset(lines, "", self.source)
-        return preset.with_meta(meta) if meta else preset
+        if meta:  # the meta block sits above every value line: its span in ``lines`` is unchanged
+            lines = self._meta_lines(lines, meta)
+        return H2PPreset(lines, "", self.source)  # parsed once, which also validates the result
 
     def with_meta(self, meta: Mapping[str, str]) -> H2PPreset:
         """A copy whose ``/*@Meta`` block has these keys set (others kept, new ones appended)."""
+        return H2PPreset(self._meta_lines(list(self.lines), meta), self.tail, self.source)
+
+    def _meta_lines(self, lines: list[str], meta: Mapping[str, str]) -> list[str]:
+        """``lines`` (this preset's, or edited below its meta block) with the meta keys set."""
         merged = dict(self.meta)
         for key, value in meta.items():
             merged = _meta_insert(merged, str(key), str(value))
@@ -215,10 +220,10 @@ class H2PPreset:
             block += [f"{key}:{newline}", f"'{_encode_text(value)}'{newline}", newline]
         block.append("*/" + newline)
         lo, hi = self._meta_span or (0, 0)
-        rest = list(self.lines[hi:])
+        rest = lines[hi:]
         if self._meta_span is None:
             rest = [newline, *rest]
-        return H2PPreset([*self.lines[:lo], *block, *rest], self.tail, self.source)
+        return [*lines[:lo], *block, *rest]
 
     def without_tail(self) -> H2PPreset:
         """A copy without the binary section, so Diva reads the text values."""
