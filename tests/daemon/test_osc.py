@@ -480,13 +480,16 @@ def test_push_and_record(daemon: Daemon, client: Client) -> None:
 
     recorder = daemon.service.recorder
     recorder.problem = None
-    recorder._record = lambda seconds, device: AudioClip(tone(seconds), SR, "recording from test input")
+    probes: list[float] = []
+    recorder._record = lambda seconds, device, probe_seconds: (
+        probes.append(probe_seconds) or AudioClip(tone(seconds), SR, "recording from test input"))
     client.send(osc.RECORD, 0.5)
     assert client.expect(osc.RECORDING).params == [0.5]
     preset = client.expect(osc.RESULT).params[0]
     assert Path(preset).name.startswith("recording ")
     assert len(sender.sent) == 2  # sent after each match while MIDI is on
-    recorder._record = lambda seconds, device: (_ for _ in ()).throw(
+    assert probes == [0.2]  # audio.probe_seconds reaches the recorder
+    recorder._record = lambda seconds, device, probe_seconds: (_ for _ in ()).throw(
         __import__("deepdiva.core.errors", fromlist=["AudioError"]).AudioError("the input is silent"))
     client.send(osc.RECORD)
     assert client.expect(osc.RECORDING).params == [2.0]  # audio.record_seconds
