@@ -179,7 +179,7 @@ def update_card_metrics(model: OnnxModel, report: dict) -> Path:
     """Record the evaluation in the model card (the ONNX file itself is unchanged)."""
     card = dict(model.card.data)
     metrics = dict(card.get("metrics", {}))
-    metrics["evaluation"] = {"dataset": report["dataset"], "n": report["n"],
+    metrics["evaluation"] = {"dataset": Path(report["dataset"]).name, "n": report["n"],
                              **{m: {k: v for k, v in s.items() if k != "mae_per_parameter"}
                                 for m, s in report["methods"].items()}}
     card["metrics"] = metrics

@@ -129,7 +129,8 @@ def build_card(name: str, model_bytes: bytes, config: dict, metrics: dict, parit
         "input": {"name": INPUT_NAME, "shape": [None, *config["input_shape"]], "dtype": "float32"},
         "outputs": outputs,
         "training": {
-            "run": config.get("run_dir", ""), "dataset": ds["path"], "n": ds["n"], "n_train": ds["n_train"],
+            # names, not this machine's paths: the card ships with the model
+            "run": config.get("run_dir", ""), "dataset": Path(ds["path"]).name, "n": ds["n"], "n_train": ds["n_train"],
             "n_val": ds["n_val"], "renderer": ds["renderer"], "render": ds["render"], "split": config["split"],
             "model": train["model"], "loss": "head_loss" if train["model"] == "cnn2" else train["loss"],
             "optimizer": train["optimizer"], "learning_rate": train["learning_rate"],
@@ -167,7 +168,7 @@ def export_run(run: str | os.PathLike, out: str | os.PathLike, overwrite: bool =
     config = read_json(run_dir / "config.json")
     metrics = read_json(run_dir / "metrics.json") if (run_dir / "metrics.json").exists() else {}
     metrics["epochs_done"] = len(read_json(run_dir / "history.json")["epochs"])
-    config["run_dir"] = str(run_dir.resolve())
+    config["run_dir"] = run_dir.resolve().name
     model_file = best_model_path(run_dir)
     model = keras.models.load_model(model_file)
     model_bytes = convert(model, tuple(config["input_shape"]), opset)
@@ -180,7 +181,7 @@ def export_run(run: str | os.PathLike, out: str | os.PathLike, overwrite: bool =
     outputs = [{"name": o.name, "shape": [d if isinstance(d, int) else None for d in o.shape],
                 "dtype": "float32"} for o in session.get_outputs()]
     card = build_card(out.stem, model_bytes, config, metrics, parity, outputs)
-    card["training"]["checkpoint"] = str(model_file.resolve())
+    card["training"]["checkpoint"] = model_file.name
     ModelCard(card, card_path)  # validate before writing anything
     out.parent.mkdir(parents=True, exist_ok=True)
     write_bytes_atomic(out, model_bytes)

@@ -178,6 +178,9 @@ def test_export_then_runtime_matches_keras(cnn2_run: Path, dataset: Dataset, tmp
     assert card.data["parity"]["max_abs_diff"] <= 1e-4 and card.data["parity"]["n"] == 8
     assert card.data["training"]["n_val"] == 8 and "val_mae" in card.metrics
     assert {"tensorflow", "tf2onnx", "onnxruntime", "deepdiva"} <= set(card.data["versions"])
+    # the card ships with the model: folder names for provenance, no paths of this machine
+    assert card.data["training"]["run"] == cnn2_run.name and card.data["training"]["checkpoint"] == "best.keras"
+    assert str(tmp_path.parent) not in card_path.read_text()
 
     model = OnnxModel.load(onnx_path)
     split = split_for(dataset, VAL)

@@ -1,0 +1,114 @@
+"""Audio buffers sent over OSC: whole blobs, or numbered chunks reassembled per sender."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .osc_spec import BUFFER_BEGIN, MAX_RATE, MIN_RATE, ArgError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Assembly:
+    sample_rate: int
+    n_chunks: int
+    refine: float | None
+    limit: int  # bytes
+    chunks: dict[int, bytes] = field(default_factory=dict)
+    size: int = 0
+    touched: float = field(default_factory=time.monotonic)
+
+
+class BufferAssembler:
+    """Reassembles ``/deepdiva/match/buffer/begin|chunk|end`` per (sender IP, buffer id).
+
+    Chunks may arrive in any order; the size is capped at ``max_seconds`` of audio; unfinished
+    buffers expire after ``ttl`` seconds and at most ``max_open`` are kept per sender.
+    """
+
+    def __init__(self, max_seconds: float, max_open: int = 8, ttl: float = 30.0) -> None:
+        self.max_seconds = max_seconds
+        self.max_open = max_open
+        self.ttl = ttl
+        self._open: dict[tuple[str, int], _Assembly] = {}
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._open)
+
+    def begin(self, key: tuple[str, int], sample_rate: int, n_chunks: int, refine: float | None) -> None:
+        check_rate(sample_rate)
+        limit = max_bytes(self.max_seconds, sample_rate)
+        if not 1 <= n_chunks <= limit // 4:
+            raise ArgError(f"n_chunks must be between 1 and {limit // 4}, got {n_chunks}")
+        now = time.monotonic()
+        with self._lock:
+            for k in [k for k, a in self._open.items() if now - a.touched > self.ttl]:
+                log.info("buffer %s from %s expired unfinished", k[1], k[0])
+                del self._open[k]
+            mine = sum(1 for k in self._open if k[0] == key[0] and k != key)
+            if mine >= self.max_open:
+                raise ArgError(f"too many unfinished buffers ({mine}); end or resend them")
+            self._open[key] = _Assembly(sample_rate, n_chunks, refine, limit)
+
+    def chunk(self, key: tuple[str, int], index: int, blob: bytes) -> None:
+        with self._lock:
+            a = self._open.get(key)
+            if a is None:
+                raise ArgError(f"buffer {key[1]} was not begun (or expired): send {BUFFER_BEGIN} first")
+            if not 0 <= index < a.n_chunks:
+                raise ArgError(f"chunk index {index} is out of range 0..{a.n_chunks - 1} for buffer {key[1]}")
+            if len(blob) % 4:
+                raise ArgError(f"chunk {index} holds {len(blob)} bytes, not whole float32 samples")
+            size = a.size - len(a.chunks.get(index, b"")) + len(blob)
+            if size > a.limit:
+                del self._open[key]
+                raise ArgError(f"buffer {key[1]} is longer than {self.max_seconds:g} s "
+                               f"(audio.max_buffer_seconds); refused")
+            a.chunks[index] = blob
+            a.size = size
+            a.touched = time.monotonic()
+
+    def end(self, key: tuple[str, int]) -> tuple[np.ndarray, int, float | None]:
+        with self._lock:
+            a = self._open.pop(key, None)
+        if a is None:
+            raise ArgError(f"buffer {key[1]} was not begun (or expired)")
+        missing = [i for i in range(a.n_chunks) if i not in a.chunks]
+        if missing:
+            shown = ", ".join(map(str, missing[:10])) + (", ..." if len(missing) > 10 else "")
+            raise ArgError(f"buffer {key[1]} is incomplete: missing chunk(s) {shown} of {a.n_chunks}; "
+                           "send it again")
+        samples = np.frombuffer(b"".join(a.chunks[i] for i in range(a.n_chunks)), dtype="<f4")
+        return samples.astype(np.float32), a.sample_rate, a.refine
+
+
+def check_rate(sample_rate: int) -> None:
+    if not MIN_RATE <= sample_rate <= MAX_RATE:
+        raise ArgError(f"sample_rate must be between {MIN_RATE} and {MAX_RATE} Hz, got {sample_rate}")
+
+
+def max_bytes(max_seconds: float, sample_rate: int) -> int:
+    return int(max_seconds * sample_rate) * 4
+
+
+def blob_to_samples(blob: bytes, sample_rate: int, max_seconds: float) -> np.ndarray:
+    """A whole-buffer blob (float32 little-endian) -> samples, within the size limit."""
+    check_rate(sample_rate)
+    if len(blob) % 4:
+        raise ArgError(f"the blob holds {len(blob)} bytes, not whole float32 samples")
+    seconds = len(blob) / 4 / sample_rate
+    if len(blob) > max_bytes(max_seconds, sample_rate):
+        raise ArgError(f"the buffer of {seconds:.2f} s is longer than {max_seconds:g} s "
+                       "(audio.max_buffer_seconds); refused")
+    if not blob:
+        raise ArgError("the buffer is empty")
+    return np.frombuffer(blob, dtype="<f4").astype(np.float32)
+

@@ -1,0 +1,26 @@
+"""The ``/deepdiva`` OSC address space and its limits (documented in ``OSC.md``)."""
+
+from __future__ import annotations
+
+from ..core.errors import DeepDivaError
+
+ROOT = "/deepdiva"
+# requests
+PING, HELLO, STATUS = f"{ROOT}/ping", f"{ROOT}/hello", f"{ROOT}/status"
+MATCH_FILE, MATCH_BUFFER = f"{ROOT}/match/file", f"{ROOT}/match/buffer"
+BUFFER_BEGIN, BUFFER_CHUNK, BUFFER_END = (f"{MATCH_BUFFER}/begin", f"{MATCH_BUFFER}/chunk", f"{MATCH_BUFFER}/end")
+RECORD, PUSH = f"{ROOT}/record", f"{ROOT}/push"
+# replies
+PONG, HELLO_OK, QUEUED, RESULT, PARAMS = (f"{ROOT}/pong", f"{ROOT}/hello/ok", f"{ROOT}/queued",
+                                          f"{ROOT}/result", f"{ROOT}/params")
+ERROR, BUSY, RECORDING, PUSHED = f"{ROOT}/error", f"{ROOT}/busy", f"{ROOT}/recording", f"{ROOT}/pushed"
+
+MIN_RATE, MAX_RATE = 8000, 384000
+MAX_RECORD_SECONDS = 60.0
+MAX_TCP_CONNECTIONS = 64
+MAX_DECLARED = 1024
+SEND_TIMEOUT = 5.0
+
+
+class ArgError(DeepDivaError):
+    """A request with missing, extra or wrongly typed arguments, or values out of range."""
