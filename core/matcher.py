@@ -33,6 +33,16 @@ def default_model_path() -> Path:
 
 
 @dataclass(frozen=True)
+class Alternative:
+    """Another good patch the search found, clearly different from the match (to audition)."""
+
+    params: np.ndarray  # normalised (k,)
+    native: np.ndarray  # profile units (k,)
+    distance: float
+    audio: np.ndarray  # its render (preview)
+
+
+@dataclass(frozen=True)
 class Match:
     """One matched note."""
 
@@ -43,6 +53,7 @@ class Match:
     audio: np.ndarray  # the re-render (preview)
     evaluations: int  # renders spent on the search (0 without refinement)
     seconds: float  # wall time of this match
+    alternatives: tuple[Alternative, ...] = ()  # runners-up of the search, best first
 
     def as_dict(self, parameter_set: ParameterSet) -> dict:
         return {
@@ -87,15 +98,27 @@ class Matcher:
         """Network only: notes (n, samples) -> quantised normalised parameters (n, k)."""
         return self.parameter_set.quantise(self.model.predict_audio(notes))
 
-    def match(self, note: np.ndarray, refine_seconds: float = 0.0, seed: int = 0) -> Match:
-        """Match one prepared note (``core.audio.prepare_note``); refine for up to ``refine_seconds``."""
+    def match(self, note: np.ndarray, refine_seconds: float = 0.0, seed: int = 0, candidates: int = 1) -> Match:
+        """Match one prepared note (``core.audio.prepare_note``); refine for up to ``refine_seconds``.
+
+        ``candidates`` > 1 (with refinement) also returns up to ``candidates - 1`` alternatives.
+        """
         began = time.perf_counter()
         guess = self.predict(note[None, :])[0]
+        alternatives: tuple[Alternative, ...] = ()
         if refine_seconds > 0:
             # the search scores thousands of candidates: cache the target's spectra once
-            result = refine(self.renderer, SpectralTarget(note).distance, guess, refine_seconds, seed=seed)
+            result = refine(self.renderer, SpectralTarget(note).distance, guess, refine_seconds, seed=seed,
+                            keep=candidates)
             params, distance, network_distance = result.params, result.distance, result.start_distance
             evaluations = result.evaluations
+            runners_up = result.alternatives[1:]
+            if runners_up:
+                others = np.stack([x for x, _ in runners_up])
+                audio = self.renderer.render(others)
+                native = self.parameter_set.from_normalised(others)
+                alternatives = tuple(Alternative(x, n, d, a) for (x, d), n, a in
+                                     zip(runners_up, native, audio, strict=True))
         else:
             params, evaluations = guess, 0
         audio = self.renderer.render(params[None, :])[0]
@@ -103,4 +126,4 @@ class Matcher:
             distance = network_distance = float(multires_stft_distance(audio, note)[0])
         native = self.parameter_set.from_normalised(params[None, :])[0]
         return Match(params, native, distance, network_distance, audio, evaluations,
-                     time.perf_counter() - began)
+                     time.perf_counter() - began, alternatives)

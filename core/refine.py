@@ -3,7 +3,10 @@
 CMA-ES (the maintained ``cma`` package) searches the normalised cube [0, 1]^k, starting at
 the network's answer. Candidates are quantised to what the synth can represent, rendered in
 one batch per generation, and scored with a spectral distance to the target. The starting
-point is scored first, so the result is never worse than the network alone.
+point is scored first, so the result is never worse than the network alone. With ``keep`` > 1
+it also returns the best *distinct* patches it scored (Genopatch-style alternatives to audition):
+each differs from every better one by at least ``min_difference`` (mean absolute difference of
+the normalised parameters).
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ import numpy as np
 from .render import Renderer
 
 Distance = Callable[[np.ndarray], np.ndarray]  # candidate audio (n, samples) -> distances (n,)
+MIN_DIFFERENCE = 0.05  # alternatives differ by at least 5 % of each range on average
+ARCHIVE_SIZE = 256  # best scored patches kept to pick alternatives from
 
 
 @dataclass(frozen=True)
@@ -27,11 +32,27 @@ class RefineResult:
     start_distance: float
     evaluations: int
     seconds: float
+    alternatives: tuple[tuple[np.ndarray, float], ...] = ()  # distinct (params, distance), best first
+
+
+def pick_distinct(params: np.ndarray, distances: np.ndarray, keep: int,
+                  min_difference: float = MIN_DIFFERENCE) -> list[int]:
+    """Rows of the ``keep`` best patches that each differ from every better pick by at least
+    ``min_difference`` (mean absolute difference); the best patch is always first."""
+    picked: list[int] = []
+    for i in np.argsort(distances, kind="stable"):
+        if len(picked) == keep:
+            break
+        if all(np.mean(np.abs(params[i] - params[j])) >= min_difference for j in picked):
+            picked.append(int(i))
+    return picked
 
 
 def refine(renderer: Renderer, distance: Distance, start: np.ndarray, budget_seconds: float,
-           sigma: float = 0.15, popsize: int | None = None, seed: int = 0) -> RefineResult:
-    """Minimise ``distance(renderer.render(x))`` from ``start`` for at most ``budget_seconds``."""
+           sigma: float = 0.15, popsize: int | None = None, seed: int = 0, keep: int = 1,
+           min_difference: float = MIN_DIFFERENCE) -> RefineResult:
+    """Minimise ``distance(renderer.render(x))`` from ``start`` for at most ``budget_seconds``;
+    ``keep`` > 1 also returns up to that many distinct good patches (see :func:`pick_distinct`)."""
     import cma
 
     began = time.perf_counter()
@@ -40,6 +61,7 @@ def refine(renderer: Renderer, distance: Distance, start: np.ndarray, budget_sec
     best_x = x0.copy()
     best_d = start_d = float(distance(renderer.render(x0[None, :]))[0])
     evaluations = 1
+    archive_x, archive_d = x0[None, :], np.array([start_d])
     k = x0.size
     options = {
         "bounds": [0.0, 1.0], "seed": seed + 1, "verbose": -9,
@@ -59,5 +81,14 @@ def refine(renderer: Renderer, distance: Distance, start: np.ndarray, budget_sec
             i = int(np.argmin(scores))
             if scores[i] < best_d:
                 best_d, best_x = float(scores[i]), snapped[i].astype(np.float64)
+            if keep > 1:
+                archive_x = np.concatenate([archive_x, snapped])
+                archive_d = np.concatenate([archive_d, scores])
+                if len(archive_d) > 2 * ARCHIVE_SIZE:
+                    order = np.argsort(archive_d, kind="stable")[:ARCHIVE_SIZE]
+                    archive_x, archive_d = archive_x[order], archive_d[order]
             generation = time.perf_counter() - tick
-    return RefineResult(best_x.astype(np.float32), best_d, start_d, evaluations, time.perf_counter() - began)
+    alternatives = tuple((archive_x[i].astype(np.float32), float(archive_d[i]))
+                         for i in pick_distinct(archive_x, archive_d, keep, min_difference)) if keep > 1 else ()
+    return RefineResult(best_x.astype(np.float32), best_d, start_d, evaluations, time.perf_counter() - began,
+                        alternatives)

@@ -87,6 +87,9 @@ def _progress(total: int, desc: str, quiet: bool):
 @click.option("--preview/--no-preview", default=True, show_default=True,
               help="Also write a wav of the matched preset beside it.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the search.")
+@click.option("--candidates", type=click.IntRange(1, 10), default=1, show_default=True,
+              help="With --refine: also write up to N-1 clearly different runners-up of the search "
+                   "('NAME alt 2.h2p', ...) to audition.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON report (path, params, distance).")
 @click.option("--push-midi", "push_midi", default=None, metavar="PORT",
               help="Also send the parameters as MIDI CC to this existing port (e.g. a DAW input, IAC, loopMIDI).")
@@ -95,7 +98,7 @@ def _progress(total: int, desc: str, quiet: bool):
 @click.pass_context
 def match_cmd(ctx: click.Context, targets: tuple[str, ...], model_path: str | None, refine_seconds: float,
               out: str | None, preset_dir: str | None, name: str | None, preview: bool, seed: int,
-              as_json: bool, push_midi: str | None, max_seconds: float) -> None:
+              candidates: int, as_json: bool, push_midi: str | None, max_seconds: float) -> None:
     """Match sounds: write a Diva preset for each target file (or folder of files)."""
     import json
 
@@ -112,6 +115,8 @@ def match_cmd(ctx: click.Context, targets: tuple[str, ...], model_path: str | No
         raise AudioError(f"no audio files in {', '.join(targets)}")
     if name and len(files) > 1:
         raise click.UsageError("--name needs a single target")
+    if candidates > 1 and refine_seconds <= 0:
+        raise click.UsageError("--candidates needs --refine SECONDS: the alternatives come from the search")
     destination = out if out is not None else preset_location(preset_dir).folder
     matcher = Matcher.load(model_path)
     sender = None
@@ -124,7 +129,8 @@ def match_cmd(ctx: click.Context, targets: tuple[str, ...], model_path: str | No
     for path in tqdm(files, desc="matching", unit="file", disable=quiet or len(files) < 2 or not sys.stderr.isatty()):
         try:
             report = match_file(matcher, path, destination, name=name, preview=preview,
-                                refine_seconds=refine_seconds, seed=seed, max_seconds=max_seconds)
+                                refine_seconds=refine_seconds, seed=seed, max_seconds=max_seconds,
+                                candidates=candidates)
         except DeepDivaError as exc:
             if len(files) == 1:
                 raise
@@ -135,8 +141,9 @@ def match_cmd(ctx: click.Context, targets: tuple[str, ...], model_path: str | No
             sender.send(matcher.parameter_set, report.match.params)
         reports.append(report.as_dict(matcher))
         if not as_json and not quiet:
-            click.echo(f"{report.preset}  (distance {report.match.distance:.4f}"
-                       + (f", preview {report.preview.name}" if report.preview else "") + ")")
+            for preset, distance, wav in [(report.preset, report.match.distance, report.preview)] + [
+                    (a.preset, a.distance, a.preview) for a in report.alternatives]:
+                click.echo(f"{preset}  (distance {distance:.4f}" + (f", preview {wav.name}" if wav else "") + ")")
     if as_json:
         payload = reports[0] if len(files) == 1 else {"results": reports, "failures": failures}
         click.echo(json.dumps(payload, indent=2))

@@ -19,16 +19,31 @@ AUDIO_SUFFIXES = {".wav", ".wave", ".flac", ".aif", ".aiff", ".ogg", ".oga", ".m
 
 
 @dataclass(frozen=True)
+class AlternativeReport:
+    preset: Path
+    preview: Path | None
+    distance: float
+
+    def as_dict(self) -> dict:
+        return {"preset": str(self.preset), "preview": str(self.preview) if self.preview else None,
+                "distance": round(self.distance, 6)}
+
+
+@dataclass(frozen=True)
 class MatchReport:
     source: str
     preset: Path
     preview: Path | None
     match: Match
+    alternatives: tuple[AlternativeReport, ...] = ()
 
     def as_dict(self, matcher: Matcher) -> dict:
-        return {"source": self.source, "preset": str(self.preset),
-                "preview": str(self.preview) if self.preview else None,
-                **self.match.as_dict(matcher.parameter_set)}
+        out = {"source": self.source, "preset": str(self.preset),
+               "preview": str(self.preview) if self.preview else None,
+               **self.match.as_dict(matcher.parameter_set)}
+        if self.alternatives:
+            out["alternatives"] = [a.as_dict() for a in self.alternatives]
+        return out
 
 
 def expand_targets(targets: list[str | Path]) -> list[Path]:
@@ -45,21 +60,34 @@ def expand_targets(targets: list[str | Path]) -> list[Path]:
 
 
 def match_clip(matcher: Matcher, clip: AudioClip, out: str | Path, name: str | None = None,
-               preview: bool = True, refine_seconds: float = 0.0, seed: int = 0) -> MatchReport:
-    """Match an in-memory clip and write its preset (+ preview) into ``out`` (folder or .h2p)."""
+               preview: bool = True, refine_seconds: float = 0.0, seed: int = 0,
+               candidates: int = 1) -> MatchReport:
+    """Match an in-memory clip and write its preset (+ preview) into ``out`` (folder or .h2p).
+
+    With ``candidates`` > 1 the search's distinct runners-up are written beside it as
+    ``<name> alt 2.h2p``, ``<name> alt 3.h2p``, ... (each with its preview).
+    """
     note = prepare_note(clip, matcher.sample_rate, matcher.seconds)
-    result = matcher.match(note, refine_seconds, seed=seed)
-    preset = write_diva_preset(matcher.parameter_set, result.params, out, name=name, source=clip.source,
-                               distance=result.distance)
-    wav = None
-    if preview:
-        wav = write_wav(preset.with_suffix(".wav"), np.asarray(result.audio), matcher.sample_rate)
-    return MatchReport(clip.source, preset, wav, result)
+    result = matcher.match(note, refine_seconds, seed=seed, candidates=candidates)
+    preset, wav = _write(matcher, result.params, result.audio, result.distance, out, name, clip.source, preview)
+    alternatives = []
+    for rank, alt in enumerate(result.alternatives, start=2):
+        path, alt_wav = _write(matcher, alt.params, alt.audio, alt.distance, preset.parent,
+                               f"{preset.stem} alt {rank}", clip.source, preview)
+        alternatives.append(AlternativeReport(path, alt_wav, alt.distance))
+    return MatchReport(clip.source, preset, wav, result, tuple(alternatives))
+
+
+def _write(matcher: Matcher, params: np.ndarray, audio: np.ndarray, distance: float, out: str | Path,
+           name: str | None, source: str, preview: bool) -> tuple[Path, Path | None]:
+    preset = write_diva_preset(matcher.parameter_set, params, out, name=name, source=source, distance=distance)
+    wav = write_wav(preset.with_suffix(".wav"), np.asarray(audio), matcher.sample_rate) if preview else None
+    return preset, wav
 
 
 def match_file(matcher: Matcher, path: str | Path, out: str | Path, name: str | None = None,
                preview: bool = True, refine_seconds: float = 0.0, seed: int = 0,
-               max_seconds: float = DEFAULT_MAX_SECONDS) -> MatchReport:
+               max_seconds: float = DEFAULT_MAX_SECONDS, candidates: int = 1) -> MatchReport:
     """Read, validate and match one audio file; nothing is written when the input is bad."""
     clip = read_audio(path, max_seconds)
-    return match_clip(matcher, clip, out, name, preview, refine_seconds, seed)
+    return match_clip(matcher, clip, out, name, preview, refine_seconds, seed, candidates)

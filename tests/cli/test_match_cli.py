@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from deepdiva.cli import cli
 from deepdiva.core.profile import load_profile
 from deepdiva.core.render import make_renderer
+from deepdiva.presets.h2p import read_h2p
 
 SR = 44100
 
@@ -64,6 +65,35 @@ def test_inputs_of_any_shape_give_a_preset(tmp_path: Path, patch_audio: np.ndarr
     rendered = run("render", str(preset), "-o", str(wav))
     assert rendered.exit_code == 0, rendered.output
     assert sf.info(wav).frames == 2 * SR
+
+
+def test_candidates_write_distinct_runners_up(tmp_path: Path, patch_audio: np.ndarray) -> None:
+    src = tmp_path / "lead.wav"
+    sf.write(src, patch_audio, SR, subtype="FLOAT")
+    out = tmp_path / "out"
+    result = run("match", str(src), "--out", str(out), "--refine", "1", "--candidates", "3", "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    alternatives = report["alternatives"]
+    assert 1 <= len(alternatives) <= 2  # runners-up only when the search found distinct ones
+    distances = [report["distance"]] + [a["distance"] for a in alternatives]
+    assert distances == sorted(distances)
+    pset = load_profile("diva").parameter_set("medium33")
+
+    def normalised(path: str) -> np.ndarray:
+        native = read_h2p(path, pset.profile).native_by_id(pset.profile)
+        return pset.to_normalised(np.array([[native[i] for i in pset.ids]]))[0]
+
+    vectors = [normalised(report["preset"])]
+    for rank, alt in enumerate(alternatives, start=2):
+        assert Path(alt["preset"]) == out / f"lead alt {rank}.h2p" and Path(alt["preview"]).exists()
+        vectors.append(normalised(alt["preset"]))
+    for i in range(len(vectors)):  # each differs from every better one by >= 5 % on average
+        for j in range(i):
+            assert np.mean(np.abs(vectors[i] - vectors[j])) >= 0.05 - 0.01  # two-decimal presets
+    refused = run("match", str(src), "--out", str(tmp_path / "none"), "--candidates", "3")
+    assert refused.exit_code == 2 and "--candidates needs --refine" in refused.output
+    assert not (tmp_path / "none").exists()
 
 
 def test_never_overwrites(tmp_path: Path, patch_audio: np.ndarray) -> None:

@@ -7,6 +7,7 @@ import pytest
 
 from deepdiva.core.matcher import Matcher
 from deepdiva.core.metrics import multires_stft_distance
+from deepdiva.core.refine import pick_distinct
 from deepdiva.training.dataset import draw_patches, is_silent
 
 
@@ -26,6 +27,30 @@ def test_refinement_never_worse(matcher: Matcher) -> None:
         plain = matcher.match(note)
         assert plain.distance == pytest.approx(refined.network_distance, rel=1e-6)
         np.testing.assert_allclose(matcher.renderer.render(refined.params[None])[0], refined.audio)
+
+
+def test_pick_distinct_keeps_the_best_and_skips_near_copies() -> None:
+    params = np.array([[0.5, 0.5], [0.51, 0.5], [0.9, 0.1], [0.1, 0.9], [0.88, 0.12]])
+    distances = np.array([1.0, 0.9, 2.0, 3.0, 1.5])
+    assert pick_distinct(params, distances, 3, min_difference=0.05) == [1, 4, 3]
+    assert pick_distinct(params, distances, 1) == [1]
+    assert pick_distinct(params, distances, 10, min_difference=0.0) == [1, 0, 4, 2, 3]
+
+
+def test_candidates_are_distinct_and_ranked(matcher: Matcher) -> None:
+    pset = matcher.parameter_set
+    note = matcher.renderer.render(draw_patches(pset, np.random.default_rng(5), 1))[0]
+    result = matcher.match(note, refine_seconds=0.5, seed=2, candidates=4)
+    assert len(result.alternatives) <= 3
+    previous = [result.params]
+    for alt in result.alternatives:
+        assert alt.distance >= result.distance
+        assert all(np.mean(np.abs(alt.params - p)) >= 0.05 for p in previous)
+        np.testing.assert_allclose(matcher.renderer.render(alt.params[None])[0], alt.audio)
+        previous.append(alt.params)
+    distances = [a.distance for a in result.alternatives]
+    assert distances == sorted(distances)
+    assert matcher.match(note, refine_seconds=0.2, seed=2).alternatives == ()
 
 
 @pytest.mark.slow
