@@ -39,7 +39,7 @@ def link_unique(src: Path, target: Path) -> Path:
             n += 1
 
 
-def write_atomic(path: Path, write: Callable[[Path], None], overwrite: bool = True) -> Path:
+def write_atomic(path: Path, write: Callable[[Path], object], overwrite: bool = True) -> Path:
     """Call ``write(tmp)`` on a temp file beside ``path``, then move it into place.
 
     With ``overwrite=False`` an existing file is never replaced: the result goes to the first

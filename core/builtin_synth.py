@@ -21,6 +21,7 @@ a lean loop that keeps its state in registers.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 from numba import njit, prange
@@ -84,8 +85,8 @@ _POW2 = 2.0 ** np.arange(-64, 65, dtype=np.float64)  # exact 2**k for exp2_fast
 # No nnan/ninf: the clamps below must keep their meaning. error_model="numpy" drops the
 # ZeroDivisionError checks that would otherwise keep helpers from being inlined.
 _FAST = {"nsz", "arcp", "contract", "afn"}
-_SCALAR = {"cache": True, "error_model": "numpy"}
-_INLINE = {"cache": True, "error_model": "numpy", "fastmath": _FAST, "inline": "always"}
+_SCALAR: dict[str, Any] = {"cache": True, "error_model": "numpy"}
+_INLINE: dict[str, Any] = {"cache": True, "error_model": "numpy", "fastmath": _FAST, "inline": "always"}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ import json
 import os
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -27,7 +28,7 @@ CARD_FORMAT = "deepdiva-model-card/1"
 PARAMS_OUTPUT = "params"
 
 
-def _require(data: dict, key: str, kind: type | tuple[type, ...], where: str) -> object:
+def _require(data: dict, key: str, kind: type | tuple[type, ...], where: str) -> Any:
     if key not in data:
         raise ModelError(f"model card {where} lacks '{key}'; re-export the model with 'deepdiva export'")
     value = data[key]
@@ -65,7 +66,7 @@ class ModelCard:
         _require(feature, "config", dict, where)
         inp = _require(data, "input", dict, where)
         _require(inp, "name", str, where)
-        self.input_shape = _shape(_require(inp, "shape", list, where), where)[1:]
+        declared = _shape(_require(inp, "shape", list, where), where)[1:]
         outputs = _require(data, "outputs", list, where)
         params = [o for o in outputs if isinstance(o, dict) and o.get("name") == PARAMS_OUTPUT]
         if not params:
@@ -80,9 +81,10 @@ class ModelCard:
         except DeepDivaError as exc:
             raise ModelError(f"model card {where}: {exc}") from None
         expected = feature_shape(feature["name"], self.n_samples, self.feature_config)
-        if tuple(expected) != tuple(self.input_shape):
-            raise ModelError(f"model card {where}: input shape {self.input_shape} does not match the "
+        if tuple(expected) != tuple(declared):
+            raise ModelError(f"model card {where}: input shape {declared} does not match the "
                              f"'{feature['name']}' feature of {self.n_samples} samples {expected}")
+        self.input_shape: tuple[int, ...] = tuple(int(d) for d in expected)  # one input, batch excluded
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> ModelCard:

@@ -293,12 +293,13 @@ def build_config(raw: Mapping[str, Any], overrides: Mapping[str, Any] | None = N
     """
     problems: list[str] = []
     values: dict[str, Any] = {}
-    base = source.parent if source is not None else None
+    base: Path | None = source.parent if source is not None else None
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
     for key in list(raw) + list(overrides):
         if key not in BY_KEY:
             problems.append(_unknown_key(key))
     for s in SETTINGS:
+        value_base: Path | None
         if s.key in overrides:
             value, value_base, origin = overrides[s.key], Path.cwd(), f"{s.flag.split('/')[0]} ({s.key})"
         elif s.key in raw:
@@ -347,7 +348,7 @@ def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | N
     An explicitly given file must exist; the default file is optional (defaults apply).
     """
     explicit = path is not None
-    file = Path(path).expanduser() if explicit else default_config_path()
+    file = Path(path).expanduser() if path is not None else default_config_path()
     if not file.exists():
         if explicit:
             raise ConfigError(f"config file {file} does not exist; create one with 'deepdiva config init'")

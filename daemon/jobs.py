@@ -103,7 +103,7 @@ class JobQueue:
         with self._cv:
             return len(self._items) + self._reserved < max(1, int(self.maxsize * share))
 
-    def submit(self, job: Job, prepare: Callable[[Job], None] | None = None,
+    def submit(self, job: Job, prepare: Callable[[Job], object] | None = None,
                accepted: Callable[[Job, int], None] | None = None) -> int:
         """Journal and enqueue ``job``; returns its position (1 = next). Raises :class:`Busy`.
 
@@ -225,7 +225,7 @@ class Worker:
             log.exception("job %s (%s) failed", job.id, job.source)
             outcome = Outcome(job, False, None, f"internal error: {type(exc).__name__}: {exc}",
                               time.perf_counter() - began)
-        if outcome.ok:
+        if outcome.ok and outcome.result is not None:
             self.completed += 1
             log.info("%s -> %s (%.0f ms)", job.source, outcome.result["preset"], outcome.seconds * 1000)
         else:

@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -231,7 +232,7 @@ def _lock(path: Path):
     """An exclusive lock on ``path`` for this process (released by the OS if it dies)."""
     handle = open(path, "a+b")  # noqa: SIM115 - held open for the daemon's lifetime
     try:
-        if os.name == "nt":
+        if sys.platform == "win32":
             import msvcrt
 
             msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)

@@ -225,7 +225,7 @@ class Service:
         match = self._match or self._load_match()
         self.preset_folder = preset_location(cfg.presets_folder).folder
         self.journal = Journal(cfg.queue_journal)
-        self.queue = JobQueue(self.journal, cfg.queue_size)
+        self.queue = queue = JobQueue(self.journal, cfg.queue_size)
         done = DoneSet(self.journal.folder / "drop-done.jsonl")
         self.midi = MidiOut(cfg)
         self.recorder = Recorder(cfg.input_device, cfg.audio_probe_seconds)
@@ -241,7 +241,7 @@ class Service:
 
         if cfg.drop_enabled:  # made (and told about restored jobs) before the worker can finish one
             self.watcher = DropFolder(cfg.drop_folder, self._submit_drop, done, cfg.drop_settle_seconds,
-                                      cfg.drop_rescan_seconds, has_room=lambda: self.queue.has_room(0.5))
+                                      cfg.drop_rescan_seconds, has_room=lambda: queue.has_room(0.5))
             self.watcher.adopt(j.source for j in pending if j.origin == "drop")
         self.worker = Worker(self.queue, match, finish=finish, notify=self._notify)
         self.worker.start()
@@ -467,7 +467,7 @@ class Service:
         self.say("\n".join(lines))
 
 
-def _stop_signals() -> list[int]:
+def _stop_signals() -> list[signal.Signals]:
     sigs = [signal.SIGINT, signal.SIGTERM]
     if hasattr(signal, "SIGBREAK"):
         sigs.append(signal.SIGBREAK)

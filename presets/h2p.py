@@ -179,7 +179,7 @@ class H2PPreset:
         return self
 
     # -- changes -------------------------------------------------------------------------------
-    def with_values(self, profile: Profile, values: Mapping[int | str, object],
+    def with_values(self, profile: Profile, values: Mapping[int, object] | Mapping[str, object],
                     meta: Mapping[str, str] | None = None) -> H2PPreset:
         """A copy with profile parameters (keyed by id, location or name) set to native values.
 

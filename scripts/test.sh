@@ -24,8 +24,9 @@ PYTHON=${PYTHON:-python3}
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e ".[test,vst,train,cluster]"
 
-echo "== ruff"
+echo "== ruff, mypy"
 .venv/bin/ruff check .
+bash scripts/typecheck.sh
 
 # Two processes: the tests that drive JACK (MIDI ports, recording) run apart from the rest, so
 # libjack/rtmidi never share a process with TensorFlow and DawDreamer (segfaults seen otherwise).

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -106,7 +107,7 @@ def evaluate(model: OnnxModel, ds: Dataset, limit: int | None = None, seed: int 
                               {d: np.concatenate([p.distances[d] for p in ps]) for d in DISTANCES})
               for m, ps in parts.items()}
     n_rows = len(scores["model"].mae)
-    report = {
+    report: dict[str, Any] = {
         "model": str(model.card.path),
         "dataset": str(ds.folder),
         "n": n_rows,

@@ -240,11 +240,12 @@ def train(cfg: TrainConfig, say: Logger | None = None) -> RunResult:
     spec = model_spec(cfg.model)
     cfg = TrainConfig.from_dict({**asdict(cfg), "feature": cfg.feature or spec.feature,
                                  "dataset": str(Path(cfg.dataset).resolve())})
+    feature = cfg.feature or spec.feature
     ds = Dataset.open(cfg.dataset)
     split = split_for(ds, cfg.validation_split, cfg.seed)
-    feature_cfg = cached_config(ds, cfg.feature)
-    scaler = scaler_for(ds, split, cfg.feature) if cfg.feature in SCALED_FEATURES else None
-    store = open_store(ds, cfg.feature, scaler)
+    feature_cfg = cached_config(ds, feature)
+    scaler = scaler_for(ds, split, feature) if feature in SCALED_FEATURES else None
+    store = open_store(ds, feature, scaler)
     keras.utils.set_random_seed(cfg.seed)
     model = compile_model(build_model(cfg.model, store.shape, ds.parameter_set), cfg.optimizer,
                           cfg.learning_rate, cfg.loss)
@@ -256,7 +257,7 @@ def train(cfg: TrainConfig, say: Logger | None = None) -> RunResult:
               "input_shape": list(store.shape), "output_names": list(model.output_names),
               "versions": versions()}
     write_json_atomic(run_dir / "config.json", config)
-    history = {"epochs": [], "sessions": []}
+    history: dict[str, list] = {"epochs": [], "sessions": []}
     if say:
         say(f"run {run_dir}: {cfg.model} on {cfg.feature} {tuple(store.shape)}, {model.count_params()} weights, "
             f"{split.train.size} train / {split.val.size} validation patches, {_device()}")
@@ -283,7 +284,7 @@ def resume(run: str | os.PathLike, epochs: int | None = None, say: Logger | None
     if split.record() != config["split"]:
         raise DatasetError(f"the dataset of {run_dir} changed since the run started (its split differs); "
                            "start a new run")
-    store = open_store(ds, cfg.feature, config["feature"]["scaler"])
+    store = open_store(ds, config["feature"]["name"], config["feature"]["scaler"])
     model = keras.models.load_model(last)
     config["train"] = asdict(cfg)
     write_json_atomic(run_dir / "config.json", config)
