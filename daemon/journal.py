@@ -160,6 +160,7 @@ class Journal:
         """Copy the staged preset (and preview) into ``folder`` under free names, exactly once.
 
         A preview is only published with its preset: a crash between the two loses the preview.
+        So are the search's alternatives (``<preset> alt 2.h2p``, ...), if the match made any.
         """
         staged = Path(result["preset"])
         try:
@@ -168,14 +169,28 @@ class Journal:
         except OSError as exc:
             raise PresetError(f"cannot write the preset into {folder}: {exc.strerror or exc}") from None
         out = dict(result, preset=str(preset))
-        if result.get("preview"):
-            try:
-                wav = _publish_file(Path(result["preview"]), folder, f"{job_id}.wav", preset.stem + ".wav")
-                out["preview"] = str(wav)
-            except OSError as exc:  # the preset is what matters; a missing preview is only logged
-                log.warning("could not write the preview for %s: %s", preset.name, exc)
-                out["preview"] = None
+        out["preview"] = self._publish_extra(result.get("preview"), folder, f"{job_id}.wav", preset.stem + ".wav")
+        alternatives = []
+        for rank, alt in enumerate(result.get("alternatives") or [], start=2):
+            stem = f"{preset.stem} alt {rank}"
+            path = self._publish_extra(alt["preset"], folder, f"{job_id}.alt{rank}.h2p", stem + ".h2p")
+            if path is not None:
+                wav = self._publish_extra(alt.get("preview"), folder, f"{job_id}.alt{rank}.wav", stem + ".wav")
+                alternatives.append(dict(alt, preset=path, preview=wav))
+        if "alternatives" in result:
+            out["alternatives"] = alternatives
         return out
+
+    @staticmethod
+    def _publish_extra(staged: str | None, folder: Path, part_name: str, name: str) -> str | None:
+        """A preview or an alternative: published if possible, else only logged (the preset matters)."""
+        if not staged:
+            return None
+        try:
+            return str(_publish_file(Path(staged), folder, part_name, name))
+        except OSError as exc:
+            log.warning("could not write %s into %s: %s", name, folder, exc)
+            return None
 
     # ----------------------------------------------------------------- completing
 
@@ -188,8 +203,8 @@ class Journal:
             path.unlink(missing_ok=True)
             fsync_dir(self.jobs_dir)
         if folder is not None:
-            for part in (f"{job_id}.h2p", f"{job_id}.wav"):
-                (folder / f"{PART_PREFIX}{part}.part").unlink(missing_ok=True)
+            for part in folder.glob(f"{PART_PREFIX}{job_id}.*.part"):  # preset, preview, alternatives
+                part.unlink(missing_ok=True)
         shutil.rmtree(self.stage_dir(job_id), ignore_errors=True)
         self.data_path(job_id).unlink(missing_ok=True)
 

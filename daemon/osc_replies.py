@@ -15,7 +15,7 @@ from pythonosc import slip
 from pythonosc.osc_message_builder import build_msg
 
 from .jobs import Outcome
-from .osc_spec import ERROR, MAX_DECLARED, PARAMS, RESULT
+from .osc_spec import ALTERNATIVE, ERROR, MAX_DECLARED, PARAMS, RESULT
 
 log = logging.getLogger(__name__)
 
@@ -105,4 +105,6 @@ def send_outcome(reply: Reply, outcome: Outcome) -> None:
     normalised = result.get("normalised")
     if normalised:
         reply.send(PARAMS, *[float(v) for v in normalised])
+    for rank, alt in enumerate(result.get("alternatives") or [], start=2):
+        reply.send(ALTERNATIVE, str(alt["preset"]), float(alt["distance"]), rank, job.id)
 

@@ -24,6 +24,7 @@ from .jobs import Busy
 from .osc_buffers import BufferAssembler, blob_to_samples, check_rate, max_bytes
 from .osc_replies import Reply, TcpTarget, UdpReplier, UdpTarget, send_outcome
 from .osc_spec import (
+    ALTERNATIVE,
     BUFFER_BEGIN,
     BUFFER_CHUNK,
     BUFFER_END,
@@ -33,6 +34,7 @@ from .osc_spec import (
     HELLO_OK,
     MATCH_BUFFER,
     MATCH_FILE,
+    MAX_CANDIDATES,
     MAX_RATE,
     MAX_RECORD_SECONDS,
     MIN_RATE,
@@ -53,7 +55,7 @@ from .osc_transports import SlipDecoder, SlipTcpServer, UdpServer
 
 # The daemon, tests and clients import the whole OSC front end from here.
 __all__ = [
-    "BUFFER_BEGIN", "BUFFER_CHUNK", "BUFFER_END", "BUSY", "ERROR", "HELLO", "HELLO_OK", "MATCH_BUFFER",
+    "ALTERNATIVE", "MAX_CANDIDATES", "BUFFER_BEGIN", "BUFFER_CHUNK", "BUFFER_END", "BUSY", "ERROR", "HELLO", "HELLO_OK", "MATCH_BUFFER",
     "MATCH_FILE", "MAX_RATE", "MAX_RECORD_SECONDS", "MIN_RATE", "PARAMS", "PING", "PONG", "PUSH", "PUSHED",
     "QUEUED", "RECORD", "RECORDING", "RESULT", "ROOT", "STATUS", "ArgError", "Backend", "BufferAssembler",
     "OscApp", "Reply", "Signature", "SlipDecoder", "SlipTcpServer", "TcpTarget", "UdpReplier", "UdpServer",
@@ -181,7 +183,7 @@ class Backend(Protocol):
     """
 
     def submit_file(self, path: Path, refine: float | None, reply: Reply,
-                    accepted: Callable[[Any, int], None] | None = None) -> str: ...
+                    accepted: Callable[[Any, int], None] | None = None, candidates: int = 1) -> str: ...
 
     def submit_buffer(self, samples: np.ndarray, sample_rate: int, refine: float | None, reply: Reply,
                       source: str, accepted: Callable[[Any, int], None] | None = None) -> str: ...
@@ -211,7 +213,7 @@ class OscApp:
         self.malformed = 0
         self.signatures: dict[str, Signature] = {
             HELLO: Signature((("port", "i"),)),
-            MATCH_FILE: Signature((("path", "s"),), (("refine_seconds", "f"),)),
+            MATCH_FILE: Signature((("path", "s"),), (("refine_seconds", "f"), ("candidates", "i"))),
             MATCH_BUFFER: Signature((("sample_rate", "i"), ("samples", "b")), (("refine_seconds", "f"),)),
             BUFFER_BEGIN: Signature((("id", "i"), ("sample_rate", "i"), ("n_chunks", "i")),
                                     (("refine_seconds", "f"),)),
@@ -282,8 +284,9 @@ class OscApp:
     def _match_file(self, args: list[Any], sender: tuple[str, int], reply: Reply) -> None:
         path_text, *rest = self._args(MATCH_FILE, args)
         refine = _refine(rest)
+        candidates = _candidates(rest[1:], refine)
         path = check_path(path_text, self.allowed_roots)
-        self.backend.submit_file(path, refine, reply, accepted=_acknowledge(reply))
+        self.backend.submit_file(path, refine, reply, accepted=_acknowledge(reply), candidates=candidates)
 
     def _match_buffer(self, args: list[Any], sender: tuple[str, int], reply: Reply) -> None:
         sample_rate, blob, *rest = self._args(MATCH_BUFFER, args)
@@ -326,6 +329,17 @@ class OscApp:
 
 def _acknowledge(reply: Reply) -> Callable[[Any, int], None]:
     return lambda job, position: reply.send(QUEUED, job.id, position)
+
+
+def _candidates(rest: list[Any], refine: float | None) -> int:
+    if not rest:
+        return 1
+    value = int(rest[0])
+    if not 1 <= value <= MAX_CANDIDATES:
+        raise ArgError(f"candidates must be between 1 and {MAX_CANDIDATES}, got {value}")
+    if value > 1 and not refine:
+        raise ArgError("candidates > 1 needs refine_seconds > 0: the alternatives come from the search")
+    return value
 
 
 def _refine(rest: list[Any]) -> float | None:

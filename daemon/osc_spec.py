@@ -14,9 +14,11 @@ RECORD, PUSH = f"{ROOT}/record", f"{ROOT}/push"
 PONG, HELLO_OK, QUEUED, RESULT, PARAMS = (f"{ROOT}/pong", f"{ROOT}/hello/ok", f"{ROOT}/queued",
                                           f"{ROOT}/result", f"{ROOT}/params")
 ERROR, BUSY, RECORDING, PUSHED = f"{ROOT}/error", f"{ROOT}/busy", f"{ROOT}/recording", f"{ROOT}/pushed"
+ALTERNATIVE = f"{ROOT}/alternative"
 
 MIN_RATE, MAX_RATE = 8000, 384000
 MAX_RECORD_SECONDS = 60.0
+MAX_CANDIDATES = 10
 MAX_TCP_CONNECTIONS = 64
 MAX_DECLARED = 1024
 SEND_TIMEOUT = 5.0

@@ -56,7 +56,7 @@ def matcher_match(matcher: Any, refine_seconds: float = 0.0, preview: bool = Tru
         clip = AudioClip(clip.samples, clip.sample_rate, job.source)
         refine = refine_seconds if job.refine_seconds is None else job.refine_seconds
         report = match_clip(matcher, clip, Path(job.stage) / f"{job.name}.h2p", preview=preview,
-                            refine_seconds=refine)
+                            refine_seconds=refine, candidates=job.candidates)
         out = report.as_dict(matcher)
         out["normalised"] = [float(v) for v in report.match.params]
         return out
@@ -336,10 +336,11 @@ class Service:
 
     def _new_job(self, kind: str, origin: str, audio: str, source: str, name: str,
                  refine: float | None = None, digest: str | None = None, job_id: str | None = None,
-                 reply: Reply | None = None) -> Job:
+                 reply: Reply | None = None, candidates: int = 1) -> Job:
         assert self.preset_folder is not None
         return Job(job_id or new_job_id(), kind, origin, audio, source, safe_name(name),
-                   str(self.preset_folder), refine_seconds=refine, content_hash=digest, reply=reply)
+                   str(self.preset_folder), refine_seconds=refine, candidates=candidates, content_hash=digest,
+                   reply=reply)
 
     def _submit_drop(self, path: Path, digest: str) -> str:
         assert self.queue is not None
@@ -348,9 +349,10 @@ class Service:
         return job.id
 
     def submit_file(self, path: Path, refine: float | None, reply: Reply,
-                    accepted: Accepted | None = None) -> str:
+                    accepted: Accepted | None = None, candidates: int = 1) -> str:
         assert self.queue is not None
-        job = self._new_job("file", "osc", str(path), str(path), path.stem, refine, reply=reply)
+        job = self._new_job("file", "osc", str(path), str(path), path.stem, refine, reply=reply,
+                            candidates=candidates)
         self.queue.submit(job, accepted=accepted)
         return job.id
 

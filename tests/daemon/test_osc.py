@@ -226,10 +226,12 @@ def test_check_path_resolves_before_checking(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("address, args, words", [
-    (osc.MATCH_FILE, [], "expects s:path [f:refine_seconds], got no arguments"),
+    (osc.MATCH_FILE, [], "expects s:path [f:refine_seconds] [i:candidates], got no arguments"),
     (osc.MATCH_FILE, [3], "path must be a string, got int"),
     (osc.MATCH_FILE, ["/x", "fast"], "refine_seconds must be a float"),
-    (osc.MATCH_FILE, ["/x", 1.0, 2.0], "expects"),
+    (osc.MATCH_FILE, ["/x", 1.0, 2, 3], "expects"),
+    (osc.MATCH_FILE, ["/x", 1.0, 11], "candidates must be between 1 and 10"),
+    (osc.MATCH_FILE, ["/x", 0.0, 3], "candidates > 1 needs refine_seconds > 0"),
     (osc.MATCH_FILE, ["/x", -1.0], "refine_seconds must be between 0 and 600"),
     (osc.MATCH_FILE, ["/x", 1.0], "refused"),
     (osc.HELLO, ["9002"], "port must be a int"),

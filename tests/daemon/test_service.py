@@ -363,6 +363,38 @@ def test_real_matcher_around_a_stand_in_network(tmp_path: Path, replies: Replies
         service.stop()
 
 
+def test_candidates_over_osc_publish_distinct_alternatives(tmp_path: Path, replies: Replies) -> None:
+    from types import SimpleNamespace
+
+    from deepdiva.core.matcher import Matcher
+    from deepdiva.core.profile import load_profile
+    from deepdiva.daemon.service import matcher_match
+
+    pset = load_profile("diva").parameter_set("medium33")
+    network = SimpleNamespace(parameter_set=pset, card=SimpleNamespace(render={}),
+                              predict_audio=lambda notes: np.full((len(notes), len(pset)), 0.5, np.float32))
+    presets = tmp_path / "presets"
+    config = build_config({}, {"osc.port": 0, "osc.tcp_port": 0, "osc.reply_port": replies.port,
+                               "drop.enabled": False, "midi.enabled": False, "presets.folder": str(presets),
+                               "queue.journal": str(tmp_path / "j"), "files.allowed_roots": [str(tmp_path)]})
+    service = Service(config, match=matcher_match(Matcher(network), 0.0, preview=True), parameter_set=pset).start()
+    try:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        target = write_sine(tmp_path / "pad.wav", 330, 2.0)
+        sock.sendto(build_msg(osc.MATCH_FILE, [str(target), 1.0, 3]).dgram, tuple(service.udp.address))
+        preset, distance, _, job_id = replies.expect(osc.RESULT, timeout=120).params
+        assert Path(preset) == presets / "pad.h2p"
+        alternatives = [replies.expect(osc.ALTERNATIVE, timeout=10).params for _ in range(2)]
+        for rank, (path, alt_distance, got_rank, got_job) in enumerate(alternatives, start=2):
+            assert (Path(path), got_rank, got_job) == (presets / f"pad alt {rank}.h2p", rank, job_id)
+            assert alt_distance >= distance and Path(path).with_suffix(".wav").exists()
+            read_h2p(path)  # a whole preset
+        wait_for(lambda: temp_files(presets) == [], 30, "the journal's tidy-up after the reply")
+        assert sorted(p.name for p in presets.glob("*.h2p")) == ["pad alt 2.h2p", "pad alt 3.h2p", "pad.h2p"]
+    finally:
+        service.stop()
+
+
 @pytest.mark.skipif(not MODEL.exists(), reason="needs the shipped model models/deepdiva-medium33.onnx, "
                                                "which is not in this checkout yet")
 def test_real_matcher_end_to_end(tmp_path: Path, replies: Replies) -> None:
