@@ -1,7 +1,7 @@
 """Talk to a running ``deepdiva serve`` over OSC (needs python-osc, and soundfile for buffers).
 
     python examples/osc_client.py ping
-    python examples/osc_client.py match ~/Music/pluck.wav [--refine 2]
+    python examples/osc_client.py match ~/Music/pluck.wav [--refine 2 [--candidates 3]]
     python examples/osc_client.py buffer ~/Music/pluck.wav          # audio over TCP (OSC 1.1, SLIP)
     python examples/osc_client.py buffer --udp ~/Music/pluck.wav    # chunked UDP fallback
     python examples/osc_client.py status | push | record [SECONDS]
@@ -52,6 +52,16 @@ class Replies:
             if message.address in addresses:
                 return message
         raise SystemExit(f"no reply within {self.timeout:g} s: is 'deepdiva serve' running?")
+
+    def linger(self, seconds: float) -> None:
+        """Show whatever else arrives within ``seconds``."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            self.sock.settimeout(left)
+            try:
+                show(OscMessage(self.sock.recvfrom(65536)[0]))
+            except TimeoutError:
+                break
 
 
 def show(message: OscMessage) -> None:
@@ -121,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=9000, help="daemon's UDP port")
     parser.add_argument("--tcp-port", type=int, default=9001, help="daemon's TCP (OSC 1.1) port")
     parser.add_argument("--refine", type=float, default=None, help="seconds of refinement")
+    parser.add_argument("--candidates", type=int, default=1,
+                        help="match: also get up to N-1 runners-up of the refinement (needs --refine)")
     parser.add_argument("--udp", action="store_true", help="buffer: chunked UDP instead of TCP")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the answer")
     args = parser.parse_intermixed_args(argv)
@@ -136,7 +148,9 @@ def main(argv: list[str] | None = None) -> int:
         reply = replies.wait_for({"/deepdiva/pong"})
     elif args.command == "match":
         path = os.path.abspath(os.path.expanduser(args.file))  # the daemon wants absolute paths
-        client.send_message("/deepdiva/match/file", [path] + ([args.refine] if args.refine is not None else []))
+        extra = [args.refine if args.refine is not None else 0.0, args.candidates] if args.candidates > 1 else (
+            [args.refine] if args.refine is not None else [])
+        client.send_message("/deepdiva/match/file", [path] + extra)
         reply = replies.wait_for(FINAL)
     elif args.command == "buffer":
         reply = udp_buffer(args, client, replies)
@@ -148,6 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         reply = replies.wait_for(FINAL)
     if reply.address == "/deepdiva/result":
         replies.wait_for({"/deepdiva/params"})
+        replies.linger(0.5 if args.command == "match" and args.candidates > 1 else 0.0)  # /deepdiva/alternative
     return 1 if reply.address in ("/deepdiva/error", "/deepdiva/busy") else 0
 
 
