@@ -186,7 +186,8 @@ class Backend(Protocol):
                     accepted: Callable[[Any, int], None] | None = None, candidates: int = 1) -> str: ...
 
     def submit_buffer(self, samples: np.ndarray, sample_rate: int, refine: float | None, reply: Reply,
-                      source: str, accepted: Callable[[Any, int], None] | None = None) -> str: ...
+                      source: str, accepted: Callable[[Any, int], None] | None = None,
+                      candidates: int = 1) -> str: ...
 
     def record(self, seconds: float | None, reply: Reply,
                started: Callable[[float], None] | None = None) -> float: ...
@@ -214,7 +215,8 @@ class OscApp:
         self.signatures: dict[str, Signature] = {
             HELLO: Signature((("port", "i"),)),
             MATCH_FILE: Signature((("path", "s"),), (("refine_seconds", "f"), ("candidates", "i"))),
-            MATCH_BUFFER: Signature((("sample_rate", "i"), ("samples", "b")), (("refine_seconds", "f"),)),
+            MATCH_BUFFER: Signature((("sample_rate", "i"), ("samples", "b")),
+                                    (("refine_seconds", "f"), ("candidates", "i"))),
             BUFFER_BEGIN: Signature((("id", "i"), ("sample_rate", "i"), ("n_chunks", "i")),
                                     (("refine_seconds", "f"),)),
             BUFFER_CHUNK: Signature((("id", "i"), ("index", "i"), ("samples", "b"))),
@@ -290,8 +292,10 @@ class OscApp:
 
     def _match_buffer(self, args: list[Any], sender: tuple[str, int], reply: Reply) -> None:
         sample_rate, blob, *rest = self._args(MATCH_BUFFER, args)
+        refine = _refine(rest)
+        candidates = _candidates(rest[1:], refine)
         samples = blob_to_samples(blob, sample_rate, self.max_buffer_seconds)
-        self._submit_buffer(samples, sample_rate, _refine(rest), sender, reply)
+        self._submit_buffer(samples, sample_rate, refine, sender, reply, candidates)
 
     def _buffer_begin(self, args: list[Any], sender: tuple[str, int], reply: Reply) -> None:
         buffer_id, sample_rate, n_chunks, *rest = self._args(BUFFER_BEGIN, args)
@@ -307,9 +311,9 @@ class OscApp:
         self._submit_buffer(samples, sample_rate, refine, sender, reply)
 
     def _submit_buffer(self, samples: np.ndarray, sample_rate: int, refine: float | None,
-                       sender: tuple[str, int], reply: Reply) -> None:
+                       sender: tuple[str, int], reply: Reply, candidates: int = 1) -> None:
         self.backend.submit_buffer(samples, sample_rate, refine, reply, f"OSC buffer from {sender[0]}",
-                                   accepted=_acknowledge(reply))
+                                   accepted=_acknowledge(reply), candidates=candidates)
 
     def _record(self, args: list[Any], sender: tuple[str, int], reply: Reply) -> None:
         if _is_release(args):

@@ -357,12 +357,13 @@ class Service:
         return job.id
 
     def submit_buffer(self, samples: np.ndarray, sample_rate: int, refine: float | None, reply: Reply | None,
-                      source: str, accepted: Accepted | None = None, label: str = "buffer") -> str:
+                      source: str, accepted: Accepted | None = None, label: str = "buffer",
+                      candidates: int = 1) -> str:
         assert self.queue is not None and self.journal is not None
         job_id = new_job_id()
         name = f"{label} {time.strftime('%Y-%m-%d %H-%M-%S')} {job_id}"
         job = self._new_job("buffer", "osc" if label == "buffer" else label, str(self.journal.data_path(job_id)),
-                            source, name, refine, job_id=job_id, reply=reply)
+                            source, name, refine, job_id=job_id, reply=reply, candidates=candidates)
         journal = self.journal
         self.queue.submit(job, prepare=lambda j: journal.save_audio(j.id, samples, sample_rate), accepted=accepted)
         return job_id

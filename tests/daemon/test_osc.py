@@ -237,6 +237,7 @@ def test_check_path_resolves_before_checking(tmp_path: Path) -> None:
     (osc.HELLO, ["9002"], "port must be a int"),
     (osc.HELLO, [70000], "port must be between"),
     (osc.MATCH_BUFFER, [SR], "expects i:sample_rate b:samples"),
+    (osc.MATCH_BUFFER, [SR, b"\x00" * 8, 0.0, 2], "candidates > 1 needs refine_seconds > 0"),
     (osc.MATCH_BUFFER, [100, b"\x00" * 8], "sample_rate must be between"),
     (osc.MATCH_BUFFER, [SR, b"\x00" * 7], "not whole float32 samples"),
     (osc.RECORD, [100.0], "seconds must be between"),

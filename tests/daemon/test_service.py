@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from daemon_helpers import sine, write_sine
 from daemon_helpers import wait_until as wait_for
-from daemon_helpers import write_sine
 from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import build_msg
 from pythonosc.tcp_client import SimpleTCPClient
@@ -124,10 +124,10 @@ class Replies:
         raise AssertionError(f"no {address} within {timeout} s")
 
 
-def tcp_buffer(address: tuple[str, int], samples: np.ndarray) -> str:
-    """Send a buffer over TCP; the job id from /deepdiva/queued."""
+def tcp_buffer(address: tuple[str, int], samples: np.ndarray, *extra: float) -> str:
+    """Send a buffer over TCP (``extra``: refine_seconds, candidates); the job id from /deepdiva/queued."""
     client = SimpleTCPClient(*address, mode="1.1")
-    client.send_message(osc.MATCH_BUFFER, [SR, samples.astype("<f4").tobytes()])
+    client.send_message(osc.MATCH_BUFFER, [SR, samples.astype("<f4").tobytes(), *extra])
     decoder = SlipDecoder(1 << 20)
     client.socket.settimeout(30)
     try:
@@ -391,6 +391,11 @@ def test_candidates_over_osc_publish_distinct_alternatives(tmp_path: Path, repli
             read_h2p(path)  # a whole preset
         wait_for(lambda: temp_files(presets) == [], 30, "the journal's tidy-up after the reply")
         assert sorted(p.name for p in presets.glob("*.h2p")) == ["pad alt 2.h2p", "pad alt 3.h2p", "pad.h2p"]
+        # a buffer over TCP: the connection is closed by then, so the replies come over UDP
+        job_id = tcp_buffer(tuple(service.tcp.address), sine(2.0, 440), 1.0, 2)
+        preset, *_ = replies.expect(osc.RESULT, timeout=120).params
+        path, _, rank, got_job = replies.expect(osc.ALTERNATIVE, timeout=10).params
+        assert (Path(path), rank, got_job) == (Path(preset).with_name(f"{Path(preset).stem} alt 2.h2p"), 2, job_id)
     finally:
         service.stop()
 
