@@ -186,7 +186,7 @@ class Backend(Protocol):
                     accepted: Callable[[Any, int], None] | None = None, candidates: int = 1) -> str: ...
 
     def submit_buffer(self, samples: np.ndarray, sample_rate: int, refine: float | None, reply: Reply,
-                      source: str, accepted: Callable[[Any, int], None] | None = None,
+                      source: str, accepted: Callable[[Any, int], None] | None = None, *,
                       candidates: int = 1) -> str: ...
 
     def record(self, seconds: float | None, reply: Reply,
