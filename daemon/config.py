@@ -93,6 +93,9 @@ SETTINGS: tuple[Setting, ...] = (
             "--model"),
     Setting("model.refine_seconds", "float", 0.0, "Seconds of search refinement per match (0: network only).",
             "--refine", 0.0, 600.0),
+    Setting("model.candidates", "int", 1, "Presets per match: with refinement, also publish up to N-1 "
+            "clearly different runners-up of the search ('<name> alt 2.h2p', ...); an OSC request may ask "
+            "for its own number.", "--candidates", 1, 10),
     Setting("osc.enabled", "bool", True, "Run the OSC servers (UDP and TCP).", "--osc/--no-osc"),
     Setting("osc.host", "host", "127.0.0.1", "Interface to listen on; 0.0.0.0 listens beyond this machine.",
             "--host"),
@@ -140,6 +143,7 @@ class DaemonConfig:
     presets_preview: bool
     model_path: Path | None
     model_refine_seconds: float
+    model_candidates: int
     osc_enabled: bool
     osc_host: str
     osc_port: int
@@ -282,6 +286,8 @@ def _cross_checks(values: Mapping[str, Any]) -> list[str]:
     if reply == port and values["osc.host"] in ("127.0.0.1", "::1", "0.0.0.0", "::"):
         problems.append(f"osc.reply_port must differ from osc.port ({port}): replies would come back to "
                         "deepdiva itself")
+    if values["model.candidates"] > 1 and values["model.refine_seconds"] <= 0:
+        problems.append("model.candidates > 1 needs model.refine_seconds > 0: the alternatives come from the search")
     return problems
 
 

@@ -51,7 +51,7 @@ class Job:
     preset_folder: str
     stage: str = ""
     refine_seconds: float | None = None
-    candidates: int = 1  # > 1: also publish the search's distinct runners-up
+    candidates: int | None = None  # > 1: also publish the search's runners-up; None: the configured number
     content_hash: str | None = None
     created: float = field(default_factory=time.time)
     reply: Any = field(default=None, compare=False, repr=False)

@@ -183,11 +183,11 @@ class Backend(Protocol):
     """
 
     def submit_file(self, path: Path, refine: float | None, reply: Reply,
-                    accepted: Callable[[Any, int], None] | None = None, candidates: int = 1) -> str: ...
+                    accepted: Callable[[Any, int], None] | None = None, candidates: int | None = None) -> str: ...
 
     def submit_buffer(self, samples: np.ndarray, sample_rate: int, refine: float | None, reply: Reply,
                       source: str, accepted: Callable[[Any, int], None] | None = None, *,
-                      candidates: int = 1) -> str: ...
+                      candidates: int | None = None) -> str: ...
 
     def record(self, seconds: float | None, reply: Reply,
                started: Callable[[float], None] | None = None) -> float: ...
@@ -311,7 +311,7 @@ class OscApp:
         self._submit_buffer(samples, sample_rate, refine, sender, reply)
 
     def _submit_buffer(self, samples: np.ndarray, sample_rate: int, refine: float | None,
-                       sender: tuple[str, int], reply: Reply, candidates: int = 1) -> None:
+                       sender: tuple[str, int], reply: Reply, candidates: int | None = None) -> None:
         self.backend.submit_buffer(samples, sample_rate, refine, reply, f"OSC buffer from {sender[0]}",
                                    accepted=_acknowledge(reply), candidates=candidates)
 
@@ -335,9 +335,9 @@ def _acknowledge(reply: Reply) -> Callable[[Any, int], None]:
     return lambda job, position: reply.send(QUEUED, job.id, position)
 
 
-def _candidates(rest: list[Any], refine: float | None) -> int:
+def _candidates(rest: list[Any], refine: float | None) -> int | None:
     if not rest:
-        return 1
+        return None  # the configured number (model.candidates)
     value = int(rest[0])
     if not 1 <= value <= MAX_CANDIDATES:
         raise ArgError(f"candidates must be between 1 and {MAX_CANDIDATES}, got {value}")

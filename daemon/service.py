@@ -47,7 +47,7 @@ def params_dict(parameter_set: ParameterSet, normalised: np.ndarray) -> dict[str
 
 
 def matcher_match(matcher: Any, refine_seconds: float = 0.0, preview: bool = True,
-                  max_seconds: float = DEFAULT_MAX_SECONDS) -> MatchFn:
+                  max_seconds: float = DEFAULT_MAX_SECONDS, candidates: int = 1) -> MatchFn:
     """The real job: read and validate the audio, run the matcher, write the preset into the stage."""
     from ..presets.match_job import match_clip
 
@@ -56,7 +56,7 @@ def matcher_match(matcher: Any, refine_seconds: float = 0.0, preview: bool = Tru
         clip = AudioClip(clip.samples, clip.sample_rate, job.source)
         refine = refine_seconds if job.refine_seconds is None else job.refine_seconds
         report = match_clip(matcher, clip, Path(job.stage) / f"{job.name}.h2p", preview=preview,
-                            refine_seconds=refine, candidates=job.candidates)
+                            refine_seconds=refine, candidates=candidates if job.candidates is None else job.candidates)
         out = report.as_dict(matcher)
         out["normalised"] = [float(v) for v in report.match.params]
         return out
@@ -260,7 +260,8 @@ class Service:
         matcher = Matcher.load(cfg.model_path)
         self.parameter_set = matcher.parameter_set
         self.model_name = str(cfg.model_path or "the shipped model")
-        return matcher_match(matcher, cfg.model_refine_seconds, cfg.presets_preview)
+        return matcher_match(matcher, cfg.model_refine_seconds, cfg.presets_preview,
+                             candidates=cfg.model_candidates)
 
     def _start_osc(self) -> None:
         cfg = self.config
@@ -336,7 +337,7 @@ class Service:
 
     def _new_job(self, kind: str, origin: str, audio: str, source: str, name: str,
                  refine: float | None = None, digest: str | None = None, job_id: str | None = None,
-                 reply: Reply | None = None, candidates: int = 1) -> Job:
+                 reply: Reply | None = None, candidates: int | None = None) -> Job:
         assert self.preset_folder is not None
         return Job(job_id or new_job_id(), kind, origin, audio, source, safe_name(name),
                    str(self.preset_folder), refine_seconds=refine, candidates=candidates, content_hash=digest,
@@ -349,7 +350,7 @@ class Service:
         return job.id
 
     def submit_file(self, path: Path, refine: float | None, reply: Reply,
-                    accepted: Accepted | None = None, candidates: int = 1) -> str:
+                    accepted: Accepted | None = None, candidates: int | None = None) -> str:
         assert self.queue is not None
         job = self._new_job("file", "osc", str(path), str(path), path.stem, refine, reply=reply,
                             candidates=candidates)
@@ -358,7 +359,7 @@ class Service:
 
     def submit_buffer(self, samples: np.ndarray, sample_rate: int, refine: float | None, reply: Reply | None,
                       source: str, accepted: Accepted | None = None, label: str = "buffer",
-                      candidates: int = 1) -> str:
+                      candidates: int | None = None) -> str:
         assert self.queue is not None and self.journal is not None
         job_id = new_job_id()
         name = f"{label} {time.strftime('%Y-%m-%d %H-%M-%S')} {job_id}"

@@ -68,6 +68,8 @@ def test_rendered_file_round_trips(tmp_path: Path) -> None:
     ("[osc.extra]\nx = 1\n", "osc.extra", "unknown key"),
     ("port = 9000\n", "port", "unknown section"),
     ("[osc]\nport = 9000\nreply_port = 9000\n", "osc.reply_port", "must differ"),
+    ("[model]\ncandidates = 3\n", "model.candidates", "needs model.refine_seconds > 0"),
+    ("[model]\ncandidates = 11\nrefine_seconds = 1.0\n", "model.candidates", "between 1 and 10"),
 ])
 def test_invalid_values_name_the_key(tmp_path: Path, text: str, key: str, words: str) -> None:
     path = write(tmp_path, text)

@@ -400,6 +400,29 @@ def test_candidates_over_osc_publish_distinct_alternatives(tmp_path: Path, repli
         service.stop()
 
 
+def test_configured_candidates_apply_unless_a_job_asks(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from deepdiva.core.matcher import Matcher
+    from deepdiva.core.profile import load_profile
+    from deepdiva.daemon.jobs import Job, new_job_id
+    from deepdiva.daemon.service import matcher_match
+
+    pset = load_profile("diva").parameter_set("medium33")
+    network = SimpleNamespace(parameter_set=pset, card=SimpleNamespace(render={}),
+                              predict_audio=lambda notes: np.full((len(notes), len(pset)), 0.5, np.float32))
+    run = matcher_match(Matcher(network), 0.5, preview=False, candidates=3)  # model.candidates = 3
+    audio = write_sine(tmp_path / "bell.wav", 660, 2.0)
+    counts = []
+    for asked in (None, 1):
+        job = Job(new_job_id(), "file", "drop", str(audio), str(audio), "bell", str(tmp_path / "out"),
+                  candidates=asked)
+        job.stage = str(tmp_path / f"stage-{asked}")
+        os.makedirs(job.stage)
+        counts.append(len(run(job).get("alternatives", [])))
+    assert counts[0] >= 1 and counts[1] == 0
+
+
 @pytest.mark.skipif(not MODEL.exists(), reason="needs the shipped model models/deepdiva-medium33.onnx, "
                                                "which is not in this checkout yet")
 def test_real_matcher_end_to_end(tmp_path: Path, replies: Replies) -> None:
