@@ -328,19 +328,26 @@ def test_matched_parameters_arrive_as_midi_cc(request: pytest.FixtureRequest, tm
         service.stop()
 
 
-def test_real_matcher_around_a_stand_in_network(tmp_path: Path, replies: Replies) -> None:
-    """``matcher_match`` with the real Matcher (renderer, distance, preset + preview); only the ONNX
-    network is replaced, by one that always answers 0.5 (until the shipped model is there)."""
+def stand_in_matcher():
+    """The real Matcher (renderer, distance, search) around a stand-in network that always answers 0.5."""
     from types import SimpleNamespace
 
     from deepdiva.core.matcher import Matcher
     from deepdiva.core.profile import load_profile
-    from deepdiva.daemon.service import matcher_match
 
     pset = load_profile("diva").parameter_set("medium33")
     network = SimpleNamespace(parameter_set=pset, card=SimpleNamespace(render={}),
                               predict_audio=lambda notes: np.full((len(notes), len(pset)), 0.5, np.float32))
-    matcher = Matcher(network)
+    return Matcher(network)
+
+
+def test_real_matcher_around_a_stand_in_network(tmp_path: Path, replies: Replies) -> None:
+    """``matcher_match`` with the real Matcher (renderer, distance, preset + preview); only the ONNX
+    network is replaced, by one that always answers 0.5 (until the shipped model is there)."""
+    from deepdiva.daemon.service import matcher_match
+
+    matcher = stand_in_matcher()
+    pset = matcher.parameter_set
     (tmp_path / "presets").mkdir()
     (tmp_path / "presets" / "lead.wav").write_bytes(b"someone else's file")
     config = build_config({}, {"osc.port": 0, "osc.tcp_port": 0, "osc.reply_port": replies.port,
@@ -364,20 +371,15 @@ def test_real_matcher_around_a_stand_in_network(tmp_path: Path, replies: Replies
 
 
 def test_candidates_over_osc_publish_distinct_alternatives(tmp_path: Path, replies: Replies) -> None:
-    from types import SimpleNamespace
-
-    from deepdiva.core.matcher import Matcher
-    from deepdiva.core.profile import load_profile
     from deepdiva.daemon.service import matcher_match
 
-    pset = load_profile("diva").parameter_set("medium33")
-    network = SimpleNamespace(parameter_set=pset, card=SimpleNamespace(render={}),
-                              predict_audio=lambda notes: np.full((len(notes), len(pset)), 0.5, np.float32))
+    matcher = stand_in_matcher()
+    pset = matcher.parameter_set
     presets = tmp_path / "presets"
     config = build_config({}, {"osc.port": 0, "osc.tcp_port": 0, "osc.reply_port": replies.port,
                                "drop.enabled": False, "midi.enabled": False, "presets.folder": str(presets),
                                "queue.journal": str(tmp_path / "j"), "files.allowed_roots": [str(tmp_path)]})
-    service = Service(config, match=matcher_match(Matcher(network), 0.0, preview=True), parameter_set=pset).start()
+    service = Service(config, match=matcher_match(matcher, 0.0, preview=True), parameter_set=pset).start()
     try:
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         target = write_sine(tmp_path / "pad.wav", 330, 2.0)
@@ -401,17 +403,11 @@ def test_candidates_over_osc_publish_distinct_alternatives(tmp_path: Path, repli
 
 
 def test_configured_candidates_apply_unless_a_job_asks(tmp_path: Path) -> None:
-    from types import SimpleNamespace
-
-    from deepdiva.core.matcher import Matcher
-    from deepdiva.core.profile import load_profile
     from deepdiva.daemon.jobs import Job, new_job_id
     from deepdiva.daemon.service import matcher_match
 
-    pset = load_profile("diva").parameter_set("medium33")
-    network = SimpleNamespace(parameter_set=pset, card=SimpleNamespace(render={}),
-                              predict_audio=lambda notes: np.full((len(notes), len(pset)), 0.5, np.float32))
-    run = matcher_match(Matcher(network), 0.5, preview=False, candidates=3)  # model.candidates = 3
+    matcher = stand_in_matcher()
+    run = matcher_match(matcher, 0.5, preview=False, candidates=3)  # model.candidates = 3
     audio = write_sine(tmp_path / "bell.wav", 660, 2.0)
     counts = []
     for asked in (None, 1):
