@@ -37,7 +37,6 @@ class Alternative:
     """Another good patch the search found, clearly different from the match (to audition)."""
 
     params: np.ndarray  # normalised (k,)
-    native: np.ndarray  # profile units (k,)
     distance: float
     audio: np.ndarray  # its render (preview)
 
@@ -115,10 +114,8 @@ class Matcher:
             runners_up = result.alternatives[1:]
             if runners_up:
                 others = np.stack([x for x, _ in runners_up])
-                audio = self.renderer.render(others)
-                native = self.parameter_set.from_normalised(others)
-                alternatives = tuple(Alternative(x, n, d, a) for (x, d), n, a in
-                                     zip(runners_up, native, audio, strict=True))
+                alternatives = tuple(Alternative(x, d, a) for (x, d), a in
+                                     zip(runners_up, self.renderer.render(others), strict=True))
         else:
             params, evaluations = guess, 0
         audio = self.renderer.render(params[None, :])[0]

@@ -17,7 +17,6 @@ from .features import FeatureConfig, as_batch, mel_db, mfcc_features, stft_chunk
 
 DEFAULT_FFT_SIZES = (2048, 1024, 512, 256)
 MAG_FLOOR = 1e-7  # floor on |X|^2, as in ParallelWaveGAN's STFT loss
-_CHUNK = 1 << 16  # larger STFT chunks than the features': fewer Python calls per candidate batch
 
 
 def _pair(a: np.ndarray, b: np.ndarray, min_samples: int = 1) -> tuple[np.ndarray, np.ndarray]:
@@ -42,7 +41,7 @@ def stft_magnitude(audio: np.ndarray, n_fft: int, hop_length: int | None = None,
     hop = n_fft // 4 if hop_length is None else hop_length
     audio = as_batch(audio, min_samples=n_fft // 2 + 1)
     return stft_map(audio, n_fft, hop, True, "reflect",
-                    lambda spec, _rows, _frames: _magnitude(spec, floor), _CHUNK)
+                    lambda spec, _rows, _frames: _magnitude(spec, floor))
 
 
 def _magnitude(spec: np.ndarray, floor: float) -> np.ndarray:
@@ -92,7 +91,7 @@ class SpectralTarget:
         total = np.zeros(cand.shape[0], dtype=np.float64)
         for res in self._resolutions:
             sums = np.zeros((cand.shape[0], 2), dtype=np.float64)
-            for spec, rows, frames in stft_chunks(cand, res.n_fft, res.hop, True, "reflect", _CHUNK):
+            for spec, rows, frames in stft_chunks(cand, res.n_fft, res.hop, True, "reflect"):
                 ref = slice(0, 1) if res.mag.shape[0] == 1 else rows
                 sums[rows] += _diff_sums(_magnitude(spec, self.floor), res.mag[ref, frames],
                                          res.log_mag[ref, frames])
@@ -153,7 +152,7 @@ def multires_stft_distance(a: np.ndarray, b: np.ndarray, fft_sizes: Sequence[int
         sums = np.zeros((n, 2), dtype=np.float64)
         ref_sq = np.zeros(b.shape[0], dtype=np.float64)
         bins = 0
-        for spec, _rows, _frames in stft_chunks(both, n_fft, _hop(n_fft, hop_ratio), True, "reflect", _CHUNK,
+        for spec, _rows, _frames in stft_chunks(both, n_fft, _hop(n_fft, hop_ratio), True, "reflect",
                                                rows_together=True):
             mag = _magnitude(spec, floor)
             ref = mag[n:]
