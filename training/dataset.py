@@ -168,10 +168,10 @@ def write_shard(folder: Path, index: int, chunks: Iterable[Chunk], n_rows: int, 
         with open(tmp / "audio.npy", "wb") as audio_file:
             for chunk in chunks:
                 audio = np.ascontiguousarray(chunk.audio, dtype=np.float32)
-                if rows == 0:
-                    _npy_header(audio_file, (n_rows, audio.shape[1]), audio.dtype)
                 if rows + len(audio) > n_rows or len(chunk.params) != len(audio):
-                    break
+                    raise _row_count_error(name, n_rows, rows + len(audio))
+                if audio_file.tell() == 0:
+                    _npy_header(audio_file, (n_rows, audio.shape[1]), audio.dtype)
                 audio_file.write(audio.data)
                 if save_audio:
                     _write_wavs(tmp / "wav", name, rows, audio, sample_rate)
@@ -180,8 +180,7 @@ def write_shard(folder: Path, index: int, chunks: Iterable[Chunk], n_rows: int, 
                 silent += chunk.silent
                 regenerated += chunk.regenerated
         if rows != n_rows:
-            raise DatasetError(f"shard {name}: expected {n_rows} rows of parameters and audio, "
-                               f"got {rows} (or mismatched chunks)")
+            raise _row_count_error(name, n_rows, rows)
         np.save(tmp / "params.npy", np.concatenate(params))
         if final.exists():
             shutil.rmtree(final)
@@ -190,6 +189,11 @@ def write_shard(folder: Path, index: int, chunks: Iterable[Chunk], n_rows: int, 
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return ShardResult(index, name, rows, silent, regenerated)
+
+
+def _row_count_error(name: str, expected: int, got: int) -> DatasetError:
+    return DatasetError(f"shard {name}: expected {expected} rows of parameters and audio, "
+                        f"got {got} (or mismatched chunks)")
 
 
 def _write_wavs(folder: Path, name: str, first_row: int, audio: np.ndarray, sample_rate: int) -> None:

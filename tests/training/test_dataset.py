@@ -148,6 +148,8 @@ def test_write_shard_refuses_wrong_row_count(tmp_path: Path) -> None:
         write_shard(tmp_path, 0, [chunk], 6, 44100, False)
     with pytest.raises(DatasetError, match="expected 6 rows"):
         write_shard(tmp_path, 0, [chunk, chunk], 6, 44100, False)
+    with pytest.raises(DatasetError, match="expected 4 rows"):
+        write_shard(tmp_path, 0, [chunk, chunk], 4, 44100, False)  # a surplus chunk is an error too
     assert list(tmp_path.iterdir()) == []  # no shard, no temp folder left behind
     result = write_shard(tmp_path, 0, [chunk, chunk], 8, 44100, False)
     assert (result.name, result.n) == ("shard-00000", 8)
