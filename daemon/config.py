@@ -17,6 +17,7 @@ from typing import Any
 
 from ..core.atomic import write_atomic
 from ..core.errors import ConfigError
+from .osc_spec import MAX_CANDIDATES
 
 APP = "deepdiva"
 CC_MODES = ("7bit", "14bit")
@@ -95,7 +96,7 @@ SETTINGS: tuple[Setting, ...] = (
             "--refine", 0.0, 600.0),
     Setting("model.candidates", "int", 1, "Presets per match: with refinement, also publish up to N-1 "
             "clearly different runners-up of the search ('<name> alt 2.h2p', ...); an OSC request may ask "
-            "for its own number.", "--candidates", 1, 10),
+            "for its own number.", "--candidates", 1, MAX_CANDIDATES),
     Setting("osc.enabled", "bool", True, "Run the OSC servers (UDP and TCP).", "--osc/--no-osc"),
     Setting("osc.host", "host", "127.0.0.1", "Interface to listen on; 0.0.0.0 listens beyond this machine.",
             "--host"),
