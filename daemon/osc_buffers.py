@@ -19,6 +19,7 @@ class _Assembly:
     sample_rate: int
     n_chunks: int
     refine: float | None
+    candidates: int | None
     limit: int  # bytes
     chunks: dict[int, bytes] = field(default_factory=dict)
     size: int = 0
@@ -43,7 +44,8 @@ class BufferAssembler:
         with self._lock:
             return len(self._open)
 
-    def begin(self, key: tuple[str, int], sample_rate: int, n_chunks: int, refine: float | None) -> None:
+    def begin(self, key: tuple[str, int], sample_rate: int, n_chunks: int, refine: float | None,
+              candidates: int | None = None) -> None:
         check_rate(sample_rate)
         limit = max_bytes(self.max_seconds, sample_rate)
         if not 1 <= n_chunks <= limit // 4:
@@ -56,7 +58,7 @@ class BufferAssembler:
             mine = sum(1 for k in self._open if k[0] == key[0] and k != key)
             if mine >= self.max_open:
                 raise ArgError(f"too many unfinished buffers ({mine}); end or resend them")
-            self._open[key] = _Assembly(sample_rate, n_chunks, refine, limit)
+            self._open[key] = _Assembly(sample_rate, n_chunks, refine, candidates, limit)
 
     def chunk(self, key: tuple[str, int], index: int, blob: bytes) -> None:
         with self._lock:
@@ -76,7 +78,8 @@ class BufferAssembler:
             a.size = size
             a.touched = time.monotonic()
 
-    def end(self, key: tuple[str, int]) -> tuple[np.ndarray, int, float | None]:
+    def end(self, key: tuple[str, int]) -> tuple[np.ndarray, int, float | None, int | None]:
+        """The whole buffer: samples, sample rate, and the begin's refine seconds and candidates."""
         with self._lock:
             a = self._open.pop(key, None)
         if a is None:
@@ -87,7 +90,7 @@ class BufferAssembler:
             raise ArgError(f"buffer {key[1]} is incomplete: missing chunk(s) {shown} of {a.n_chunks}; "
                            "send it again")
         samples = np.frombuffer(b"".join(a.chunks[i] for i in range(a.n_chunks)), dtype="<f4")
-        return samples.astype(np.float32), a.sample_rate, a.refine
+        return samples.astype(np.float32), a.sample_rate, a.refine, a.candidates
 
 
 def check_rate(sample_rate: int) -> None:

@@ -189,8 +189,8 @@ class Backend(Protocol):
                       source: str, accepted: Callable[[Any, int], None] | None = None, *,
                       candidates: int | None = None) -> str: ...
 
-    def record(self, seconds: float | None, reply: Reply,
-               started: Callable[[float], None] | None = None) -> float: ...
+    def record(self, seconds: float | None, reply: Reply, started: Callable[[float], None] | None = None,
+               refine: float | None = None, candidates: int | None = None) -> float: ...
 
     def push(self) -> int: ...
 
@@ -218,10 +218,10 @@ class OscApp:
             MATCH_BUFFER: Signature((("sample_rate", "i"), ("samples", "b")),
                                     (("refine_seconds", "f"), ("candidates", "i"))),
             BUFFER_BEGIN: Signature((("id", "i"), ("sample_rate", "i"), ("n_chunks", "i")),
-                                    (("refine_seconds", "f"),)),
+                                    (("refine_seconds", "f"), ("candidates", "i"))),
             BUFFER_CHUNK: Signature((("id", "i"), ("index", "i"), ("samples", "b"))),
             BUFFER_END: Signature((("id", "i"),)),
-            RECORD: Signature((), (("seconds", "f"),)),
+            RECORD: Signature((), (("seconds", "f"), ("refine_seconds", "f"), ("candidates", "i"))),
             PUSH: Signature((), (("trigger", "f"),)),
             STATUS: Signature((), (("trigger", "f"),)),
         }
@@ -285,21 +285,19 @@ class OscApp:
 
     def _match_file(self, args: list[Any], sender: tuple[str, int], reply: Reply) -> None:
         path_text, *rest = self._args(MATCH_FILE, args)
-        refine = _refine(rest)
-        candidates = _candidates(rest[1:], refine)
+        refine, candidates = _options(rest)
         path = check_path(path_text, self.allowed_roots)
         self.backend.submit_file(path, refine, reply, accepted=_acknowledge(reply), candidates=candidates)
 
     def _match_buffer(self, args: list[Any], sender: tuple[str, int], reply: Reply) -> None:
         sample_rate, blob, *rest = self._args(MATCH_BUFFER, args)
-        refine = _refine(rest)
-        candidates = _candidates(rest[1:], refine)
+        refine, candidates = _options(rest)
         samples = blob_to_samples(blob, sample_rate, self.max_buffer_seconds)
         self._submit_buffer(samples, sample_rate, refine, sender, reply, candidates)
 
     def _buffer_begin(self, args: list[Any], sender: tuple[str, int], reply: Reply) -> None:
         buffer_id, sample_rate, n_chunks, *rest = self._args(BUFFER_BEGIN, args)
-        self.buffers.begin((sender[0], buffer_id), sample_rate, n_chunks, _refine(rest))
+        self.buffers.begin((sender[0], buffer_id), sample_rate, n_chunks, *_options(rest))
 
     def _buffer_chunk(self, args: list[Any], sender: tuple[str, int], reply: Reply) -> None:
         buffer_id, index, blob = self._args(BUFFER_CHUNK, args)
@@ -307,8 +305,8 @@ class OscApp:
 
     def _buffer_end(self, args: list[Any], sender: tuple[str, int], reply: Reply) -> None:
         (buffer_id,) = self._args(BUFFER_END, args)
-        samples, sample_rate, refine = self.buffers.end((sender[0], buffer_id))
-        self._submit_buffer(samples, sample_rate, refine, sender, reply)
+        samples, sample_rate, refine, candidates = self.buffers.end((sender[0], buffer_id))
+        self._submit_buffer(samples, sample_rate, refine, sender, reply, candidates)
 
     def _submit_buffer(self, samples: np.ndarray, sample_rate: int, refine: float | None,
                        sender: tuple[str, int], reply: Reply, candidates: int | None = None) -> None:
@@ -320,9 +318,11 @@ class OscApp:
             return
         rest = self._args(RECORD, args)
         seconds = rest[0] if rest else None
-        if seconds is not None and not 0 < seconds <= MAX_RECORD_SECONDS:
+        if seconds is not None and not 0 <= seconds <= MAX_RECORD_SECONDS:
             raise ArgError(f"seconds must be between 0 and {MAX_RECORD_SECONDS:g}, got {seconds:g}")
-        self.backend.record(seconds, reply, started=lambda length: reply.send(RECORDING, float(length)))
+        refine, candidates = _options(rest[1:])
+        self.backend.record(seconds or None, reply, started=lambda length: reply.send(RECORDING, float(length)),
+                            refine=refine, candidates=candidates)
 
     def _push(self, args: list[Any], sender: tuple[str, int], reply: Reply) -> None:
         if _is_release(args):
@@ -333,6 +333,12 @@ class OscApp:
 
 def _acknowledge(reply: Reply) -> Callable[[Any, int], None]:
     return lambda job, position: reply.send(QUEUED, job.id, position)
+
+
+def _options(rest: list[Any]) -> tuple[float | None, int | None]:
+    """The optional ``[f:refine_seconds] [i:candidates]`` of a match request; None: configured."""
+    refine = _refine(rest)
+    return refine, _candidates(rest[1:], refine)
 
 
 def _candidates(rest: list[Any], refine: float | None) -> int | None:

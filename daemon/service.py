@@ -369,7 +369,9 @@ class Service:
         self.queue.submit(job, prepare=lambda j: journal.save_audio(j.id, samples, sample_rate), accepted=accepted)
         return job_id
 
-    def record(self, seconds: float | None, reply: Reply, started: Callable[[float], None] | None = None) -> float:
+    def record(self, seconds: float | None, reply: Reply, started: Callable[[float], None] | None = None,
+               refine: float | None = None, candidates: int | None = None) -> float:
+        """Record ``seconds`` (None: ``audio.record_seconds``) on a thread, then queue the match."""
         assert self.recorder is not None
         length = seconds or self.config.audio_record_seconds
         if self.queue is not None and not self.queue.has_room():
@@ -377,8 +379,8 @@ class Service:
 
         def done(clip: AudioClip) -> None:
             try:
-                self.submit_buffer(clip.samples, clip.sample_rate, None, reply, clip.source,
-                                   label="recording")
+                self.submit_buffer(clip.samples, clip.sample_rate, refine, reply, clip.source,
+                                   label="recording", candidates=candidates)
             except Busy as exc:
                 reply.send(ERROR, f"recorded, but {exc}")
             except DeepDivaError as exc:

@@ -6,6 +6,8 @@
     python examples/osc_client.py buffer --udp ~/Music/pluck.wav    # chunked UDP fallback
     python examples/osc_client.py status | push | record [SECONDS]
 
+match, buffer and record take ``--refine S`` and ``--candidates N`` (N > 1 needs --refine).
+
 Replies come back over UDP: the client binds a free port and declares it with
 ``/deepdiva/hello`` (so it never clashes with the daemon's default reply port 9002). A buffer
 sent over TCP is answered on the TCP connection. See daemon/OSC.md for the address space.
@@ -79,11 +81,18 @@ def read_mono(path: str) -> tuple[bytes, int]:
     return np.ascontiguousarray(data.mean(axis=1), dtype="<f4").tobytes(), rate
 
 
+def options(args: argparse.Namespace) -> list:
+    """The optional ``[f:refine_seconds] [i:candidates]`` every match request takes."""
+    if args.candidates > 1:
+        return [args.refine if args.refine is not None else 0.0, args.candidates]
+    return [args.refine] if args.refine is not None else []
+
+
 def tcp_buffer(args: argparse.Namespace) -> int:
     """One /deepdiva/match/buffer message over TCP; replies arrive on the same connection."""
     blob, rate = read_mono(args.file)
     client = SimpleTCPClient(args.host, args.tcp_port, mode="1.1", timeout=args.timeout)
-    message = [rate, blob] + ([args.refine] if args.refine is not None else [])
+    message = [rate, blob] + options(args)
     client.send_message("/deepdiva/match/buffer", message)
     pending = b""
     deadline = time.monotonic() + args.timeout
@@ -114,7 +123,7 @@ def udp_buffer(args: argparse.Namespace, client: SimpleUDPClient, replies: Repli
     step = CHUNK * 4
     chunks = [blob[i:i + step] for i in range(0, len(blob), step)]
     buffer_id = int.from_bytes(os.urandom(3), "big")
-    begin = [buffer_id, rate, len(chunks)] + ([args.refine] if args.refine is not None else [])
+    begin = [buffer_id, rate, len(chunks)] + options(args)
     client.send_message("/deepdiva/match/buffer/begin", begin)
     for index, chunk in enumerate(chunks):
         client.send_message("/deepdiva/match/buffer/chunk", [buffer_id, index, chunk])
@@ -132,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tcp-port", type=int, default=9001, help="daemon's TCP (OSC 1.1) port")
     parser.add_argument("--refine", type=float, default=None, help="seconds of refinement")
     parser.add_argument("--candidates", type=int, default=1,
-                        help="match: also get up to N-1 runners-up of the refinement (needs --refine)")
+                        help="also get up to N-1 runners-up of the refinement (needs --refine)")
     parser.add_argument("--udp", action="store_true", help="buffer: chunked UDP instead of TCP")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the answer")
     args = parser.parse_intermixed_args(argv)
@@ -148,21 +157,21 @@ def main(argv: list[str] | None = None) -> int:
         reply = replies.wait_for({"/deepdiva/pong"})
     elif args.command == "match":
         path = os.path.abspath(os.path.expanduser(args.file))  # the daemon wants absolute paths
-        extra = [args.refine if args.refine is not None else 0.0, args.candidates] if args.candidates > 1 else (
-            [args.refine] if args.refine is not None else [])
-        client.send_message("/deepdiva/match/file", [path] + extra)
+        client.send_message("/deepdiva/match/file", [path] + options(args))
         reply = replies.wait_for(FINAL)
     elif args.command == "buffer":
         reply = udp_buffer(args, client, replies)
     elif args.command == "record":
-        client.send_message("/deepdiva/record", [float(args.file)] if args.file else [])
+        extra = options(args)  # seconds 0: the daemon's audio.record_seconds
+        seconds = [float(args.file)] if args.file else [0.0] if extra else []
+        client.send_message("/deepdiva/record", seconds + extra)
         reply = replies.wait_for(FINAL)
     else:
         client.send_message(f"/deepdiva/{args.command}", [])
         reply = replies.wait_for(FINAL)
     if reply.address == "/deepdiva/result":
         replies.wait_for({"/deepdiva/params"})
-        replies.linger(0.5 if args.command == "match" and args.candidates > 1 else 0.0)  # /deepdiva/alternative
+        replies.linger(0.5 if args.candidates > 1 else 0.0)  # /deepdiva/alternative
     return 1 if reply.address in ("/deepdiva/error", "/deepdiva/busy") else 0
 
 

@@ -351,9 +351,9 @@ def test_oversized_buffers_are_refused(daemon: Daemon, client: Client) -> None:
 
 
 def _send_chunked(client: Client, buffer_id: int, samples: np.ndarray, chunk: int, order: list[int],
-                  skip: int | None = None) -> int:
+                  skip: int | None = None, options: tuple = ()) -> int:
     pieces = [samples[i:i + chunk] for i in range(0, len(samples), chunk)]
-    client.send(osc.BUFFER_BEGIN, buffer_id, SR, len(pieces))
+    client.send(osc.BUFFER_BEGIN, buffer_id, SR, len(pieces), *options)
     for i in order or range(len(pieces)):
         if i != skip:
             client.send(osc.BUFFER_CHUNK, buffer_id, i, pieces[i].astype("<f4").tobytes())
@@ -374,6 +374,29 @@ def test_chunked_buffer_out_of_order(daemon: Daemon, client: Client) -> None:
     for outcome in [daemon.service.worker.last]:
         stored = outcome.job
     assert stored is not None and stored.kind == "buffer"
+
+
+def test_chunked_buffers_and_recordings_ask_for_refine_and_candidates(daemon: Daemon, client: Client) -> None:
+    _send_chunked(client, 46, tone(0.5), 1024, [], options=(1.5, 3))
+    client.expect(osc.RESULT)
+    assert daemon.service.worker.last is not None
+    job = daemon.service.worker.last.job
+    assert (job.kind, job.refine_seconds, job.candidates) == ("buffer", 1.5, 3)
+    _send_chunked(client, 47, tone(0.5), 1024, [], options=(0.0, 3))
+    assert "candidates > 1 needs refine_seconds > 0" in client.expect(osc.ERROR).params[0]
+
+    recorder = daemon.service.recorder
+    recorder.problem = None
+    recorder._record = lambda seconds, device, probe_seconds: AudioClip(tone(seconds), SR, "recording from test")
+    client.send(osc.RECORD, 0.0, 2.5, 4)  # seconds 0: audio.record_seconds
+    assert client.expect(osc.RECORDING).params == [2.0]
+    client.expect(osc.RESULT)
+    job = daemon.service.worker.last.job
+    assert (job.kind, job.refine_seconds, job.candidates) == ("buffer", 2.5, 4)
+    client.send(osc.RECORD, 1.0, 0.0, 2)
+    assert "candidates > 1 needs refine_seconds > 0" in client.expect(osc.ERROR).params[0]
+    client.send(osc.RECORD, 61.0)
+    assert "seconds must be between 0 and 60" in client.expect(osc.ERROR).params[0]
 
 
 def test_chunked_buffer_missing_chunk(daemon: Daemon, client: Client) -> None:
