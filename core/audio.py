@@ -43,6 +43,8 @@ def read_audio(path: str | Path, max_seconds: float = DEFAULT_MAX_SECONDS) -> Au
     p = Path(path)
     if not p.is_file():
         raise AudioError(f"{p}: no such audio file")
+    if p.stat().st_size == 0:
+        raise AudioError(f"{p}: the file is empty (0 bytes); was it still being written?")
     try:
         info = sf.info(str(p))
     except (sf.LibsndfileError, RuntimeError, TypeError) as exc:

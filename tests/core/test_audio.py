@@ -74,7 +74,10 @@ def test_missing_file(tmp_path: Path) -> None:
 def test_empty(tmp_path: Path) -> None:
     path = tmp_path / "empty.wav"
     sf.write(path, np.zeros(0, np.float32), SR)
-    with pytest.raises(AudioError, match="empty"):
+    with pytest.raises(AudioError, match=r"the audio file is empty \(0 samples\)"):
+        load_note(path)
+    path.write_bytes(b"")  # no header at all
+    with pytest.raises(AudioError, match=r"the file is empty \(0 bytes\)"):
         load_note(path)
 
 
