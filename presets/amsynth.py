@@ -24,7 +24,7 @@ import numpy as np
 from ..core.atomic import write_bytes_atomic
 from ..core.errors import ParameterValueError, PresetError
 from ..core.profile import Parameter, ParameterSet, Profile, load_profile
-from .files import read_preset_bytes
+from .files import parse_number, read_preset_bytes
 from .folders import make_dir
 
 PRESET_HEADER = "amSynth1.0preset"
@@ -209,10 +209,4 @@ def _parse_parameter(line: str, known: set[str], where: str) -> tuple[str, float
         return None
     if name not in known:
         raise PresetError(f"{where}: unknown amsynth parameter {name!r}")
-    try:
-        value = float(raw)
-    except ValueError:
-        raise PresetError(f"{where}: {name} has a non-numeric value {raw!r}") from None
-    if not math.isfinite(value):
-        raise PresetError(f"{where}: {name} = {raw} is not a finite number")
-    return name, value
+    return name, parse_number(raw, f"{name}={raw!r}", where)

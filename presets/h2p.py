@@ -21,7 +21,7 @@ import numpy as np
 from ..core.atomic import write_bytes_atomic
 from ..core.errors import PresetError, ProfileError
 from ..core.profile import Parameter, ParameterRangeWarning, ParameterSet, Profile
-from .files import read_preset_bytes
+from .files import parse_number, read_preset_bytes
 from .folders import make_dir
 
 BINARY_MARKER = "// Section for ugly compressed binary Data"
@@ -289,13 +289,7 @@ def _parse_value(raw: str, param: Parameter, source: str) -> float:
                 return float(lowered.index(text.lower()))
             raise PresetError(f"{source}: {param.location}={raw!r} is not one of "
                               f"{', '.join(param.labels)}")
-    try:
-        value = float(text)
-    except ValueError:
-        raise PresetError(f"{source}: {param.location}={raw!r} is not a number") from None
-    if not math.isfinite(value):
-        raise PresetError(f"{source}: {param.location}={raw!r} is not a finite number")
-    return value
+    return parse_number(text, f"{param.location}={raw!r}", source)
 
 
 def _conform(param: Parameter, value: object, source: str) -> float:

@@ -113,7 +113,7 @@ def test_reads_amsynth_factory_banks(amsynth: Profile) -> None:
     ("amSynth1.0preset\n", "contains no preset"),
     ("amSynth1.0preset\n<parameter> amp_attack 1\n", "before any"),
     ("amSynth1.0preset\n<preset> <name> a\n<parameter> wobble 1\n", "unknown amsynth parameter 'wobble'"),
-    ("amSynth1.0preset\n<preset> <name> a\n<parameter> amp_attack fast\n", "non-numeric"),
+    ("amSynth1.0preset\n<preset> <name> a\n<parameter> amp_attack fast\n", "amp_attack=.fast. is not a number"),
     ("amSynth1.0preset\n<preset> <name> a\n<parameter> amp_attack nan\n", "not a finite"),
     ("amSynth1.0preset\n<preset> <name> a\n<parameter> amp_attack\n", "expected"),
     ("amSynth1.0preset\n<preset> <name> a\nhello\n", "unexpected line"),
