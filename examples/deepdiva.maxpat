@@ -13,7 +13,7 @@
    80.0,
    80.0,
    1280.0,
-   520.0
+   560.0
   ],
   "bglocked": 0,
   "openinpresentation": 0,
@@ -441,11 +441,11 @@
      "id": "obj-route",
      "maxclass": "newobj",
      "numinlets": 1,
-     "numoutlets": 8,
+     "numoutlets": 9,
      "patching_rect": [
       600,
       90,
-      540,
+      640,
       22
      ],
      "outlettype": [
@@ -456,9 +456,10 @@
       "",
       "",
       "",
+      "",
       ""
      ],
-     "text": "route /deepdiva/result /deepdiva/params /deepdiva/error /deepdiva/busy /deepdiva/pong /deepdiva/status /deepdiva/queued"
+     "text": "route /deepdiva/result /deepdiva/params /deepdiva/error /deepdiva/busy /deepdiva/pong /deepdiva/status /deepdiva/queued /deepdiva/alternative"
     }
    },
    {
@@ -671,6 +672,181 @@
      ],
      "text": "print deepdiva"
     }
+   },
+   {
+    "box": {
+     "id": "obj-refine",
+     "maxclass": "flonum",
+     "numinlets": 1,
+     "numoutlets": 2,
+     "patching_rect": [
+      20,
+      460,
+      50,
+      22
+     ],
+     "outlettype": [
+      "",
+      "bang"
+     ],
+     "format": 6,
+     "minimum": 0.0
+    }
+   },
+   {
+    "box": {
+     "id": "obj-c-refine",
+     "maxclass": "comment",
+     "numinlets": 1,
+     "numoutlets": 0,
+     "patching_rect": [
+      72,
+      460,
+      60,
+      20
+     ],
+     "text": "refine s"
+    }
+   },
+   {
+    "box": {
+     "id": "obj-candidates",
+     "maxclass": "number",
+     "numinlets": 1,
+     "numoutlets": 2,
+     "patching_rect": [
+      140,
+      460,
+      40,
+      22
+     ],
+     "outlettype": [
+      "",
+      "bang"
+     ],
+     "minimum": 1,
+     "maximum": 10
+    }
+   },
+   {
+    "box": {
+     "id": "obj-c-candidates",
+     "maxclass": "comment",
+     "numinlets": 1,
+     "numoutlets": 0,
+     "patching_rect": [
+      182,
+      460,
+      300,
+      20
+     ],
+     "text": "candidates (more than 1 needs refine; 0 s = network only)"
+    }
+   },
+   {
+    "box": {
+     "id": "obj-pak",
+     "maxclass": "newobj",
+     "numinlets": 2,
+     "numoutlets": 1,
+     "patching_rect": [
+      20,
+      490,
+      60,
+      22
+     ],
+     "outlettype": [
+      ""
+     ],
+     "text": "pak 0. 1"
+    }
+   },
+   {
+    "box": {
+     "id": "obj-append",
+     "maxclass": "newobj",
+     "numinlets": 2,
+     "numoutlets": 1,
+     "patching_rect": [
+      230,
+      300,
+      60,
+      22
+     ],
+     "outlettype": [
+      ""
+     ],
+     "text": "append"
+    }
+   },
+   {
+    "box": {
+     "id": "obj-set-record",
+     "maxclass": "message",
+     "numinlets": 2,
+     "numoutlets": 1,
+     "patching_rect": [
+      100,
+      490,
+      220,
+      22
+     ],
+     "outlettype": [
+      ""
+     ],
+     "text": "set /deepdiva/record 2. $1 $2"
+    }
+   },
+   {
+    "box": {
+     "id": "obj-set-alt",
+     "maxclass": "newobj",
+     "numinlets": 1,
+     "numoutlets": 1,
+     "patching_rect": [
+      950,
+      240,
+      70,
+      22
+     ],
+     "outlettype": [
+      ""
+     ],
+     "text": "prepend set"
+    }
+   },
+   {
+    "box": {
+     "id": "obj-alt",
+     "maxclass": "message",
+     "numinlets": 2,
+     "numoutlets": 1,
+     "patching_rect": [
+      950,
+      275,
+      300,
+      22
+     ],
+     "outlettype": [
+      ""
+     ],
+     "text": ""
+    }
+   },
+   {
+    "box": {
+     "id": "obj-c-alt",
+     "maxclass": "comment",
+     "numinlets": 1,
+     "numoutlets": 0,
+     "patching_rect": [
+      950,
+      300,
+      320,
+      20
+     ],
+     "text": "last runner-up: preset, distance, rank, job"
+    }
    }
   ],
   "lines": [
@@ -845,18 +1021,6 @@
    {
     "patchline": {
      "source": [
-      "obj-conform",
-      0
-     ],
-     "destination": [
-      "obj-prepend",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
       "obj-recv",
       0
      ],
@@ -1014,10 +1178,118 @@
     "patchline": {
      "source": [
       "obj-route",
-      7
+      8
      ],
      "destination": [
       "obj-print",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-refine",
+      0
+     ],
+     "destination": [
+      "obj-pak",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-candidates",
+      0
+     ],
+     "destination": [
+      "obj-pak",
+      1
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-pak",
+      0
+     ],
+     "destination": [
+      "obj-append",
+      1
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-pak",
+      0
+     ],
+     "destination": [
+      "obj-set-record",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-set-record",
+      0
+     ],
+     "destination": [
+      "obj-record",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-conform",
+      0
+     ],
+     "destination": [
+      "obj-append",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-append",
+      0
+     ],
+     "destination": [
+      "obj-prepend",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-route",
+      7
+     ],
+     "destination": [
+      "obj-set-alt",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-set-alt",
+      0
+     ],
+     "destination": [
+      "obj-alt",
       0
      ]
     }

@@ -542,19 +542,23 @@ def test_max_patch_uses_documented_addresses() -> None:
     patch = json.loads((ROOT / "examples" / "deepdiva.maxpat").read_text(encoding="utf-8"))
     texts = [b["box"].get("text", "") for b in patch["patcher"]["boxes"]]
     used = {w for t in texts for w in t.split() if w.startswith("/deepdiva")}
-    assert {osc.PING, osc.MATCH_FILE, osc.RECORD, osc.PUSH, osc.RESULT, osc.HELLO} <= used
+    assert {osc.PING, osc.MATCH_FILE, osc.RECORD, osc.PUSH, osc.RESULT, osc.HELLO, osc.ALTERNATIVE} <= used
     assert used <= documented_addresses()
     assert "udpsend 127.0.0.1 9000" in texts and "udpreceive 9002" in texts
-    ids = {b["box"]["id"] for b in patch["patcher"]["boxes"]}
+    boxes = {b["box"]["id"]: b["box"] for b in patch["patcher"]["boxes"]}
+    for box in boxes.values():
+        if box.get("text", "").startswith("route "):  # one outlet per address, then the reject outlet
+            assert box["numoutlets"] == len(box["text"].split()) == len(box["outlettype"])
     for line in patch["patcher"]["lines"]:
-        assert line["patchline"]["source"][0] in ids and line["patchline"]["destination"][0] in ids
+        (src, outlet), (dst, inlet) = line["patchline"]["source"], line["patchline"]["destination"]
+        assert outlet < boxes[src]["numoutlets"] and inlet < boxes[dst]["numinlets"], line
 
 
 def test_touchosc_layout_uses_documented_addresses() -> None:
     with zipfile.ZipFile(ROOT / "examples" / "deepdiva.touchosc") as z:
         root = ElementTree.fromstring(z.read("index.xml"))
     addresses = {base64.b64decode(c.get("osc_cs")).decode() for c in root.iter("control") if c.get("osc_cs")}
-    assert {osc.PING, osc.RECORD, osc.PUSH, osc.RESULT} <= addresses
+    assert {osc.PING, osc.RECORD, osc.PUSH, osc.RESULT, osc.ALTERNATIVE} <= addresses
     assert addresses <= documented_addresses()
 
 
