@@ -4,12 +4,20 @@
 probes ~200 ms, because an input without microphone permission (macOS) records exact zeros
 without any error, then checks the level of the recording so silence is refused with a
 reason instead of being matched into a nonsense preset.
+
+After a stream error (typically: the JACK server was restarted) this process's PortAudio is
+unusable and may never be terminated (see ``_KEEP_PORTAUDIO``), so that recording, and every
+later one, runs in a short-lived child process with a fresh PortAudio (``python -m
+deepdiva.daemon.recorder``, ~0.3 s of start-up): the daemon recovers without a restart.
 """
 
 from __future__ import annotations
 
 import atexit
+import json
 import logging
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -65,6 +73,10 @@ def _sd(refresh: bool = False):
 
 class _DeviceNotFound(AudioError):
     """No such input in PortAudio's device list: worth one retry after a re-scan."""
+
+
+class _StreamError(AudioError):
+    """PortAudio failed mid-recording; this process's PortAudio is unusable from now on."""
 
 
 def _record_raw(sd, seconds: float, device: str | int | None, sample_rate: int | None,
@@ -142,9 +154,65 @@ def _capture(sd, frames: int, rate: int, channels: int, index: int, name: str) -
         if not _KEEP_PORTAUDIO.is_set():
             _KEEP_PORTAUDIO.set()
             atexit.unregister(sd._exit_handler)
-        raise AudioError(f"cannot record from {name!r}: {exc} (if the audio server was restarted, "
-                         "restart 'deepdiva serve' too)") from None
+        raise _StreamError(f"cannot record from {name!r}: {exc}") from None
     return data
+
+
+def _record_here(seconds: float, device: str | int | None, sample_rate: int | None,
+                 probe_seconds: float) -> tuple[np.ndarray, int, str]:
+    """Record with this process's PortAudio; a missing device gets one re-scan first."""
+    try:
+        return _record_raw(_sd(), seconds, device, sample_rate, probe_seconds)
+    except _DeviceNotFound as exc:
+        # PortAudio lists the devices present when it started: one plugged in (or a JACK
+        # client started) since then appears only after a re-scan. Re-scanning is safe here
+        # because no stream is open; it is not done after a stream error, because PortAudio
+        # aborts the process when it is terminated after its JACK server died.
+        log.info("%s; re-scanning the audio devices and trying once more", exc)
+        return _record_raw(_sd(refresh=True), seconds, device, sample_rate, probe_seconds)
+
+
+def _record_in_child(seconds: float, device: str | int | None, sample_rate: int | None,
+                     probe_seconds: float) -> tuple[np.ndarray, int, str]:
+    """Record in a child process with a fresh PortAudio (see the module docstring).
+
+    The child (:func:`_child_main`) writes one JSON line (rate, name, channels) and the raw
+    float32 samples to stdout, or exits 2 with the AudioError's message on stderr.
+    """
+    request = json.dumps({"seconds": seconds, "device": device, "sample_rate": sample_rate,
+                          "probe_seconds": probe_seconds})
+    timeout = seconds + probe_seconds + 2 * WAIT_MARGIN + 30  # + start-up on a loaded machine
+    try:
+        done = subprocess.run([sys.executable, "-m", __name__, request], capture_output=True,
+                              timeout=timeout, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise AudioError(f"the recording process did not finish within {timeout:.0f} s") from None
+    message = done.stderr.decode(errors="replace").strip().splitlines()[-1:] or [""]
+    if done.returncode == 2:
+        raise AudioError(message[0])
+    if done.returncode != 0:
+        raise AudioError(f"the recording process failed (exit code {done.returncode}): {message[0]}")
+    header, _, body = done.stdout.partition(b"\n")
+    meta = json.loads(header)
+    data = np.frombuffer(body, dtype="<f4").reshape(-1, int(meta["channels"]))
+    return data, int(meta["rate"]), str(meta["name"])
+
+
+def _child_main(request: str) -> int:
+    """``python -m deepdiva.daemon.recorder REQUEST``: one recording for :func:`_record_in_child`."""
+    args = json.loads(request)
+    try:
+        data, rate, name = _record_here(float(args["seconds"]), args["device"], args["sample_rate"],
+                                        float(args["probe_seconds"]))
+    except AudioError as exc:
+        print(str(exc).replace("\n", " "), file=sys.stderr)
+        return 2
+    data = np.ascontiguousarray(data, dtype="<f4")
+    out = sys.stdout.buffer
+    out.write(json.dumps({"rate": rate, "name": name, "channels": data.shape[1]}).encode() + b"\n")
+    out.write(data.tobytes())
+    out.flush()
+    return 0
 
 
 def record(seconds: float, device: str | int | None = None, sample_rate: int | None = None, *,
@@ -160,15 +228,21 @@ def record(seconds: float, device: str | int | None = None, sample_rate: int | N
     if not np.isfinite(seconds) or not 0 < seconds <= DEFAULT_MAX_SECONDS:
         raise AudioError(f"recording length must be between 0 and {DEFAULT_MAX_SECONDS:g} s, got {seconds}")
     with _ONE_AT_A_TIME:  # sd.rec/sd.wait share sounddevice's module-level "last stream"
-        try:
-            data, rate, name = _record_raw(_sd(), seconds, device, sample_rate, probe_seconds)
-        except _DeviceNotFound as exc:
-            # PortAudio lists the devices present when it started: one plugged in (or a JACK
-            # client started) since then appears only after a re-scan. Re-scanning is safe here
-            # because no stream is open; it is not done after a stream error, because PortAudio
-            # aborts the process when it is terminated after its JACK server died.
-            log.info("%s; re-scanning the audio devices and trying once more", exc)
-            data, rate, name = _record_raw(_sd(refresh=True), seconds, device, sample_rate, probe_seconds)
+        if _KEEP_PORTAUDIO.is_set():  # an earlier stream error: this PortAudio is unusable
+            data, rate, name = _record_in_child(seconds, device, sample_rate, probe_seconds)
+        else:
+            try:
+                data, rate, name = _record_here(seconds, device, sample_rate, probe_seconds)
+            except _StreamError as exc:
+                log.warning("%s; recording again through a fresh connection to the audio system", exc)
+                try:
+                    data, rate, name = _record_in_child(seconds, device, sample_rate, probe_seconds)
+                except AudioError as again:
+                    raise AudioError(f"{exc}; a fresh connection to the audio system failed too: {again}") from None
     clip = AudioClip(to_mono(data), rate, f"recording from {name}")
     validate(clip.samples, clip.source, silence_dbfs)
     return clip
+
+
+if __name__ == "__main__":
+    sys.exit(_child_main(sys.argv[1]))
