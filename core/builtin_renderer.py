@@ -22,6 +22,7 @@ class BuiltinRenderer(Renderer):
     """Renders Diva parameter sets within medium33 (tiny11, small18, medium33 or any subset)."""
 
     kind = "builtin"
+    thread_safe = True  # a pure numba kernel that releases the GIL (nogil), fresh output per call
 
     def __init__(self, parameter_set: ParameterSet, settings: RenderSettings | None = None,
                  fixed: Mapping[int, float] | None = None, parallel: bool = False) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -68,15 +69,27 @@ class Match:
         }
 
 
-class Matcher:
-    """Holds one onnxruntime session and one renderer; call :meth:`match` per note."""
+def default_threads() -> int:
+    """Threads a refinement renders and scores on: the cores this process may use, at most 2.
 
-    def __init__(self, model: OnnxModel, renderer: Renderer | None = None) -> None:
+    Measured on 2 cores; more threads would mostly wait for the GIL between numpy calls.
+    """
+    return max(1, min(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
+
+
+class Matcher:
+    """Holds one onnxruntime session, one renderer and the refinement's threads; call
+    :meth:`match` per note."""
+
+    def __init__(self, model: OnnxModel, renderer: Renderer | None = None, threads: int | None = None) -> None:
         self.model = model
         self.parameter_set = model.parameter_set
         card_render = {k: v for k, v in model.card.render.items() if k in RenderSettings.__dataclass_fields__}
         self.settings = RenderSettings(**card_render)
         self.renderer = renderer or make_renderer("builtin", self.parameter_set, self.settings)
+        self.threads = default_threads() if threads is None else max(1, int(threads))
+        self._executor = (ThreadPoolExecutor(self.threads, thread_name_prefix="deepdiva-refine")
+                          if self.threads > 1 else None)
 
     @classmethod
     def load(cls, model_path: str | os.PathLike | None = None, intra_op_threads: int = 1) -> Matcher:
@@ -108,7 +121,7 @@ class Matcher:
         if refine_seconds > 0:
             # the search scores thousands of candidates: cache the target's spectra once
             result = refine(self.renderer, SpectralTarget(note).distance, guess, refine_seconds, seed=seed,
-                            keep=candidates)
+                            keep=candidates, executor=self._executor, blocks=self.threads)
             params, distance, network_distance = result.params, result.distance, result.start_distance
             evaluations = result.evaluations
             runners_up = result.alternatives[1:]

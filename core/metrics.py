@@ -17,6 +17,11 @@ from .features import FeatureConfig, as_batch, mel_db, mfcc_features, stft_chunk
 
 DEFAULT_FFT_SIZES = (2048, 1024, 512, 256)
 MAG_FLOOR = 1e-7  # floor on |X|^2, as in ParallelWaveGAN's STFT loss
+# Samples per STFT chunk when scoring candidates against a cached target: larger than
+# ``stft_chunks``' default, because a search scores its candidates on two threads at once, and
+# fewer, longer numpy calls mean fewer hand-overs of the GIL (measured: 1.8x on two threads
+# instead of 1.2x, and a little faster on one).
+CANDIDATE_CHUNK = 1 << 18
 
 
 def _pair(a: np.ndarray, b: np.ndarray, min_samples: int = 1) -> tuple[np.ndarray, np.ndarray]:
@@ -91,7 +96,7 @@ class SpectralTarget:
         total = np.zeros(cand.shape[0], dtype=np.float64)
         for res in self._resolutions:
             sums = np.zeros((cand.shape[0], 2), dtype=np.float64)
-            for spec, rows, frames in stft_chunks(cand, res.n_fft, res.hop, True, "reflect"):
+            for spec, rows, frames in stft_chunks(cand, res.n_fft, res.hop, True, "reflect", CANDIDATE_CHUNK):
                 ref = slice(0, 1) if res.mag.shape[0] == 1 else rows
                 sums[rows] += _diff_sums(_magnitude(spec, self.floor), res.mag[ref, frames],
                                          res.log_mag[ref, frames])

@@ -6,7 +6,9 @@ one batch per generation, and scored with a spectral distance to the target. The
 point is scored first, so the result is never worse than the network alone. With ``keep`` > 1
 it also returns the best *distinct* patches it scored (Genopatch-style alternatives to audition):
 each differs from every better one by at least ``min_difference`` (mean absolute difference of
-the normalised parameters).
+the normalised parameters). Given an ``executor``, each generation is split into row blocks
+rendered and scored on its threads at once (the builtin synth and the spectral distance spend
+their time outside the GIL), so more candidates fit into the budget.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass
 
 import numpy as np
@@ -48,18 +51,42 @@ def pick_distinct(params: np.ndarray, distances: np.ndarray, keep: int,
     return picked
 
 
+def evaluator(renderer: Renderer, distance: Distance, executor: Executor | None = None,
+              blocks: int = 2) -> Callable[[np.ndarray], np.ndarray]:
+    """``params (n, k) -> float64 distances (n,)`` of their renders; with an ``executor`` (and a
+    thread-safe renderer) the rows are split into ``blocks`` rendered and scored concurrently."""
+
+    def evaluate(params: np.ndarray) -> np.ndarray:
+        return np.asarray(distance(renderer.render(params)), dtype=np.float64)
+
+    if executor is None or blocks < 2 or not renderer.thread_safe:
+        return evaluate
+
+    def evaluate_blocks(params: np.ndarray) -> np.ndarray:
+        if len(params) < 2:
+            return evaluate(params)
+        parts = [part for part in np.array_split(params, min(blocks, len(params))) if len(part)]
+        return np.concatenate([f.result() for f in [executor.submit(evaluate, part) for part in parts]])
+
+    return evaluate_blocks
+
+
 def refine(renderer: Renderer, distance: Distance, start: np.ndarray, budget_seconds: float,
            sigma: float = 0.15, popsize: int | None = None, seed: int = 0, keep: int = 1,
-           min_difference: float = MIN_DIFFERENCE) -> RefineResult:
+           min_difference: float = MIN_DIFFERENCE, executor: Executor | None = None,
+           blocks: int = 2) -> RefineResult:
     """Minimise ``distance(renderer.render(x))`` from ``start`` for at most ``budget_seconds``;
-    ``keep`` > 1 also returns up to that many distinct good patches (see :func:`pick_distinct`)."""
+    ``keep`` > 1 also returns up to that many distinct good patches (see :func:`pick_distinct`);
+    ``executor``: render and score each generation in ``blocks`` on its threads (see :func:`evaluator`)."""
     import cma
+    from threadpoolctl import threadpool_limits
 
     began = time.perf_counter()
     pset = renderer.parameter_set
+    evaluate = evaluator(renderer, distance, executor, blocks)
     x0 = pset.quantise(np.asarray(start, dtype=np.float64)[None, :])[0].astype(np.float64)
     best_x = x0.copy()
-    best_d = start_d = float(distance(renderer.render(x0[None, :]))[0])
+    best_d = start_d = float(evaluate(x0[None, :])[0])
     evaluations = 1
     archive_x, archive_d = x0[None, :], np.array([start_d])
     k = x0.size
@@ -67,7 +94,10 @@ def refine(renderer: Renderer, distance: Distance, start: np.ndarray, budget_sec
         "bounds": [0.0, 1.0], "seed": seed + 1, "verbose": -9,
         "popsize": popsize or max(8, 4 + int(3 * np.log(k))), "tolfun": 1e-9, "tolx": 1e-6,
     }
-    with warnings.catch_warnings():
+    # CMA-ES's small eigendecompositions gain nothing from BLAS threads, and OpenBLAS's idle
+    # threads spin after each call, taking the cores the candidates render on (measured: two
+    # evaluation threads scored 1.1x as many candidates as one with them, 1.8x without).
+    with warnings.catch_warnings(), threadpool_limits(limits=1, user_api="blas"):
         warnings.simplefilter("ignore")  # cma warns about flat fitness on discrete plateaus
         es = cma.CMAEvolutionStrategy(np.clip(x0, 0.0, 1.0), sigma, options)
         generation = 0.0  # duration of the last generation: do not start one that would overrun
@@ -75,7 +105,7 @@ def refine(renderer: Renderer, distance: Distance, start: np.ndarray, budget_sec
             tick = time.perf_counter()
             candidates = np.clip(np.asarray(es.ask()), 0.0, 1.0)
             snapped = pset.quantise(candidates)
-            scores = distance(renderer.render(snapped)).astype(np.float64)
+            scores = evaluate(snapped)
             evaluations += len(scores)
             es.tell(list(candidates), scores.tolist())
             i = int(np.argmin(scores))

@@ -53,6 +53,7 @@ class Renderer(ABC):
     """Renders one note per parameter vector of ``parameter_set`` (every other parameter fixed)."""
 
     kind: str = "abstract"
+    thread_safe: bool = False  # may ``render`` run on several threads at once?
 
     def __init__(self, parameter_set: ParameterSet, settings: RenderSettings | None = None,
                  fixed: Mapping[int, float] | None = None) -> None:

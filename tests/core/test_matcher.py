@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pytest
 
 from deepdiva.core.matcher import Matcher
-from deepdiva.core.metrics import multires_stft_distance
-from deepdiva.core.refine import pick_distinct
+from deepdiva.core.metrics import SpectralTarget, multires_stft_distance
+from deepdiva.core.refine import evaluator, pick_distinct
 from deepdiva.training.dataset import draw_patches, is_silent
 
 
@@ -27,6 +30,48 @@ def test_refinement_never_worse(matcher: Matcher) -> None:
         plain = matcher.match(note)
         assert plain.distance == pytest.approx(refined.network_distance, rel=1e-6)
         np.testing.assert_allclose(matcher.renderer.render(refined.params[None])[0], refined.audio)
+
+
+def test_threads_score_blocks_of_candidates_exactly_as_one_thread(matcher: Matcher) -> None:
+    pset = matcher.parameter_set
+    params = pset.quantise(draw_patches(pset, np.random.default_rng(7), 7))
+    target = SpectralTarget(matcher.renderer.render(params[:1])[0])
+    serial = evaluator(matcher.renderer, target.distance)
+    workers: set[int] = set()
+
+    def distance(audio: np.ndarray) -> np.ndarray:
+        workers.add(threading.get_ident())
+        return target.distance(audio)
+
+    with ThreadPoolExecutor(2) as pool:
+        blocks = evaluator(matcher.renderer, distance, pool, blocks=3)
+        np.testing.assert_array_equal(blocks(params), serial(params))  # same rows, same arithmetic
+        assert threading.get_ident() not in workers and len(workers) >= 1
+        np.testing.assert_array_equal(blocks(params[:1]), serial(params[:1]))  # one row: no hand-over
+    assert serial(params[:1])[0] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_a_renderer_that_is_not_thread_safe_stays_on_the_calling_thread() -> None:
+    callers: list[int] = []
+
+    class OneThreadRenderer:
+        thread_safe = False
+
+        def render(self, params: np.ndarray) -> np.ndarray:
+            callers.append(threading.get_ident())
+            return np.zeros((len(params), 64), dtype=np.float32)
+
+    with ThreadPoolExecutor(2) as pool:
+        evaluate = evaluator(OneThreadRenderer(), lambda audio: np.arange(len(audio), dtype=float), pool)
+        np.testing.assert_array_equal(evaluate(np.zeros((5, 3))), np.arange(5))
+    assert callers == [threading.get_ident()]
+
+
+def test_matcher_threads(matcher: Matcher) -> None:
+    assert Matcher(matcher.model, threads=1)._executor is None
+    two = Matcher(matcher.model, threads=2)
+    assert two.threads == 2 and two._executor is not None
+    assert 1 <= matcher.threads <= 2
 
 
 def test_pick_distinct_keeps_the_best_and_skips_near_copies() -> None:
