@@ -17,7 +17,7 @@ from typing import Any
 
 from ..core.atomic import write_atomic
 from ..core.errors import ConfigError
-from .osc_spec import MAX_CANDIDATES
+from ..core.limits import MAX_CANDIDATES, MAX_REFINE_SECONDS
 
 APP = "deepdiva"
 CC_MODES = ("7bit", "14bit")
@@ -93,7 +93,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("model.path", "optional_path", "", "ONNX model with its .json card; empty: the shipped model.",
             "--model"),
     Setting("model.refine_seconds", "float", 0.0, "Seconds of search refinement per match (0: network only).",
-            "--refine", 0.0, 600.0),
+            "--refine", 0.0, MAX_REFINE_SECONDS),
     Setting("model.candidates", "int", 1, "Presets per match: with refinement, also publish up to N-1 "
             "clearly different runners-up of the search ('<name> alt 2.h2p', ...); an OSC request may ask "
             "for its own number.", "--candidates", 1, MAX_CANDIDATES),

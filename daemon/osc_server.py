@@ -37,6 +37,7 @@ from .osc_spec import (
     MAX_CANDIDATES,
     MAX_RATE,
     MAX_RECORD_SECONDS,
+    MAX_REFINE_SECONDS,
     MIN_RATE,
     PARAMS,
     PING,
@@ -55,7 +56,7 @@ from .osc_transports import SlipDecoder, SlipTcpServer, UdpServer
 
 # The daemon, tests and clients import the whole OSC front end from here.
 __all__ = [
-    "ALTERNATIVE", "MAX_CANDIDATES", "BUFFER_BEGIN", "BUFFER_CHUNK", "BUFFER_END", "BUSY", "ERROR", "HELLO", "HELLO_OK", "MATCH_BUFFER",
+    "ALTERNATIVE", "MAX_CANDIDATES", "MAX_REFINE_SECONDS", "BUFFER_BEGIN", "BUFFER_CHUNK", "BUFFER_END", "BUSY", "ERROR", "HELLO", "HELLO_OK", "MATCH_BUFFER",
     "MATCH_FILE", "MAX_RATE", "MAX_RECORD_SECONDS", "MIN_RATE", "PARAMS", "PING", "PONG", "PUSH", "PUSHED",
     "QUEUED", "RECORD", "RECORDING", "RESULT", "ROOT", "STATUS", "ArgError", "Backend", "BufferAssembler",
     "OscApp", "Reply", "Signature", "SlipDecoder", "SlipTcpServer", "TcpTarget", "UdpReplier", "UdpServer",
@@ -356,7 +357,7 @@ def _refine(rest: list[Any]) -> float | None:
     if not rest:
         return None
     value = float(rest[0])
-    if not 0 <= value <= 600:
-        raise ArgError(f"refine_seconds must be between 0 and 600, got {value:g}")
+    if not 0 <= value <= MAX_REFINE_SECONDS:
+        raise ArgError(f"refine_seconds must be between 0 and {MAX_REFINE_SECONDS:g}, got {value:g}")
     return value
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from ..core.errors import DeepDivaError
+from ..core.limits import MAX_CANDIDATES as MAX_CANDIDATES  # re-exported: part of the OSC spec
+from ..core.limits import MAX_REFINE_SECONDS as MAX_REFINE_SECONDS
 
 ROOT = "/deepdiva"
 # requests
@@ -18,7 +20,6 @@ ALTERNATIVE = f"{ROOT}/alternative"
 
 MIN_RATE, MAX_RATE = 8000, 384000
 MAX_RECORD_SECONDS = 60.0
-MAX_CANDIDATES = 10
 MAX_TCP_CONNECTIONS = 64
 MAX_DECLARED = 1024
 SEND_TIMEOUT = 5.0

@@ -9,6 +9,7 @@ import click
 
 from . import __version__
 from .core.errors import DeepDivaError
+from .core.limits import MAX_CANDIDATES
 
 
 class DeepDivaGroup(click.Group):
@@ -87,7 +88,7 @@ def _progress(total: int, desc: str, quiet: bool):
 @click.option("--preview/--no-preview", default=True, show_default=True,
               help="Also write a wav of the matched preset beside it.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the search.")
-@click.option("--candidates", type=click.IntRange(1, 10), default=1, show_default=True,
+@click.option("--candidates", type=click.IntRange(1, MAX_CANDIDATES), default=1, show_default=True,
               help="With --refine: also write up to N-1 clearly different runners-up of the search "
                    "('NAME alt 2.h2p', ...) to audition.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON report (path, params, distance).")
