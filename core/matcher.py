@@ -48,17 +48,17 @@ class Match:
 
     params: np.ndarray  # normalised (k,), quantised to the synth's steps
     native: np.ndarray  # profile units (k,)
-    distance: float  # multi-resolution STFT distance of the re-render to the target
-    network_distance: float  # the same for the network's answer alone
-    audio: np.ndarray  # the re-render (preview)
+    distance: float | None  # multi-resolution STFT distance of the re-render to the target (None: not scored)
+    network_distance: float | None  # the same for the network's answer alone
+    audio: np.ndarray | None  # the re-render (preview); None when neither preview nor score needed it
     evaluations: int  # renders spent on the search (0 without refinement)
     seconds: float  # wall time of this match
     alternatives: tuple[Alternative, ...] = ()  # runners-up of the search, best first
 
     def as_dict(self, parameter_set: ParameterSet) -> dict:
         return {
-            "distance": round(self.distance, 6),
-            "network_distance": round(self.network_distance, 6),
+            "distance": _rounded(self.distance),
+            "network_distance": _rounded(self.network_distance),
             "evaluations": self.evaluations,
             "seconds": round(self.seconds, 4),
             "params": {
@@ -75,6 +75,10 @@ def default_threads() -> int:
     Measured on 2 cores; more threads would mostly wait for the GIL between numpy calls.
     """
     return max(1, min(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 6)
 
 
 class Matcher:
@@ -110,14 +114,20 @@ class Matcher:
         """Network only: notes (n, samples) -> quantised normalised parameters (n, k)."""
         return self.parameter_set.quantise(self.model.predict_audio(notes))
 
-    def match(self, note: np.ndarray, refine_seconds: float = 0.0, seed: int = 0, candidates: int = 1) -> Match:
+    def match(self, note: np.ndarray, refine_seconds: float = 0.0, seed: int = 0, candidates: int = 1,
+              score: bool = True, render: bool = True) -> Match:
         """Match one prepared note (``core.audio.prepare_note``); refine for up to ``refine_seconds``.
 
         ``candidates`` > 1 (with refinement) also returns up to ``candidates - 1`` alternatives.
+        Network only, ``score=False`` skips measuring the answer against the target (distances
+        None), and with ``render=False`` too the answer is not rendered (``audio`` None): the
+        network's steps alone. A refinement always scores and renders.
         """
         began = time.perf_counter()
         guess = self.predict(note[None, :])[0]
         alternatives: tuple[Alternative, ...] = ()
+        distance: float | None = None
+        network_distance: float | None = None
         if refine_seconds > 0:
             # the search scores thousands of candidates: cache the target's spectra once
             result = refine(self.renderer, SpectralTarget(note).distance, guess, refine_seconds, seed=seed,
@@ -131,9 +141,11 @@ class Matcher:
                                      zip(runners_up, self.renderer.render(others), strict=True))
         else:
             params, evaluations = guess, 0
-        audio = self.renderer.render(params[None, :])[0]
-        if refine_seconds <= 0:
-            distance = network_distance = float(multires_stft_distance(audio, note)[0])
+        audio = None
+        if refine_seconds > 0 or score or render:
+            audio = self.renderer.render(params[None, :])[0]
+            if refine_seconds <= 0 and score:
+                distance = network_distance = float(multires_stft_distance(audio, note)[0])
         native = self.parameter_set.from_normalised(params[None, :])[0]
         return Match(params, native, distance, network_distance, audio, evaluations,
                      time.perf_counter() - began, alternatives)

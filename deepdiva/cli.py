@@ -87,6 +87,9 @@ def _progress(total: int, desc: str, quiet: bool):
 @click.option("--name", default=None, help="Preset name (default: the target's file name).")
 @click.option("--preview/--no-preview", default=True, show_default=True,
               help="Also write a wav of the matched preset beside it.")
+@click.option("--score/--no-score", default=True, show_default=True,
+              help="Network only: re-render the answer with the builtin synth and measure its distance to the "
+                   "target. --no-score leaves that out (2-3x faster for big batches; distance null).")
 @click.option("--seed", default=0, show_default=True, help="Seed of the search.")
 @click.option("--candidates", type=click.IntRange(1, MAX_CANDIDATES), default=1, show_default=True,
               help="With --refine: also write up to N-1 clearly different runners-up of the search "
@@ -98,7 +101,7 @@ def _progress(total: int, desc: str, quiet: bool):
               help="Refuse inputs longer than this.")
 @click.pass_context
 def match_cmd(ctx: click.Context, targets: tuple[str, ...], model_path: str | None, refine_seconds: float,
-              out: str | None, preset_dir: str | None, name: str | None, preview: bool, seed: int,
+              out: str | None, preset_dir: str | None, name: str | None, preview: bool, score: bool, seed: int,
               candidates: int, as_json: bool, push_midi: str | None, max_seconds: float) -> None:
     """Match sounds: write a Diva preset for each target file (or folder of files)."""
     import json
@@ -131,7 +134,7 @@ def match_cmd(ctx: click.Context, targets: tuple[str, ...], model_path: str | No
         try:
             report = match_file(matcher, path, destination, name=name, preview=preview,
                                 refine_seconds=refine_seconds, seed=seed, max_seconds=max_seconds,
-                                candidates=candidates)
+                                candidates=candidates, score=score)
         except DeepDivaError as exc:
             if len(files) == 1:
                 raise
@@ -144,7 +147,9 @@ def match_cmd(ctx: click.Context, targets: tuple[str, ...], model_path: str | No
         if not as_json and not quiet:
             for preset, distance, wav in [(report.preset, report.match.distance, report.preview)] + [
                     (a.preset, a.distance, a.preview) for a in report.alternatives]:
-                click.echo(f"{preset}  (distance {distance:.4f}" + (f", preview {wav.name}" if wav else "") + ")")
+                details = ([f"distance {distance:.4f}"] if distance is not None else []) + (
+                    [f"preview {wav.name}"] if wav else [])
+                click.echo(f"{preset}" + (f"  ({', '.join(details)})" if details else ""))
     if as_json:
         payload = reports[0] if len(files) == 1 else {"results": reports, "failures": failures}
         click.echo(json.dumps(payload, indent=2))

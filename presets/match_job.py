@@ -61,14 +61,15 @@ def expand_targets(targets: list[str | Path]) -> list[Path]:
 
 def match_clip(matcher: Matcher, clip: AudioClip, out: str | Path, name: str | None = None,
                preview: bool = True, refine_seconds: float = 0.0, seed: int = 0,
-               candidates: int = 1) -> MatchReport:
+               candidates: int = 1, score: bool = True) -> MatchReport:
     """Match an in-memory clip and write its preset (+ preview) into ``out`` (folder or .h2p).
 
     With ``candidates`` > 1 the search's distinct runners-up are written beside it as
-    ``<name> alt 2.h2p``, ``<name> alt 3.h2p``, ... (each with its preview).
+    ``<name> alt 2.h2p``, ``<name> alt 3.h2p``, ... (each with its preview). ``score=False``
+    (network only) skips measuring the answer's distance to the target.
     """
     note = prepare_note(clip, matcher.sample_rate, matcher.seconds)
-    result = matcher.match(note, refine_seconds, seed=seed, candidates=candidates)
+    result = matcher.match(note, refine_seconds, seed=seed, candidates=candidates, score=score, render=preview)
     preset, wav = _write(matcher, result.params, result.audio, result.distance, out, name, clip.source, preview)
     alternatives = []
     for rank, alt in enumerate(result.alternatives, start=2):
@@ -78,16 +79,16 @@ def match_clip(matcher: Matcher, clip: AudioClip, out: str | Path, name: str | N
     return MatchReport(clip.source, preset, wav, result, tuple(alternatives))
 
 
-def _write(matcher: Matcher, params: np.ndarray, audio: np.ndarray, distance: float, out: str | Path,
-           name: str | None, source: str, preview: bool) -> tuple[Path, Path | None]:
+def _write(matcher: Matcher, params: np.ndarray, audio: np.ndarray | None, distance: float | None,
+           out: str | Path, name: str | None, source: str, preview: bool) -> tuple[Path, Path | None]:
     preset = write_diva_preset(matcher.parameter_set, params, out, name=name, source=source, distance=distance)
-    wav = write_wav(preset.with_suffix(".wav"), np.asarray(audio), matcher.sample_rate) if preview else None
+    wav = write_wav(preset.with_suffix(".wav"), audio, matcher.sample_rate) if preview and audio is not None else None
     return preset, wav
 
 
 def match_file(matcher: Matcher, path: str | Path, out: str | Path, name: str | None = None,
                preview: bool = True, refine_seconds: float = 0.0, seed: int = 0,
-               max_seconds: float = DEFAULT_MAX_SECONDS, candidates: int = 1) -> MatchReport:
+               max_seconds: float = DEFAULT_MAX_SECONDS, candidates: int = 1, score: bool = True) -> MatchReport:
     """Read, validate and match one audio file; nothing is written when the input is bad."""
     clip = read_audio(path, max_seconds)
-    return match_clip(matcher, clip, out, name, preview, refine_seconds, seed, candidates)
+    return match_clip(matcher, clip, out, name, preview, refine_seconds, seed, candidates, score)

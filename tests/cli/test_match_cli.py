@@ -67,6 +67,26 @@ def test_inputs_of_any_shape_give_a_preset(tmp_path: Path, patch_audio: np.ndarr
     assert sf.info(wav).frames == 2 * SR
 
 
+def test_no_score_writes_the_networks_preset_without_measuring_it(tmp_path: Path, patch_audio: np.ndarray) -> None:
+    src = tmp_path / "pluck.wav"
+    sf.write(src, patch_audio, SR, subtype="FLOAT")
+    scored = json.loads(run("match", str(src), "--out", str(tmp_path / "a"), "--json").stdout)
+    result = run("match", str(src), "--out", str(tmp_path / "b"), "--json", "--no-score", "--no-preview")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["distance"] is None and report["network_distance"] is None and report["preview"] is None
+    assert report["params"] == scored["params"]  # the same answer, only not measured
+    assert written(tmp_path / "b") == [tmp_path / "b" / "pluck.h2p"]
+    description = read_h2p(tmp_path / "b" / "pluck.h2p").meta["Description"]
+    assert "from pluck.wav" in description and "distance" not in description
+    text = run("match", str(src), "--out", str(tmp_path / "c"), "--no-score")  # the preview is still rendered
+    assert text.exit_code == 0 and "distance" not in text.stdout and "preview pluck.wav" in text.stdout
+    assert (tmp_path / "c" / "pluck.wav").exists()
+    refined = json.loads(run("match", str(src), "--out", str(tmp_path / "d"), "--json", "--no-score",
+                             "--refine", "0.3").stdout)
+    assert refined["distance"] <= refined["network_distance"]  # a search measures every answer anyway
+
+
 def test_candidates_write_distinct_runners_up(tmp_path: Path, patch_audio: np.ndarray) -> None:
     src = tmp_path / "lead.wav"
     sf.write(src, patch_audio, SR, subtype="FLOAT")
