@@ -6,9 +6,9 @@
     pipeline shape on the same trained network (librosa load + librosa features + Keras
     ``predict`` + preset written). Two deepdiva rows: ``match_file`` as ``deepdiva match`` runs
     it, which also re-renders the answer and scores it against the target (the distance it
-    prints and writes into the preset), and deepdiva doing only the original's steps (read,
-    features, onnxruntime, preset written), the like-for-like comparison. Then where
-    ``match_file``'s time goes, stage by stage. Target: p50 <= 20 ms and >= 10x faster. Needs
+    prints and writes into the preset), and as ``deepdiva match --no-score`` runs it, the
+    original's steps only (read, features, onnxruntime, preset written): the like-for-like
+    comparison. Then where ``match_file``'s time goes, stage by stage. Target: p50 <= 20 ms and >= 10x faster. Needs
     the ``train`` and ``test`` extras (TensorFlow, librosa).
 (b) Quality on a held-out builtin dataset: multi-resolution STFT distance of the base preset,
     the network alone, and the network + 1 s and + 5 s of refinement (renders and scores on the
@@ -93,16 +93,6 @@ def timed(match, files: list[Path], repeats: int, warm: bool = True) -> list[flo
     return times
 
 
-def original_steps(matcher: Matcher, out: Path):
-    """deepdiva doing only what the original did: read, features + network, preset written."""
-
-    def match(path: Path) -> None:
-        note = prepare_note(read_audio(path), matcher.sample_rate, matcher.seconds)
-        write_diva_preset(matcher.parameter_set, matcher.predict(note[None, :])[0], out, source=path)
-
-    return match
-
-
 def stages(matcher: Matcher, files: list[Path], out: Path, repeats: int) -> dict[str, float]:
     """Median milliseconds of each step of a network-only ``match_file``, timed one by one."""
     times: dict[str, list[float]] = {k: [] for k in
@@ -139,8 +129,10 @@ def latency(matcher: Matcher, run: Path | None, clips: np.ndarray, repeats: int)
     def full_match(path: Path) -> None:
         match_file(matcher, path, tmp / "presets", preview=False)
 
+    def same_match(path: Path) -> None:  # deepdiva match --no-score --no-preview
+        match_file(matcher, path, tmp / "steps", preview=False, score=False)
+
     full, steps = [], []
-    same_match = original_steps(matcher, tmp / "steps")
     for f in files[:3]:
         full_match(f)
         same_match(f)
@@ -153,7 +145,7 @@ def latency(matcher: Matcher, run: Path | None, clips: np.ndarray, repeats: int)
     s50, s95 = percentiles(steps)
     print(f"(a) latency, file -> preset written, network only, {len(full)} matches each")
     print(f"    deepdiva match (+ re-render and distance)   p50 {p50:7.2f} ms   p95 {p95:7.2f} ms   (target p50 <= 20)")
-    print(f"    deepdiva, the original's steps only         p50 {s50:7.2f} ms   p95 {s95:7.2f} ms")
+    print(f"    deepdiva match --no-score (original steps)  p50 {s50:7.2f} ms   p95 {s95:7.2f} ms")
     print("    deepdiva match, median per stage: " + ", ".join(f"{k} {v:.2f}" for k, v in split.items()) + " ms")
     if run is None:
         print("    original pipeline: pass --run RUN (a training run folder) to compare")
