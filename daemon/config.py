@@ -97,6 +97,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("model.candidates", "int", 1, "Presets per match: with refinement, also publish up to N-1 "
             "clearly different runners-up of the search ('<name> alt 2.h2p', ...); an OSC request may ask "
             "for its own number.", "--candidates", 1, MAX_CANDIDATES),
+    Setting("model.score", "bool", True, "Network only: re-render each answer and measure its distance to "
+            "the target (in /deepdiva/result and the preset's description); off: distance NaN, the preset "
+            "~10 ms sooner. A refinement always measures.", "--score/--no-score"),
     Setting("osc.enabled", "bool", True, "Run the OSC servers (UDP and TCP).", "--osc/--no-osc"),
     Setting("osc.host", "host", "127.0.0.1", "Interface to listen on; 0.0.0.0 listens beyond this machine.",
             "--host"),
@@ -145,6 +148,7 @@ class DaemonConfig:
     model_path: Path | None
     model_refine_seconds: float
     model_candidates: int
+    model_score: bool
     osc_enabled: bool
     osc_host: str
     osc_port: int

@@ -100,7 +100,8 @@ def send_outcome(reply: Reply, outcome: Outcome) -> None:
         return
     result = outcome.result
     params = {name: p["normalised"] if isinstance(p, dict) else p for name, p in (result.get("params") or {}).items()}
-    reply.send(RESULT, str(result["preset"]), float(result.get("distance", float("nan"))),
+    distance = result.get("distance")  # None: not measured (model.score off, or --dry-run)
+    reply.send(RESULT, str(result["preset"]), float("nan") if distance is None else float(distance),
                json.dumps(params, separators=(",", ":")), job.id)
     normalised = result.get("normalised")
     if normalised:

@@ -47,7 +47,7 @@ def params_dict(parameter_set: ParameterSet, normalised: np.ndarray) -> dict[str
 
 
 def matcher_match(matcher: Any, refine_seconds: float = 0.0, preview: bool = True,
-                  max_seconds: float = DEFAULT_MAX_SECONDS, candidates: int = 1) -> MatchFn:
+                  max_seconds: float = DEFAULT_MAX_SECONDS, candidates: int = 1, score: bool = True) -> MatchFn:
     """The real job: read and validate the audio, run the matcher, write the preset into the stage."""
     from ..presets.match_job import match_clip
 
@@ -56,7 +56,8 @@ def matcher_match(matcher: Any, refine_seconds: float = 0.0, preview: bool = Tru
         clip = AudioClip(clip.samples, clip.sample_rate, job.source)
         refine = refine_seconds if job.refine_seconds is None else job.refine_seconds
         report = match_clip(matcher, clip, Path(job.stage) / f"{job.name}.h2p", preview=preview,
-                            refine_seconds=refine, candidates=candidates if job.candidates is None else job.candidates)
+                            refine_seconds=refine, candidates=candidates if job.candidates is None else job.candidates,
+                            score=score)
         out = report.as_dict(matcher)
         out["normalised"] = [float(v) for v in report.match.params]
         return out
@@ -261,7 +262,7 @@ class Service:
         self.parameter_set = matcher.parameter_set
         self.model_name = str(cfg.model_path or "the shipped model")
         return matcher_match(matcher, cfg.model_refine_seconds, cfg.presets_preview,
-                             candidates=cfg.model_candidates)
+                             candidates=cfg.model_candidates, score=cfg.model_score)
 
     def _start_osc(self) -> None:
         cfg = self.config

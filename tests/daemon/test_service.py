@@ -421,11 +421,12 @@ def test_configured_candidates_apply_unless_a_job_asks(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(not MODEL.exists(), reason="needs the shipped model models/deepdiva-medium33.onnx, "
                                                "which is not in this checkout yet")
-def test_real_matcher_end_to_end(tmp_path: Path, replies: Replies) -> None:
+@pytest.mark.parametrize("score", [True, False])
+def test_real_matcher_end_to_end(tmp_path: Path, replies: Replies, score: bool) -> None:
     config = build_config({}, {"osc.port": 0, "osc.tcp_port": 0, "osc.reply_port": replies.port,
                                "drop.enabled": False, "midi.enabled": False, "model.path": str(MODEL),
                                "presets.folder": str(tmp_path / "presets"), "queue.journal": str(tmp_path / "j"),
-                               "files.allowed_roots": [str(tmp_path)]})
+                               "files.allowed_roots": [str(tmp_path)], "model.score": score})
     service = Service(config).start()
     try:
         wav = write_sine(tmp_path / "real.wav", 220, seconds=2.0)
@@ -433,7 +434,11 @@ def test_real_matcher_end_to_end(tmp_path: Path, replies: Replies) -> None:
         sock.sendto(build_msg(osc.MATCH_FILE, [str(wav)]).dgram, tuple(service.udp.address))
         preset, distance, params, _ = replies.expect(osc.RESULT, timeout=120).params
         assert Path(preset).is_file() and Path(preset).with_suffix(".wav").is_file()
-        assert np.isfinite(distance) and distance >= 0
         assert len(json.loads(params)) == len(service.parameter_set)
+        description = read_h2p(preset).meta["Description"]
+        if score:
+            assert np.isfinite(distance) and distance >= 0 and "match distance" in description
+        else:  # model.score off: not measured, and the preset does not claim a distance
+            assert np.isnan(distance) and "distance" not in description
     finally:
         service.stop()
