@@ -70,7 +70,7 @@ def evaluator(renderer: Renderer, distance: Distance, executor: Executor | None 
     def evaluate_blocks(params: np.ndarray) -> np.ndarray:
         if len(params) < 2:
             return evaluate(params)
-        parts = [part for part in np.array_split(params, min(blocks, len(params))) if len(part)]
+        parts = np.array_split(params, min(blocks, len(params)))  # none empty: at most one per row
         return np.concatenate([f.result() for f in [executor.submit(evaluate, part) for part in parts]])
 
     return evaluate_blocks
