@@ -80,9 +80,9 @@ def original_shape(run: Path, matcher: Matcher, out: Path):
     return match
 
 
-def timed(match, files: list[Path], repeats: int, warm: bool = True) -> list[float]:
-    """Seconds per call of ``match(file)``; ``warm``: three untimed calls first."""
-    for f in files[:3] if warm else []:
+def timed(match, files: list[Path], repeats: int) -> list[float]:
+    """Seconds per call of ``match(file)``, warm (three untimed calls first)."""
+    for f in files[:3]:
         match(f)
     times = []
     for _ in range(repeats):
@@ -132,14 +132,17 @@ def latency(matcher: Matcher, run: Path | None, clips: np.ndarray, repeats: int)
     def same_match(path: Path) -> None:  # deepdiva match --no-score --no-preview
         match_file(matcher, path, tmp / "steps", preview=False, score=False)
 
-    full, steps = [], []
-    for f in files[:3]:
+    full: list[float] = []
+    steps: list[float] = []
+    for f in files[:3]:  # warm up both
         full_match(f)
         same_match(f)
     for _ in range(repeats):
         for f in files:
-            full.extend(timed(full_match, [f], 1, warm=False))
-            steps.extend(timed(same_match, [f], 1, warm=False))
+            for match, times in ((full_match, full), (same_match, steps)):
+                start = time.perf_counter()
+                match(f)
+                times.append(time.perf_counter() - start)
     split = stages(matcher, files, tmp / "stages", repeats)
     p50, p95 = percentiles(full)
     s50, s95 = percentiles(steps)
