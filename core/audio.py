@@ -124,8 +124,13 @@ def prepare_note(clip: AudioClip, sample_rate: int = 44100, seconds: float = 2.0
     """Validate, resample, find the onset and cut (or zero-pad) exactly ``seconds`` of audio."""
     validate(clip.samples, clip.source, silence_dbfs)
     audio = resample(clip.samples, clip.sample_rate, sample_rate)
+    return cut_note(audio, sample_rate, int(round(seconds * sample_rate)))
+
+
+def cut_note(audio: np.ndarray, sample_rate: int, length: int) -> np.ndarray:
+    """``length`` samples from the note's onset (:func:`find_onset`), zero-padded when short;
+    training data goes through the same cut as targets do."""
     start = find_onset(audio, sample_rate)
-    length = int(round(seconds * sample_rate))
     window = audio[start: start + length]
     if window.size < length:
         window = np.pad(window, (0, length - window.size))

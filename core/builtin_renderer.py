@@ -17,6 +17,9 @@ from .errors import RenderError
 from .profile import ParameterSet
 from .render import Renderer, RenderSettings
 
+TRANSPOSE_ID = 14  # VCC:Trsp, semitones
+FINE_TUNE_ID = 15  # VCC:FTun, cents
+
 
 class BuiltinRenderer(Renderer):
     """Renders Diva parameter sets within medium33 (tiny11, small18, medium33 or any subset)."""
@@ -45,9 +48,15 @@ class BuiltinRenderer(Renderer):
         fixed = self.fixed_native()
         return np.array([fixed.get(pid, 0.0) for pid in PARAM_IDS], dtype=np.float64)
 
-    def _render_native(self, native: np.ndarray) -> np.ndarray:
+    def transpose(self) -> float:
+        """Semitones the fixed master tuning adds to every note: VCC:Trsp + VCC:FTun / 100 (Diva's
+        transpose and fine tune; both 0 in the base preset)."""
+        fixed = self.fixed_native()
+        return float(fixed.get(TRANSPOSE_ID, 0.0)) + float(fixed.get(FINE_TUNE_ID, 0.0)) / 100.0
+
+    def _render_native(self, native: np.ndarray, notes: np.ndarray, note_lengths: np.ndarray) -> np.ndarray:
         full = np.repeat(self.medium33_template()[None, :], len(native), axis=0)
         full[:, self._columns] = native
         s = self.settings
-        return render_batch(full, s.sample_rate, s.midi_pitch, s.velocity, s.note_length, s.render_length,
-                            parallel=self.parallel)
+        return render_batch(full, s.sample_rate, notes + self.transpose(), s.velocity, note_lengths,
+                            s.render_length, parallel=self.parallel)

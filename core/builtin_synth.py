@@ -554,17 +554,17 @@ def render_voice(p: np.ndarray, seed: int, sr: float, pitch: float, note_off: in
 
 # nogil: other threads (the daemon's OSC and watcher inputs) keep running while a batch renders
 @njit(cache=True, error_model="numpy", nogil=True)
-def _render_serial(params: np.ndarray, seeds: np.ndarray, sr: float, pitch: float, note_off: int,
+def _render_serial(params: np.ndarray, seeds: np.ndarray, sr: float, pitches: np.ndarray, note_offs: np.ndarray,
                    out: np.ndarray) -> None:
     for v in range(params.shape[0]):
-        render_voice(params[v], seeds[v], sr, pitch, note_off, out[v])
+        render_voice(params[v], seeds[v], sr, pitches[v], note_offs[v], out[v])
 
 
 @njit(cache=True, error_model="numpy", parallel=True, nogil=True)
-def _render_parallel(params: np.ndarray, seeds: np.ndarray, sr: float, pitch: float, note_off: int,
+def _render_parallel(params: np.ndarray, seeds: np.ndarray, sr: float, pitches: np.ndarray, note_offs: np.ndarray,
                      out: np.ndarray) -> None:
     for v in prange(params.shape[0]):
-        render_voice(params[v], seeds[v], sr, pitch, note_off, out[v])
+        render_voice(params[v], seeds[v], sr, pitches[v], note_offs[v], out[v])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -582,15 +582,17 @@ def voice_seeds(native: np.ndarray) -> np.ndarray:
     return (h & np.uint64(0x7FFFFFFF)).astype(np.int64)
 
 
-def render_batch(native: np.ndarray, sample_rate: int = 44100, midi_pitch: float = 48,
-                 velocity: int = 127, note_length: float = 2.0, render_length: float = 2.0,
+def render_batch(native: np.ndarray, sample_rate: int = 44100, midi_pitch: float | np.ndarray = 48,
+                 velocity: int = 127, note_length: float | np.ndarray = 2.0, render_length: float = 2.0,
                  parallel: bool = False) -> np.ndarray:
     """Render native medium33 values (n, N_PARAMS) -> float32 (n, samples), peak <= 1.
 
-    Values are clipped to Diva's ranges. Velocity 0 is no note (silence); any other velocity
-    sounds the same, as the base preset routes velocity nowhere. ``parallel`` spreads the
-    batch over numba's threads (``NUMBA_NUM_THREADS``); the default stays on one core, since
-    dataset workers already run one process per core. The first call compiles (cached on disk).
+    ``midi_pitch`` (fractional: cents) and ``note_length`` (seconds to the note-off) are one
+    value for the batch or one per row. Values are clipped to Diva's ranges. Velocity 0 is no
+    note (silence); any other velocity sounds the same, as the base preset routes velocity
+    nowhere. ``parallel`` spreads the batch over numba's threads (``NUMBA_NUM_THREADS``); the
+    default stays on one core, since dataset workers already run one process per core. The
+    first call compiles (cached on disk).
     """
     params = np.asarray(native, dtype=np.float64)
     if params.ndim == 1:
@@ -604,8 +606,22 @@ def render_batch(native: np.ndarray, sample_rate: int = 44100, midi_pitch: float
     out = np.zeros((params.shape[0], n_samples), dtype=np.float32)
     if velocity <= 0 or params.shape[0] == 0 or n_samples == 0:
         return out
-    note_off = int(round(note_length * sample_rate))
+    n = params.shape[0]
+    pitches = _per_row(midi_pitch, n, "MIDI pitch")
+    note_offs = np.rint(_per_row(note_length, n, "note length") * sample_rate).astype(np.int64)
     seeds = voice_seeds(params)
     kernel = _render_parallel if parallel else _render_serial
-    kernel(params, seeds, float(sample_rate), float(midi_pitch), note_off, out)
+    kernel(params, seeds, float(sample_rate), pitches, note_offs, out)
     return out
+
+
+def _per_row(value: float | np.ndarray, n: int, what: str) -> np.ndarray:
+    """A scalar or one value per row -> contiguous float64 (n,)."""
+    arr = np.asarray(value, dtype=np.float64)
+    if arr.ndim == 0:
+        return np.full(n, float(arr))
+    if arr.shape != (n,):
+        raise RenderError(f"expected one {what} or one per patch ({n}), got shape {arr.shape}")
+    if not np.isfinite(arr).all():
+        raise RenderError(f"{what}s contain NaN or infinite values")
+    return np.ascontiguousarray(arr)

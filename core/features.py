@@ -23,8 +23,9 @@ from numpy.lib.stride_tricks import sliding_window_view
 from numpy.typing import ArrayLike
 
 from .errors import AudioError, ConfigError
+from .names import FEATURE_NAMES
 
-FEATURE_NAMES = ("mel", "mel_db", "mfcc")
+PITCHED_FEATURES = ("mel_db_pitch",)  # features that take the note's fundamental as well
 PadMode = Literal["reflect", "constant"]
 PAD_MODES: tuple[PadMode, ...] = ("reflect", "constant")
 
@@ -329,6 +330,61 @@ def mel_db_features(audio: np.ndarray, cfg: FeatureConfig | None = None) -> np.n
     return _to_image(1.0 - mel_db(audio, cfg) / np.float32(cfg.db_floor))
 
 
+@lru_cache(maxsize=16)
+def _band_peaks(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> np.ndarray:
+    """The mel filterbank with each filter scaled to a peak of 1, float32 ``(n_mels, bins)``."""
+    fb = mel_filterbank(sample_rate, n_fft, n_mels, fmin, fmax)
+    peak = fb.max(axis=1, keepdims=True)
+    return _readonly((fb / np.where(peak > 0, peak, 1.0)).astype(np.float32))
+
+
+HARMONIC_WEIGHT = 0.5  # the comb marks the fundamental with 1 and its overtones with 0.5
+
+
+def harmonic_comb(f0_hz: np.ndarray, cfg: FeatureConfig | None = None) -> np.ndarray:
+    """Where a note's harmonics fall on the mel bands: float32 ``(n, n_mels)`` in [0, 1].
+
+    Band ``b`` holds the largest response of its (peak-normalised) mel filter to a harmonic
+    ``k * f0`` (weight 1 for the fundamental, :data:`HARMONIC_WEIGHT` above it); all zeros for an
+    unpitched note (``f0`` NaN). It tells a network where the harmonics of the detected note lie,
+    so it can read the spectrum relative to the note.
+    """
+    cfg = cfg or FeatureConfig()
+    f0 = np.atleast_1d(np.asarray(f0_hz, dtype=np.float64))
+    bands = _band_peaks(cfg.sample_rate, cfg.mel_n_fft, cfg.n_mels, cfg.fmin, cfg.fmax)
+    bin_hz = cfg.sample_rate / cfg.mel_n_fft
+    out = np.zeros((f0.size, cfg.n_mels), dtype=np.float32)
+    for row, f in enumerate(f0):
+        if not (np.isfinite(f) and f > 0):
+            continue
+        harmonics = f * np.arange(1, int(cfg.fmax // f) + 1)
+        if harmonics.size == 0:
+            continue
+        bins = np.rint(harmonics / bin_hz).astype(np.int64)
+        weights = np.full(harmonics.size, HARMONIC_WEIGHT, dtype=np.float32)
+        weights[0] = 1.0
+        out[row] = (bands[:, bins] * weights).max(axis=1)
+    return out
+
+
+def mel_db_pitch_features(audio: np.ndarray, cfg: FeatureConfig | None = None,
+                          f0_hz: np.ndarray | None = None) -> np.ndarray:
+    """:func:`mel_db_features` plus a second channel: the :func:`harmonic_comb` of each note's
+    fundamental (``f0_hz``, NaN when unpitched; detected with :mod:`~deepdiva.core.pitch` when not
+    given), the same in every frame. float32 ``(n, n_mels, frames, 2)``."""
+    cfg = cfg or FeatureConfig()
+    image = mel_db_features(audio, cfg)
+    if f0_hz is None:
+        from .pitch import detect_pitches
+
+        f0_hz = np.array([np.nan if p.hz is None else p.hz for p in detect_pitches(audio, cfg.sample_rate)])
+    comb = harmonic_comb(f0_hz, cfg)
+    if comb.shape[0] != image.shape[0]:
+        raise AudioError(f"{comb.shape[0]} fundamentals for {image.shape[0]} clips")
+    comb_image = np.broadcast_to(comb[:, ::-1, None, None], image.shape)
+    return np.concatenate([image, comb_image], axis=-1)
+
+
 def mfcc_features(audio: np.ndarray, cfg: FeatureConfig | None = None) -> np.ndarray:
     """The original project's LSTM input before scaling: MFCCs, time-major.
 
@@ -353,8 +409,15 @@ _EXTRACTORS: dict[str, Callable[[np.ndarray, FeatureConfig | None], np.ndarray]]
 }
 
 
-def extract(name: str, audio: np.ndarray, cfg: FeatureConfig | None = None) -> np.ndarray:
-    """Compute feature ``name`` (one of :data:`FEATURE_NAMES`) for a batch of audio."""
+def extract(name: str, audio: np.ndarray, cfg: FeatureConfig | None = None,
+            f0_hz: np.ndarray | None = None) -> np.ndarray:
+    """Compute feature ``name`` (one of :data:`FEATURE_NAMES`) for a batch of audio.
+
+    ``f0_hz``: each clip's fundamental (NaN: unpitched) for the features that use it
+    (:data:`PITCHED_FEATURES`), when already known; the others ignore it.
+    """
+    if name in PITCHED_FEATURES:
+        return mel_db_pitch_features(audio, cfg, f0_hz)
     try:
         fn = _EXTRACTORS[name]
     except KeyError:
@@ -369,8 +432,9 @@ def _n_frames_for(n_samples: int, n_fft: int, hop_length: int, center: bool) -> 
 def feature_shape(name: str, n_samples: int, cfg: FeatureConfig | None = None) -> tuple[int, ...]:
     """Shape of one clip's feature (without the batch axis), e.g. ``(128, 173, 1)`` for "mel"."""
     cfg = cfg or FeatureConfig()
-    if name in ("mel", "mel_db"):
-        return (cfg.n_mels, _n_frames_for(n_samples, cfg.mel_n_fft, cfg.mel_hop_length, cfg.center), 1)
+    if name in ("mel", "mel_db", "mel_db_pitch"):
+        channels = 2 if name == "mel_db_pitch" else 1
+        return (cfg.n_mels, _n_frames_for(n_samples, cfg.mel_n_fft, cfg.mel_hop_length, cfg.center), channels)
     if name == "mfcc":
         return (_n_frames_for(n_samples, cfg.mfcc_n_fft, cfg.mfcc_hop_length, cfg.center), cfg.n_mfcc)
     raise ConfigError(f"unknown feature {name!r}; choose one of {', '.join(FEATURE_NAMES)}")

@@ -13,9 +13,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from .errors import RenderError
+from .names import RENDERER_KINDS
 from .profile import ParameterSet
-
-RENDERER_KINDS = ("builtin", "vst", "renderman")
 
 
 @dataclass(frozen=True)
@@ -69,8 +68,15 @@ class Renderer(ABC):
         values.update({k: v for k, v in self.fixed.items() if k not in in_set})
         return values
 
-    def render(self, params_normalised: np.ndarray) -> np.ndarray:
-        """float32 (n, k) in [0, 1] -> float32 (n, samples) mono audio; deterministic."""
+    def render(self, params_normalised: np.ndarray, notes: float | np.ndarray | None = None,
+               note_lengths: np.ndarray | None = None) -> np.ndarray:
+        """float32 (n, k) in [0, 1] -> float32 (n, samples) mono audio; deterministic.
+
+        ``notes``: the MIDI note each patch is played at, one for all or one per row (default:
+        the settings' ``midi_pitch``). A fraction is cents: the builtin synth plays it exactly,
+        plugin hosts play the nearest key. ``note_lengths``: seconds to each note-off (default:
+        the settings' ``note_length``), at most the render length.
+        """
         params = np.asarray(params_normalised, dtype=np.float32)
         if params.ndim == 1:
             params = params[None, :]
@@ -79,12 +85,35 @@ class Renderer(ABC):
             raise RenderError(f"expected parameters of shape (n, {k}) for "
                               f"{self.parameter_set.describe()}, got {np.shape(params_normalised)}")
         native = self.parameter_set.from_normalised(params)  # validates NaN, clips, quantises
-        audio = self._render_native(native)
+        n = len(params)
+        lengths = self._per_row(self.settings.note_length if note_lengths is None else note_lengths, n, "note length")
+        if not ((lengths > 0).all() and (lengths <= self.settings.render_length).all()):
+            raise RenderError(f"note lengths must lie within (0, {self.settings.render_length}] s")
+        audio = self._render_native(native, self.notes_for(n, notes), lengths)
         return np.ascontiguousarray(audio, dtype=np.float32)
 
+    @staticmethod
+    def _per_row(value: float | np.ndarray, n: int, what: str) -> np.ndarray:
+        arr = np.asarray(value, dtype=np.float64)
+        if arr.ndim == 0:
+            arr = np.full(n, float(arr))
+        if arr.shape != (n,):
+            raise RenderError(f"expected one {what} or one per patch ({n}), got shape {arr.shape}")
+        if not np.isfinite(arr).all():
+            raise RenderError(f"{what}s must be finite")
+        return arr
+
+    def notes_for(self, n: int, notes: float | np.ndarray | None) -> np.ndarray:
+        """float64 (n,) MIDI notes: ``notes`` broadcast to the batch, checked to lie in 0..127."""
+        arr = self._per_row(self.settings.midi_pitch if notes is None else notes, n, "MIDI note")
+        if not ((arr >= 0).all() and (arr <= 127).all()):
+            raise RenderError("MIDI notes must lie within 0..127")
+        return arr
+
     @abstractmethod
-    def _render_native(self, native: np.ndarray) -> np.ndarray:
-        """Render native (profile-unit) values (n, k) -> (n, samples)."""
+    def _render_native(self, native: np.ndarray, notes: np.ndarray, note_lengths: np.ndarray) -> np.ndarray:
+        """Render native (profile-unit) values (n, k) at MIDI ``notes`` (n,), each released after
+        ``note_lengths`` (n,) seconds -> (n, samples)."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release host resources (plugins, engines)."""

@@ -68,16 +68,18 @@ class RenderManRenderer(Renderer):
         names = parse_description(self._engine.get_plugin_parameters_description())
         self.patches = PluginPatches(parameter_set, self.fixed_native(), names, self.plugin_path.name)
 
-    def _render_native(self, native: np.ndarray) -> np.ndarray:
+    def _render_native(self, native: np.ndarray, notes: np.ndarray, note_lengths: np.ndarray) -> np.ndarray:
         if self._engine is None:
             raise RenderError("this renderer is closed")
         s = self.settings
         out = np.empty((len(native), s.n_samples), dtype=np.float32)
-        for row, patch in zip(out, self.patches.values(native), strict=True):
+        keys = np.rint(notes).astype(int).tolist()
+        for row, patch, note, length in zip(out, self.patches.values(native), keys, note_lengths.tolist(),
+                                            strict=True):
             for index, value in zip(self.patches.indices.tolist(), patch.tolist(), strict=True):
                 if not self._engine.override_plugin_parameter(index, float(np.clip(value, 0.0, 1.0))):
                     raise RenderError(f"RenderMan refused a value for parameter {index} of {self.plugin_path}")
-            self._engine.render_patch(s.midi_pitch, s.velocity, s.note_length, s.render_length)
+            self._engine.render_patch(note, s.velocity, length, s.render_length)
             audio = np.asarray(self._engine.get_audio_frames(), dtype=np.float32)
             row[:] = fit_length(audio, s.n_samples)
         return out

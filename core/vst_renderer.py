@@ -203,31 +203,31 @@ class VstRenderer(Renderer):
         self._prelude = Path(self._midi.name) / "prelude.mid"
         _write_prelude(self._prelude, self.settings, self.settle)
 
-    def _schedule(self, measured_note: bool) -> None:
-        """The prelude (reset, short note, reset), plus the measured note when asked."""
-        s = self.settings
+    def _schedule(self, note: int | None = None, length: float = 0.0) -> None:
+        """The prelude (reset, short note, reset), plus the measured ``note`` when given."""
         self._synth.load_midi(str(self._prelude), clear_previous=True, beats=False, all_events=True)
-        if measured_note:
-            self._synth.add_midi_note(s.midi_pitch, s.velocity, self.settle, s.note_length, beats=False)
+        if note is not None:
+            self._synth.add_midi_note(note, self.settings.velocity, self.settle, length, beats=False)
 
     def _apply(self, values: np.ndarray) -> None:
         for index, value in zip(self.patches.indices.tolist(), values.tolist(), strict=True):
             self._synth.set_parameter(index, value)
 
-    def _render_native(self, native: np.ndarray) -> np.ndarray:
+    def _render_native(self, native: np.ndarray, notes: np.ndarray, note_lengths: np.ndarray) -> np.ndarray:
         if self._engine is None:
             raise RenderError("this renderer is closed")
         values = self.patches.values(native)
         n = self.settings.n_samples
         offset = int(round(self.settle * self.settings.sample_rate))
         out = np.empty((len(values), n), dtype=np.float32)
-        for row, patch in zip(out, values, strict=True):
+        keys = np.rint(notes).astype(int).tolist()
+        for row, patch, note, length in zip(out, values, keys, note_lengths.tolist(), strict=True):
             self._engine.load_graph([(self._synth, [])])  # re-prepares the plugin (amsynth: limiter)
             self._apply(self.patches.flush)
-            self._schedule(measured_note=False)
+            self._schedule()
             self._engine.render(self.settle + self.tail)
             self._apply(patch)
-            self._schedule(measured_note=True)
+            self._schedule(note, length)
             self._engine.render(self.settle + self.settings.render_length)
             row[:] = fit_length(_mono(self._engine.get_audio())[offset:], n)
         return out

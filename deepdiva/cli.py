@@ -10,6 +10,7 @@ import click
 from . import __version__
 from .core.errors import DeepDivaError
 from .core.limits import MAX_CANDIDATES
+from .core.names import FEATURE_NAMES, MODEL_NAMES, PATCH_PRIORS, RENDERER_KINDS
 
 
 class DeepDivaGroup(click.Group):
@@ -47,7 +48,8 @@ def render_settings_options(f):
     """The original project's note options, shared by every command that renders."""
     options = [
         click.option("--sample-rate", default=44100, show_default=True, help="Sample rate for rendering."),
-        click.option("--midi-note-pitch", default=48, show_default=True, help="MIDI note (C3 is 48)."),
+        click.option("--midi-note-pitch", "--midi-pitch", "midi_note_pitch", default=48, show_default=True,
+                     help="MIDI note (C3 is 48)."),
         click.option("--midi-note-velocity", default=127, show_default=True, help="MIDI velocity (0-127)."),
         click.option("--note-length-seconds", default=2.0, show_default=True, help="Note length in seconds."),
         click.option("--render-length-seconds", default=2.0, show_default=True,
@@ -201,7 +203,7 @@ def dataset() -> None:
 @click.option("--data-path", default="./data/", show_default=True, type=click.Path(file_okay=False),
               help="Folder that holds datasets.")
 @click.option("--folder-name", default="dataset", show_default=True, help="Dataset folder name.")
-@click.option("--synth", "renderer", type=click.Choice(["builtin", "vst", "renderman"]), default="builtin",
+@click.option("--synth", "renderer", type=click.Choice(RENDERER_KINDS), default="builtin",
               show_default=True, help="Renderer: the embedded synth, a VST via DawDreamer, or RenderMan.")
 @click.option("--plugin-path", "--vst-path", type=click.Path(), default=None, help="VST plugin (vst, renderman).")
 @click.option("--profile", default="diva", show_default=True, help="Synth profile.")
@@ -221,20 +223,38 @@ def dataset() -> None:
 @click.option("--drop-silent/--keep-silent", default=False, show_default=True,
               help="Regenerate patches that render silence (below -60 dBFS).")
 @click.option("--ray-address", default=None, help="Run batches on this Ray cluster ('local' starts one).")
+@click.option("--pitch-range", nargs=2, type=click.IntRange(0, 127), default=(36, 84), show_default=True,
+              metavar="LOW HIGH", help="Play each patch at a key drawn from LOW..HIGH; --midi-pitch N keeps one note.")
+@click.option("--prior", type=click.Choice(PATCH_PRIORS), default="uniform", show_default=True,
+              help="How patches are drawn: uniform, or mixed (half uniform, half with few modulations "
+                   "and common intervals, as musicians play).")
+@click.option("--augment/--no-augment", default=False, show_default=True,
+              help="Play notes slightly out of tune and released early, add room, noise, EQ, gain and late starts.")
+@click.option("--feature", "features", type=click.Choice(FEATURE_NAMES), multiple=True,
+              help="Compute this feature while rendering (repeat for several); with --no-audio only they are kept.")
+@click.option("--audio/--no-audio", "keep_audio", default=True, show_default=True,
+              help="Keep the audio in the shards (--no-audio needs --feature; 353 KB a patch saved).")
 @click.pass_context
 def dataset_generate(ctx: click.Context, data_path: str, folder_name: str, workers: int,
                      nr_batch_completed: int, ray_address: str | None, **kw) -> None:
     """Render random patches into a resumable, sharded dataset."""
     from pathlib import Path
 
+    from click.core import ParameterSource
+
+    from .training.augment import AugmentConfig
     from .training.dataset import DatasetSpec, generate
 
+    one_note = ctx.get_parameter_source("midi_note_pitch") == ParameterSource.COMMANDLINE
     settings = _render_settings(kw)
     spec = DatasetSpec(profile=kw["profile"], parameter_set=kw["random_parameters"], renderer=kw["renderer"],
                        plugin_path=kw["plugin_path"], base_preset=kw["base_preset"], render=settings,
                        sample_size=kw["sample_size"], n_shards=kw["nr_data_batches"], seed=kw["seed"],
                        file_prefix=kw["file_prefix"], save_audio=kw["save_audio"],
-                       drop_silent=kw["drop_silent"])
+                       drop_silent=kw["drop_silent"], pitch_range=None if one_note else kw["pitch_range"],
+                       augment=AugmentConfig().to_dict() if kw["augment"] else None,
+                       features=tuple(dict.fromkeys(kw["features"])), keep_audio=kw["keep_audio"],
+                       prior=kw["prior"])
     spec.resolve_set()
     folder = Path(data_path) / folder_name
     quiet = ctx.obj["quiet"]
@@ -275,7 +295,7 @@ def dataset_inspect(path: str, plots: bool, out: str | None, examples: int, as_j
 @cli.command("render")
 @click.argument("preset", type=click.Path(dir_okay=False))
 @click.option("-o", "--out", required=True, type=click.Path(dir_okay=False), help="Output .wav file.")
-@click.option("--synth", "renderer", type=click.Choice(["builtin", "vst", "renderman"]), default="builtin",
+@click.option("--synth", "renderer", type=click.Choice(RENDERER_KINDS), default="builtin",
               show_default=True)
 @click.option("--plugin-path", "--vst-path", type=click.Path(), default=None, help="VST plugin (vst, renderman).")
 @click.option("--set", "set_name", default="medium33", show_default=True,
@@ -364,7 +384,7 @@ def preset_folder(preset_dir: str | None) -> None:
 
 @cli.command("features")
 @click.argument("dataset_path", metavar="DATASET", type=click.Path(exists=True))
-@click.option("--feature", "feature_names", type=click.Choice(["mel", "mel_db", "mfcc"]), multiple=True,
+@click.option("--feature", "feature_names", type=click.Choice(FEATURE_NAMES), multiple=True,
               required=True, help="Feature to cache (repeat for several).")
 @click.option("--workers", default=1, show_default=True, help="Local worker processes.")
 @click.option("--overwrite", is_flag=True, help="Recompute shards that are already cached.")
@@ -392,10 +412,13 @@ def features_cmd(ctx: click.Context, dataset_path: str, feature_names: tuple[str
 
 @cli.command("train")
 @click.argument("dataset_path", metavar="[DATASET]", required=False, type=click.Path(exists=True))
-@click.option("--model", type=click.Choice(["cnn", "lstm", "cnn2"]), default="cnn", show_default=True,
-              help="Architecture (cnn: seed CNN on mel, lstm: seed BiLSTM on mfcc, cnn2: CNN on mel_db).")
-@click.option("--feature", type=click.Choice(["mel", "mel_db", "mfcc"]), default=None,
+@click.option("--model", type=click.Choice(MODEL_NAMES), default="cnn", show_default=True,
+              help="Architecture (cnn: seed CNN on mel, lstm: seed BiLSTM on mfcc, cnn2: CNN on mel_db, "
+                   "cnn3: CNN on mel_db_pitch, the spectrogram with the detected note).")
+@click.option("--feature", type=click.Choice(FEATURE_NAMES), default=None,
               help="Cached feature to train on (default: the model's).")
+@click.option("--lr-schedule", type=click.Choice(["constant", "cosine"]), default="constant", show_default=True,
+              help="Learning rate: constant, or a cosine decay to 5 % over the epochs.")
 @click.option("--batch-size", default=64, show_default=True)
 @click.option("--epochs", default=None, type=int, help="Total epochs (default 10; with --resume: the run's).")
 @click.option("--save-freq", default=5, show_default=True, help="Epochs between kept checkpoints.")

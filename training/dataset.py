@@ -4,10 +4,16 @@ Layout (DESIGN.md "Data flow" 3)::
 
     DIR/{prefix}manifest.json          profile, set, render settings, seed, shards done
     DIR/{prefix}shard-00000/params.npy float32 (n, k) normalised parameters
-    DIR/{prefix}shard-00000/audio.npy  float32 (n, samples) mono audio
+    DIR/{prefix}shard-00000/notes.npy  float32 (n,) MIDI note each patch was played at (cents as fraction)
+    DIR/{prefix}shard-00000/audio.npy  float32 (n, samples) mono audio (unless --no-audio)
+    DIR/{prefix}shard-00000/pitch.npy  float32 (n,) detected pitch, MIDI scale, NaN unpitched (with features)
+    DIR/{prefix}shard-00000/<feature>.npy  features computed while rendering (--feature), see features_cache
     DIR/{prefix}shard-00000/wav/*.wav  optional
 
-Shard ``i`` draws its patches from ``numpy.random.default_rng([seed, i])``, so the result does
+Each patch is played at a note drawn from ``pitch_range`` (or at the render settings' one note).
+With ``augment`` the notes are played a little out of tune and released early, and the audio
+gets room, noise, EQ, gain and late starts (``training.augment``). Shard ``i`` draws everything
+from ``numpy.random.default_rng([seed, i])`` (augmenting from its own stream), so the result does
 not depend on the number of workers, their order, or on where a killed run stopped.
 """
 
@@ -27,8 +33,12 @@ import numpy as np
 from .. import __version__
 from ..core.atomic import write_json_atomic
 from ..core.errors import DatasetError
+from ..core.features import FeatureConfig
 from ..core.profile import ParameterSet, load_profile
 from ..core.render import Renderer, RenderSettings, make_renderer
+from .priors import PRIORS, draw_patches
+
+__all__ = ["Chunk", "Dataset", "DatasetSpec", "ShardResult", "draw_patches", "generate", "is_silent", "write_shard"]
 
 FORMAT = "deepdiva-dataset/1"
 SILENCE_PEAK = 10 ** (-60 / 20)  # -60 dBFS
@@ -52,8 +62,27 @@ class DatasetSpec:
     file_prefix: str = ""
     save_audio: bool = False
     drop_silent: bool = False
+    pitch_range: tuple[int, int] | None = None  # notes drawn uniformly from LOW..HIGH; None: render.midi_pitch
+    augment: dict | None = None  # an AugmentConfig as a dict; None: clean renders
+    features: tuple[str, ...] = ()  # features computed while rendering, stored in the shards
+    keep_audio: bool = True  # False: only parameters, notes and features are stored
+    prior: str = "uniform"  # how patches are drawn (training.priors)
 
     def __post_init__(self) -> None:
+        if self.pitch_range is not None:
+            low, high = (int(v) for v in self.pitch_range)
+            if not 0 <= low <= high <= 127:
+                raise DatasetError(f"--pitch-range {low} {high} must satisfy 0 <= LOW <= HIGH <= 127")
+            object.__setattr__(self, "pitch_range", (low, high))
+        object.__setattr__(self, "features", tuple(self.features))
+        if not self.keep_audio and not self.features:
+            raise DatasetError("--no-audio needs --feature: a dataset must keep its audio or its features")
+        if self.augment is not None:
+            from .augment import AugmentConfig
+
+            AugmentConfig.from_dict(self.augment)  # validates
+        if self.prior not in PRIORS:
+            raise DatasetError(f"unknown patch prior {self.prior!r}; use one of {', '.join(PRIORS)}")
         if self.base_preset and self.renderer == "builtin":
             raise DatasetError("the builtin synth models the shipped base preset only; "
                                "--base-preset needs --synth vst or --synth renderman")
@@ -76,7 +105,16 @@ class DatasetSpec:
     def from_dict(cls, d: dict) -> DatasetSpec:
         d = dict(d)
         d["render"] = RenderSettings(**d["render"])
+        if d.get("pitch_range") is not None:
+            d["pitch_range"] = tuple(d["pitch_range"])
+        d["features"] = tuple(d.get("features") or ())
         return cls(**d)
+
+    def draw_keys(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """The MIDI key each of ``n`` patches is played at."""
+        if self.pitch_range is None:
+            return np.full(n, self.render.midi_pitch, dtype=np.int64)
+        return rng.integers(self.pitch_range[0], self.pitch_range[1] + 1, n)
 
 
 @dataclass
@@ -102,19 +140,21 @@ def is_silent(audio: np.ndarray) -> np.ndarray:
     return peak < SILENCE_PEAK
 
 
-def draw_patches(pset: ParameterSet, rng: np.random.Generator, n: int) -> np.ndarray:
-    """n random patches, uniform in [0, 1], snapped to what the synth can represent."""
-    return pset.quantise(rng.random((n, len(pset)), dtype=np.float64)).astype(np.float32)
 
 
 @dataclass
 class Chunk:
-    """Consecutive rows of a shard: patches, their audio and how many of them are silent."""
+    """Consecutive rows of a shard: patches, their audio, other per-row arrays (``notes``,
+    ``pitch``, features; stored as ``<name>.npy``) and how many of them are silent."""
 
     params: np.ndarray
-    audio: np.ndarray
+    audio: np.ndarray | None
     silent: int = 0
     regenerated: int = 0
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.params)
 
 
 def render_chunks(spec: DatasetSpec, renderer: Renderer, index: int) -> Iterator[Chunk]:
@@ -124,12 +164,23 @@ def render_chunks(spec: DatasetSpec, renderer: Renderer, index: int) -> Iterator
     audio (176 MB for 500 two-second notes), which is also faster: less memory to fault in.
     With ``drop_silent`` a chunk's silent patches are redrawn before the next chunk starts.
     """
+    from .augment import AugmentConfig, augment_audio, draw_performance
+
     pset = renderer.parameter_set
     rng = np.random.default_rng([spec.seed, index])
-    params = draw_patches(pset, rng, spec.sample_size)
+    params = draw_patches(pset, rng, spec.sample_size, spec.prior)
+    keys = spec.draw_keys(rng, spec.sample_size)
+    augment = AugmentConfig.from_dict(spec.augment) if spec.augment is not None else None
+    if augment is not None:
+        notes, lengths = draw_performance(augment, rng, keys, spec.render.note_length)
+    else:
+        notes, lengths = keys.astype(np.float64), None
+    audio_rng = np.random.default_rng([spec.seed, index, 1])
     for start in range(0, len(params), RENDER_CHUNK):
-        chunk = params[start:start + RENDER_CHUNK]
-        audio = renderer.render(chunk)
+        rows_of = slice(start, start + RENDER_CHUNK)
+        chunk, chunk_notes = params[rows_of], notes[rows_of]
+        chunk_lengths = None if lengths is None else lengths[rows_of]
+        audio = renderer.render(chunk, chunk_notes, chunk_lengths)
         silent = is_silent(audio)
         regenerated = 0
         if spec.drop_silent:
@@ -137,11 +188,34 @@ def render_chunks(spec: DatasetSpec, renderer: Renderer, index: int) -> Iterator
                 rows = np.nonzero(silent)[0]
                 if rows.size == 0:
                     break
-                chunk[rows] = draw_patches(pset, rng, rows.size)
-                audio[rows] = renderer.render(chunk[rows])
+                chunk[rows] = draw_patches(pset, rng, rows.size, spec.prior)
+                audio[rows] = renderer.render(chunk[rows], chunk_notes[rows],
+                                              None if chunk_lengths is None else chunk_lengths[rows])
                 silent[rows] = is_silent(audio[rows])
                 regenerated += int(rows.size)
-        yield Chunk(chunk, audio, int(silent.sum()), regenerated)
+        if augment is not None:
+            audio = augment_audio(augment, audio_rng, audio, spec.render.sample_rate)
+        arrays = {"notes": chunk_notes.astype(np.float32)}
+        if spec.features:
+            arrays.update(feature_arrays(spec.features, audio, spec.render.sample_rate))
+        yield Chunk(chunk, audio if spec.keep_audio else None, int(silent.sum()), regenerated, arrays)
+
+
+def feature_arrays(names: Iterable[str], audio: np.ndarray, sample_rate: int,
+                   cfg: FeatureConfig | None = None) -> dict[str, np.ndarray]:
+    """``pitch`` (detected, MIDI scale, NaN when unpitched) and each feature of ``names`` as stored
+    in a shard (see :func:`deepdiva.training.features_cache.stored`)."""
+    from ..core.features import extract
+    from ..core.pitch import detect_pitches
+    from .features_cache import default_config, stored
+
+    pitches = detect_pitches(audio, sample_rate)
+    f0 = np.array([np.nan if p.hz is None else p.hz for p in pitches])
+    out = {"pitch": np.array([np.nan if p.hz is None else p.midi_float for p in pitches], dtype=np.float32)}
+    cfg = cfg or default_config(sample_rate)
+    for name in names:
+        out[name] = stored(name, extract(name, audio, cfg, f0))
+    return out
 
 
 def _npy_header(file: BinaryIO, shape: tuple[int, ...], dtype: np.dtype) -> None:
@@ -154,38 +228,45 @@ def write_shard(folder: Path, index: int, chunks: Iterable[Chunk], n_rows: int, 
                 save_audio: bool, prefix: str = "") -> ShardResult:
     """Stream chunks into a temp folder, then rename it into place (atomic on one filesystem).
 
-    ``n_rows`` is the shard's size; chunks adding up to anything else raise DatasetError and
-    leave nothing behind.
+    Every per-row array (``params``, ``audio`` unless a chunk has none, and each of
+    ``Chunk.arrays``) becomes ``<name>.npy``. ``n_rows`` is the shard's size; chunks adding up to
+    anything else raise DatasetError and leave nothing behind.
     """
     name = shard_name(prefix, index)
     final = folder / name
     tmp = Path(tempfile.mkdtemp(dir=folder, prefix=f".{name}.", suffix=".tmp"))
-    params: list[np.ndarray] = []
+    files: dict[str, BinaryIO] = {}
     rows = silent = regenerated = 0
     try:
         if save_audio:
             (tmp / "wav").mkdir()
-        with open(tmp / "audio.npy", "wb") as audio_file:
-            for chunk in chunks:
-                audio = np.ascontiguousarray(chunk.audio, dtype=np.float32)
-                if rows + len(audio) > n_rows or len(chunk.params) != len(audio):
-                    raise _row_count_error(name, n_rows, rows + len(audio))
-                if audio_file.tell() == 0:
-                    _npy_header(audio_file, (n_rows, audio.shape[1]), audio.dtype)
-                audio_file.write(audio.data)
-                if save_audio:
-                    _write_wavs(tmp / "wav", name, rows, audio, sample_rate)
-                params.append(np.asarray(chunk.params, dtype=np.float32))
-                rows += len(audio)
-                silent += chunk.silent
-                regenerated += chunk.regenerated
+        for chunk in chunks:
+            arrays = {"params": np.asarray(chunk.params, dtype=np.float32), **chunk.arrays}
+            if chunk.audio is not None:
+                arrays["audio"] = np.asarray(chunk.audio, dtype=np.float32)
+            if rows + len(chunk) > n_rows or any(len(a) != len(chunk) for a in arrays.values()) \
+                    or (files and set(arrays) != set(files)):
+                raise _row_count_error(name, n_rows, rows + len(chunk))
+            for key, array in arrays.items():
+                if key not in files:
+                    files[key] = open(tmp / f"{key}.npy", "wb")  # noqa: SIM115 - closed below
+                    _npy_header(files[key], (n_rows, *array.shape[1:]), array.dtype)
+                files[key].write(np.ascontiguousarray(array).data)
+            if save_audio and chunk.audio is not None:
+                _write_wavs(tmp / "wav", name, rows, arrays["audio"], sample_rate)
+            rows += len(chunk)
+            silent += chunk.silent
+            regenerated += chunk.regenerated
+        for handle in files.values():
+            handle.close()
         if rows != n_rows:
             raise _row_count_error(name, n_rows, rows)
-        np.save(tmp / "params.npy", np.concatenate(params))
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)
     except BaseException:
+        for handle in files.values():
+            handle.close()
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return ShardResult(index, name, rows, silent, regenerated)
@@ -299,6 +380,14 @@ class Dataset:
             raise DatasetError(f"missing {path}: regenerate the dataset or its features")
         return np.load(path, mmap_mode="r" if mmap else None)
 
+    def played_notes(self, shard: dict) -> np.ndarray:
+        """The MIDI note each patch of ``shard`` was played at (datasets from before per-row notes:
+        the render settings' one note)."""
+        path = self.shard_dir(shard) / "notes.npy"
+        if path.exists():
+            return np.load(path)
+        return np.full(shard["n"], self.spec.render.midi_pitch, dtype=np.float32)
+
     def iter_shards(self, what: str = "audio") -> Iterator[tuple[dict, np.ndarray]]:
         for shard in self.shards:
             yield shard, self.load_shard(shard, what)
@@ -350,6 +439,10 @@ def generate(folder: Path, spec: DatasetSpec, workers: int = 1, first_shard: int
              progress: Callable[[ShardResult], None] | None = None) -> Dataset:
     """Render every missing shard of the dataset; returns the opened dataset."""
     manifest = prepare(folder, spec)
+    if spec.features:
+        from .features_cache import record_features
+
+        record_features(Dataset(folder, manifest, spec.file_prefix), spec.features)
     done = {s["index"] for s in manifest["shards"] if (folder / s["name"]).is_dir()}
     manifest["shards"] = [s for s in manifest["shards"] if s["index"] in done]
     todo = [i for i in range(first_shard, spec.n_shards) if i not in done]

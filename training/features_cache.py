@@ -18,7 +18,7 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,12 +26,35 @@ import numpy as np
 
 from ..core.atomic import write_json_atomic
 from ..core.errors import DatasetError
-from ..core.features import FEATURE_NAMES, FeatureConfig, extract, feature_shape
+from ..core.features import FEATURE_NAMES, PITCHED_FEATURES, FeatureConfig, extract, feature_shape
 from ..core.scaler import MinMaxScaler
+from ..core.tuning import relative_to_pitch
 from .dataset import Dataset
 
 SCALED_FEATURES = ("mfcc",)
+# Features in [0, 1] stored as uint8 (a step of 0.31 dB for mel_db): a quarter of the disk and of
+# the page cache, so a few hundred thousand training examples stay in memory.
+QUANTISED_FEATURES = ("mel_db_pitch",)
 CHUNK_CLIPS = 64  # clips per extract() call: bounds the temporaries, not the result
+
+
+def default_config(sample_rate: int) -> FeatureConfig:
+    """The feature settings for audio at ``sample_rate`` (the band ends below its Nyquist)."""
+    return FeatureConfig(sample_rate=sample_rate, fmax=min(FeatureConfig.fmax, sample_rate / 2))
+
+
+def stored(name: str, x: np.ndarray) -> np.ndarray:
+    """Features as a shard stores them: uint8 for :data:`QUANTISED_FEATURES`, else float32."""
+    if name in QUANTISED_FEATURES:
+        return np.rint(np.clip(x, 0.0, 1.0) * 255.0).astype(np.uint8)
+    return np.asarray(x, dtype=np.float32)
+
+
+def loaded(x: np.ndarray) -> np.ndarray:
+    """Stored features back as float32 (inverse of :func:`stored`)."""
+    if x.dtype == np.uint8:
+        return x.astype(np.float32) * np.float32(1.0 / 255.0)
+    return np.asarray(x, dtype=np.float32)
 
 
 # --------------------------------------------------------------------------- split
@@ -112,31 +135,53 @@ def _shard_done(path: Path, n: int, shape: tuple[int, ...]) -> bool:
         arr = np.load(path, mmap_mode="r")
     except (OSError, ValueError):
         return False
-    return arr.shape == (n, *shape) and arr.dtype == np.float32
+    return arr.shape == (n, *shape) and arr.dtype in (np.float32, np.uint8)
 
 
-def cache_shard(shard_dir: str, name: str, cfg_dict: dict) -> str:
-    """Extract ``name`` from ``shard_dir/audio.npy`` into ``shard_dir/<name>.npy`` (atomically)."""
-    folder = Path(shard_dir)
-    cfg = FeatureConfig.from_dict(cfg_dict)
-    audio = np.load(folder / "audio.npy", mmap_mode="r")
-    out: np.ndarray | None = None
-    for i in range(0, len(audio), CHUNK_CLIPS):
-        part = extract(name, np.asarray(audio[i:i + CHUNK_CLIPS]), cfg)
-        if out is None:
-            out = np.empty((len(audio), *part.shape[1:]), dtype=np.float32)
-        out[i:i + len(part)] = part
-    if out is None:
-        raise DatasetError(f"{folder / 'audio.npy'} holds no clips")
+def _save_atomic(folder: Path, name: str, array: np.ndarray) -> None:
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.npy.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
-            np.save(fh, out)
+            np.save(fh, array)
         os.replace(tmp, folder / f"{name}.npy")
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def cache_shard(shard_dir: str, name: str, cfg_dict: dict) -> str:
+    """Extract ``name`` from ``shard_dir/audio.npy`` into ``shard_dir/<name>.npy`` (atomically);
+    a feature that uses the note's pitch also writes the detected pitch (``pitch.npy``)."""
+    from .dataset import feature_arrays
+
+    folder = Path(shard_dir)
+    cfg = FeatureConfig.from_dict(cfg_dict)
+    audio = np.load(folder / "audio.npy", mmap_mode="r")
+    parts: dict[str, list[np.ndarray]] = {}
+    for i in range(0, len(audio), CHUNK_CLIPS):
+        clips = np.asarray(audio[i:i + CHUNK_CLIPS])
+        if name in PITCHED_FEATURES:
+            arrays = feature_arrays((name,), clips, cfg.sample_rate, cfg)
+        else:
+            arrays = {name: stored(name, extract(name, clips, cfg))}
+        for key, value in arrays.items():
+            parts.setdefault(key, []).append(value)
+    if not parts:
+        raise DatasetError(f"{folder / 'audio.npy'} holds no clips")
+    if "pitch" in parts:
+        _save_atomic(folder, "pitch", np.concatenate(parts.pop("pitch")))
+    _save_atomic(folder, name, np.concatenate(parts[name]))
     return str(folder)
+
+
+def record_features(ds: Dataset, names: Iterable[str]) -> None:
+    """Note in the dataset's features.json that its shards carry ``names``, computed with the
+    default settings while rendering (``dataset generate --feature``)."""
+    cfg = default_config(ds.spec.render.sample_rate)
+    manifest = read_features_manifest(ds)
+    for name in names:
+        manifest[name] = {"config": cfg.to_dict(), "shape": list(feature_shape(name, ds.manifest["n_samples"], cfg))}
+    write_json_atomic(features_manifest_path(ds), manifest)
 
 
 @dataclass
@@ -159,8 +204,7 @@ def cache_features(ds: Dataset, name: str, cfg: FeatureConfig | None = None, wor
     if name not in FEATURE_NAMES:
         raise DatasetError(f"unknown feature {name!r}; use one of {', '.join(FEATURE_NAMES)}")
     if cfg is None:
-        sr = ds.spec.render.sample_rate
-        cfg = FeatureConfig(sample_rate=sr, fmax=min(FeatureConfig.fmax, sr / 2))
+        cfg = default_config(ds.spec.render.sample_rate)
     manifest = read_features_manifest(ds)
     old = manifest.get(name)
     if old is not None and old.get("config") != cfg.to_dict():
@@ -253,27 +297,41 @@ def scaler_for(ds: Dataset, split: Split, name: str = "mfcc") -> dict:
 # --------------------------------------------------------------------------- reading
 
 class CachedFeatures:
-    """Memory-mapped cached features and parameters of a dataset, read by global row index."""
+    """Memory-mapped cached features and parameters of a dataset, read by global row index.
+
+    When a shard knows the pitch heard in each clip (``pitch.npy``, written with a pitched
+    feature), the parameters are restated for that pitch (:func:`~deepdiva.core.tuning.relative_to_pitch`):
+    the network learns the patch that sounds like the clip when played at the detected note,
+    which is how a match is played. Rows that cannot be restated are left out (``usable``).
+    """
 
     def __init__(self, ds: Dataset, name: str, scaler: MinMaxScaler | None = None) -> None:
         self.name = name
         self.scaler = scaler
         self.features = []
         self.params = []
+        usable = []
+        pset = ds.parameter_set
         for shard in ds.shards:
             path = feature_path(ds, shard, name)
             if not path.exists():
                 raise DatasetError(f"missing {path}: run: deepdiva features {ds.folder} --feature {name}")
-            feats, params = np.load(path, mmap_mode="r"), ds.load_shard(shard, "params")
+            feats, params = np.load(path, mmap_mode="r"), np.asarray(ds.load_shard(shard, "params"))
             if len(feats) != len(params):
                 raise DatasetError(f"{path} has {len(feats)} rows but the shard has {len(params)} patches; "
                                    f"rerun: deepdiva features {ds.folder} --feature {name} --overwrite")
+            heard_path = ds.shard_dir(shard) / "pitch.npy"
+            ok = np.ones(len(params), dtype=bool)
+            if heard_path.exists():
+                params, ok = relative_to_pitch(pset, params, ds.played_notes(shard), np.load(heard_path))
             self.features.append(feats)
             self.params.append(params)
+            usable.append(ok)
         if not self.features:
             raise DatasetError(f"{ds.folder} has no shards")
         self.offsets = np.cumsum([0] + [len(p) for p in self.params])
         self.shape = tuple(self.features[0].shape[1:])
+        self.usable = np.concatenate(usable)
 
     def __len__(self) -> int:
         return int(self.offsets[-1])
@@ -293,7 +351,7 @@ class CachedFeatures:
         for s in np.unique(shard_of):
             pick = shard_of == s
             local = rows[pick] - self.offsets[s]
-            x[pick] = self.features[s][local]
+            x[pick] = loaded(self.features[s][local])
             y[pick] = self.params[s][local]
         if self.scaler is not None:
             x = self.scaler.transform(x)

@@ -10,6 +10,8 @@ needs no post-processing.
 - ``lstm``: the seed's baseline on ``mfcc`` (bidirectional LSTM, highway layers).
 - ``cnn2``: on ``mel_db`` (loudness kept); separable convs, a 1x1 bottleneck that keeps the
   time/frequency layout, classification heads for discrete parameters.
+- ``cnn3``: on ``mel_db_pitch`` (``mel_db`` plus the harmonic comb of the detected note), a CPU-
+  friendly strided front end, ``cnn2``'s bottleneck and heads.
 """
 
 from __future__ import annotations
@@ -209,6 +211,13 @@ def build_cnn2(input_shape: Sequence[int], pset: ParameterSet, width: int = 32, 
     x = layers.Flatten()(x)
     x = layers.Dense(dense, activation="relu")(x)
     x = layers.Dropout(dropout)(x)
+    params, heads = _heads(x, pset)
+    return keras.Model(inp, [params, heads], name="cnn2")
+
+
+def _heads(x, pset: ParameterSet):
+    """Sigmoid regression for continuous parameters, one softmax per discrete one; ``params``
+    decodes them inside the graph (see :class:`DecodeParams`)."""
     layout = head_layout(pset)
     cont, disc = _head_slices(layout)
     parts = []
@@ -217,8 +226,30 @@ def build_cnn2(input_shape: Sequence[int], pset: ParameterSet, width: int = 32, 
     for j, _, s in disc:
         parts.append(layers.Dense(s, activation="softmax", name=f"discrete_{pset.ids[j]}")(x))
     heads = layers.Concatenate(name="heads")(parts) if len(parts) > 1 else layers.Identity(name="heads")(parts[0])
-    params = DecodeParams(layout, name="params")(heads)
-    return keras.Model(inp, [params, heads], name="cnn2")
+    return DecodeParams(layout, name="params")(heads), heads
+
+
+def build_cnn3(input_shape: Sequence[int], pset: ParameterSet, dense: int = 384, dropout: float = 0.2) -> keras.Model:
+    """CNN for ``mel_db_pitch`` (the spectrogram and the harmonic comb of the detected note),
+    sized for training on a CPU: two strided convolutions shrink the image 4x per side before
+    anything wide runs (5x the training speed of ``cnn2``'s full-resolution first layer and
+    depthwise convolutions on this machine), batch normalisation only where the maps are small,
+    then ``cnn2``'s 1x1 bottleneck, which keeps where energy sits, and its heads.
+    """
+    inp = keras.Input(shape=tuple(input_shape), name="features")
+    x = layers.Conv2D(24, 4, strides=2, padding="same", activation="relu")(inp)
+    x = layers.Conv2D(48, 3, strides=2, padding="same", activation="relu")(x)
+    for filters, pool in ((64, (2, 2)), (96, (2, 2)), (128, (1, 2))):
+        x = layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
+        x = layers.BatchNormalization(momentum=BN_MOMENTUM)(x)
+        x = layers.Activation("relu")(x)
+        x = layers.MaxPooling2D(pool, padding="same")(x)
+    x = layers.Conv2D(32, 1, activation="relu")(x)
+    x = layers.Flatten()(x)
+    x = layers.Dense(dense, activation="relu")(x)
+    x = layers.Dropout(dropout)(x)
+    params, heads = _heads(x, pset)
+    return keras.Model(inp, [params, heads], name="cnn3")
 
 
 @dataclass(frozen=True)
@@ -236,6 +267,8 @@ MODELS: dict[str, ModelSpec] = {
     "lstm": ModelSpec("lstm", "mfcc", build_lstm, "seed bidirectional LSTM + highway on MFCC"),
     "cnn2": ModelSpec("cnn2", "mel_db", build_cnn2,
                       "separable CNN on the loudness-keeping mel spectrogram, classification heads"),
+    "cnn3": ModelSpec("cnn3", "mel_db_pitch", build_cnn3,
+                      "strided CNN on the mel spectrogram plus the detected note's harmonic comb"),
 }
 
 
@@ -261,11 +294,15 @@ LOSSES: dict[str, Callable] = {"rmse": rmse, "mse": keras.losses.mean_squared_er
 
 
 def compile_model(model: keras.Model, optimizer: str = "adam", learning_rate: float | None = None,
-                  loss: str = "rmse") -> keras.Model:
-    """Compile with ``loss`` on ``params`` (or :class:`HeadLoss` on ``heads``) and MAE on ``params``."""
+                  loss: str = "rmse", decay_steps: int | None = None) -> keras.Model:
+    """Compile with ``loss`` on ``params`` (or :class:`HeadLoss` on ``heads``) and MAE on ``params``;
+    with ``decay_steps`` the learning rate follows a cosine down to 5 % over that many steps."""
     if loss not in LOSSES:
         raise ModelError(f"unknown loss {loss!r}; use one of {', '.join(LOSSES)}")
     config: dict = {} if learning_rate is None else {"learning_rate": learning_rate}
+    if decay_steps:
+        rate = learning_rate or 1e-3
+        config["learning_rate"] = keras.optimizers.schedules.CosineDecay(rate, decay_steps, alpha=0.05)
     try:
         opt = keras.optimizers.get({"class_name": optimizer, "config": config})
     except (ValueError, TypeError) as exc:

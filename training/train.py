@@ -35,6 +35,7 @@ from .features_cache import SCALED_FEATURES, CachedFeatures, Split, cached_confi
 # TensorFlow is imported lazily, after this: keep its C++ INFO lines off the terminal
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 RUN_FORMAT = "deepdiva-run/1"
+LR_SCHEDULES = ("constant", "cosine")
 Logger = Callable[[str], None]
 
 
@@ -56,6 +57,7 @@ class TrainConfig:
     patience: int | None = None
     runs_dir: str = "runs"
     name: str | None = None
+    lr_schedule: str = "constant"  # or "cosine": decays to 5 % of the rate over all epochs
 
     def __post_init__(self) -> None:
         for key in ("batch_size", "epochs", "save_freq"):
@@ -65,6 +67,8 @@ class TrainConfig:
             raise ModelError(f"--patience must be >= 1, got {self.patience}")
         if self.learning_rate is not None and not self.learning_rate > 0:
             raise ModelError(f"--learning-rate must be > 0, got {self.learning_rate}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ModelError(f"--lr-schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
@@ -108,6 +112,11 @@ def open_store(ds: Dataset, feature: str, scaler: dict | None) -> CachedFeatures
     return CachedFeatures(ds, feature, MinMaxScaler.from_dict(scaler) if scaler else None)
 
 
+def usable_rows(store: CachedFeatures, rows: np.ndarray) -> np.ndarray:
+    """``rows`` whose labels could be restated for the pitch heard (see :class:`CachedFeatures`)."""
+    return rows[store.usable[rows]]
+
+
 # --------------------------------------------------------------------------- run folder
 
 def read_json(path: Path) -> dict:
@@ -133,7 +142,8 @@ def dataset_summary(ds: Dataset, split: Split) -> dict:
             "n_train": int(split.train.size), "n_val": int(split.val.size), "profile": spec.profile,
             "parameter_set": spec.parameter_set, "parameter_ids": ds.manifest["parameter_ids"],
             "parameter_names": ds.manifest["parameter_names"], "renderer": spec.renderer,
-            "render": spec.render.to_dict(), "seed": spec.seed}
+            "render": spec.render.to_dict(), "seed": spec.seed, "pitch_range": spec.pitch_range,
+            "prior": spec.prior, "augment": spec.augment}
 
 
 def _new_run_dir(cfg: TrainConfig) -> Path:
@@ -247,8 +257,9 @@ def train(cfg: TrainConfig, say: Logger | None = None) -> RunResult:
     scaler = scaler_for(ds, split, feature) if feature in SCALED_FEATURES else None
     store = open_store(ds, feature, scaler)
     keras.utils.set_random_seed(cfg.seed)
+    steps = cfg.epochs * math.ceil(usable_rows(store, split.train).size / cfg.batch_size)
     model = compile_model(build_model(cfg.model, store.shape, ds.parameter_set), cfg.optimizer,
-                          cfg.learning_rate, cfg.loss)
+                          cfg.learning_rate, cfg.loss, decay_steps=steps if cfg.lr_schedule == "cosine" else None)
     run_dir = _new_run_dir(cfg)
     (run_dir / "checkpoints").mkdir(parents=True)
     config = {"format": RUN_FORMAT, "created": datetime.now().isoformat(timespec="seconds"),
@@ -259,8 +270,11 @@ def train(cfg: TrainConfig, say: Logger | None = None) -> RunResult:
     write_json_atomic(run_dir / "config.json", config)
     history: dict[str, list] = {"epochs": [], "sessions": []}
     if say:
+        n_train, n_val = usable_rows(store, split.train).size, usable_rows(store, split.val).size
+        left = split.n - store.usable.sum()
         say(f"run {run_dir}: {cfg.model} on {cfg.feature} {tuple(store.shape)}, {model.count_params()} weights, "
-            f"{split.train.size} train / {split.val.size} validation patches, {_device()}")
+            f"{n_train} train / {n_val} validation patches ({left} left out: their tuning cannot follow the "
+            f"pitch heard), {_device()}")
     return _fit(run_dir, model, cfg, ds, store, split, history, say)
 
 
@@ -313,8 +327,9 @@ def _fit(run_dir: Path, model, cfg: TrainConfig, ds: Dataset, store: CachedFeatu
     if cfg.patience:
         callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, patience=cfg.patience))
     if initial < cfg.epochs:
-        train_data = batches(store, split.train, cfg.batch_size, n_out, True, cfg.seed, initial)
-        val_data = batches(store, split.val, cfg.batch_size, n_out, False) if split.val.size else None
+        train_data = batches(store, usable_rows(store, split.train), cfg.batch_size, n_out, True, cfg.seed, initial)
+        val_rows = usable_rows(store, split.val)
+        val_data = batches(store, val_rows, cfg.batch_size, n_out, False) if val_rows.size else None
         model.fit(train_data, validation_data=val_data, epochs=cfg.epochs, initial_epoch=initial,
                   callbacks=callbacks, verbose=0)
     elif say:
@@ -351,12 +366,14 @@ def evaluate_run(run_dir: Path, store: CachedFeatures, split: Split, batch_size:
     best = [e["epoch"] for e in history if e.get("best")]
     metrics: dict = {"model_file": str(path.relative_to(run_dir)),
                      "epoch": best[-1] if best and path.name == "best.keras" else len(history),
-                     "val_mae": None, "val_mae_per_parameter": None, "n_val": int(split.val.size)}
-    if split.val.size:
+                     "val_mae": None, "val_mae_per_parameter": None}
+    val_rows = usable_rows(store, split.val)
+    metrics["n_val"] = int(val_rows.size)
+    if val_rows.size:
         model = keras.models.load_model(path)
         pred, true = [], []
-        for i in range(0, split.val.size, 512):
-            x, y = store.get(split.val[i:i + 512])
+        for i in range(0, val_rows.size, 512):
+            x, y = store.get(val_rows[i:i + 512])
             pred.append(predict_params(model, x, batch_size))
             true.append(y)
         per = parameter_mae(np.concatenate(pred), np.concatenate(true))

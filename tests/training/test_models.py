@@ -37,7 +37,8 @@ def test_head_layout_marks_discrete_parameters(tiny11) -> None:
     assert [(tiny11.ids[j], s) for j, s in enumerate(layout) if s] == [(86, 5), (131, 4), (132, 4)]
 
 
-@pytest.mark.parametrize(("name", "shape"), [("cnn", (16, 16, 1)), ("lstm", (6, 13)), ("cnn2", (16, 32, 1))])
+@pytest.mark.parametrize(("name", "shape"), [("cnn", (16, 16, 1)), ("lstm", (6, 13)), ("cnn2", (16, 32, 1)),
+                                             ("cnn3", (16, 32, 2))])
 def test_builders_output_shapes(tiny11, name: str, shape: tuple[int, ...]) -> None:
     model = build_model(name, shape, tiny11)
     x = np.random.default_rng(0).random((3, *shape), dtype=np.float32)
@@ -47,13 +48,25 @@ def test_builders_output_shapes(tiny11, name: str, shape: tuple[int, ...]) -> No
     assert tuple(params.shape) == (3, 11)
     p = np.asarray(params)
     assert np.all((p >= 0) & (p <= 1))
-    if name == "cnn2":
+    if name in ("cnn2", "cnn3"):
         assert model.output_names == ["params", "heads"]
         assert tuple(out[1].shape) == (3, 8 + 5 + 4 + 4)
 
 
 def test_default_features_per_model() -> None:
-    assert {k: v.feature for k, v in MODELS.items()} == {"cnn": "mel", "lstm": "mfcc", "cnn2": "mel_db"}
+    assert {k: v.feature for k, v in MODELS.items()} == {"cnn": "mel", "lstm": "mfcc", "cnn2": "mel_db",
+                                                         "cnn3": "mel_db_pitch"}
+
+
+def test_registries_serve_exactly_the_names_the_cli_offers() -> None:
+    from deepdiva.core.features import _EXTRACTORS, PITCHED_FEATURES
+    from deepdiva.core.names import FEATURE_NAMES, MODEL_NAMES, PATCH_PRIORS
+    from deepdiva.training.priors import PRIORS
+
+    assert tuple(MODELS) == MODEL_NAMES
+    assert set(_EXTRACTORS) | set(PITCHED_FEATURES) == set(FEATURE_NAMES)
+    assert PRIORS == PATCH_PRIORS
+    assert {spec.feature for spec in MODELS.values()} <= set(FEATURE_NAMES)
 
 
 def test_decode_params_argmax_over_steps() -> None:

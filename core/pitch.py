@@ -1,0 +1,198 @@
+"""Pitch of a note: its fundamental, the nearest MIDI note and the cents off, or "unpitched".
+
+The fundamental comes from YIN (librosa's maintained implementation, de Cheveigné & Kawahara
+2002) on the note's loud frames within its first :data:`WINDOW_SECONDS`, at about 22 kHz (the
+note is decimated first: YIN's cost grows with the square of the frame length). Per frame the
+period YIN picked is checked by the normalised autocorrelation at that lag (1.0 for a perfectly
+periodic frame). The rule for **unpitched** (drums, noise, breath): fewer than
+:data:`MIN_VOICED_SHARE` of the loud frames have a clear period (autocorrelation >=
+:data:`CLARITY`), or the clear frames disagree (their pitches spread over more than
+:data:`MAX_SPREAD_CENTS`). A pitched note's fundamental is the median of its clear frames.
+
+Note names use the common convention MIDI 60 = C4 (middle C), 69 = A4 = 440 Hz, 48 = C3 (the
+note every dataset used to be rendered at).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import AudioError
+
+A4_HZ = 440.0
+A4_MIDI = 69
+DEFAULT_MIDI = 48  # what unpitched sounds are played at (C3, the renderers' default note)
+FMIN_HZ = 30.0  # B0 is 30.9 Hz: a bass's lowest string is inside
+FMAX_HZ = 2200.0  # C7 is 2093 Hz: a lead's highest note is inside
+SEARCH_FMAX_HZ = 2600.0  # YIN searches a little beyond, so a note near FMAX_HZ is not at its edge
+ANALYSIS_RATE = 22050  # YIN runs at about this rate (the note is decimated by an integer factor)
+FRAME = 2048  # YIN frame at the analysis rate: 93 ms, two periods of 21.5 Hz
+HOP = 1024  # 11 frames over the window: enough for a median, and YIN's cost is per frame
+WINDOW_SECONDS = 0.6  # frames are taken from the note's first 0.6 s, where every note still sounds
+LOUD_DB = 25.0  # frames within 25 dB of the loudest count
+CLARITY = 0.8  # normalised autocorrelation at the period for a frame to count as periodic
+MIN_VOICED_SHARE = 0.3  # of the loud frames; a sung or spoken note has breathy and consonant frames
+MAX_SPREAD_CENTS = 100.0  # interquartile spread of the clear frames' pitches
+NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+
+
+def hz_to_midi(hz: float | np.ndarray) -> np.ndarray:
+    return A4_MIDI + 12.0 * np.log2(np.asarray(hz, dtype=np.float64) / A4_HZ)
+
+
+def midi_to_hz(midi: float | np.ndarray) -> np.ndarray:
+    return A4_HZ * 2.0 ** ((np.asarray(midi, dtype=np.float64) - A4_MIDI) / 12.0)
+
+
+def note_name(midi: int) -> str:
+    """``69 -> "A4"``, ``48 -> "C3"``, ``61 -> "C#4"``."""
+    return f"{NAMES[int(midi) % 12]}{int(midi) // 12 - 1}"
+
+
+@dataclass(frozen=True)
+class Pitch:
+    """The pitch of one note. Unpitched notes have ``hz`` None and ``midi`` the default note."""
+
+    hz: float | None
+    midi: int  # the key to play: nearest MIDI note, or DEFAULT_MIDI when unpitched
+    cents: float  # how far the fundamental lies above (+) or below (-) that key, -50..50
+    clarity: float  # median normalised autocorrelation at the period over the loud frames, 0..1
+
+    @property
+    def pitched(self) -> bool:
+        return self.hz is not None
+
+    @property
+    def name(self) -> str:
+        return note_name(self.midi) if self.pitched else "unpitched"
+
+    @property
+    def midi_float(self) -> float:
+        """The fundamental on the MIDI scale (the key plus the cents)."""
+        return self.midi + self.cents / 100.0
+
+    def as_dict(self) -> dict:
+        """``note``, ``midi_pitch``, ``cents``, ``hz`` and ``pitched``, as reports show them."""
+        return {"note": self.name, "midi_pitch": self.midi, "cents": round(self.cents, 1),
+                "hz": None if self.hz is None else round(self.hz, 2), "pitched": self.pitched}
+
+    def describe(self) -> str:
+        """``"A4 (+12 cents, 445.7 Hz)"`` or ``"unpitched"``."""
+        if not self.pitched:
+            return "unpitched"
+        return f"{self.name} ({self.cents:+.0f} cents, {self.hz:.1f} Hz)"
+
+    @classmethod
+    def unpitched(cls, clarity: float = 0.0) -> Pitch:
+        return cls(None, DEFAULT_MIDI, 0.0, clarity)
+
+    @classmethod
+    def from_hz(cls, hz: float, clarity: float = 1.0) -> Pitch:
+        midi_float = float(hz_to_midi(hz))
+        midi = int(round(midi_float))
+        return cls(float(hz), midi, 100.0 * (midi_float - midi), clarity)
+
+
+def _analysis_window(audio: np.ndarray, sample_rate: int) -> tuple[np.ndarray, int]:
+    """The first WINDOW_SECONDS, decimated by an integer factor to about ANALYSIS_RATE with a box
+    filter (its first null lies at the new rate, far above FMAX_HZ), at least one frame long."""
+    q = max(1, int(round(sample_rate / ANALYSIS_RATE)))
+    sr = sample_rate // q
+    n = max(FRAME, int(WINDOW_SECONDS * sr)) * q
+    window = audio[:, :n]
+    if window.shape[1] < n:
+        window = np.pad(window, ((0, 0), (0, n - window.shape[1])))
+    if q > 1:
+        window = sum(window[:, i::q] for i in range(q)) * np.float32(1.0 / q)
+    return np.ascontiguousarray(window, dtype=np.float32), sr
+
+
+def _frames(audio: np.ndarray) -> np.ndarray:
+    """(clips, samples) -> (clips, frames, FRAME), frames starting every HOP samples (no padding)."""
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    return sliding_window_view(audio, FRAME, axis=-1)[:, ::HOP]
+
+
+def _correlation(segment: np.ndarray, lags: np.ndarray, length: int) -> np.ndarray:
+    """Normalised autocorrelation of ``segment[..., :length]`` with ``segment[..., lag:lag+length]``
+    for each lag of ``lags`` (broadcast against the leading axes); 1.0 for a period of a periodic
+    signal. Both windows have the same length, so unlike YIN's difference function it has no bias
+    towards short lags."""
+    idx = lags[..., None] + np.arange(length)
+    a = segment[..., None, :length] if lags.ndim > segment.ndim - 1 else segment[..., :length]
+    b = np.take_along_axis(segment[..., None, :] if lags.ndim > segment.ndim - 1 else segment, idx, axis=-1)
+    num = np.einsum("...i,...i->...", a, b)
+    den = np.sqrt(np.einsum("...i,...i->...", a, a) * np.einsum("...i,...i->...", b, b))
+    return np.where(den > 0, num / np.maximum(den, 1e-30), 0.0)
+
+
+def _refine_period(segment: np.ndarray, period: float) -> float:
+    """The period near ``period`` where the normalised autocorrelation of one frame peaks, to a
+    fraction of a sample (parabolic interpolation): YIN's own estimate is biased towards short
+    periods by up to a fifth of a semitone at low notes."""
+    reach = max(2, int(math.ceil(0.03 * period)))
+    length = FRAME // 2
+    lags = np.arange(max(1, int(round(period)) - reach), min(len(segment) - length, int(round(period)) + reach) + 1)
+    if lags.size < 3:
+        return period
+    r = _correlation(segment, lags, length)
+    i = int(np.clip(np.argmax(r), 1, lags.size - 2))
+    a, b, c = r[i - 1], r[i], r[i + 1]
+    curve = a - 2 * b + c
+    shift = 0.5 * (a - c) / curve if curve < 0 else 0.0
+    return float(lags[i] + np.clip(shift, -1.0, 1.0))
+
+
+def detect_pitches(notes: np.ndarray, sample_rate: int) -> list[Pitch]:
+    """The pitch of each note of a batch ``(n, samples)`` (or one note ``(samples,)``), each
+    starting at its onset (``core.audio.prepare_note``)."""
+    import librosa
+
+    batch = np.asarray(notes, dtype=np.float32)
+    if batch.ndim == 1:
+        batch = batch[None, :]
+    if batch.ndim != 2 or batch.shape[0] == 0:
+        raise AudioError(f"pitch detection needs audio of shape (samples,) or (notes, samples); got {np.shape(notes)}")
+    audio, sr = _analysis_window(batch, sample_rate)
+    frames = _frames(audio)
+    # YIN on exactly these frames: center=False and the same frame and hop
+    f0 = librosa.yin(audio, fmin=FMIN_HZ, fmax=min(SEARCH_FMAX_HZ, sr / 2 - 1), sr=sr, frame_length=FRAME,
+                     hop_length=HOP, center=False)[:, : frames.shape[1]]
+    periods = sr / f0
+    clarity = _correlation(frames, np.rint(periods).astype(np.int64), FRAME // 2)
+    # a period at the shortest YIN may return means it found no trough in range, not a pitch
+    clarity[periods < np.floor(sr / SEARCH_FMAX_HZ) + 1.0] = 0.0
+    energy = np.einsum("...i,...i->...", frames, frames)
+    return [_summarise(frames[row], periods[row], clarity[row], energy[row], sr) for row in range(len(frames))]
+
+
+def _summarise(frames: np.ndarray, periods: np.ndarray, clarity: np.ndarray, energy: np.ndarray,
+               sr: int) -> Pitch:
+    """One note's pitch from its frames' YIN periods and their clarity (see the module's rule)."""
+    peak = float(energy.max())
+    if not peak > 0:
+        return Pitch.unpitched()
+    loud = energy >= peak * 10 ** (-LOUD_DB / 10)
+    median_clarity = float(np.median(clarity[loud]))
+    clear = loud & (clarity >= CLARITY)
+    if clear.sum() < max(1, math.ceil(MIN_VOICED_SHARE * loud.sum())):
+        return Pitch.unpitched(median_clarity)
+    midi = hz_to_midi(sr / periods[clear])
+    q25, q50, q75 = np.percentile(midi, [25, 50, 75])
+    if 100.0 * (q75 - q25) > MAX_SPREAD_CENTS:
+        return Pitch.unpitched(median_clarity)
+    # refine on the clear frame nearest the median pitch
+    row = np.flatnonzero(clear)[int(np.argmin(np.abs(midi - q50)))]
+    hz = sr / _refine_period(frames[row], float(periods[row]))
+    if not FMIN_HZ <= hz <= FMAX_HZ:
+        return Pitch.unpitched(median_clarity)
+    return Pitch.from_hz(hz, median_clarity)
+
+
+def detect_pitch(note: np.ndarray, sample_rate: int) -> Pitch:
+    """The pitch of one note (mono, starting at its onset)."""
+    return detect_pitches(np.asarray(note)[None, :] if np.ndim(note) == 1 else note, sample_rate)[0]

@@ -1,0 +1,91 @@
+"""Tuning that belongs to the sound, not to the key it was played at.
+
+A preset is played at whatever key the user presses, so a target's pitch belongs in the note
+it is rendered at, and the oscillators' tuning only carries what belongs to the sound: an
+interval between the oscillators, or an octave the sound really has. The builtin synth has no
+key tracking (filters and envelopes do not follow the key), so a patch played at note ``p``
+sounds exactly like the same patch with both oscillators retuned by ``p - q`` played at note
+``q``. :func:`relative_to_pitch` uses that to restate a patch for the pitch heard in its audio;
+training labels are restated so (the network learns "osc1 at the pitch heard" rather than the
+octave of the recording), and so is the evaluation's ground truth.
+
+:func:`tidy` sets the tuning of an oscillator that is not heard to the base preset's, so a
+written preset never carries a meaningless detune.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .pitch import DEFAULT_MIDI
+from .profile import ParameterSet
+
+TUNE1_ID = 86  # OSC:Tune1, octave steps -24..24
+TUNE2_ID = 87  # OSC:Tune2, continuous -30..30 semitones
+VOL1_ID = 97  # OSC:Vol1, 0..100
+VOL2_ID = 98  # OSC:Vol2, 0..100
+SILENT_VOLUME = 2.0  # an oscillator below 2 % (-34 dB against one at full level) is not heard
+OCTAVE_TOLERANCE = 0.5  # semitones: how far a shift may lie from whole octaves for Tune1 to carry it
+
+
+def _column(pset: ParameterSet, pid: int) -> int | None:
+    return pset.ids.index(pid) if pid in pset.ids else None
+
+
+def _native_range(pset: ParameterSet, column: int) -> tuple[float, float]:
+    p = pset.parameters[column]
+    steps = p.steps
+    return (float(steps.min()), float(steps.max())) if steps is not None else (p.low, p.high)
+
+
+def relative_to_pitch(pset: ParameterSet, params: np.ndarray, played: np.ndarray,
+                      heard: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Restate patches played at MIDI notes ``played`` for the pitches ``heard`` in their audio.
+
+    ``params`` (n, k) normalised; ``played`` and ``heard`` (n,) MIDI notes (fractions are cents;
+    ``heard`` NaN for unpitched audio, which a match plays at the default note
+    :data:`~deepdiva.core.pitch.DEFAULT_MIDI`). Both oscillators are retuned by ``played - heard``;
+    Tune1 moves in octaves only, so a shift more than :data:`OCTAVE_TOLERANCE` from whole octaves,
+    or one that leaves a tuning range, cannot be restated exactly. Returns the restated, tidied
+    patches and a boolean (n,): False for pitched rows that could not be restated (unpitched rows
+    are restated as near as the ranges allow, and kept).
+    """
+    x = np.array(params, dtype=np.float32, copy=True)
+    heard = np.asarray(heard, dtype=np.float64)
+    pitched = np.isfinite(heard)
+    shift = np.asarray(played, dtype=np.float64) - np.where(pitched, heard, DEFAULT_MIDI)
+    ok = np.ones(len(x), dtype=bool)
+    native = pset.from_normalised(x)
+    c1, c2 = _column(pset, TUNE1_ID), _column(pset, TUNE2_ID)
+    if c1 is not None:
+        octaves = 12.0 * np.round(shift / 12.0)
+        ok &= np.abs(shift - octaves) <= OCTAVE_TOLERANCE
+        tune1 = native[:, c1] + octaves
+        low, high = _native_range(pset, c1)
+        ok &= (tune1 >= low - 1e-6) & (tune1 <= high + 1e-6)
+        native[:, c1] = np.clip(tune1, low, high)
+    else:
+        ok &= np.abs(shift) <= OCTAVE_TOLERANCE  # nothing can carry a transposition
+    if c2 is not None:
+        low, high = _native_range(pset, c2)
+        tune2 = native[:, c2] + shift
+        ok &= (tune2 >= low - 1e-6) & (tune2 <= high + 1e-6)
+        native[:, c2] = np.clip(tune2, low, high)
+    restated = pset.to_normalised(native).astype(np.float32)
+    return tidy(pset, restated), ok | ~pitched
+
+
+def tidy(pset: ParameterSet, params: np.ndarray) -> np.ndarray:
+    """Patches (n, k) or (k,) normalised with the tuning of an unheard oscillator (volume below
+    :data:`SILENT_VOLUME`) set to the base preset's; nothing else changes."""
+    x = np.array(params, dtype=np.float32, copy=True)
+    rows = x[None, :] if x.ndim == 1 else x
+    defaults = pset.defaults_normalised()
+    for vol_id, tune_id in ((VOL1_ID, TUNE1_ID), (VOL2_ID, TUNE2_ID)):
+        cv, ct = _column(pset, vol_id), _column(pset, tune_id)
+        if cv is None or ct is None:
+            continue
+        p = pset.parameters[cv]
+        silent = rows[:, cv] * (p.high - p.low) + p.low < SILENT_VOLUME
+        rows[silent, ct] = defaults[ct]
+    return x

@@ -1,0 +1,60 @@
+"""How random patches are drawn: uniformly, or closer to what musicians play.
+
+Uniform patches in [0, 1] are mostly chaotic: oscillators at arbitrary intervals, deep pitch and
+filter modulation at once, so three in four of them have no clear pitch. Real sounds are mostly
+pitched and use a few modulations at a time. The ``mixed`` prior draws half its patches
+uniformly (so every corner of the space stays covered) and half "musical": each modulation depth
+is off with probability :data:`P_MODULATION_OFF`, oscillator 2 sits on a common interval (with a
+slight detune) with probability :data:`P_INTERVAL`, and oscillator 1 on the played key with
+probability :data:`P_TUNE1_ZERO`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..core.errors import DatasetError
+from ..core.names import PATCH_PRIORS
+from ..core.profile import ParameterSet
+
+PRIORS = PATCH_PRIORS
+# Depths that bend pitch or sweep a filter: OSC:VtoD, TM1Dpt, TM2Dpt, HPF:FMDpt, VCF1:FMDpt,
+# VCF1:FM2Dpt, VCF1:FFM (ids of the Diva profile)
+MODULATION_DEPTH_IDS = (89, 104, 106, 145, 151, 153, 155)
+TUNE1_ID, TUNE2_ID = 86, 87
+INTERVALS = (0.0, 0.0, 0.0, 12.0, -12.0, 7.0, -5.0, 19.0, 24.0, -24.0, 5.0, 3.0, 4.0)  # semitones
+DETUNE = 0.1  # semitones, standard deviation of a musical patch's osc2 detune
+P_MODULATION_OFF = 0.6
+P_INTERVAL = 0.7
+P_TUNE1_ZERO = 0.5
+
+
+def _musical(pset: ParameterSet, rng: np.random.Generator, uniform: np.ndarray) -> np.ndarray:
+    """Turn uniform patches (n, k) normalised into musical ones (see the module docstring)."""
+    native = pset.from_normalised(uniform)
+    defaults = pset.defaults_native()
+    n = len(native)
+    for pid in MODULATION_DEPTH_IDS:
+        if pid in pset.ids:
+            j = pset.ids.index(pid)
+            off = rng.random(n) < P_MODULATION_OFF
+            native[off, j] = defaults[j]
+    if TUNE2_ID in pset.ids:
+        j = pset.ids.index(TUNE2_ID)
+        on = rng.random(n) < P_INTERVAL
+        native[on, j] = rng.choice(INTERVALS, on.sum()) + rng.normal(0.0, DETUNE, on.sum())
+    if TUNE1_ID in pset.ids:
+        j = pset.ids.index(TUNE1_ID)
+        native[rng.random(n) < P_TUNE1_ZERO, j] = 0.0
+    return pset.to_normalised(native)
+
+
+def draw_patches(pset: ParameterSet, rng: np.random.Generator, n: int, prior: str = "uniform") -> np.ndarray:
+    """n random patches snapped to what the synth can represent, float32 (n, k) normalised."""
+    if prior not in PRIORS:
+        raise DatasetError(f"unknown patch prior {prior!r}; use one of {', '.join(PRIORS)}")
+    x = rng.random((n, len(pset)), dtype=np.float64)
+    if prior == "mixed":
+        musical = rng.random(n) < 0.5
+        x[musical] = _musical(pset, rng, x[musical])
+    return pset.quantise(x).astype(np.float32)
