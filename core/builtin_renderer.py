@@ -16,9 +16,7 @@ from .builtin_synth import PARAM_IDS, render_batch
 from .errors import RenderError
 from .profile import ParameterSet
 from .render import Renderer, RenderSettings
-
-TRANSPOSE_ID = 14  # VCC:Trsp, semitones
-FINE_TUNE_ID = 15  # VCC:FTun, cents
+from .tuning import FINE_TUNE_ID, TRANSPOSE_ID
 
 
 class BuiltinRenderer(Renderer):

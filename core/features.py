@@ -93,7 +93,7 @@ class FeatureConfig:
 
 # --------------------------------------------------------------------------- cached constants
 
-def _hz_to_mel(hz: ArrayLike) -> np.ndarray:
+def hz_to_mel(hz: ArrayLike) -> np.ndarray:
     """Slaney mel scale (librosa ``htk=False``): linear below 1 kHz, logarithmic above."""
     hz = np.asarray(hz, dtype=np.float64)
     f_sp, min_log_hz, logstep = 200.0 / 3, 1000.0, np.log(6.4) / 27.0
@@ -102,7 +102,7 @@ def _hz_to_mel(hz: ArrayLike) -> np.ndarray:
     return np.where(hz >= min_log_hz, log, lin)
 
 
-def _mel_to_hz(mel: ArrayLike) -> np.ndarray:
+def mel_to_hz(mel: ArrayLike) -> np.ndarray:
     mel = np.asarray(mel, dtype=np.float64)
     f_sp, min_log_hz, logstep = 200.0 / 3, 1000.0, np.log(6.4) / 27.0
     min_log_mel = min_log_hz / f_sp
@@ -122,7 +122,7 @@ def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax:
     (``htk=False``, ``norm="slaney"``): each triangle has unit area in Hz.
     """
     fft_freqs = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
-    mel_f = _mel_to_hz(np.linspace(_hz_to_mel(fmin), _hz_to_mel(fmax), n_mels + 2))
+    mel_f = mel_to_hz(np.linspace(hz_to_mel(fmin), hz_to_mel(fmax), n_mels + 2))
     fdiff = np.diff(mel_f)
     ramps = mel_f[:, None] - fft_freqs[None, :]
     lower = -ramps[:-2] / fdiff[:-1, None]

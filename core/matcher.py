@@ -8,20 +8,24 @@ from __future__ import annotations
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
+from .bank import Bank, embed
 from .errors import ModelError
 from .metrics import SpectralTarget, multires_stft_distance
 from .model_runtime import OnnxModel
+from .pitch import Pitch, detect_pitches, midi_to_hz, note_name
 from .profile import ParameterSet
 from .refine import refine
 from .render import Renderer, RenderSettings, make_renderer
+from .tuning import tidy
 
 DEFAULT_MODEL = "deepdiva-medium33.onnx"
+WARM_STARTS = 8  # bank patches scored beside the network's answer before a search
 
 
 def default_model_path() -> Path:
@@ -54,9 +58,14 @@ class Match:
     evaluations: int  # renders spent on the search (0 without refinement)
     seconds: float  # wall time of this match
     alternatives: tuple[Alternative, ...] = ()  # runners-up of the search, best first
+    pitch: Pitch = field(default_factory=Pitch.unpitched)  # detected in the target
+    played: Pitch = field(default_factory=Pitch.unpitched)  # the key (and cents) the preset is played at
 
     def as_dict(self, parameter_set: ParameterSet) -> dict:
         return {
+            **self.pitch.as_dict(),
+            "played_at": {"note": note_name(self.played.midi), "midi_pitch": self.played.midi,
+                          "cents": round(self.played.cents, 1)},
             "distance": _rounded(self.distance),
             "network_distance": _rounded(self.network_distance),
             "evaluations": self.evaluations,
@@ -83,13 +92,21 @@ def _rounded(value: float | None) -> float | None:
 
 class Matcher:
     """Holds one onnxruntime session, one renderer and the refinement's threads; call
-    :meth:`match` per note."""
+    :meth:`match` per note.
 
-    def __init__(self, model: OnnxModel, renderer: Renderer | None = None, threads: int | None = None) -> None:
+    A model trained across notes (its card has a ``pitch_range``) is played at the note detected
+    in the target, with the cents as fine tune, or at the default note when the target is
+    unpitched; a model trained at one note (deepdiva's first model) is played at that note.
+    """
+
+    def __init__(self, model: OnnxModel, renderer: Renderer | None = None, threads: int | None = None,
+                 bank: Bank | None = None) -> None:
         self.model = model
+        self.bank = bank
         self.parameter_set = model.parameter_set
         card_render = {k: v for k, v in model.card.render.items() if k in RenderSettings.__dataclass_fields__}
         self.settings = RenderSettings(**card_render)
+        self.follows_pitch = model.card.pitch_range is not None
         self.renderer = renderer or make_renderer("builtin", self.parameter_set, self.settings)
         self.threads = default_threads() if threads is None else max(1, int(threads))
         self._executor = (ThreadPoolExecutor(self.threads, thread_name_prefix="deepdiva-refine")
@@ -110,9 +127,38 @@ class Matcher:
     def seconds(self) -> float:
         return self.settings.render_length
 
-    def predict(self, notes: np.ndarray) -> np.ndarray:
-        """Network only: notes (n, samples) -> quantised normalised parameters (n, k)."""
-        return self.parameter_set.quantise(self.model.predict_audio(notes))
+    def played_at(self, pitch: Pitch) -> Pitch:
+        """The key (and cents) a match of a target with ``pitch`` is played at."""
+        if self.follows_pitch:
+            return pitch if pitch.pitched else Pitch.unpitched()
+        return Pitch.from_hz(float(midi_to_hz(self.settings.midi_pitch)))
+
+    def detect(self, notes: np.ndarray) -> list[Pitch]:
+        """The pitch of each note of a batch (n, samples)."""
+        return detect_pitches(notes, self.sample_rate)
+
+    def predict(self, notes: np.ndarray, pitches: list[Pitch] | None = None) -> np.ndarray:
+        """Network only: notes (n, samples) -> quantised normalised parameters (n, k), the tuning
+        of an unheard oscillator tidied. ``pitches``: the notes' detected pitches, if known."""
+        f0 = None if pitches is None else np.array([np.nan if p.hz is None else p.hz for p in pitches])
+        raw = self.model.predict(self.model.features_for(notes, f0))
+        return tidy(self.parameter_set, self.parameter_set.quantise(raw))
+
+    def warm_starts(self, note: np.ndarray, played: Pitch) -> np.ndarray | None:
+        """The bank's patches nearest to ``note`` among those heard near the key it is played at
+        (unpitched among the unpitched), or None without a bank."""
+        if self.bank is None:
+            return None
+        query = embed(note[None, :], self.model.card.feature_config)[0]
+        rows = self.bank.nearest(query, WARM_STARTS, near=played.midi_float if played.pitched else float("nan"))
+        return self.bank.params[rows]
+
+    def answer(self, notes: np.ndarray) -> tuple[np.ndarray, list[Pitch], np.ndarray]:
+        """The network's answers for a batch of notes (n, samples): parameters (n, k), the pitches
+        detected and the MIDI keys (with cents) the answers are played at (n,)."""
+        pitches = self.detect(notes)
+        keys = np.array([self.played_at(p).midi_float for p in pitches])
+        return self.predict(notes, pitches), pitches, keys
 
     def match(self, note: np.ndarray, refine_seconds: float = 0.0, seed: int = 0, candidates: int = 1,
               score: bool = True, render: bool = True) -> Match:
@@ -121,31 +167,36 @@ class Matcher:
         ``candidates`` > 1 (with refinement) also returns up to ``candidates - 1`` alternatives.
         Network only, ``score=False`` skips measuring the answer against the target (distances
         None), and with ``render=False`` too the answer is not rendered (``audio`` None): the
-        network's steps alone. A refinement always scores and renders.
+        network's steps alone. A refinement always scores and renders. Every render plays the
+        key of :meth:`played_at`.
         """
         began = time.perf_counter()
-        guess = self.predict(note[None, :])[0]
+        pitch = self.detect(note[None, :])[0]
+        played = self.played_at(pitch)
+        key = played.midi_float
+        guess = self.predict(note[None, :], [pitch])[0]
         alternatives: tuple[Alternative, ...] = ()
         distance: float | None = None
         network_distance: float | None = None
         if refine_seconds > 0:
             # the search scores thousands of candidates: cache the target's spectra once
             result = refine(self.renderer, SpectralTarget(note).distance, guess, refine_seconds, seed=seed,
-                            keep=candidates, executor=self._executor, blocks=self.threads)
+                            keep=candidates, executor=self._executor, blocks=self.threads, note=key,
+                            warm_starts=self.warm_starts(note, played))
             params, distance, network_distance = result.params, result.distance, result.start_distance
             evaluations = result.evaluations
             runners_up = result.alternatives[1:]
             if runners_up:
                 others = np.stack([x for x, _ in runners_up])
                 alternatives = tuple(Alternative(x, d, a) for (x, d), a in
-                                     zip(runners_up, self.renderer.render(others), strict=True))
+                                     zip(runners_up, self.renderer.render(others, key), strict=True))
         else:
             params, evaluations = guess, 0
         audio = None
         if refine_seconds > 0 or score or render:
-            audio = self.renderer.render(params[None, :])[0]
+            audio = self.renderer.render(params[None, :], key)[0]
             if refine_seconds <= 0 and score:
                 distance = network_distance = float(multires_stft_distance(audio, note)[0])
         native = self.parameter_set.from_normalised(params[None, :])[0]
         return Match(params, native, distance, network_distance, audio, evaluations,
-                     time.perf_counter() - began, alternatives)
+                     time.perf_counter() - began, alternatives, pitch, played)

@@ -168,6 +168,20 @@ def multires_stft_distance(a: np.ndarray, b: np.ndarray, fft_sizes: Sequence[int
     return total / len(sizes)
 
 
+def spectral_convergence(a: np.ndarray, b: np.ndarray, n_fft: int = 2048) -> np.ndarray:
+    """``||A - B||_F / ||B||_F`` of the STFT magnitudes (Hann ``n_fft``, hop ``n_fft // 4``), ``(n,)``.
+
+    A linear measure: 0 for identical audio, 1.0 for silence against any target (a candidate no
+    closer than nothing), above 1 for one further away than silence. It cannot be won with a quiet
+    noise floor the way a log-magnitude distance can.
+    """
+    a, b = _pair(a, b, n_fft // 2 + 1)
+    mag_a, mag_b = stft_magnitude(a, n_fft, floor=0.0), stft_magnitude(b, n_fft, floor=0.0)
+    diff = np.sqrt(np.square(mag_a - mag_b, dtype=np.float64).sum(axis=(1, 2)))
+    ref = np.sqrt(np.square(mag_b, dtype=np.float64).sum(axis=(1, 2)))
+    return diff / np.maximum(ref, 1e-12)
+
+
 def log_mel_l1(a: np.ndarray, b: np.ndarray, cfg: FeatureConfig | None = None) -> np.ndarray:
     """Mean absolute difference in dB of the ``mel_db`` spectrograms (fixed range, no per-clip
     normalisation, so loudness counts), ``(n,)``; symmetric."""

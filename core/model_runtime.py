@@ -139,6 +139,12 @@ class ModelCard:
         return int(round(float(r.get("render_length", 2.0)) * self.sample_rate))
 
     @property
+    def pitch_range(self) -> tuple[int, int] | None:
+        """The notes the training data was played at (None: one note, the render settings')."""
+        value = self.data.get("training", {}).get("pitch_range")
+        return None if value is None else (int(value[0]), int(value[1]))
+
+    @property
     def input_name(self) -> str:
         return self.data["input"]["name"]
 
@@ -228,14 +234,15 @@ class OnnxModel:
         (params,) = self.session.run([PARAMS_OUTPUT], {self.card.input_name: np.ascontiguousarray(x)})
         return np.asarray(params, dtype=np.float32)
 
-    def features_for(self, audio: np.ndarray) -> np.ndarray:
-        """Audio (n, samples) or (samples,) at the card's rate and length -> model input."""
+    def features_for(self, audio: np.ndarray, f0_hz: np.ndarray | None = None) -> np.ndarray:
+        """Audio (n, samples) or (samples,) at the card's rate and length -> model input.
+        ``f0_hz``: each clip's fundamental (NaN unpitched) when known, for pitched features."""
         batch = as_batch(audio)
         if batch.shape[1] != self.card.n_samples:
             raise AudioError(f"the model takes clips of {self.card.n_samples} samples "
                              f"({self.card.n_samples / self.card.sample_rate:g} s at {self.card.sample_rate} Hz); "
                              f"got {batch.shape[1]}: trim/pad the note first (core.audio.prepare_note)")
-        x = extract(self.card.feature_name, batch, self.card.feature_config)
+        x = extract(self.card.feature_name, batch, self.card.feature_config, f0_hz)
         return x if self.card.scaler is None else self.card.scaler.transform(x)
 
     def predict_audio(self, audio: np.ndarray) -> np.ndarray:

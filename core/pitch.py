@@ -35,7 +35,7 @@ WINDOW_SECONDS = 0.6  # frames are taken from the note's first 0.6 s, where ever
 LOUD_DB = 25.0  # frames within 25 dB of the loudest count
 CLARITY = 0.8  # normalised autocorrelation at the period for a frame to count as periodic
 MIN_VOICED_SHARE = 0.3  # of the loud frames; a sung or spoken note has breathy and consonant frames
-MAX_SPREAD_CENTS = 100.0  # interquartile spread of the clear frames' pitches
+MAX_SPREAD_CENTS = 300.0  # interquartile spread of the clear frames: a sung or spoken note glides
 NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 
 
@@ -170,6 +170,22 @@ def detect_pitches(notes: np.ndarray, sample_rate: int) -> list[Pitch]:
     return [_summarise(frames[row], periods[row], clarity[row], energy[row], sr) for row in range(len(frames))]
 
 
+def fold_octaves(midi: np.ndarray) -> np.ndarray:
+    """Frame pitches with YIN's octave slips folded down: when the lowest pitch that at least a
+    quarter of the frames agree on explains three quarters of them up to whole octaves (an organ
+    or a flute whose second harmonic wins some frames), those frames are moved down onto it."""
+    for low in np.sort(midi):
+        offset = midi - low
+        octaves = np.round(offset / 12.0)
+        own = np.abs(offset) <= 0.5
+        related = (octaves >= 0) & (np.abs(offset - 12.0 * octaves) <= 0.5)
+        if own.sum() >= 0.25 * midi.size:
+            if related.sum() >= 0.75 * midi.size:
+                return np.where(related, midi - 12.0 * octaves, midi)
+            break
+    return midi
+
+
 def _summarise(frames: np.ndarray, periods: np.ndarray, clarity: np.ndarray, energy: np.ndarray,
                sr: int) -> Pitch:
     """One note's pitch from its frames' YIN periods and their clarity (see the module's rule)."""
@@ -181,12 +197,15 @@ def _summarise(frames: np.ndarray, periods: np.ndarray, clarity: np.ndarray, ene
     clear = loud & (clarity >= CLARITY)
     if clear.sum() < max(1, math.ceil(MIN_VOICED_SHARE * loud.sum())):
         return Pitch.unpitched(median_clarity)
-    midi = hz_to_midi(sr / periods[clear])
+    midi = fold_octaves(hz_to_midi(sr / periods[clear]))
     q25, q50, q75 = np.percentile(midi, [25, 50, 75])
     if 100.0 * (q75 - q25) > MAX_SPREAD_CENTS:
         return Pitch.unpitched(median_clarity)
-    # refine on the clear frame nearest the median pitch
-    row = np.flatnonzero(clear)[int(np.argmin(np.abs(midi - q50)))]
+    # refine on the clear frame nearest the median pitch, at the period of that pitch
+    pick = int(np.argmin(np.abs(midi - q50)))
+    row = np.flatnonzero(clear)[pick]
+    periods = periods.copy()
+    periods[row] = sr / float(midi_to_hz(midi[pick]))
     hz = sr / _refine_period(frames[row], float(periods[row]))
     if not FMIN_HZ <= hz <= FMAX_HZ:
         return Pitch.unpitched(median_clarity)

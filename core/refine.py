@@ -57,12 +57,13 @@ def pick_distinct(params: np.ndarray, distances: np.ndarray, keep: int,
 
 
 def evaluator(renderer: Renderer, distance: Distance, executor: Executor | None = None,
-              blocks: int = 2) -> Callable[[np.ndarray], np.ndarray]:
-    """``params (n, k) -> float64 distances (n,)`` of their renders; with an ``executor`` (and a
-    thread-safe renderer) the rows are split into ``blocks`` rendered and scored concurrently."""
+              blocks: int = 2, note: float | None = None) -> Callable[[np.ndarray], np.ndarray]:
+    """``params (n, k) -> float64 distances (n,)`` of their renders at MIDI ``note`` (default: the
+    renderer's); with an ``executor`` (and a thread-safe renderer) the rows are split into
+    ``blocks`` rendered and scored concurrently."""
 
     def evaluate(params: np.ndarray) -> np.ndarray:
-        return np.asarray(distance(renderer.render(params)), dtype=np.float64)
+        return np.asarray(distance(renderer.render(params, note)), dtype=np.float64)
 
     if executor is None or blocks < 2 or not renderer.thread_safe:
         return evaluate
@@ -79,21 +80,29 @@ def evaluator(renderer: Renderer, distance: Distance, executor: Executor | None 
 def refine(renderer: Renderer, distance: Distance, start: np.ndarray, budget_seconds: float,
            sigma: float = SIGMA, popsize: int | None = None, seed: int = 0, keep: int = 1,
            min_difference: float = MIN_DIFFERENCE, executor: Executor | None = None,
-           blocks: int = 2) -> RefineResult:
-    """Minimise ``distance(renderer.render(x))`` from ``start`` for at most ``budget_seconds``;
+           blocks: int = 2, note: float | None = None, warm_starts: np.ndarray | None = None) -> RefineResult:
+    """Minimise ``distance(renderer.render(x, note))`` from ``start`` for at most ``budget_seconds``;
     ``keep`` > 1 also returns up to that many distinct good patches (see :func:`pick_distinct`);
-    ``executor``: render and score each generation in ``blocks`` on its threads (see :func:`evaluator`)."""
+    ``executor``: render and score each generation in ``blocks`` on its threads (see :func:`evaluator`).
+    ``warm_starts`` (m, k): other patches scored with ``start``; the best of them all starts the
+    search (``start_distance`` stays the distance of ``start``, which the result never exceeds)."""
     import cma
     from threadpoolctl import threadpool_limits
 
     began = time.perf_counter()
     pset = renderer.parameter_set
-    evaluate = evaluator(renderer, distance, executor, blocks)
+    evaluate = evaluator(renderer, distance, executor, blocks, note)
     x0 = pset.quantise(np.asarray(start, dtype=np.float64)[None, :])[0].astype(np.float64)
+    starts = x0[None, :]
+    if warm_starts is not None and len(warm_starts):
+        starts = np.concatenate([starts, pset.quantise(np.asarray(warm_starts, dtype=np.float64))])
+    scores = evaluate(starts)
+    evaluations = len(starts)
+    start_d = float(scores[0])
+    i = int(np.argmin(scores))  # the first of equals: the network's answer wins ties
+    x0, best_d = starts[i].astype(np.float64), float(scores[i])
     best_x = x0.copy()
-    best_d = start_d = float(evaluate(x0[None, :])[0])
-    evaluations = 1
-    archive_x, archive_d = x0[None, :], np.array([start_d])
+    archive_x, archive_d = starts, np.asarray(scores, dtype=np.float64)
     k = x0.size
     options = {
         "bounds": [0.0, 1.0], "seed": seed + 1, "verbose": -9,

@@ -101,8 +101,10 @@ def send_outcome(reply: Reply, outcome: Outcome) -> None:
     result = outcome.result
     params = {name: p["normalised"] if isinstance(p, dict) else p for name, p in (result.get("params") or {}).items()}
     distance = result.get("distance")  # None: not measured (model.score off, or --dry-run)
+    played = result.get("played_at") or {}
     reply.send(RESULT, str(result["preset"]), float("nan") if distance is None else float(distance),
-               json.dumps(params, separators=(",", ":")), job.id)
+               json.dumps(params, separators=(",", ":")), job.id, str(result.get("note", "unpitched")),
+               int(played.get("midi_pitch", -1)), float(played.get("cents", 0.0)))
     normalised = result.get("normalised")
     if normalised:
         reply.send(PARAMS, *[float(v) for v in normalised])

@@ -20,6 +20,7 @@ import numpy as np
 
 from ..core.audio import DEFAULT_MAX_SECONDS, AudioClip, prepare_note, read_audio
 from ..core.errors import ConfigError, DeepDivaError
+from ..core.pitch import detect_pitch
 from ..core.profile import ParameterSet, load_profile
 from ..presets.diva import RESCAN_HINT, write_diva_preset
 from ..presets.folders import preset_location, safe_name
@@ -76,11 +77,12 @@ def dry_run_match(parameter_set: ParameterSet | None = None, max_seconds: float 
 
     def run(job: Job) -> dict[str, Any]:
         clip = read_audio(job.audio, max_seconds)
-        prepare_note(AudioClip(clip.samples, clip.sample_rate, job.source))
+        note = prepare_note(AudioClip(clip.samples, clip.sample_rate, job.source))
+        pitch = detect_pitch(note, 44100)  # prepare_note's default rate; shown, so a set-up check also checks the input
         preset = write_diva_preset(pset, defaults, Path(job.stage) / f"{job.name}.h2p", source=job.source,
                                    overwrite=True)
         return {"source": job.source, "preset": str(preset), "preview": None, "distance": float("nan"),
-                "dry_run": True, "params": params_dict(pset, defaults),
+                "dry_run": True, **pitch.as_dict(), "params": params_dict(pset, defaults),
                 "normalised": [float(v) for v in defaults]}
 
     return run

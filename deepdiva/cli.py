@@ -112,6 +112,7 @@ def match_cmd(ctx: click.Context, targets: tuple[str, ...], model_path: str | No
 
     from .core.errors import AudioError
     from .core.matcher import Matcher
+    from .core.pitch import note_name
     from .presets.diva import RESCAN_HINT
     from .presets.folders import preset_location
     from .presets.match_job import expand_targets, match_file
@@ -147,6 +148,8 @@ def match_cmd(ctx: click.Context, targets: tuple[str, ...], model_path: str | No
             sender.send(matcher.parameter_set, report.match.params)
         reports.append(report.as_dict(matcher))
         if not as_json and not quiet:
+            click.echo(f"{path.name}: {report.match.pitch.describe()}; play the preset at "
+                       f"{note_name(report.match.played.midi)}")
             for preset, distance, wav in [(report.preset, report.match.distance, report.preview)] + [
                     (a.preset, a.distance, a.preview) for a in report.alternatives]:
                 details = ([f"distance {distance:.4f}"] if distance is not None else []) + (

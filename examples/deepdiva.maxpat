@@ -467,20 +467,23 @@
      "id": "obj-unpack",
      "maxclass": "newobj",
      "numinlets": 1,
-     "numoutlets": 4,
+     "numoutlets": 7,
      "patching_rect": [
       600,
       140,
-      110,
+      150,
       22
      ],
      "outlettype": [
       "",
       "float",
       "",
-      ""
+      "",
+      "",
+      "int",
+      "float"
      ],
-     "text": "unpack s f s s"
+     "text": "unpack s f s s s i f"
     }
    },
    {
@@ -541,7 +544,7 @@
      "numinlets": 1,
      "numoutlets": 2,
      "patching_rect": [
-      720,
+      760,
       180,
       80,
       22
@@ -846,6 +849,76 @@
       20
      ],
      "text": "last runner-up: preset, distance, rank, job"
+    }
+   },
+   {
+    "box": {
+     "id": "obj-set-note",
+     "maxclass": "newobj",
+     "numinlets": 1,
+     "numoutlets": 1,
+     "patching_rect": [
+      850,
+      180,
+      70,
+      22
+     ],
+     "outlettype": [
+      ""
+     ],
+     "text": "prepend set"
+    }
+   },
+   {
+    "box": {
+     "id": "obj-note",
+     "maxclass": "message",
+     "numinlets": 2,
+     "numoutlets": 1,
+     "patching_rect": [
+      850,
+      215,
+      60,
+      22
+     ],
+     "outlettype": [
+      ""
+     ],
+     "text": ""
+    }
+   },
+   {
+    "box": {
+     "id": "obj-cents",
+     "maxclass": "flonum",
+     "numinlets": 1,
+     "numoutlets": 2,
+     "patching_rect": [
+      920,
+      215,
+      60,
+      22
+     ],
+     "outlettype": [
+      "",
+      "bang"
+     ],
+     "format": 6
+    }
+   },
+   {
+    "box": {
+     "id": "obj-note-label",
+     "maxclass": "comment",
+     "numinlets": 1,
+     "numoutlets": 0,
+     "patching_rect": [
+      850,
+      155,
+      160,
+      20
+     ],
+     "text": "played at (note, cents)"
     }
    }
   ],
@@ -1290,6 +1363,42 @@
      ],
      "destination": [
       "obj-alt",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-unpack",
+      4
+     ],
+     "destination": [
+      "obj-set-note",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-set-note",
+      0
+     ],
+     "destination": [
+      "obj-note",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-unpack",
+      6
+     ],
+     "destination": [
+      "obj-cents",
       0
      ]
     }

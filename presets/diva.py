@@ -15,7 +15,9 @@ import numpy as np
 
 from .. import __version__
 from ..core.errors import ParameterValueError, PresetError, ProfileError
+from ..core.pitch import Pitch
 from ..core.profile import ParameterRangeWarning, ParameterSet, Profile, load_profile
+from ..core.tuning import FINE_TUNE_ID
 from .folders import safe_name
 from .h2p import H2PPreset, parse_h2p, read_h2p, write_h2p
 
@@ -200,14 +202,26 @@ def normalised_to_native(parameter_set: ParameterSet, values: Mapping[int, float
             if parameter_set.profile.by_id(i).kind != "placeholder"}
 
 
-def preset_meta(source: str | Path | None = None, distance: float | None = None) -> dict[str, str]:
-    """Meta for a written preset: Author deepdiva, Description naming the source and distance."""
+def preset_meta(source: str | Path | None = None, distance: float | None = None,
+                pitch: Pitch | None = None) -> dict[str, str]:
+    """Meta for a written preset: Author deepdiva, Description naming the source, the key it was
+    matched at ("played at A4") and the distance."""
     text = f"made by deepdiva {__version__}"
     if source is not None:
         text += f" from {Path(source).name}"
-    if distance is not None:
+    if pitch is not None:
+        text += f", played at {pitch.name}" if pitch.pitched else ", unpitched"
+    if distance is not None and math.isfinite(distance):
         text += f", match distance {float(distance):.4g}"
     return {"Author": AUTHOR, "Description": text}
+
+
+def pitch_values(pitch: Pitch | None) -> dict[int, float]:
+    """The master fine tune (VCC:FTun, cents) that makes a preset matched at ``pitch`` sound at
+    the target's exact pitch when its key is played; nothing for unpitched sounds."""
+    if pitch is None or not pitch.pitched:
+        return {}
+    return {FINE_TUNE_ID: round(float(pitch.cents), 1)}
 
 
 def target_path(out: str | Path, name: str | None = None, source: str | Path | None = None) -> Path:
@@ -222,30 +236,32 @@ def target_path(out: str | Path, name: str | None = None, source: str | Path | N
 def write_values(values: Mapping[int, float], out: str | Path, *, base: PresetRef | None = None,
                  name: str | None = None, source: str | Path | None = None,
                  distance: float | None = None, overwrite: bool = False,
-                 profile: Profile | None = None) -> Path:
+                 profile: Profile | None = None, pitch: Pitch | None = None) -> Path:
     """Write a preset: ``base`` with ``{id: native}`` changed; returns the path written."""
     profile = profile or load_profile("diva")
     base_preset = load_preset(BASE_REF if base is None else base, profile)
-    preset = base_preset.with_values(profile, values, meta=preset_meta(source, distance))
+    preset = base_preset.with_values(profile, values, meta=preset_meta(source, distance, pitch))
     return write_h2p(preset, target_path(out, name, source), overwrite=overwrite)
 
 
 def write_diva_preset(parameter_set: ParameterSet, normalised: np.ndarray, out: str | Path,
                       name: str | None = None, base: PresetRef | None = None,
                       source: str | Path | None = None, distance: float | None = None,
-                      overwrite: bool = False) -> Path:
+                      overwrite: bool = False, pitch: Pitch | None = None) -> Path:
     """Write the preset for one normalised vector (k,) of ``parameter_set``.
 
     ``out`` is a ``.h2p`` path or a folder (file name from ``name``, else the source's stem);
-    ``base`` defaults to the shipped base preset. Never overwrites unless ``overwrite``.
+    ``base`` defaults to the shipped base preset. Never overwrites unless ``overwrite``. ``pitch``:
+    the key the patch was matched at; its cents go into the master fine tune and its name into
+    the description.
     """
     try:
         vector = parameter_set.vector(normalised)
         native = normalised_to_native(parameter_set, dict(zip(parameter_set.ids, vector.tolist(), strict=True)))
     except ParameterValueError as exc:
         raise PresetError(f"cannot write {out}: {exc}") from None
-    return write_values(native, out, base=base, name=name, source=source, distance=distance,
-                        overwrite=overwrite, profile=parameter_set.profile)
+    return write_values({**pitch_values(pitch), **native}, out, base=base, name=name, source=source,
+                        distance=distance, overwrite=overwrite, profile=parameter_set.profile, pitch=pitch)
 
 
 def write_from_json(params: str, out: str | Path, base: PresetRef = BASE_REF, set_spec: str = "medium33",

@@ -12,6 +12,7 @@ import numpy as np
 
 from ..core.audio import DEFAULT_MAX_SECONDS, AudioClip, prepare_note, read_audio
 from ..core.matcher import Match, Matcher
+from ..core.pitch import Pitch
 from .diva import write_diva_preset
 from .render import write_wav
 
@@ -70,18 +71,20 @@ def match_clip(matcher: Matcher, clip: AudioClip, out: str | Path, name: str | N
     """
     note = prepare_note(clip, matcher.sample_rate, matcher.seconds)
     result = matcher.match(note, refine_seconds, seed=seed, candidates=candidates, score=score, render=preview)
-    preset, wav = _write(matcher, result.params, result.audio, result.distance, out, name, clip.source, preview)
+    preset, wav = _write(matcher, result.params, result.audio, result.distance, out, name, clip.source, preview,
+                         result.played)
     alternatives = []
     for rank, alt in enumerate(result.alternatives, start=2):
         path, alt_wav = _write(matcher, alt.params, alt.audio, alt.distance, preset.parent,
-                               f"{preset.stem} alt {rank}", clip.source, preview)
+                               f"{preset.stem} alt {rank}", clip.source, preview, result.played)
         alternatives.append(AlternativeReport(path, alt_wav, alt.distance))
     return MatchReport(clip.source, preset, wav, result, tuple(alternatives))
 
 
 def _write(matcher: Matcher, params: np.ndarray, audio: np.ndarray | None, distance: float | None,
-           out: str | Path, name: str | None, source: str, preview: bool) -> tuple[Path, Path | None]:
-    preset = write_diva_preset(matcher.parameter_set, params, out, name=name, source=source, distance=distance)
+           out: str | Path, name: str | None, source: str, preview: bool, played: Pitch) -> tuple[Path, Path | None]:
+    preset = write_diva_preset(matcher.parameter_set, params, out, name=name, source=source, distance=distance,
+                               pitch=played)
     wav = write_wav(preset.with_suffix(".wav"), audio, matcher.sample_rate) if preview and audio is not None else None
     return preset, wav
 

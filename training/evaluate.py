@@ -15,14 +15,16 @@ import numpy as np
 
 from ..core.atomic import write_atomic, write_json_atomic
 from ..core.errors import ModelError
-from ..core.features import FeatureConfig, mel_db
-from ..core.metrics import log_mel_l1, mfcc_distance, multires_stft_distance
+from ..core.features import FeatureConfig, hz_to_mel, mel_db, mel_to_hz
+from ..core.matcher import Matcher
+from ..core.metrics import log_mel_l1, mfcc_distance, multires_stft_distance, spectral_convergence
 from ..core.model_runtime import OnnxModel
 from ..core.profile import ParameterSet
 from ..core.render import Renderer, make_renderer
+from ..core.tuning import relative_to_pitch
 from .dataset import Dataset, draw_patches, is_silent
 
-DISTANCES = ("mrstft", "log_mel_l1", "mfcc")
+DISTANCES = ("mrstft", "sc", "log_mel_l1", "mfcc")
 BATCH = 64
 EVAL_STREAM = 0xE7A1
 
@@ -43,6 +45,7 @@ class MethodScores:
 
 def _distances(pred_audio: np.ndarray, target: np.ndarray, cfg: FeatureConfig) -> dict[str, np.ndarray]:
     return {"mrstft": multires_stft_distance(pred_audio, target),
+            "sc": spectral_convergence(pred_audio, target),
             "log_mel_l1": log_mel_l1(pred_audio, target, cfg),
             "mfcc": mfcc_distance(pred_audio, target, cfg)}
 
@@ -56,50 +59,65 @@ def _check_compatible(model: OnnxModel, ds: Dataset) -> None:
 
 
 def _rows(ds: Dataset, limit: int | None):
-    """(params, audio) batches over the dataset, at most ``limit`` rows in all."""
+    """(params, played notes, audio) batches over the dataset, at most ``limit`` rows in all."""
     left = limit if limit is not None else len(ds)
     for shard in ds.shards:
         params = ds.load_shard(shard, "params")
         audio = ds.load_shard(shard, "audio")
+        played = ds.played_notes(shard)
         for start in range(0, len(params), BATCH):
             if left <= 0:
                 return
             stop = min(start + BATCH, len(params), start + left)
             left -= stop - start
-            yield np.asarray(params[start:stop]), np.asarray(audio[start:stop])
+            yield np.asarray(params[start:stop]), played[start:stop], np.asarray(audio[start:stop])
 
 
 def evaluate(model: OnnxModel, ds: Dataset, limit: int | None = None, seed: int = 0,
              renderer: Renderer | None = None, keep_examples: int = 3) -> tuple[dict, dict]:
-    """Score the model and the baselines; returns (report, examples for plots)."""
+    """Score the model and the baselines; returns (report, examples for plots).
+
+    The model answers as ``deepdiva match`` does (:meth:`Matcher.answer`): a model trained across
+    notes is played at the pitch detected in each target, one trained at one note at that note;
+    the baselines are played at the same keys. Parameter errors are measured against the true
+    patch restated for the key the answer is played at (:func:`relative_to_pitch`: the same
+    sound, so an answer is not penalised for putting the octave into the note).
+    """
     _check_compatible(model, ds)
     pset: ParameterSet = model.parameter_set
     engine = renderer or make_renderer(ds.spec.renderer, pset, ds.spec.render, plugin_path=ds.spec.plugin_path)
+    matcher = Matcher(model, engine, threads=1)
     cfg = model.card.feature_config
     # A stream of its own: default_rng(seed) would equal shard 0 of a dataset made with that seed.
     rng = np.random.default_rng([EVAL_STREAM, seed])
     base = pset.defaults_normalised()
     parts: dict[str, list[MethodScores]] = {"model": [], "base_preset": [], "random_patch": []}
-    examples: dict[str, list[np.ndarray]] = {"target": [], "model": []}
-    skipped = 0
+    examples: dict[str, list] = {"target": [], "model": [], "distance": [], "pitch": []}
+    skipped = pitched = 0
     try:
-        for params, audio in _rows(ds, limit):
+        for params, played, audio in _rows(ds, limit):
             audible = ~is_silent(audio)  # the matcher refuses silence, so scoring it means nothing
             skipped += int((~audible).sum())
-            params, audio = params[audible], audio[audible]
+            params, played, audio = params[audible], played[audible], audio[audible]
             n = len(params)
             if n == 0:
                 continue
-            choices = {"model": pset.quantise(model.predict_audio(audio)),
+            guess, pitches, keys = matcher.answer(audio)
+            pitched += sum(p.pitched for p in pitches)
+            truth, _ = relative_to_pitch(pset, params, played, keys)
+            choices = {"model": guess,
                        "base_preset": np.repeat(base[None, :], n, axis=0),
                        "random_patch": draw_patches(pset, rng, n)}
-            for method, guess in choices.items():
-                rendered = engine.render(guess)
-                parts[method].append(MethodScores(np.abs(guess - params), _distances(rendered, audio, cfg)))
+            for method, choice in choices.items():
+                rendered = engine.render(choice, keys)
+                scores = MethodScores(np.abs(choice - truth), _distances(rendered, audio, cfg))
+                parts[method].append(scores)
                 if method == "model" and len(examples["target"]) < keep_examples:
                     take = min(keep_examples - len(examples["target"]), n)
                     examples["target"].extend(audio[:take])
                     examples["model"].extend(rendered[:take])
+                    examples["distance"].extend(scores.distances["mrstft"][:take].tolist())
+                    examples["pitch"].extend(pitches[:take])
     finally:
         if renderer is None:
             engine.close()
@@ -112,6 +130,8 @@ def evaluate(model: OnnxModel, ds: Dataset, limit: int | None = None, seed: int 
         "dataset": str(ds.folder),
         "n": n_rows,
         "skipped_silent": skipped,
+        "pitched": pitched,
+        "plays_detected_note": matcher.follows_pitch,
         "parameters": [p.location or p.name for p in pset.parameters],
         "methods": {m: s.summary() for m, s in scores.items()},
     }
@@ -121,16 +141,19 @@ def evaluate(model: OnnxModel, ds: Dataset, limit: int | None = None, seed: int 
         "mrstft_median_model_vs_base": (report["methods"]["model"]["mrstft_median"]
                                         / report["methods"]["base_preset"]["mrstft_median"]),
     }
-    return report, {k: np.asarray(v) for k, v in examples.items()}
+    return report, examples
 
 
 def format_table(report: dict) -> str:
     methods = report["methods"]
-    head = f"{'method':<14}{'param MAE':>11}{'MR-STFT':>10}{'(median)':>10}{'log-mel L1':>12}{'MFCC':>9}"
-    lines = [f"{report['n']} clips of {report['dataset']} ({report['skipped_silent']} silent targets skipped)", head, "-" * len(head)]
+    head = (f"{'method':<14}{'param MAE':>11}{'MR-STFT':>10}{'(median)':>10}{'SC median':>11}"
+            f"{'log-mel L1':>12}{'MFCC':>9}")
+    played = "the detected note" if report.get("plays_detected_note") else "the model's one note"
+    lines = [f"{report['n']} clips of {report['dataset']} ({report['skipped_silent']} silent targets skipped, "
+             f"{report.get('pitched', 0)} pitched; answers played at {played})", head, "-" * len(head)]
     for name, m in methods.items():
         lines.append(f"{name:<14}{m['mae']:>11.4f}{m['mrstft']:>10.3f}{m['mrstft_median']:>10.3f}"
-                     f"{m['log_mel_l1']:>12.4f}{m['mfcc']:>9.2f}")
+                     f"{m['sc_median']:>11.3f}{m['log_mel_l1']:>12.4f}{m['mfcc']:>9.2f}")
     r = report["ratios"]
     lines.append(f"model MAE / random MAE = {r['mae_model_vs_random']:.3f}; "
                  f"model MR-STFT / base-preset MR-STFT = {r['mrstft_model_vs_base']:.3f} "
@@ -160,20 +183,52 @@ def write_outputs(report: dict, examples: dict, out: Path, sample_rate: int) -> 
     written.append(write_atomic(out / "parameter_mae.png", lambda tmp: fig.savefig(tmp, format="png", dpi=90)))
     plt.close(fig)
 
-    n = len(examples["target"])
-    if n:
-        cfg = FeatureConfig(sample_rate=sample_rate)
-        fig, axes = plt.subplots(n, 2, figsize=(10, 2.4 * n), squeeze=False)
-        for row in range(n):
-            for col, key in enumerate(("target", "model")):
-                spec = mel_db(examples[key][row][None, :], cfg)[0]
-                axes[row, col].imshow(spec, origin="lower", aspect="auto", cmap="magma", vmin=-80, vmax=0)
-                axes[row, col].set_title(f"example {row}: {'target' if key == 'target' else 'prediction'}",
-                                         fontsize=8)
-        fig.tight_layout()
-        written.append(write_atomic(out / "examples.png", lambda tmp: fig.savefig(tmp, format="png", dpi=90)))
-        plt.close(fig)
+    if examples["target"]:
+        written.append(write_atomic(out / "examples.png", lambda tmp: plot_examples(examples, sample_rate, tmp)))
     return written
+
+
+def plot_examples(examples: dict, sample_rate: int, path: Path, cfg: FeatureConfig | None = None) -> None:
+    """Target beside prediction, one row per example: mel spectrograms with time in seconds and
+    frequency in Hz, one dB colour scale shared by every panel, each titled with its note and
+    distance."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    cfg = cfg or FeatureConfig(sample_rate=sample_rate)
+    n = len(examples["target"])
+    fig = Figure(figsize=(11, 2.6 * n + 0.6), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(n, 2, squeeze=False)
+    image = None
+    for row in range(n):
+        pitch = examples["pitch"][row]
+        for col, key in enumerate(("target", "model")):
+            image = spectrogram_panel(axes[row, col], examples[key][row], cfg)
+            what = f"target, {pitch.describe()}" if key == "target" else \
+                f"prediction, MR-STFT {examples['distance'][row]:.3f}"
+            axes[row, col].set_title(f"example {row + 1}: {what}", fontsize=9)
+    fig.colorbar(image, ax=axes, label="dB re full scale", shrink=0.9)
+    fig.savefig(path, format="png", dpi=90)
+
+
+def spectrogram_panel(ax, audio: np.ndarray, cfg: FeatureConfig):
+    """A mel spectrogram (dB re full scale, ``[db_floor, 0]``) on ``ax``: seconds across, Hz up."""
+    from matplotlib.ticker import FuncFormatter
+
+    spec = mel_db(np.asarray(audio, dtype=np.float32)[None, :], cfg)[0]
+    seconds = len(audio) / cfg.sample_rate
+    image = ax.imshow(spec, origin="lower", aspect="auto", cmap="magma", vmin=cfg.db_floor, vmax=0.0,
+                      extent=(0.0, seconds, 0, spec.shape[0]))
+    centres = mel_to_hz(np.linspace(hz_to_mel(cfg.fmin), hz_to_mel(cfg.fmax), cfg.n_mels + 2))[1:-1]
+    ticks = [hz for hz in (100, 200, 500, 1000, 2000, 5000, 10000) if centres[0] <= hz <= centres[-1]]
+    ax.set_yticks(np.interp(ticks, centres, np.arange(cfg.n_mels)) + 0.5)
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, i: f"{ticks[i] / 1000:g}k" if ticks[i] >= 1000
+                                               else f"{ticks[i]}"))
+    ax.set_xlabel("time (s)", fontsize=8)
+    ax.set_ylabel("frequency (Hz)", fontsize=8)
+    ax.tick_params(labelsize=7)
+    return image
 
 
 def update_card_metrics(model: OnnxModel, report: dict) -> Path:

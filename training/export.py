@@ -132,6 +132,8 @@ def build_card(name: str, model_bytes: bytes, config: dict, metrics: dict, parit
             # names, not this machine's paths: the card ships with the model
             "run": config.get("run_dir", ""), "dataset": Path(ds["path"]).name, "n": ds["n"], "n_train": ds["n_train"],
             "n_val": ds["n_val"], "renderer": ds["renderer"], "render": ds["render"], "split": config["split"],
+            "pitch_range": ds.get("pitch_range"), "prior": ds.get("prior", "uniform"),
+            "augment": ds.get("augment"),
             "model": train["model"], "loss": "head_loss" if "heads" in config.get("output_names", []) else train["loss"],
             "optimizer": train["optimizer"], "learning_rate": train["learning_rate"],
             "batch_size": train["batch_size"], "epochs": metrics.get("epochs_done"),

@@ -1,0 +1,130 @@
+"""Make the out-of-domain target sets the benchmarks use: sounds deepdiva's synth did not make.
+
+    .venv/bin/python benchmarks/ood_sets.py [--out data/ood]
+
+- ``instruments``: General MIDI instruments (Debian's fluidsynth + fluid-soundfont-gm), each at
+  two notes across bass to lead, some held, some plucked.
+- ``voices``: espeak-ng voices singing a vowel on a note (``-p`` pitch, long "aah") and speaking.
+- ``amsynth``: random patches of another synth (Debian's amsynth VST through DawDreamer) at random
+  notes.
+- ``saws``: plain band-limited sawtooth notes at C2, C3, C4, A4 and A5 (the pitch acceptance).
+
+File names carry the note the sound was played at (``name-69.wav``; ``voice-...-na.wav`` when a
+voice has no fixed note). Deterministic: the same command makes the same files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+SR = 44100
+SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
+AMSYNTH = Path("/usr/lib/vst/amsynth_vst.so")
+# (name, GM program, notes, seconds held)
+INSTRUMENTS = [
+    ("piano", 0, (48, 72), 1.5), ("epiano", 4, (55, 67), 1.5), ("vibraphone", 11, (60, 79), 1.0),
+    ("organ", 19, (43, 64), 2.0), ("nylon-guitar", 24, (45, 62), 1.0), ("bass", 33, (31, 40), 1.0),
+    ("synth-bass", 38, (36, 43), 0.6), ("violin", 40, (67, 76), 2.0), ("cello", 42, (41, 50), 2.0),
+    ("strings", 48, (55, 62), 2.0), ("choir", 52, (57, 64), 2.0), ("trumpet", 56, (58, 70), 1.5),
+    ("sax", 65, (53, 61), 1.5), ("clarinet", 71, (52, 65), 1.5), ("flute", 73, (72, 84), 1.5),
+    ("square-lead", 80, (60, 74), 1.5), ("saw-lead", 81, (57, 69), 1.5), ("warm-pad", 89, (48, 60), 2.0),
+    ("marimba", 12, (60, 72), 0.5), ("harp", 46, (52, 76), 1.0),
+]
+# (voice, espeak pitch 0-99, text); the pitch setting moves the voice's base pitch
+VOICES = [("en", 30, "aaaaaaah"), ("en+f3", 60, "ooooooh"), ("en+m3", 20, "eeeeeee"), ("de", 45, "aaaaah"),
+          ("fr", 50, "ooooooh"), ("en+f2", 70, "aaaaah"), ("en", 50, "hello there"), ("es", 40, "maaamaaa")]
+SAWS = (36, 48, 60, 69, 81)
+
+
+def midi_file(path: Path, program: int, note: int, seconds: float) -> None:
+    import mido
+
+    ticks = 480
+    track = mido.MidiTrack([mido.Message("program_change", program=program, time=0),
+                            mido.Message("note_on", note=note, velocity=100, time=0),
+                            mido.Message("note_off", note=note, velocity=0, time=int(seconds * 2 * ticks)),
+                            mido.MetaMessage("end_of_track", time=ticks * 2)])
+    midi = mido.MidiFile(ticks_per_beat=ticks)
+    midi.tracks.append(track)
+    midi.save(str(path))
+
+
+def instruments(out: Path) -> None:
+    if not SOUNDFONT.exists() or not shutil.which("fluidsynth"):
+        raise SystemExit("needs: apt-get install fluidsynth fluid-soundfont-gm")
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, program, notes, seconds in INSTRUMENTS:
+            for note in notes:
+                mid = Path(tmp) / f"{name}-{note}.mid"
+                midi_file(mid, program, note, seconds)
+                subprocess.run(["fluidsynth", "-ni", "-g", "0.7", "-r", str(SR), "-F", str(out / f"{name}-{note}.wav"),
+                                str(SOUNDFONT), str(mid)], check=True, capture_output=True)
+
+
+def voices(out: Path) -> None:
+    if not shutil.which("espeak-ng"):
+        raise SystemExit("needs: apt-get install espeak-ng")
+    for i, (voice, pitch, text) in enumerate(VOICES):
+        path = out / f"voice-{i}-{voice.replace('+', '')}-na.wav"
+        subprocess.run(["espeak-ng", "-v", voice, "-p", str(pitch), "-s", "90", "-w", str(path), text], check=True)
+
+
+def amsynth(out: Path, n: int = 24, seed: int = 7) -> None:
+    from deepdiva.core.profile import load_profile
+    from deepdiva.core.render import RenderSettings, make_renderer
+    from deepdiva.training.dataset import is_silent
+
+    if not AMSYNTH.exists():
+        raise SystemExit("needs: apt-get install amsynth")
+    pset = load_profile("amsynth").parameter_set("medium")
+    renderer = make_renderer("vst", pset, RenderSettings(), plugin_path=str(AMSYNTH))
+    rng = np.random.default_rng(seed)
+    made = 0
+    try:
+        while made < n:
+            params = pset.quantise(rng.random((1, len(pset)))).astype(np.float32)
+            note = int(rng.integers(36, 85))
+            audio = renderer.render(params, float(note))
+            if is_silent(audio)[0]:
+                continue
+            sf.write(out / f"amsynth-{made:02d}-{note}.wav", audio[0], SR, subtype="FLOAT")
+            made += 1
+    finally:
+        renderer.close()
+
+
+def saws(out: Path) -> None:
+    """Band-limited saws (additive, harmonics below 16 kHz), 2 s with 5 ms fades."""
+    t = np.arange(2 * SR) / SR
+    for note in SAWS:
+        f0 = 440.0 * 2 ** ((note - 69) / 12)
+        k = np.arange(1, int(16000 // f0) + 1)
+        wave = (np.sin(2 * np.pi * f0 * np.outer(t, k)) / k).sum(axis=1) * (2 / np.pi)
+        fade = np.minimum(1.0, np.minimum(t, t[::-1]) / 0.005)
+        sf.write(out / f"saw-{note}.wav", (0.5 * wave * fade).astype(np.float32), SR, subtype="FLOAT")
+
+
+SETS = {"saws": saws, "instruments": instruments, "voices": voices, "amsynth": amsynth}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="data/ood")
+    parser.add_argument("--sets", default=",".join(SETS))
+    args = parser.parse_args()
+    for name in args.sets.split(","):
+        folder = Path(args.out) / name
+        folder.mkdir(parents=True, exist_ok=True)
+        SETS[name](folder)
+        print(f"{folder}: {len(list(folder.glob('*.wav')))} files")
+
+
+if __name__ == "__main__":
+    main()
