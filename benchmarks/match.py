@@ -29,12 +29,15 @@ import numpy as np  # noqa: E402
 import soundfile as sf  # noqa: E402
 
 from deepdiva.core.audio import prepare_note, read_audio  # noqa: E402
+from deepdiva.core.bank import Bank, build_bank, embed, random_rows  # noqa: E402
 from deepdiva.core.features import FeatureConfig, full_scale_reference  # noqa: E402
 from deepdiva.core.matcher import Matcher, default_model_path  # noqa: E402
-from deepdiva.core.metrics import SpectralTarget, multires_stft_distance  # noqa: E402
+from deepdiva.core.metrics import SpectralTarget, multires_stft_distance, spectral_convergence  # noqa: E402
 from deepdiva.presets.diva import write_diva_preset  # noqa: E402
 from deepdiva.presets.match_job import match_file  # noqa: E402
 from deepdiva.training.dataset import Dataset, is_silent  # noqa: E402
+
+LOOKUP_SEED = 30000  # the lookup table's patches: not the bank deepdiva builds for warm starts (seed 0)
 
 
 def percentiles(times: list[float]) -> tuple[float, float]:
@@ -188,6 +191,75 @@ def quality(matcher: Matcher, clips: np.ndarray, budgets: list[float]) -> None:
               f"median vs base {np.median(values) / base_median:5.2f}{renders}")
 
 
+def lookup_bank(renderer, size: int, path: Path) -> tuple[Bank, np.ndarray, np.ndarray]:
+    """The baseline lookup table: ``size`` uniform random builtin patches at random notes 36-84
+    (pooled mel_db embeddings), cached at ``path``; also the raw patches and notes (re-drawn from
+    the same seed) so a row's own render can be reproduced."""
+    raw, notes = random_rows(renderer, size, seed=LOOKUP_SEED)
+    if path.exists():
+        bank = Bank.load(path)
+    else:
+        began = time.perf_counter()
+        bank = build_bank(renderer, raw, notes)
+        bank.save(path)
+        print(f"    (lookup table of {size} renders built in {time.perf_counter() - began:.0f} s: {path})")
+    return bank, raw, notes
+
+
+def target_sets(eval_notes: Path, eval_48: Path, ood: Path, n_builtin: int) -> dict[str, np.ndarray]:
+    """Prepared 2 s notes per set: held-out builtin renders (random notes; MIDI 48 only) and the
+    out-of-domain sets of benchmarks/ood_sets.py, each cut as a match cuts its target."""
+    sets: dict[str, np.ndarray] = {}
+    for name, folder in (("builtin, random notes", eval_notes), ("builtin, MIDI 48", eval_48)):
+        if folder.exists():
+            ds = Dataset.open(folder)
+            audio = np.asarray(ds.load_shard(ds.shards[0], "audio"))
+            sets[name] = audio[~is_silent(audio)][-n_builtin:]  # the last rows: latency uses the first
+    for name in ("saws", "instruments", "voices", "amsynth"):
+        files = sorted((ood / name).glob("*.wav"))
+        if files:
+            sets[name] = np.stack([prepare_note(read_audio(f)) for f in files])
+    return sets
+
+
+def lookup_comparison(matcher: Matcher, old: Matcher | None, sets: dict[str, np.ndarray], bank: Bank,
+                      raw: np.ndarray, notes: np.ndarray) -> None:
+    """Network only against the lookup table and the base preset, per set: median MR-STFT and
+    median spectral convergence (SC, linear: 1.0 is no closer than silence) of each answer's
+    render to the target."""
+    renderer, pset = matcher.renderer, matcher.parameter_set
+    base = pset.defaults_normalised()[None, :]
+    print(f"(b) network only against a lookup table of {len(bank)} random builtin renders (pooled mel_db, L2), "
+          "medians over each set: MR-STFT / SC")
+    rows: dict[str, dict[str, tuple[float, float]]] = {}
+    for set_name, targets in sets.items():
+        scores: dict[str, list[tuple[float, float]]] = {}
+
+        def add(method: str, audio: np.ndarray, target: np.ndarray, scores=scores) -> None:
+            scores.setdefault(method, []).append(
+                (float(multires_stft_distance(audio, target)[0]), float(spectral_convergence(audio, target)[0])))
+
+        for target in targets:
+            guess, pitches, keys = matcher.answer(target[None, :])
+            add("base preset", renderer.render(base, keys), target)
+            add("deepdiva v2 network", renderer.render(guess, keys), target)
+            if old is not None:
+                old_guess, _, old_keys = old.answer(target[None, :])
+                add("v1 network (C3 only)", renderer.render(old_guess, old_keys), target)
+            played = matcher.played_at(pitches[0])
+            row = bank.nearest(embed(target[None, :])[0], 1)[0]
+            add("lookup, its own render", renderer.render(raw[row:row + 1], notes[row]), target)
+            near = bank.nearest(embed(target[None, :])[0], 1,
+                                near=played.midi_float if played.pitched else float("nan"))[0]
+            add("lookup near the key, at the key", renderer.render(bank.params[near:near + 1], keys), target)
+        rows[set_name] = {m: (float(np.median([a for a, _ in v])), float(np.median([b for _, b in v])))
+                          for m, v in scores.items()}
+        print(f"    {set_name} ({len(targets)} targets)")
+        for method, (mr, sc) in rows[set_name].items():
+            print(f"        {method:34s} MR-STFT {mr:7.3f}   SC {sc:6.3f}")
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None, help="ONNX model (default: the shipped one)")
@@ -197,14 +269,28 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--n-quality", type=int, default=30)
     parser.add_argument("--budgets", default="1,5")
+    parser.add_argument("--old-model", default=None, help="the previous model (v1), for side-by-side rows")
+    parser.add_argument("--eval-48", default="data/eval-medium33", help="held-out renders at MIDI 48")
+    parser.add_argument("--ood", default="data/ood", help="out-of-domain sets (benchmarks/ood_sets.py)")
+    parser.add_argument("--lookup-size", type=int, default=30000)
+    parser.add_argument("--n-lookup", type=int, default=300, help="builtin targets per set for the lookup rows")
+    parser.add_argument("--parts", default="latency,lookup,refine")
     args = parser.parse_args()
+    parts = set(args.parts.split(","))
 
     matcher = Matcher.load(args.model or default_model_path())
     ds = Dataset.open(args.eval_path)
     audio = np.asarray(ds.load_shard(ds.shards[0], "audio"))
     audio = audio[~is_silent(audio)]
-    latency(matcher, Path(args.run) if args.run else None, audio[: args.n_latency], args.repeats)
-    if args.n_quality > 0:
+    if "latency" in parts:
+        latency(matcher, Path(args.run) if args.run else None, audio[: args.n_latency], args.repeats)
+    if "lookup" in parts:
+        old = Matcher.load(args.old_model) if args.old_model else None
+        bank, raw, notes = lookup_bank(matcher.renderer, args.lookup_size,
+                                       Path("data") / f"lookup-{args.lookup_size}.npz")
+        lookup_comparison(matcher, old, target_sets(Path(args.eval_path), Path(args.eval_48), Path(args.ood),
+                                                    args.n_lookup), bank, raw, notes)
+    if "refine" in parts and args.n_quality > 0:
         quality(matcher, audio[args.n_latency: args.n_latency + args.n_quality],
                 [float(b) for b in args.budgets.split(",")])
 

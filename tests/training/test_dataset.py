@@ -180,3 +180,57 @@ def test_ray_local_cluster_equals_local(tmp_path: Path) -> None:
     for (p1, x1), (p2, x2) in zip(local, on_ray, strict=True):
         np.testing.assert_array_equal(p1, p2)
         np.testing.assert_array_equal(x1, x2)
+
+
+def test_rows_carry_the_note_they_were_played_at(tmp_path: Path) -> None:
+    ds = generate(tmp_path / "notes", spec(pitch_range=(40, 70), n_shards=2, sample_size=16))
+    from deepdiva.core.pitch import detect_pitch
+
+    for shard in ds.shards:
+        notes = ds.played_notes(shard)
+        assert notes.shape == (16,) and notes.dtype == np.float32
+        assert notes.min() >= 40 and notes.max() <= 70 and np.all(notes == np.round(notes))
+    assert len(np.unique(np.concatenate([ds.played_notes(s) for s in ds.shards]))) > 5
+    # a plain saw of the base preset played at a row's note is heard there
+    pset = ds.parameter_set
+    from deepdiva.core.render import make_renderer
+
+    renderer = make_renderer("builtin", pset, RenderSettings())
+    base = pset.defaults_normalised()[None, :]
+    for key in (41.0, 57.0, 69.0):
+        assert detect_pitch(renderer.render(base, key)[0], 44100).midi == key
+    one = generate(tmp_path / "one", spec(n_shards=1))
+    np.testing.assert_array_equal(one.played_notes(one.shards[0]), np.full(8, 48, np.float32))
+
+
+def test_augmented_features_only_dataset_is_deterministic_and_restates_labels(tmp_path: Path) -> None:
+    from deepdiva.training.augment import AugmentConfig
+    from deepdiva.training.features_cache import CachedFeatures
+
+    kw = dict(parameter_set="medium33", render=RenderSettings(), sample_size=40, n_shards=2, seed=3,
+              pitch_range=(36, 84), augment=AugmentConfig().to_dict(), features=("mel_db_pitch",),
+              keep_audio=False, prior="mixed")
+    one = generate(tmp_path / "a", DatasetSpec(**kw))
+    two = generate(tmp_path / "b", DatasetSpec(**kw), workers=2)
+    for name in ("params", "notes", "pitch", "mel_db_pitch"):
+        for s1, s2 in zip(one.shards, two.shards, strict=True):
+            np.testing.assert_array_equal(one.load_shard(s1, name), two.load_shard(s2, name))
+    shard = one.shard_dir(one.shards[0])
+    assert not (shard / "audio.npy").exists()
+    assert np.load(shard / "mel_db_pitch.npy").dtype == np.uint8
+    notes = one.played_notes(one.shards[0])
+    assert np.any(notes != np.round(notes))  # some notes played slightly out of tune
+    store = CachedFeatures(one, "mel_db_pitch")
+    x, y = store.get(np.arange(10))
+    assert x.shape == (10, 128, 173, 2) and x.dtype == np.float32 and 0 <= x.min() and x.max() <= 1
+    assert store.usable.shape == (80,) and store.usable.mean() > 0.5
+    other = generate(tmp_path / "c", DatasetSpec(**{**kw, "seed": 4}))
+    assert not np.array_equal(one.load_shard(one.shards[0], "mel_db_pitch"),
+                              other.load_shard(other.shards[0], "mel_db_pitch"))
+
+
+def test_no_audio_needs_a_feature() -> None:
+    with pytest.raises(DatasetError, match="--no-audio needs --feature"):
+        spec(keep_audio=False)
+    with pytest.raises(DatasetError, match="pitch-range"):
+        spec(pitch_range=(80, 40))

@@ -1,0 +1,63 @@
+"""The patch bank: embeddings, nearest rows, pitch filter, file round trip, warm starts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from deepdiva.core.bank import BANDS, SEGMENTS, Bank, build_bank, cached_bank, embed, random_rows
+from deepdiva.core.errors import ModelError
+from deepdiva.core.metrics import SpectralTarget
+from deepdiva.core.profile import load_profile
+from deepdiva.core.refine import refine
+from deepdiva.core.render import RenderSettings, make_renderer
+
+
+@pytest.fixture(scope="module")
+def renderer():
+    return make_renderer("builtin", load_profile("diva").parameter_set("medium33"), RenderSettings())
+
+
+@pytest.fixture(scope="module")
+def bank(renderer) -> Bank:
+    params, notes = random_rows(renderer, 96, seed=1)
+    return build_bank(renderer, params, notes)
+
+
+def test_rows_find_themselves(renderer, bank: Bank) -> None:
+    params, notes = random_rows(renderer, 96, seed=1)
+    assert bank.embeddings.shape == (96, BANDS * SEGMENTS) and bank.embeddings.dtype == np.float16
+    audio = renderer.render(params[:8], notes[:8])
+    hits = [bank.nearest(q, 3)[0] for q in embed(audio)]
+    assert sum(h == i for i, h in enumerate(hits)) >= 7  # float16 rounding may tie a near-silent pair
+
+
+def test_near_keeps_rows_heard_close_to_the_key(bank: Bank) -> None:
+    pitched = np.flatnonzero(np.isfinite(bank.heard))
+    key = float(bank.heard[pitched[0]])
+    rows = bank.nearest(np.zeros(BANDS * SEGMENTS, np.float32), 1, near=key, tolerance=0.5)
+    assert abs(bank.heard[rows[0]] - key) <= 0.5
+    rows = bank.nearest(np.zeros(BANDS * SEGMENTS, np.float32), 2, near=float("nan"))
+    assert np.all(np.isnan(bank.heard[rows]))
+
+
+def test_save_load_and_cached_bank(tmp_path: Path, renderer, bank: Bank) -> None:
+    loaded = Bank.load(bank.save(tmp_path / "b.npz"))
+    np.testing.assert_array_equal(loaded.embeddings, bank.embeddings)
+    assert loaded.parameter_ids == bank.parameter_ids
+    made = cached_bank(renderer, tmp_path / "cache" / "bank.npz", size=16)
+    assert len(made) == 16 and (tmp_path / "cache" / "bank.npz").exists()
+    assert len(cached_bank(renderer, tmp_path / "cache" / "bank.npz", size=16)) == 16  # read, not rebuilt
+    (tmp_path / "junk.npz").write_bytes(b"not a bank")
+    with pytest.raises(ModelError, match="delete it"):
+        Bank.load(tmp_path / "junk.npz")
+
+
+def test_warm_starts_never_worse_than_the_start(renderer, bank: Bank) -> None:
+    target = renderer.render(bank.params[5:6], 60.0)[0]
+    start = renderer.parameter_set.defaults_normalised()
+    result = refine(renderer, SpectralTarget(target).distance, start, 0.3, note=60.0, warm_starts=bank.params[:8])
+    assert result.distance <= result.start_distance
+    assert result.distance < 1e-6  # the target's own patch was among the warm starts

@@ -1,0 +1,84 @@
+"""Pitch detection on synthetic notes: sines, saws and squares at many notes, and unpitched noise."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from deepdiva.core.pitch import (
+    DEFAULT_MIDI,
+    Pitch,
+    detect_pitch,
+    detect_pitches,
+    fold_octaves,
+    midi_to_hz,
+    note_name,
+)
+
+SR = 44100
+T = np.arange(2 * SR) / SR
+
+
+def tone(kind: str, midi: float, amplitude: float = 0.4) -> np.ndarray:
+    f0 = float(midi_to_hz(midi))
+    if kind == "sine":
+        wave = np.sin(2 * np.pi * f0 * T)
+    else:  # band-limited additive saw or square, harmonics below 12 kHz
+        k = np.arange(1, int(12000 // f0) + 1)
+        if kind == "square":
+            k = k[k % 2 == 1]
+        wave = (np.sin(2 * np.pi * f0 * np.outer(T, k)) / k).sum(axis=1)
+    return (amplitude * wave / np.max(np.abs(wave))).astype(np.float32)
+
+
+@pytest.mark.parametrize("kind", ["sine", "saw", "square"])
+@pytest.mark.parametrize("midi", [28, 36, 48, 57.3, 69, 81, 91])
+def test_detects_note_and_cents(kind: str, midi: float) -> None:
+    pitch = detect_pitch(tone(kind, midi), SR)
+    assert pitch.pitched
+    assert pitch.midi == round(midi)
+    assert pitch.cents == pytest.approx(100 * (midi - round(midi)), abs=5)
+    assert pitch.hz == pytest.approx(float(midi_to_hz(midi)), rel=0.005)
+
+
+def test_other_sample_rates_and_quiet_takes() -> None:
+    for rate in (22050, 48000, 96000):
+        t = np.arange(rate) / rate
+        note = (0.01 * np.sin(2 * np.pi * 261.63 * t)).astype(np.float32)  # -40 dBFS
+        assert detect_pitch(note, rate).name == "C4"
+
+
+def test_noise_bursts_are_unpitched_and_played_at_the_default_note() -> None:
+    rng = np.random.default_rng(3)
+    for decay in (2.0, 8.0, 30.0):
+        burst = (0.3 * rng.standard_normal(T.size) * np.exp(-decay * T)).astype(np.float32)
+        pitch = detect_pitch(burst, SR)
+        assert not pitch.pitched and pitch.hz is None
+        assert pitch.midi == DEFAULT_MIDI and pitch.cents == 0.0 and pitch.name == "unpitched"
+    assert not detect_pitch(np.zeros(T.size, np.float32), SR).pitched
+
+
+def test_noisy_and_reverberant_notes_keep_their_pitch() -> None:
+    rng = np.random.default_rng(4)
+    note = tone("saw", 64) + 0.02 * rng.standard_normal(T.size).astype(np.float32)  # ~25 dB SNR
+    room = rng.standard_normal(SR // 2) * np.exp(-np.arange(SR // 2) / (0.15 * SR))
+    wet = np.convolve(note, room / np.sqrt(np.sum(room**2)))[: T.size].astype(np.float32)
+    assert detect_pitch(note, SR).name == "E4"
+    assert detect_pitch(note + 0.5 * wet, SR).name == "E4"
+
+
+def test_octave_slips_fold_onto_the_lowest_common_pitch() -> None:
+    frames = np.array([55.1, 55.1, 43.1, 43.0, 43.1, 55.1, 43.1])  # an organ whose 2nd harmonic wins some frames
+    np.testing.assert_allclose(fold_octaves(frames), [43.1, 43.1, 43.1, 43.0, 43.1, 43.1, 43.1])
+    fifths = np.array([50.0, 57.0, 50.0, 57.0])  # not octaves: left alone
+    np.testing.assert_array_equal(fold_octaves(fifths), fifths)
+
+
+def test_batch_equals_one_by_one_and_names() -> None:
+    notes = np.stack([tone("saw", 45), tone("sine", 72), tone("square", 33)])
+    batch = detect_pitches(notes, SR)
+    assert batch == [detect_pitch(n, SR) for n in notes]
+    assert [p.name for p in batch] == ["A2", "C5", "A1"]
+    assert note_name(69) == "A4" and note_name(48) == "C3" and note_name(61) == "C#4"
+    assert Pitch.from_hz(440.0).as_dict() == {"note": "A4", "midi_pitch": 69, "cents": 0.0, "hz": 440.0,
+                                              "pitched": True}

@@ -1,0 +1,56 @@
+"""Tuning restated for the pitch heard: the same sound at another key; unheard tuning tidied."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from deepdiva.core.profile import load_profile
+from deepdiva.core.render import RenderSettings, make_renderer
+from deepdiva.core.tuning import TUNE1_ID, TUNE2_ID, VOL2_ID, relative_to_pitch, tidy
+
+SHORT = RenderSettings(note_length=0.3, render_length=0.4)
+
+
+@pytest.fixture(scope="module")
+def pset():
+    return load_profile("diva").parameter_set("medium33")
+
+
+def patch(pset, **native: float) -> np.ndarray:
+    values = pset.defaults_native()
+    for pid, value in native.items():
+        values[pset.ids.index(int(pid.lstrip("p")))] = value
+    return pset.to_normalised(values[None, :])
+
+
+def test_an_octave_in_the_tuning_moves_into_the_note_and_sounds_the_same(pset) -> None:
+    renderer = make_renderer("builtin", pset, SHORT)
+    x = patch(pset, **{f"p{TUNE1_ID}": 12.0, f"p{TUNE2_ID}": 19.0, f"p{VOL2_ID}": 40.0})
+    restated, ok = relative_to_pitch(pset, x, np.array([48.0]), np.array([60.0]))
+    native = pset.from_normalised(restated)[0]
+    assert ok[0]
+    assert native[pset.ids.index(TUNE1_ID)] == 0.0 and native[pset.ids.index(TUNE2_ID)] == pytest.approx(7.0, abs=1e-4)
+    np.testing.assert_allclose(renderer.render(restated, 60.0), renderer.render(x, 48.0), atol=2e-3)  # float32 tuning
+
+
+def test_shifts_that_tune1_cannot_carry_are_flagged(pset) -> None:
+    x = np.repeat(patch(pset), 3, axis=0)
+    _, ok = relative_to_pitch(pset, x, np.array([48.0, 48.0, 48.0]), np.array([55.0, 84.0, np.nan]))
+    # a fifth is not an octave step; three octaves leave Tune1's range; unpitched rows are kept
+    assert ok.tolist() == [False, False, True]
+
+
+def test_unpitched_rows_are_restated_for_the_default_note(pset) -> None:
+    x = patch(pset, **{f"p{TUNE2_ID}": 0.0, f"p{VOL2_ID}": 50.0})
+    restated, ok = relative_to_pitch(pset, x, np.array([60.0]), np.array([np.nan]))
+    native = pset.from_normalised(restated)[0]
+    assert ok[0] and native[pset.ids.index(TUNE1_ID)] == 12.0 and native[pset.ids.index(TUNE2_ID)] == pytest.approx(12.0)
+
+
+def test_tidy_resets_the_tuning_of_a_silent_oscillator_only(pset) -> None:
+    loud = patch(pset, **{f"p{TUNE2_ID}": -13.5, f"p{VOL2_ID}": 30.0})
+    silent = patch(pset, **{f"p{TUNE2_ID}": -13.5, f"p{VOL2_ID}": 1.0})
+    assert pset.from_normalised(tidy(pset, loud))[0, pset.ids.index(TUNE2_ID)] == pytest.approx(-13.5, abs=1e-4)
+    assert pset.from_normalised(tidy(pset, silent))[0, pset.ids.index(TUNE2_ID)] == 0.0
+    np.testing.assert_array_equal(tidy(pset, silent[0]).shape, silent[0].shape)
