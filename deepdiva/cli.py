@@ -422,6 +422,8 @@ def features_cmd(ctx: click.Context, dataset_path: str, feature_names: tuple[str
               help="Cached feature to train on (default: the model's).")
 @click.option("--lr-schedule", type=click.Choice(["constant", "cosine"]), default="constant", show_default=True,
               help="Learning rate: constant, or a cosine decay to 5 % over the epochs.")
+@click.option("--epoch-size", type=click.IntRange(min=1), default=None,
+              help="Patches per epoch (default: all): checkpoints and validation this often on big datasets.")
 @click.option("--batch-size", default=64, show_default=True)
 @click.option("--epochs", default=None, type=int, help="Total epochs (default 10; with --resume: the run's).")
 @click.option("--save-freq", default=5, show_default=True, help="Epochs between kept checkpoints.")

@@ -58,6 +58,7 @@ class TrainConfig:
     runs_dir: str = "runs"
     name: str | None = None
     lr_schedule: str = "constant"  # or "cosine": decays to 5 % of the rate over all epochs
+    epoch_size: int | None = None  # rows per epoch (default: the whole training split)
 
     def __post_init__(self) -> None:
         for key in ("batch_size", "epochs", "save_freq"):
@@ -67,6 +68,8 @@ class TrainConfig:
             raise ModelError(f"--patience must be >= 1, got {self.patience}")
         if self.learning_rate is not None and not self.learning_rate > 0:
             raise ModelError(f"--learning-rate must be > 0, got {self.learning_rate}")
+        if self.epoch_size is not None and self.epoch_size < 1:
+            raise ModelError(f"--epoch-size must be >= 1, got {self.epoch_size}")
         if self.lr_schedule not in LR_SCHEDULES:
             raise ModelError(f"--lr-schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
 
@@ -79,23 +82,35 @@ class TrainConfig:
 # --------------------------------------------------------------------------- data
 
 def batches(store: CachedFeatures, rows: np.ndarray, batch_size: int, n_outputs: int, shuffle: bool,
-            seed: int = 0, epoch: int = 0):
-    """A ``keras.utils.PyDataset`` of (features, params) over ``rows`` of memory-mapped shards."""
+            seed: int = 0, epoch: int = 0, epoch_size: int | None = None):
+    """A ``keras.utils.PyDataset`` of (features, params) over ``rows`` of memory-mapped shards.
+
+    Shuffled, an epoch is ``epoch_size`` rows (default: all) taken in turn from a fresh
+    permutation of ``rows`` per pass, so epoch ``e`` sees the same rows whenever it runs (a resumed
+    run continues exactly) and a large dataset still gets frequent checkpoints.
+    """
     import keras
+
+    rows = np.sort(np.asarray(rows, dtype=np.int64))
+    size = len(rows) if not (shuffle and epoch_size) else min(int(epoch_size), len(rows))
+
+    def epoch_rows(e: int) -> np.ndarray:
+        if not shuffle:
+            return rows
+        first = e * size
+        passes = range(first // len(rows), (first + size - 1) // len(rows) + 1)
+        stream = np.concatenate([np.random.default_rng([seed, p]).permutation(rows) for p in passes])
+        offset = first - passes[0] * len(rows)
+        return stream[offset:offset + size]
 
     class FeatureBatches(keras.utils.PyDataset):
         def __init__(self) -> None:
             super().__init__(workers=1, use_multiprocessing=False)
             self.epoch = epoch
-            self.order = np.asarray(rows, dtype=np.int64)
-            self._shuffle()
-
-        def _shuffle(self) -> None:
-            if shuffle:
-                self.order = np.random.default_rng([seed, self.epoch]).permutation(np.sort(self.order))
+            self.order = epoch_rows(epoch)
 
         def __len__(self) -> int:
-            return math.ceil(len(self.order) / batch_size)
+            return math.ceil(size / batch_size)
 
         def __getitem__(self, i: int):
             x, y = store.get(self.order[i * batch_size:(i + 1) * batch_size])
@@ -103,7 +118,7 @@ def batches(store: CachedFeatures, rows: np.ndarray, batch_size: int, n_outputs:
 
         def on_epoch_end(self) -> None:
             self.epoch += 1
-            self._shuffle()
+            self.order = epoch_rows(self.epoch)
 
     return FeatureBatches()
 
@@ -257,7 +272,8 @@ def train(cfg: TrainConfig, say: Logger | None = None) -> RunResult:
     scaler = scaler_for(ds, split, feature) if feature in SCALED_FEATURES else None
     store = open_store(ds, feature, scaler)
     keras.utils.set_random_seed(cfg.seed)
-    steps = cfg.epochs * math.ceil(usable_rows(store, split.train).size / cfg.batch_size)
+    n_train = usable_rows(store, split.train).size
+    steps = cfg.epochs * math.ceil(min(cfg.epoch_size or n_train, n_train) / cfg.batch_size)
     model = compile_model(build_model(cfg.model, store.shape, ds.parameter_set), cfg.optimizer,
                           cfg.learning_rate, cfg.loss, decay_steps=steps if cfg.lr_schedule == "cosine" else None)
     run_dir = _new_run_dir(cfg)
@@ -327,7 +343,8 @@ def _fit(run_dir: Path, model, cfg: TrainConfig, ds: Dataset, store: CachedFeatu
     if cfg.patience:
         callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, patience=cfg.patience))
     if initial < cfg.epochs:
-        train_data = batches(store, usable_rows(store, split.train), cfg.batch_size, n_out, True, cfg.seed, initial)
+        train_data = batches(store, usable_rows(store, split.train), cfg.batch_size, n_out, True, cfg.seed, initial,
+                             cfg.epoch_size)
         val_rows = usable_rows(store, split.val)
         val_data = batches(store, val_rows, cfg.batch_size, n_out, False) if val_rows.size else None
         model.fit(train_data, validation_data=val_data, epochs=cfg.epochs, initial_epoch=initial,
