@@ -21,6 +21,7 @@ import argparse
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -33,6 +34,7 @@ from deepdiva.core.bank import Bank, build_bank, embed, random_rows  # noqa: E40
 from deepdiva.core.features import FeatureConfig, full_scale_reference  # noqa: E402
 from deepdiva.core.matcher import Matcher, default_model_path  # noqa: E402
 from deepdiva.core.metrics import SpectralTarget, multires_stft_distance, spectral_convergence  # noqa: E402
+from deepdiva.core.refine import refine  # noqa: E402
 from deepdiva.presets.diva import write_diva_preset  # noqa: E402
 from deepdiva.presets.match_job import match_file  # noqa: E402
 from deepdiva.training.dataset import Dataset, is_silent  # noqa: E402
@@ -163,32 +165,52 @@ def latency(matcher: Matcher, run: Path | None, clips: np.ndarray, repeats: int)
           f"scores its answer: {q50 / p50:.1f}x   (load now {os.getloadavg()[0]:.1f})")
 
 
-def quality(matcher: Matcher, clips: np.ndarray, budgets: list[float]) -> None:
-    """Distances of the base preset, the network, and refinements; the first budget also on one
-    thread, to show what rendering and scoring on the matcher's threads buys."""
+def quality(matcher: Matcher, clips: np.ndarray, budgets: list[float], base_budgets: list[float],
+            banked: Matcher | None = None) -> None:
+    """Distances of the base preset, the network, the network + each refinement budget (and, with
+    ``banked``, the same search warm-started from the patch bank), and a search of each of
+    ``base_budgets`` from the base preset without the network; all played at the key the match
+    plays (the pitch detected), on the matcher's threads."""
     pset = matcher.parameter_set
-    base_audio = matcher.renderer.render(pset.defaults_normalised()[None, :])[0]
-    one_thread = Matcher(matcher.model, matcher.renderer, threads=1)
-    runs = [(f"network + {b:g} s refine", matcher, b) for b in budgets]
-    if matcher.threads > 1:
-        runs.insert(0, (f"network + {budgets[0]:g} s, 1 thread", one_thread, budgets[0]))
-    rows: dict[str, list[float]] = {"base preset": [], "network only": []} | {name: [] for name, _, _ in runs}
-    evaluations: dict[str, list[int]] = {name: [] for name, _, _ in runs}
+    base = pset.defaults_normalised()
+    runs: list[tuple[str, Callable[[np.ndarray, int], tuple[float, int]]]] = []
+    for b in budgets:
+        runs.append((f"network + {b:g} s", lambda clip, i, b=b: _refined(matcher, clip, b, i)))
+        if banked is not None:
+            runs.append((f"network + bank + {b:g} s", lambda clip, i, b=b: _refined(banked, clip, b, i)))
+    for b in base_budgets:
+        runs.append((f"search from base, {b:g} s", lambda clip, i, b=b: _from_base(matcher, clip, base, b, i)))
+    rows: dict[str, list[float]] = {"base preset": [], "network only": []} | {name: [] for name, _ in runs}
+    evaluations: dict[str, list[int]] = {name: [] for name, _ in runs}
     for i, clip in enumerate(clips):
+        key = matcher.played_at(matcher.detect(clip[None, :])[0]).midi_float
         target = SpectralTarget(clip)
-        rows["base preset"].append(float(target.distance(base_audio[None, :])[0]))
+        rows["base preset"].append(float(target.distance(matcher.renderer.render(base[None, :], key))[0]))
         rows["network only"].append(matcher.match(clip).distance)
-        for name, m, budget in runs:
-            result = m.match(clip, refine_seconds=budget, seed=i)
-            rows[name].append(result.distance)
-            evaluations[name].append(result.evaluations)
-    print(f"(b) quality on {len(clips)} held-out builtin renders: multi-resolution STFT distance (lower is better); "
-          f"refinement on {matcher.threads} threads unless marked")
+        for name, run in runs:
+            distance, spent = run(clip, i)
+            rows[name].append(distance)
+            evaluations[name].append(spent)
+    print(f"(c) refinement on {len(clips)} held-out builtin renders at random notes: multi-resolution STFT "
+          f"distance (lower is better), on {matcher.threads} threads")
     base_median = np.median(rows["base preset"])
     for name, values in rows.items():
         renders = f"   renders median {np.median(evaluations[name]):6.0f}" if name in evaluations else ""
         print(f"    {name:28s} mean {np.mean(values):8.3f}   median {np.median(values):7.3f}   "
               f"median vs base {np.median(values) / base_median:5.2f}{renders}")
+
+
+def _refined(matcher: Matcher, clip: np.ndarray, budget: float, seed: int) -> tuple[float, int]:
+    result = matcher.match(clip, refine_seconds=budget, seed=seed)
+    return float(result.distance), result.evaluations
+
+
+def _from_base(matcher: Matcher, clip: np.ndarray, base: np.ndarray, budget: float, seed: int) -> tuple[float, int]:
+    """CMA-ES from the base preset, no network: what a search alone reaches in ``budget`` seconds."""
+    key = matcher.played_at(matcher.detect(clip[None, :])[0]).midi_float
+    result = refine(matcher.renderer, SpectralTarget(clip).distance, base, budget, seed=seed,
+                    executor=matcher._executor, blocks=matcher.threads, note=key)
+    return result.distance, result.evaluations
 
 
 def lookup_bank(renderer, size: int, path: Path) -> tuple[Bank, np.ndarray, np.ndarray]:
@@ -268,7 +290,10 @@ def main() -> None:
     parser.add_argument("--n-latency", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--n-quality", type=int, default=30)
-    parser.add_argument("--budgets", default="1,5")
+    parser.add_argument("--budgets", default="2,10")
+    parser.add_argument("--base-budgets", default="10,60", help="searches from the base preset, no network")
+    parser.add_argument("--bank", action=argparse.BooleanOptionalAction, default=True,
+                        help="also refine from the patch bank's warm starts")
     parser.add_argument("--old-model", default=None, help="the previous model (v1), for side-by-side rows")
     parser.add_argument("--eval-48", default="data/eval-medium33", help="held-out renders at MIDI 48")
     parser.add_argument("--ood", default="data/ood", help="out-of-domain sets (benchmarks/ood_sets.py)")
@@ -291,8 +316,10 @@ def main() -> None:
         lookup_comparison(matcher, old, target_sets(Path(args.eval_path), Path(args.eval_48), Path(args.ood),
                                                     args.n_lookup), bank, raw, notes)
     if "refine" in parts and args.n_quality > 0:
+        banked = Matcher(matcher.model, matcher.renderer, matcher.threads, use_bank=True, say=print)
         quality(matcher, audio[args.n_latency: args.n_latency + args.n_quality],
-                [float(b) for b in args.budgets.split(",")])
+                [float(b) for b in args.budgets.split(",")], [float(b) for b in args.base_budgets.split(",") if b],
+                banked if args.bank else None)
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ import numpy as np
 from numba import njit, prange
 
 from .errors import RenderError
+from .render import per_row
 
 # Columns of a native parameter matrix, in the order of the profile's medium33 set.
 PARAM_IDS: tuple[int, ...] = (33, 34, 35, 44, 45, 46, 47, 55, 57, 62, 65, 67, 72, 86, 87, 89, 90,
@@ -607,21 +608,9 @@ def render_batch(native: np.ndarray, sample_rate: int = 44100, midi_pitch: float
     if velocity <= 0 or params.shape[0] == 0 or n_samples == 0:
         return out
     n = params.shape[0]
-    pitches = _per_row(midi_pitch, n, "MIDI pitch")
-    note_offs = np.rint(_per_row(note_length, n, "note length") * sample_rate).astype(np.int64)
+    pitches = per_row(midi_pitch, n, "MIDI pitch")
+    note_offs = np.rint(per_row(note_length, n, "note length") * sample_rate).astype(np.int64)
     seeds = voice_seeds(params)
     kernel = _render_parallel if parallel else _render_serial
     kernel(params, seeds, float(sample_rate), pitches, note_offs, out)
     return out
-
-
-def _per_row(value: float | np.ndarray, n: int, what: str) -> np.ndarray:
-    """A scalar or one value per row -> contiguous float64 (n,)."""
-    arr = np.asarray(value, dtype=np.float64)
-    if arr.ndim == 0:
-        return np.full(n, float(arr))
-    if arr.shape != (n,):
-        raise RenderError(f"expected one {what} or one per patch ({n}), got shape {arr.shape}")
-    if not np.isfinite(arr).all():
-        raise RenderError(f"{what}s contain NaN or infinite values")
-    return np.ascontiguousarray(arr)

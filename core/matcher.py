@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from importlib import resources
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .bank import Bank, embed
+from .bank import Bank, cached_bank, embed
 from .errors import ModelError
 from .metrics import SpectralTarget, multires_stft_distance
 from .model_runtime import OnnxModel
@@ -100,9 +101,11 @@ class Matcher:
     """
 
     def __init__(self, model: OnnxModel, renderer: Renderer | None = None, threads: int | None = None,
-                 bank: Bank | None = None) -> None:
+                 bank: Bank | None = None, use_bank: bool = False, say: Callable[[str], None] | None = None) -> None:
         self.model = model
         self.bank = bank
+        self.use_bank = use_bank or bank is not None  # without a bank given, build or load it on the first search
+        self._say = say
         self.parameter_set = model.parameter_set
         card_render = {k: v for k, v in model.card.render.items() if k in RenderSettings.__dataclass_fields__}
         self.settings = RenderSettings(**card_render)
@@ -113,9 +116,13 @@ class Matcher:
                           if self.threads > 1 else None)
 
     @classmethod
-    def load(cls, model_path: str | os.PathLike | None = None, intra_op_threads: int = 1) -> Matcher:
-        """Load the model once and warm up model and renderer, so the first match is as fast as any."""
-        matcher = cls(OnnxModel.load(model_path or default_model_path(), intra_op_threads=intra_op_threads))
+    def load(cls, model_path: str | os.PathLike | None = None, intra_op_threads: int = 1, bank: bool = False,
+             say: Callable[[str], None] | None = None) -> Matcher:
+        """Load the model once and warm up model and renderer, so the first match is as fast as any.
+        ``bank``: warm-start searches from the patch bank (:mod:`~deepdiva.core.bank`), loaded from
+        the user cache or built there on the first search (``say`` is told)."""
+        matcher = cls(OnnxModel.load(model_path or default_model_path(), intra_op_threads=intra_op_threads),
+                      use_bank=bank, say=say)
         matcher.match(matcher.renderer.render(matcher.parameter_set.defaults_normalised()[None, :])[0])
         return matcher
 
@@ -147,8 +154,10 @@ class Matcher:
     def warm_starts(self, note: np.ndarray, played: Pitch) -> np.ndarray | None:
         """The bank's patches nearest to ``note`` among those heard near the key it is played at
         (unpitched among the unpitched), or None without a bank."""
-        if self.bank is None:
+        if not self.use_bank:
             return None
+        if self.bank is None:
+            self.bank = cached_bank(self.renderer, say=self._say)
         query = embed(note[None, :], self.model.card.feature_config)[0]
         rows = self.bank.nearest(query, WARM_STARTS, near=played.midi_float if played.pitched else float("nan"))
         return self.bank.params[rows]

@@ -86,26 +86,15 @@ class Renderer(ABC):
                               f"{self.parameter_set.describe()}, got {np.shape(params_normalised)}")
         native = self.parameter_set.from_normalised(params)  # validates NaN, clips, quantises
         n = len(params)
-        lengths = self._per_row(self.settings.note_length if note_lengths is None else note_lengths, n, "note length")
+        lengths = per_row(self.settings.note_length if note_lengths is None else note_lengths, n, "note length")
         if not ((lengths > 0).all() and (lengths <= self.settings.render_length).all()):
             raise RenderError(f"note lengths must lie within (0, {self.settings.render_length}] s")
         audio = self._render_native(native, self.notes_for(n, notes), lengths)
         return np.ascontiguousarray(audio, dtype=np.float32)
 
-    @staticmethod
-    def _per_row(value: float | np.ndarray, n: int, what: str) -> np.ndarray:
-        arr = np.asarray(value, dtype=np.float64)
-        if arr.ndim == 0:
-            arr = np.full(n, float(arr))
-        if arr.shape != (n,):
-            raise RenderError(f"expected one {what} or one per patch ({n}), got shape {arr.shape}")
-        if not np.isfinite(arr).all():
-            raise RenderError(f"{what}s must be finite")
-        return arr
-
     def notes_for(self, n: int, notes: float | np.ndarray | None) -> np.ndarray:
         """float64 (n,) MIDI notes: ``notes`` broadcast to the batch, checked to lie in 0..127."""
-        arr = self._per_row(self.settings.midi_pitch if notes is None else notes, n, "MIDI note")
+        arr = per_row(self.settings.midi_pitch if notes is None else notes, n, "MIDI note")
         if not ((arr >= 0).all() and (arr <= 127).all()):
             raise RenderError("MIDI notes must lie within 0..127")
         return arr
@@ -117,6 +106,18 @@ class Renderer(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release host resources (plugins, engines)."""
+
+
+def per_row(value: float | np.ndarray, n: int, what: str) -> np.ndarray:
+    """A scalar or one value per row -> contiguous float64 (n,), finite."""
+    arr = np.asarray(value, dtype=np.float64)
+    if arr.ndim == 0:
+        arr = np.full(n, float(arr))
+    if arr.shape != (n,):
+        raise RenderError(f"expected one {what} or one per patch ({n}), got shape {arr.shape}")
+    if not np.isfinite(arr).all():
+        raise RenderError(f"{what}s must be finite")
+    return np.ascontiguousarray(arr)
 
 
 def make_renderer(kind: str, parameter_set: ParameterSet, settings: RenderSettings | None = None,
