@@ -260,7 +260,7 @@ class Service:
             return dry_run_match(self.parameter_set)
         from ..core.matcher import Matcher
 
-        matcher = Matcher.load(cfg.model_path)
+        matcher = Matcher.load(cfg.model_path, bank=cfg.model_bank, say=log.info)
         self.parameter_set = matcher.parameter_set
         self.model_name = str(cfg.model_path or "the shipped model")
         return matcher_match(matcher, cfg.model_refine_seconds, cfg.presets_preview,

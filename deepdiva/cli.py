@@ -96,6 +96,9 @@ def _progress(total: int, desc: str, quiet: bool):
 @click.option("--candidates", type=click.IntRange(1, MAX_CANDIDATES), default=1, show_default=True,
               help="With --refine: also write up to N-1 clearly different runners-up of the search "
                    "('NAME alt 2.h2p', ...) to audition.")
+@click.option("--bank/--no-bank", default=True, show_default=True,
+              help="With --refine: also start the search from the nearest of 20,000 rendered patches "
+                   "(built once into the user cache, about a minute).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON report (path, params, distance).")
 @click.option("--push-midi", "push_midi", default=None, metavar="PORT",
               help="Also send the parameters as MIDI CC to this existing port (e.g. a DAW input, IAC, loopMIDI).")
@@ -104,7 +107,7 @@ def _progress(total: int, desc: str, quiet: bool):
 @click.pass_context
 def match_cmd(ctx: click.Context, targets: tuple[str, ...], model_path: str | None, refine_seconds: float,
               out: str | None, preset_dir: str | None, name: str | None, preview: bool, score: bool, seed: int,
-              candidates: int, as_json: bool, push_midi: str | None, max_seconds: float) -> None:
+              candidates: int, as_json: bool, push_midi: str | None, max_seconds: float, bank: bool) -> None:
     """Match sounds: write a Diva preset for each target file (or folder of files)."""
     import json
 
@@ -125,13 +128,14 @@ def match_cmd(ctx: click.Context, targets: tuple[str, ...], model_path: str | No
     if candidates > 1 and refine_seconds <= 0:
         raise click.UsageError("--candidates needs --refine SECONDS: the alternatives come from the search")
     destination = out if out is not None else preset_location(preset_dir).folder
-    matcher = Matcher.load(model_path)
+    quiet = ctx.obj["quiet"]
+    matcher = Matcher.load(model_path, bank=bank and refine_seconds > 0,
+                           say=None if quiet else lambda text: click.echo(text, err=True))
     sender = None
     if push_midi:
         from .daemon.midi import CCSender
 
         sender = CCSender.open(push_midi, virtual=False)  # a one-shot command: send to an existing port
-    quiet = ctx.obj["quiet"]
     reports, failures = [], []
     for path in tqdm(files, desc="matching", unit="file", disable=quiet or len(files) < 2 or not sys.stderr.isatty()):
         try:

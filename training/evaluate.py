@@ -232,12 +232,15 @@ def spectrogram_panel(ax, audio: np.ndarray, cfg: FeatureConfig):
 
 
 def update_card_metrics(model: OnnxModel, report: dict) -> Path:
-    """Record the evaluation in the model card (the ONNX file itself is unchanged)."""
+    """Record the evaluation in the model card, under ``metrics.evaluations.<dataset name>`` (one
+    entry per dataset evaluated on); the ONNX file itself is unchanged."""
     card = dict(model.card.data)
     metrics = dict(card.get("metrics", {}))
-    metrics["evaluation"] = {"dataset": Path(report["dataset"]).name, "n": report["n"],
-                             **{m: {k: v for k, v in s.items() if k != "mae_per_parameter"}
-                                for m, s in report["methods"].items()}}
+    name = Path(report["dataset"]).name
+    metrics.pop("evaluation", None)  # the single entry of earlier cards
+    metrics["evaluations"] = {**metrics.get("evaluations", {}), name: {
+        "dataset": name, "n": report["n"], "pitched": report.get("pitched"),
+        **{m: {k: v for k, v in s.items() if k != "mae_per_parameter"} for m, s in report["methods"].items()}}}
     card["metrics"] = metrics
     assert model.card.path is not None
     return write_json_atomic(model.card.path, card)

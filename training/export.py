@@ -18,6 +18,7 @@ import numpy as np
 from .. import __version__
 from ..core.atomic import write_bytes_atomic, write_json_atomic
 from ..core.errors import DeepDivaError, ModelError
+from ..core.features import PITCHED_FEATURES
 from ..core.model_runtime import CARD_FORMAT, PARAMS_OUTPUT, ModelCard, make_session
 from .dataset import Dataset
 from .features_cache import split_for
@@ -106,6 +107,25 @@ def validation_inputs(config: dict, n: int = 32) -> np.ndarray:
     return store.get(rows[:n])[0]
 
 
+def pitch_card(config: dict) -> dict:
+    """How the model treats the note: what it reads of it, how its labels relate to it, and the
+    key its answers are played at (``core.matcher``)."""
+    ds = config["dataset"]
+    if ds.get("pitch_range") is None:
+        return {"played_at": f"MIDI {ds['render']['midi_pitch']}, the one note of the training data",
+                "input": "audio only"}
+    pitched = config["feature"]["name"] in PITCHED_FEATURES
+    return {
+        "played_at": "the note detected in the target (core.pitch, YIN), its cents as the master fine tune "
+                     "(VCC:FTun); C3 (MIDI 48) when the target is unpitched",
+        "input": ("the mel spectrogram plus a second channel marking where the harmonics of the detected "
+                  "note fall (feature mel_db_pitch)") if pitched else "audio only",
+        "labels": "each training patch restated for the pitch heard in its audio (core.tuning.relative_to_pitch); "
+                  "rows a whole number of octaves cannot restate were left out",
+        "training_notes": list(ds["pitch_range"]),
+    }
+
+
 def build_card(name: str, model_bytes: bytes, config: dict, metrics: dict, parity: dict,
                outputs: list[dict]) -> dict:
     """The model card for ``name``.onnx (validated by :class:`ModelCard` before it is written)."""
@@ -138,6 +158,7 @@ def build_card(name: str, model_bytes: bytes, config: dict, metrics: dict, parit
             "optimizer": train["optimizer"], "learning_rate": train["learning_rate"],
             "batch_size": train["batch_size"], "epochs": metrics.get("epochs_done"),
         },
+        "pitch": pitch_card(config),
         "metrics": {k: metrics[k] for k in keep if metrics.get(k) is not None},
         "parity": parity,
         "versions": {"deepdiva": __version__, "tensorflow": tf.__version__, "keras": _keras_version(),

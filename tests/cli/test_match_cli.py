@@ -171,3 +171,39 @@ def test_batch_of_files_and_folders(tmp_path: Path, patch_audio: np.ndarray) -> 
     report = json.loads(result.stdout)
     assert len(report["results"]) == 3 and len(report["failures"]) == 1
     assert len(list((tmp_path / "out").glob("*.h2p"))) == 3
+
+
+def band_limited_saw(midi: float, seconds: float = 2.0) -> np.ndarray:
+    t = np.arange(int(seconds * SR)) / SR
+    f0 = 440.0 * 2 ** ((midi - 69) / 12)
+    k = np.arange(1, int(15000 // f0) + 1)
+    wave = (np.sin(2 * np.pi * f0 * np.outer(t, k)) / k).sum(axis=1)
+    return (0.4 * wave / np.abs(wave).max()).astype(np.float32)
+
+
+def test_a_c4_saw_round_trips_to_a_preset_played_at_c4_with_tune_0(tmp_path: Path) -> None:
+    src = tmp_path / "saw.wav"
+    sf.write(src, band_limited_saw(60 + 0.12), SR, subtype="FLOAT")  # 12 cents sharp
+    result = run("match", str(src), "--out", str(tmp_path / "out"), "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert (report["note"], report["midi_pitch"]) == ("C4", 60) and report["cents"] == pytest.approx(12, abs=3)
+    assert report["played_at"]["midi_pitch"] == 60
+    profile = load_profile("diva")
+    preset = read_h2p(report["preset"], profile)
+    values = preset.native_by_id(profile)
+    assert values[86] == 0.0  # OSC:Tune1: the octave of the recording is in the key, not the preset
+    assert values[15] == pytest.approx(report["cents"], abs=0.06)  # VCC:FTun carries the cents
+    assert "played at C4" in preset.meta["Description"]
+    text = run("match", str(src), "--out", str(tmp_path / "text"))
+    assert "saw.wav: C4 (+12 cents" in text.output and "play the preset at C4" in text.output
+
+
+def test_unpitched_noise_is_played_at_c3(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    t = np.arange(SR) / SR
+    src = tmp_path / "noise.wav"
+    sf.write(src, (0.3 * rng.standard_normal(SR) * np.exp(-6 * t)).astype(np.float32), SR)
+    report = json.loads(run("match", str(src), "--out", str(tmp_path / "out"), "--json").stdout)
+    assert report["note"] == "unpitched" and report["played_at"] == {"note": "C3", "midi_pitch": 48, "cents": 0.0}
+    assert "unpitched" in read_h2p(report["preset"], load_profile("diva")).meta["Description"]
