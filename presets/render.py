@@ -23,10 +23,14 @@ def write_wav(path: Path, audio: np.ndarray, sample_rate: int, overwrite: bool =
 def render_preset(preset_path: str | Path, renderer: str = "builtin", plugin_path: str | None = None,
                   set_name: str = "medium33", settings: RenderSettings | None = None,
                   profile_name: str = "diva") -> np.ndarray:
-    """Render the ``set_name`` parameters of a preset; returns float32 mono audio."""
-    pset = load_profile(profile_name).parameter_set(set_name)
-    native = read_h2p(preset_path).native_values(pset)
-    engine = make_renderer(renderer, pset, settings, plugin_path=plugin_path)
+    """Render a preset at the settings' note; returns float32 mono audio. The ``set_name``
+    parameters vary; every other value of the preset is fixed as the file has it (so a preset
+    matched at A4 with a fine tune plays exactly as its preview when rendered at 69)."""
+    profile = load_profile(profile_name)
+    pset = profile.parameter_set(set_name)
+    preset = read_h2p(preset_path, profile)
+    native = preset.native_values(pset)
+    engine = make_renderer(renderer, pset, settings, plugin_path=plugin_path, fixed=preset.native_by_id(profile))
     try:
         return engine.render(pset.to_normalised(np.asarray(native)[None, :]))[0]
     finally:

@@ -195,6 +195,11 @@ def test_a_c4_saw_round_trips_to_a_preset_played_at_c4_with_tune_0(tmp_path: Pat
     assert values[86] == 0.0  # OSC:Tune1: the octave of the recording is in the key, not the preset
     assert values[15] == pytest.approx(report["cents"], abs=0.06)  # VCC:FTun carries the cents
     assert "played at C4" in preset.meta["Description"]
+    # rendered at its key, the written preset plays exactly its preview (the fine tune included)
+    played = run("render", report["preset"], "-o", str(tmp_path / "played.wav"), "--midi-pitch", "60")
+    assert played.exit_code == 0, played.output
+    np.testing.assert_allclose(sf.read(tmp_path / "played.wav", dtype="float32")[0],
+                               sf.read(report["preview"], dtype="float32")[0], atol=1e-3)
     text = run("match", str(src), "--out", str(tmp_path / "text"))
     assert "saw.wav: C4 (+12 cents" in text.output and "play the preset at C4" in text.output
 
