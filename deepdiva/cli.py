@@ -96,7 +96,7 @@ def _progress(total: int, desc: str, quiet: bool):
 @click.option("--candidates", type=click.IntRange(1, MAX_CANDIDATES), default=1, show_default=True,
               help="With --refine: also write up to N-1 clearly different runners-up of the search "
                    "('NAME alt 2.h2p', ...) to audition.")
-@click.option("--bank/--no-bank", default=True, show_default=True,
+@click.option("--bank/--no-bank", default=False, show_default=True,
               help="With --refine: also start the search from the nearest of 20,000 rendered patches "
                    "(built once into the user cache, about a minute).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON report (path, params, distance).")
