@@ -31,7 +31,7 @@ import soundfile as sf  # noqa: E402
 
 from deepdiva.core.audio import prepare_note, read_audio  # noqa: E402
 from deepdiva.core.bank import Bank, build_bank, embed, random_rows  # noqa: E402
-from deepdiva.core.features import FeatureConfig, full_scale_reference  # noqa: E402
+from deepdiva.core.features import FeatureConfig, full_scale_reference, harmonic_comb  # noqa: E402
 from deepdiva.core.matcher import Matcher, default_model_path  # noqa: E402
 from deepdiva.core.metrics import SpectralTarget, multires_stft_distance, spectral_convergence  # noqa: E402
 from deepdiva.core.refine import refine  # noqa: E402
@@ -56,13 +56,19 @@ def librosa_features(path: Path, cfg: FeatureConfig, feature: str) -> np.ndarray
     mel = librosa.feature.melspectrogram(y=y, sr=cfg.sample_rate, n_fft=cfg.mel_n_fft,
                                          hop_length=cfg.mel_hop_length, n_mels=cfg.n_mels, fmin=cfg.fmin,
                                          fmax=cfg.fmax, pad_mode=cfg.pad_mode)
-    if feature == "mel_db":
+    if feature in ("mel_db", "mel_db_pitch"):
         db = librosa.power_to_db(mel, ref=full_scale_reference(cfg), top_db=None)
         x = 1 + np.clip(db, cfg.db_floor, 0) / -cfg.db_floor
     else:
         db = librosa.power_to_db(mel, ref=np.max)
         x = (db - db.min()) / max(db.max() - db.min(), 1e-9)
-    return np.flipud(x)[None, :, :, None].astype(np.float32)
+    image = np.flipud(x)[None, :, :, None].astype(np.float32)
+    if feature != "mel_db_pitch":
+        return image
+    # the note's pitch as the original would have had it: librosa's YIN over the first 0.6 s
+    f0 = librosa.yin(y[: int(0.6 * cfg.sample_rate)], fmin=30, fmax=2600, sr=cfg.sample_rate, frame_length=4096)
+    comb = harmonic_comb(np.array([np.median(f0)]), cfg)[0][::-1]
+    return np.concatenate([image, np.broadcast_to(comb[None, :, None, None], image.shape)], axis=-1)
 
 
 def original_shape(run: Path, matcher: Matcher, out: Path):
@@ -100,8 +106,8 @@ def timed(match, files: list[Path], repeats: int) -> list[float]:
 
 def stages(matcher: Matcher, files: list[Path], out: Path, repeats: int) -> dict[str, float]:
     """Median milliseconds of each step of a network-only ``match_file``, timed one by one."""
-    times: dict[str, list[float]] = {k: [] for k in
-                                     ("read", "prepare", "features + network", "re-render", "distance", "preset write")}
+    times: dict[str, list[float]] = {k: [] for k in ("read", "prepare", "pitch", "features + network",
+                                                      "re-render", "distance", "preset write")}
     for _ in range(repeats):
         for f in files:
             t = [time.perf_counter()]
@@ -109,13 +115,16 @@ def stages(matcher: Matcher, files: list[Path], out: Path, repeats: int) -> dict
             t.append(time.perf_counter())
             note = prepare_note(clip, matcher.sample_rate, matcher.seconds)
             t.append(time.perf_counter())
-            params = matcher.predict(note[None, :])[0]
+            pitch = matcher.detect(note[None, :])[0]
+            played = matcher.played_at(pitch)
             t.append(time.perf_counter())
-            audio = matcher.renderer.render(params[None, :])
+            params = matcher.predict(note[None, :], [pitch])[0]
+            t.append(time.perf_counter())
+            audio = matcher.renderer.render(params[None, :], played.midi_float)
             t.append(time.perf_counter())
             distance = float(multires_stft_distance(audio, note)[0])
             t.append(time.perf_counter())
-            write_diva_preset(matcher.parameter_set, params, out, source=f, distance=distance)
+            write_diva_preset(matcher.parameter_set, params, out, source=f, distance=distance, pitch=played)
             t.append(time.perf_counter())
             for name, a, b in zip(times, t, t[1:], strict=False):
                 times[name].append(b - a)
