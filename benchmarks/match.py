@@ -1,18 +1,22 @@
-"""Match latency and quality, side by side in one run (issue 6's targets).
+"""Match latency and quality, side by side in one run (issues 6 and 12).
 
-    .venv/bin/python benchmarks/match.py [--run runs/shipped-cnn2] [--eval data/eval-medium33]
+    .venv/bin/python benchmarks/match.py --run runs/v2-cnn3 --old-model /tmp/v1/deepdiva-medium33.onnx \
+        [--eval data/eval-notes] [--eval-48 data/eval-medium33] [--ood data/ood] [--parts latency,lookup,refine]
 
 (a) Latency, file -> preset written, warm, network only, against the original project's
     pipeline shape on the same trained network (librosa load + librosa features + Keras
     ``predict`` + preset written). Two deepdiva rows: ``match_file`` as ``deepdiva match`` runs
     it, which also re-renders the answer and scores it against the target (the distance it
     prints and writes into the preset), and as ``deepdiva match --no-score`` runs it, the
-    original's steps only (read, features, onnxruntime, preset written): the like-for-like
-    comparison. Then where ``match_file``'s time goes, stage by stage. Target: p50 <= 20 ms and >= 10x faster. Needs
-    the ``train`` and ``test`` extras (TensorFlow, librosa).
-(b) Quality on a held-out builtin dataset: multi-resolution STFT distance of the base preset,
-    the network alone, and the network + 1 s and + 5 s of refinement (renders and scores on the
-    matcher's threads), with the renders each spent; + 1 s also on one thread, side by side.
+    original's steps plus pitch detection (read, pitch, features, onnxruntime, preset written):
+    the like-for-like comparison. Then where ``match_file``'s time goes, stage by stage. Needs the
+    ``train`` and ``test`` extras (TensorFlow, librosa).
+(b) The network alone against a lookup table of 30,000 random builtin renders at random keys
+    (pooled mel_db, L2; built once into data/) and the base preset, on held-out builtin renders
+    (random keys; C3 only) and on out-of-domain sets (benchmarks/ood_sets.py: saws, GM
+    instruments, espeak voices, amsynth): median MR-STFT and spectral convergence per set.
+(c) Refinement on 30 held-out renders: base preset, network, network + 2 s and + 10 s (also
+    warm-started from the patch bank), and CMA-ES from the base preset for 10 s and 60 s.
 """
 
 from __future__ import annotations
