@@ -22,6 +22,7 @@ from pythonosc.osc_packet import OscPacket
 from ..core.errors import DeepDivaError
 from .jobs import Busy
 from .osc_buffers import BufferAssembler, blob_to_samples, check_rate, max_bytes
+from .osc_guard import packet_problem
 from .osc_replies import Reply, TcpTarget, UdpReplier, UdpTarget, send_outcome
 from .osc_spec import (
     ALTERNATIVE,
@@ -235,6 +236,11 @@ class OscApp:
     def handle_packet(self, data: bytes, sender: tuple[str, int], reply: Reply) -> None:
         """One datagram or SLIP frame: a message or a bundle (timetags are not waited for)."""
         self.packets += 1
+        problem = packet_problem(bytes(data))
+        if problem is not None:
+            self.malformed += 1
+            reply.send(ERROR, f"malformed OSC packet of {len(data)} bytes ({problem})")
+            return
         try:
             messages = [timed.message for timed in OscPacket(bytes(data)).messages]
         except Exception as exc:  # python-osc raises more than ParseError on garbage

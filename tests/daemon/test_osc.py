@@ -269,6 +269,27 @@ def test_bundles_are_handled(daemon: Daemon, client: Client) -> None:
     assert client.expect(osc.PONG).params == ["in a bundle"]
 
 
+def test_hostile_bundle_sizes_are_refused_and_the_server_keeps_answering(daemon: Daemon, client: Client) -> None:
+    from deepdiva.daemon.osc_guard import packet_problem
+
+    tag = b"\x00" * 8
+    hostile = [b"#bundle\x00" + tag + struct.pack(">i", -4),  # python-osc loops forever on this one
+               b"#bundle\x00" + tag + struct.pack(">i", 0),
+               b"#bundle\x00" + tag + struct.pack(">i", 6) + b"/x\x00\x00,\x00",
+               b"#bundle\x00" + tag + struct.pack(">i", 4096) + b"/x\x00\x00,\x00\x00\x00"]
+    nested = build_msg(osc.PING, []).dgram
+    for _ in range(6):
+        nested = b"#bundle\x00" + tag + struct.pack(">i", len(nested)) + nested
+    for packet in [*hostile, nested]:
+        assert packet_problem(packet) is not None
+        client.raw(packet)
+        assert "malformed OSC packet" in client.expect(osc.ERROR).params[0]
+    began = time.monotonic()
+    client.send(osc.PING, "after")
+    assert client.expect(osc.PONG).params == ["after"] and time.monotonic() - began < 1.0
+    assert packet_problem(build_msg(osc.PING, []).dgram) is None
+
+
 def _random_packets(n: int, seed: int = 1) -> Iterator[bytes]:
     """Random bytes, truncated and bit-flipped valid messages, wrong type tags, fake bundles."""
     rng = random.Random(seed)
@@ -290,7 +311,8 @@ def _random_packets(n: int, seed: int = 1) -> Iterator[bytes]:
             tags = "".join(rng.choice("ifsbhdtTFNIc[]m r") for _ in range(rng.randint(0, 8)))
             yield osc.ROOT.encode() + b"/match/file\x00\x00\x00\x00," + tags.encode() + b"\x00" + rng.randbytes(16)
         elif kind == 4:
-            yield b"#bundle\x00" + rng.randbytes(8) + struct.pack(">i", rng.randint(-5, 5000)) + rng.randbytes(20)
+            size = rng.choice([-4, -8, -1, 0, 6]) if rng.random() < 0.3 else rng.randint(1, 5000)
+            yield b"#bundle\x00" + rng.randbytes(8) + struct.pack(">i", size) + rng.randbytes(20)
         else:
             yield b"/deepdiva/" + rng.randbytes(rng.randint(0, 40))
 
