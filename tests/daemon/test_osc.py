@@ -327,7 +327,10 @@ def test_ten_thousand_malformed_packets_do_not_stop_the_server(daemon: Daemon, c
     for chunk in decoder_garbage + list(_random_packets(300, seed=2)):
         tcp.client.socket.sendall(b"\xc0" + chunk + b"\xc0")
     tcp.send(osc.PING, "tcp")
-    assert tcp.expect(osc.PONG).params == ["tcp"]
+    pongs = [tcp.expect(osc.PONG).params]  # a mutated packet may itself be a ping
+    while pongs[-1] != ["tcp"] and len(pongs) < 5:
+        pongs.append(tcp.expect(osc.PONG).params)
+    assert ["tcp"] in pongs
     tcp.close()
     client.drain()
     client.send(osc.HELLO, client.port)  # the garbage may have declared another reply port: take it back
