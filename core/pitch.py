@@ -117,17 +117,23 @@ def _frames(audio: np.ndarray) -> np.ndarray:
     return sliding_window_view(audio, FRAME, axis=-1)[:, ::HOP]
 
 
-def _correlation(segment: np.ndarray, lags: np.ndarray, length: int) -> np.ndarray:
-    """Normalised autocorrelation of ``segment[..., :length]`` with ``segment[..., lag:lag+length]``
-    for each lag of ``lags`` (broadcast against the leading axes); 1.0 for a period of a periodic
-    signal. Both windows have the same length, so unlike YIN's difference function it has no bias
-    towards short lags."""
-    idx = lags[..., None] + np.arange(length)
-    a = segment[..., None, :length] if lags.ndim > segment.ndim - 1 else segment[..., :length]
-    b = np.take_along_axis(segment[..., None, :] if lags.ndim > segment.ndim - 1 else segment, idx, axis=-1)
+def _normalised_dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     num = np.einsum("...i,...i->...", a, b)
     den = np.sqrt(np.einsum("...i,...i->...", a, a) * np.einsum("...i,...i->...", b, b))
     return np.where(den > 0, num / np.maximum(den, 1e-30), 0.0)
+
+
+def _frame_clarity(frames: np.ndarray, lags: np.ndarray) -> np.ndarray:
+    """Normalised autocorrelation of each frame's first half with itself ``lag`` samples later
+    (``frames`` (..., FRAME), ``lags`` (...) ints): 1.0 for a period of a periodic signal. Both
+    windows have the same length, so unlike YIN's difference function it has no bias towards
+    short lags."""
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    half = FRAME // 2
+    later = sliding_window_view(frames, half, axis=-1)  # (..., FRAME - half + 1, half)
+    b = np.take_along_axis(later, np.clip(lags, 0, FRAME - half)[..., None, None], axis=-2)[..., 0, :]
+    return _normalised_dot(frames[..., :half], b)
 
 
 def _refine_period(segment: np.ndarray, period: float) -> float:
@@ -139,7 +145,9 @@ def _refine_period(segment: np.ndarray, period: float) -> float:
     lags = np.arange(max(1, int(round(period)) - reach), min(len(segment) - length, int(round(period)) + reach) + 1)
     if lags.size < 3:
         return period
-    r = _correlation(segment, lags, length)
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    r = _normalised_dot(segment[None, :length], sliding_window_view(segment, length)[lags])
     i = int(np.clip(np.argmax(r), 1, lags.size - 2))
     a, b, c = r[i - 1], r[i], r[i + 1]
     curve = a - 2 * b + c
@@ -163,7 +171,7 @@ def detect_pitches(notes: np.ndarray, sample_rate: int) -> list[Pitch]:
     f0 = librosa.yin(audio, fmin=FMIN_HZ, fmax=min(SEARCH_FMAX_HZ, sr / 2 - 1), sr=sr, frame_length=FRAME,
                      hop_length=HOP, center=False)[:, : frames.shape[1]]
     periods = sr / f0
-    clarity = _correlation(frames, np.rint(periods).astype(np.int64), FRAME // 2)
+    clarity = _frame_clarity(frames, np.rint(periods).astype(np.int64))
     # a period at the shortest YIN may return means it found no trough in range, not a pitch
     clarity[periods < np.floor(sr / SEARCH_FMAX_HZ) + 1.0] = 0.0
     energy = np.einsum("...i,...i->...", frames, frames)
