@@ -468,13 +468,18 @@ def train_cmd(ctx: click.Context, dataset_path: str | None, resume_run: str | No
 @click.option("--opset", default=17, show_default=True, help="ONNX opset (>= 15).")
 @click.option("--tolerance", default=1e-4, show_default=True,
               help="Max abs Keras-vs-onnxruntime difference accepted.")
+@click.option("--decode", type=click.Choice(["argmax", "median"]), default=None,
+              help="How a discrete parameter is read from its softmax (cnn2, cnn3): the most likely step "
+                   "(as trained) or the median step (least expected error where the audio cannot tell).")
 @click.pass_context
-def export_cmd(ctx: click.Context, run: str, out: str, overwrite: bool, opset: int, tolerance: float) -> None:
+def export_cmd(ctx: click.Context, run: str, out: str, overwrite: bool, opset: int, tolerance: float,
+               decode: str | None) -> None:
     """Export RUN's best model to ONNX with a model card, after a parity check."""
     from .training.export import export_run
 
     say = None if ctx.obj["quiet"] else click.echo
-    onnx_path, card_path = export_run(run, out, overwrite=overwrite, opset=opset, tolerance=tolerance, say=say)
+    onnx_path, card_path = export_run(run, out, overwrite=overwrite, opset=opset, tolerance=tolerance, say=say,
+                                      decode=decode)
     click.echo(f"{onnx_path}\n{card_path}")
 
 

@@ -9,8 +9,10 @@ Two kinds of change:
   an EQ tilt, a band limit (low sample-rate sources), a late start. Every note then goes through
   the same onset search and cut as a target at run time (:func:`deepdiva.core.audio.cut_note`).
 
-Each change is applied to a row with its own probability, so about a quarter of the rows stay
-clean (the synth's own sound).
+A row's audio is changed at all with probability ``p_audio``; then each change applies with its
+own probability. By default 70 % of the rows keep the synth's own sound: a first model trained
+with every row exposed to every change (85 % of the rows altered) learnt the synth's own sounds
+no better than one trained on 25x less clean data.
 """
 
 from __future__ import annotations
@@ -28,10 +30,11 @@ from ..core.errors import DatasetError
 class AugmentConfig:
     """Probabilities and ranges of each change; ``AugmentConfig.off()`` changes nothing."""
 
-    p_detune: float = 0.5
+    p_detune: float = 0.2
     detune_cents: float = 30.0  # played up to this far off the key, uniformly
-    p_short_note: float = 0.3
+    p_short_note: float = 0.15
     short_note_seconds: tuple[float, float] = (0.15, 1.8)  # note-off time when released early
+    p_audio: float = 0.35  # a row's audio is changed at all with this probability
     p_gain: float = 0.5
     gain_db: tuple[float, float] = (-6.0, 6.0)
     p_clip: float = 0.05
@@ -105,6 +108,8 @@ def augment_audio(cfg: AugmentConfig, rng: np.random.Generator, audio: np.ndarra
     for i, clip in enumerate(np.asarray(audio, dtype=np.float32)):
         x = clip.copy()
         draws = rng.random(8)
+        if rng.random() >= cfg.p_audio:
+            draws[:] = 1.0  # this row keeps the synth's own sound (still cut at its onset)
         if draws[0] < cfg.p_reverb:
             ir = _room(rng, rng.uniform(*cfg.reverb_rt60), sample_rate)
             wet = rng.uniform(*cfg.reverb_wet)

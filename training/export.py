@@ -57,15 +57,20 @@ def keras_outputs(model, x: np.ndarray) -> dict[str, np.ndarray]:
     return {name: np.asarray(o) for name, o in zip(model.output_names, out, strict=True)}
 
 
-def _near_ties(heads: np.ndarray, layout: list[int], tol: float) -> np.ndarray:
-    """(n, k) mask of discrete parameters whose two most likely steps are within ``tol``."""
+def _near_ties(heads: np.ndarray, layout: list[int], tol: float, decode: str = "argmax") -> np.ndarray:
+    """(n, k) mask of discrete parameters whose decoded step is a near tie: the two most likely
+    steps within ``tol`` (argmax), or a cumulative probability within ``tol`` of one half (median)."""
     from .models import _head_slices
 
     ties = np.zeros((heads.shape[0], len(layout)), dtype=bool)
     _, disc = _head_slices(layout)
     for j, off, s in disc:
-        top2 = np.sort(heads[:, off:off + s], axis=1)[:, -2:]
-        ties[:, j] = (top2[:, 1] - top2[:, 0]) <= tol
+        probs = heads[:, off:off + s]
+        if decode == "median":
+            ties[:, j] = (np.abs(np.cumsum(probs, axis=1)[:, :-1] - 0.5) <= tol).any(axis=1)
+        else:
+            top2 = np.sort(probs, axis=1)[:, -2:]
+            ties[:, j] = (top2[:, 1] - top2[:, 0]) <= tol
     return ties
 
 
@@ -83,7 +88,8 @@ def check_parity(model, model_bytes: bytes, x: np.ndarray, tol: float = TOLERANC
     for name, expected in ref.items():
         diff = np.abs(np.asarray(got[name], dtype=np.float64) - expected)
         if name == PARAMS_OUTPUT and "heads" in ref:
-            diff[_near_ties(ref["heads"], model.get_layer(PARAMS_OUTPUT).layout, tol)] = 0.0
+            layer = model.get_layer(PARAMS_OUTPUT)
+            diff[_near_ties(ref["heads"], layer.layout, tol, layer.decode)] = 0.0
         diffs[name] = float(diff.max()) if diff.size else 0.0
     worst = max(diffs.values())
     if not np.isfinite(worst) or worst > tol:
@@ -175,8 +181,10 @@ def _keras_version() -> str:
 
 def export_run(run: str | os.PathLike, out: str | os.PathLike, overwrite: bool = False,
                opset: int = DEFAULT_OPSET, tolerance: float = TOLERANCE, n_check: int = 32,
-               say: Callable[[str], None] | None = None) -> tuple[Path, Path]:
-    """Convert ``run``'s best model to ``out`` (.onnx) and write the card beside it."""
+               say: Callable[[str], None] | None = None, decode: str | None = None) -> tuple[Path, Path]:
+    """Convert ``run``'s best model to ``out`` (.onnx) and write the card beside it. ``decode``:
+    how discrete parameters are read from their softmax (``models.DecodeParams``; default: as
+    trained, argmax)."""
     import keras
 
     from . import models  # noqa: F401 - registers the custom layers for loading
@@ -194,6 +202,8 @@ def export_run(run: str | os.PathLike, out: str | os.PathLike, overwrite: bool =
     config["run_dir"] = run_dir.resolve().name
     model_file = best_model_path(run_dir)
     model = keras.models.load_model(model_file)
+    if decode is not None and "heads" in model.output_names:
+        model = models.with_decode(model, decode)
     model_bytes = convert(model, tuple(config["input_shape"]), opset)
     x = validation_inputs(config, n_check)
     parity = check_parity(model, model_bytes, x, tolerance)
@@ -205,6 +215,8 @@ def export_run(run: str | os.PathLike, out: str | os.PathLike, overwrite: bool =
                 "dtype": "float32"} for o in session.get_outputs()]
     card = build_card(out.stem, model_bytes, config, metrics, parity, outputs)
     card["training"]["checkpoint"] = model_file.name
+    if "heads" in model.output_names:
+        card["training"]["decode"] = model.get_layer(PARAMS_OUTPUT).decode
     ModelCard(card, card_path)  # validate before writing anything
     out.parent.mkdir(parents=True, exist_ok=True)
     write_bytes_atomic(out, model_bytes)

@@ -92,28 +92,55 @@ class Highway(layers.Layer):
         return {**super().get_config(), "gate_bias": self.gate_bias}
 
 
+DECODES = ("argmax", "median")
+
+
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class DecodeParams(layers.Layer):
-    """``heads`` -> normalised parameters (n, k): sigmoids pass, softmaxes become argmax / (steps - 1)."""
+    """``heads`` -> normalised parameters (n, k): sigmoids pass, each softmax becomes a step / (steps - 1).
 
-    def __init__(self, layout: Sequence[int], **kwargs) -> None:
+    ``decode="argmax"`` takes the most likely step; ``"median"`` the step where the cumulative
+    probability first reaches one half, the answer with the least expected absolute error. Where
+    the network is sure they agree; where the audio cannot tell (an LFO's sync when the LFO
+    modulates nothing), the median is a middle step instead of a coin toss between far ones.
+    """
+
+    def __init__(self, layout: Sequence[int], decode: str = "argmax", **kwargs) -> None:
         super().__init__(**kwargs)
+        if decode not in DECODES:
+            raise ModelError(f"unknown decode {decode!r}; use one of {', '.join(DECODES)}")
         self.layout = [int(s) for s in layout]
+        self.decode = decode
 
     def call(self, heads):
         cont, disc = _head_slices(self.layout)
         columns: dict[int, object] = {j: heads[:, i:i + 1] for i, j in enumerate(cont)}
         for j, off, s in disc:
-            # tf.argmax, not ops.argmax: Keras' TF argmax adds Bitcast ops that ONNX lacks
-            step = tf.math.argmax(heads[:, off:off + s], axis=-1)
-            columns[j] = ops.expand_dims(ops.cast(step, heads.dtype) / float(s - 1), -1)
+            probs = heads[:, off:off + s]
+            if self.decode == "median":
+                below = ops.cast(ops.cumsum(probs, axis=-1) < 0.5, heads.dtype)
+                step = ops.minimum(ops.sum(below, axis=-1), float(s - 1))
+            else:
+                # tf.argmax, not ops.argmax: Keras' TF argmax adds Bitcast ops that ONNX lacks
+                step = ops.cast(tf.math.argmax(probs, axis=-1), heads.dtype)
+            columns[j] = ops.expand_dims(step / float(s - 1), -1)
         return ops.concatenate([columns[j] for j in range(len(self.layout))], axis=-1)
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], len(self.layout))
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "layout": self.layout}
+        return {**super().get_config(), "layout": self.layout, "decode": self.decode}
+
+
+def with_decode(model: keras.Model, decode: str) -> keras.Model:
+    """The same network with its ``params`` output decoded by ``decode`` (weights shared)."""
+    layer = model.get_layer("params")
+    if layer.decode == decode:
+        return model
+    heads = model.get_layer("heads").output
+    params = DecodeParams(layer.layout, decode=decode, name="params")(heads)
+    return keras.Model(model.inputs, [params, heads], name=model.name)
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)

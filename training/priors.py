@@ -2,8 +2,8 @@
 
 Uniform patches in [0, 1] are mostly chaotic: oscillators at arbitrary intervals, deep pitch and
 filter modulation at once, so three in four of them have no clear pitch. Real sounds are mostly
-pitched and use a few modulations at a time. The ``mixed`` prior draws half its patches
-uniformly (so every corner of the space stays covered) and half "musical": each modulation depth
+pitched and use a few modulations at a time. The ``mixed`` prior draws :data:`MUSICAL_SHARE` of its
+patches "musical" and the rest uniformly (so every corner of the space stays covered): each modulation depth
 is off with probability :data:`P_MODULATION_OFF`, oscillator 2 sits on a common interval (with a
 slight detune) with probability :data:`P_INTERVAL`, and oscillator 1 on the played key with
 probability :data:`P_TUNE1_ZERO`.
@@ -27,6 +27,7 @@ DETUNE = 0.1  # semitones, standard deviation of a musical patch's osc2 detune
 P_MODULATION_OFF = 0.6
 P_INTERVAL = 0.7
 P_TUNE1_ZERO = 0.5
+MUSICAL_SHARE = 0.25
 
 
 def _musical(pset: ParameterSet, rng: np.random.Generator, uniform: np.ndarray) -> np.ndarray:
@@ -55,6 +56,6 @@ def draw_patches(pset: ParameterSet, rng: np.random.Generator, n: int, prior: st
         raise DatasetError(f"unknown patch prior {prior!r}; use one of {', '.join(PRIORS)}")
     x = rng.random((n, len(pset)), dtype=np.float64)
     if prior == "mixed":
-        musical = rng.random(n) < 0.5
+        musical = rng.random(n) < MUSICAL_SHARE
         x[musical] = _musical(pset, rng, x[musical])
     return pset.quantise(x).astype(np.float32)

@@ -40,7 +40,7 @@ def test_off_changes_nothing_but_the_onset_cut() -> None:
 
 def test_each_change_alone() -> None:
     x = notes(4)
-    only = {k: 0.0 for k in AugmentConfig().to_dict() if k.startswith("p_")}
+    only = {**{k: 0.0 for k in AugmentConfig().to_dict() if k.startswith("p_")}, "p_audio": 1.0}
     noisy = augment_audio(AugmentConfig(**{**only, "p_noise": 1.0}), np.random.default_rng(0), x, SR)
     assert np.abs(noisy[:, -100:]).max() > 0  # noise fills the decayed tail
     roomy = augment_audio(AugmentConfig(**{**only, "p_reverb": 1.0}), np.random.default_rng(0), x, SR)

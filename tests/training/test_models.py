@@ -77,6 +77,15 @@ def test_decode_params_argmax_over_steps() -> None:
     np.testing.assert_allclose(out, [[0.2, 0.0, 0.7, 1.0]], atol=1e-7)
 
 
+def test_decode_params_median_takes_the_half_way_step() -> None:
+    layout = [0, 3, 0, 5]
+    # the 5-step head: 0.4 on step 0, 0.05 on 1..3, 0.45 on step 4 -> argmax 4, median 2 (cdf 0.5 there)
+    heads = np.array([[0.2, 0.7, 0.8, 0.1, 0.1, 0.40, 0.05, 0.06, 0.04, 0.45]], dtype=np.float32)
+    np.testing.assert_allclose(np.asarray(DecodeParams(layout, decode="median")(heads)), [[0.2, 0.0, 0.7, 0.5]],
+                               atol=1e-7)
+    np.testing.assert_allclose(np.asarray(DecodeParams(layout)(heads)), [[0.2, 0.0, 0.7, 1.0]], atol=1e-7)
+
+
 def test_head_loss_prefers_the_right_answer() -> None:
     layout = [0, 3]
     y = np.array([[0.25, 1.0], [0.75, 0.5]], dtype=np.float32)
