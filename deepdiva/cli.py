@@ -426,6 +426,9 @@ def features_cmd(ctx: click.Context, dataset_path: str, feature_names: tuple[str
               help="Cached feature to train on (default: the model's).")
 @click.option("--lr-schedule", type=click.Choice(["constant", "cosine"]), default="constant", show_default=True,
               help="Learning rate: constant, or a cosine decay to 5 % over the epochs.")
+@click.option("--loss-weights", type=click.Choice(["equal", "sensitivity"]), default="equal", show_default=True,
+              help="cnn2/cnn3: count each parameter's error equally, or by how much it changes the sound "
+                   "(measured on random renders when training starts).")
 @click.option("--epoch-size", type=click.IntRange(min=1), default=None,
               help="Patches per epoch (default: all): checkpoints and validation this often on big datasets.")
 @click.option("--batch-size", default=64, show_default=True)

@@ -32,7 +32,8 @@ if [ -d "$RUNS/v2-cnn3" ]; then
   $DD train --resume "$RUNS/v2-cnn3"
 else
   $DD train "$DATA/train-v2b" --model cnn3 --epochs "$EPOCHS" --epoch-size "$EPOCH_SIZE" --batch-size 64 \
-      --validation-split 0.02 --lr-schedule cosine --learning-rate 0.001 --runs-dir "$RUNS" --name v2-cnn3 --seed 0
+      --validation-split 0.02 --lr-schedule cosine --learning-rate 0.001 --loss mae --loss-weights sensitivity \
+      --runs-dir "$RUNS" --name v2-cnn3 --seed 0
 fi
 $DD export "$RUNS/v2-cnn3" -o models/deepdiva-medium33.onnx --overwrite --decode median
 $DD evaluate models/deepdiva-medium33.onnx "$DATA/eval-notes" --update-card --out "$RUNS/eval-v2-notes"

@@ -151,17 +151,27 @@ def rmse(y_true, y_pred):
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class HeadLoss(keras.losses.Loss):
-    """Loss for ``heads``: RMSE over the continuous columns plus cross-entropy per discrete head.
+    """Loss for ``heads``: an error over the continuous columns plus cross-entropy per discrete head.
 
     ``y_true`` is the normalised parameter matrix (n, k); a discrete target's class is
     ``round(value * (steps - 1))``. Each cross-entropy is divided by ``log(steps)`` (1.0 for a
     uniform guess) and the parts are weighted by their parameter counts, so the loss is on the
-    same scale for any set.
+    same scale for any set. ``continuous``: ``"rmse"`` (the conditional mean) or ``"mae"`` (the
+    conditional median: where the audio cannot tell, one plausible value rather than the mean
+    of several). ``weights`` (k,): how much each parameter's error counts (mean 1), e.g. by how
+    much the parameter changes the sound (``training.sensitivity``).
     """
 
-    def __init__(self, layout: Sequence[int], name: str = "head_loss", **kwargs) -> None:
+    def __init__(self, layout: Sequence[int], name: str = "head_loss", continuous: str = "rmse",
+                 weights: Sequence[float] | None = None, **kwargs) -> None:
         super().__init__(name=name, **kwargs)
         self.layout = [int(s) for s in layout]
+        if continuous not in ("rmse", "mae"):
+            raise ModelError(f"the head loss takes rmse or mae for continuous parameters, not {continuous!r}")
+        self.continuous = continuous
+        self.weights = [1.0] * len(self.layout) if weights is None else [float(w) for w in weights]
+        if len(self.weights) != len(self.layout):
+            raise ModelError(f"{len(self.weights)} loss weights for {len(self.layout)} parameters")
 
     def call(self, y_true, y_pred):
         cont, disc = _head_slices(self.layout)
@@ -169,19 +179,23 @@ class HeadLoss(keras.losses.Loss):
         total = 0.0
         if cont:
             idx = ops.convert_to_tensor(cont, dtype="int32")
-            true_c = ops.take(y_true, idx, axis=1)
-            pred_c = y_pred[:, :len(cont)]
-            total = total + (len(cont) / k) * rmse(true_c, pred_c)
+            weights = ops.convert_to_tensor([self.weights[j] for j in cont], dtype=y_pred.dtype)
+            diff = ops.take(y_true, idx, axis=1) - y_pred[:, :len(cont)]
+            if self.continuous == "mae":
+                error = ops.mean(ops.abs(diff) * weights)
+            else:
+                error = ops.sqrt(ops.mean(ops.square(diff) * weights) + 1e-12)
+            total = total + (len(cont) / k) * error
         for j, off, s in disc:
             cls = ops.cast(ops.round(y_true[:, j] * (s - 1)), "int32")
             probs = ops.clip(y_pred[:, off:off + s], 1e-7, 1.0)
             ce = keras.losses.sparse_categorical_crossentropy(cls, probs)
-            total = total + ops.mean(ce) / (math.log(s) * k)
+            total = total + self.weights[j] * ops.mean(ce) / (math.log(s) * k)
         # one value per sample is what Loss expects; the batch mean is the same number
         return ops.zeros_like(y_true[:, 0]) + total
 
     def get_config(self) -> dict:
-        return {"layout": self.layout, "name": self.name}
+        return {"layout": self.layout, "name": self.name, "continuous": self.continuous, "weights": self.weights}
 
 
 # --------------------------------------------------------------------------- builders
@@ -321,8 +335,10 @@ LOSSES: dict[str, Callable] = {"rmse": rmse, "mse": keras.losses.mean_squared_er
 
 
 def compile_model(model: keras.Model, optimizer: str = "adam", learning_rate: float | None = None,
-                  loss: str = "rmse", decay_steps: int | None = None) -> keras.Model:
-    """Compile with ``loss`` on ``params`` (or :class:`HeadLoss` on ``heads``) and MAE on ``params``;
+                  loss: str = "rmse", decay_steps: int | None = None,
+                  weights: Sequence[float] | None = None) -> keras.Model:
+    """Compile with ``loss`` on ``params`` (or :class:`HeadLoss` on ``heads``, its continuous part MAE
+    for ``loss="mae"``, else RMSE, each parameter counted by ``weights``) and MAE on ``params``;
     with ``decay_steps`` the learning rate follows a cosine down to 5 % over that many steps."""
     if loss not in LOSSES:
         raise ModelError(f"unknown loss {loss!r}; use one of {', '.join(LOSSES)}")
@@ -336,8 +352,8 @@ def compile_model(model: keras.Model, optimizer: str = "adam", learning_rate: fl
         raise ModelError(f"unknown optimizer {optimizer!r}: {exc}") from None
     if "heads" in model.output_names:
         layout = model.get_layer("params").layout
-        model.compile(optimizer=opt, loss={"params": None, "heads": HeadLoss(layout)},
-                      metrics={"params": ["mae"]})
+        head_loss = HeadLoss(layout, continuous="mae" if loss == "mae" else "rmse", weights=weights)
+        model.compile(optimizer=opt, loss={"params": None, "heads": head_loss}, metrics={"params": ["mae"]})
     else:
         model.compile(optimizer=opt, loss=LOSSES[loss], metrics=["mae"])
     return model

@@ -59,6 +59,7 @@ class TrainConfig:
     name: str | None = None
     lr_schedule: str = "constant"  # or "cosine": decays to 5 % of the rate over all epochs
     epoch_size: int | None = None  # rows per epoch (default: the whole training split)
+    loss_weights: str = "equal"  # or "sensitivity": each parameter's error counted by how much it moves the sound
 
     def __post_init__(self) -> None:
         for key in ("batch_size", "epochs", "save_freq"):
@@ -70,6 +71,8 @@ class TrainConfig:
             raise ModelError(f"--learning-rate must be > 0, got {self.learning_rate}")
         if self.epoch_size is not None and self.epoch_size < 1:
             raise ModelError(f"--epoch-size must be >= 1, got {self.epoch_size}")
+        if self.loss_weights not in ("equal", "sensitivity"):
+            raise ModelError(f"--loss-weights must be equal or sensitivity, got {self.loss_weights!r}")
         if self.lr_schedule not in LR_SCHEDULES:
             raise ModelError(f"--lr-schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
 
@@ -274,14 +277,28 @@ def train(cfg: TrainConfig, say: Logger | None = None) -> RunResult:
     keras.utils.set_random_seed(cfg.seed)
     n_train = usable_rows(store, split.train).size
     steps = cfg.epochs * math.ceil(min(cfg.epoch_size or n_train, n_train) / cfg.batch_size)
+    weights = None
+    if cfg.loss_weights == "sensitivity":
+        from ..core.render import make_renderer
+        from .sensitivity import loss_weights, parameter_sensitivity
+
+        if say:
+            say("measuring how much each parameter changes the sound (loss weights)")
+        engine = make_renderer(ds.spec.renderer, ds.parameter_set, ds.spec.render, plugin_path=ds.spec.plugin_path)
+        try:
+            weights = loss_weights(parameter_sensitivity(engine, pitch_range=ds.spec.pitch_range or (
+                ds.spec.render.midi_pitch, ds.spec.render.midi_pitch)))
+        finally:
+            engine.close()
     model = compile_model(build_model(cfg.model, store.shape, ds.parameter_set), cfg.optimizer,
-                          cfg.learning_rate, cfg.loss, decay_steps=steps if cfg.lr_schedule == "cosine" else None)
+                          cfg.learning_rate, cfg.loss, decay_steps=steps if cfg.lr_schedule == "cosine" else None,
+                          weights=weights)
     run_dir = _new_run_dir(cfg)
     (run_dir / "checkpoints").mkdir(parents=True)
     config = {"format": RUN_FORMAT, "created": datetime.now().isoformat(timespec="seconds"),
               "train": asdict(cfg), "dataset": dataset_summary(ds, split), "split": split.record(),
               "feature": {"name": cfg.feature, "config": feature_cfg.to_dict(), "scaler": scaler},
-              "input_shape": list(store.shape), "output_names": list(model.output_names),
+              "input_shape": list(store.shape), "output_names": list(model.output_names), "loss_weights": weights,
               "versions": versions()}
     write_json_atomic(run_dir / "config.json", config)
     history: dict[str, list] = {"epochs": [], "sessions": []}

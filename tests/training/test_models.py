@@ -86,6 +86,32 @@ def test_decode_params_median_takes_the_half_way_step() -> None:
     np.testing.assert_allclose(np.asarray(DecodeParams(layout)(heads)), [[0.2, 0.0, 0.7, 1.0]], atol=1e-7)
 
 
+def test_head_loss_mae_and_weights() -> None:
+    layout = [0, 0]
+    y = np.array([[0.2, 0.8]], dtype=np.float32)
+    pred = np.array([[0.4, 0.8]], dtype=np.float32)  # off by 0.2 in the first parameter only
+    mae = float(np.asarray(HeadLoss(layout, continuous="mae")(y, pred)))
+    assert mae == pytest.approx(0.1, abs=1e-6)  # mean |error| over the two columns
+    heavy = float(np.asarray(HeadLoss(layout, continuous="mae", weights=[1.5, 0.5])(y, pred)))
+    light = float(np.asarray(HeadLoss(layout, continuous="mae", weights=[0.5, 1.5])(y, pred)))
+    assert heavy == pytest.approx(0.15, abs=1e-6) and light == pytest.approx(0.05, abs=1e-6)
+    restored = HeadLoss.from_config(HeadLoss(layout, continuous="mae", weights=[1.5, 0.5]).get_config())
+    assert restored.continuous == "mae" and restored.weights == [1.5, 0.5]
+
+
+def test_sensitivity_weights_follow_what_the_audio_shows() -> None:
+    from deepdiva.core.render import RenderSettings, make_renderer
+    from deepdiva.training.sensitivity import loss_weights, parameter_sensitivity
+
+    pset = load_profile("diva").parameter_set("tiny11")
+    renderer = make_renderer("builtin", pset, RenderSettings(note_length=0.3, render_length=0.4))
+    s = parameter_sensitivity(renderer, n=24, seed=1)
+    assert s.shape == (11,) and np.all(s >= 0)
+    assert s[pset.ids.index(148)] > s[pset.ids.index(35)]  # the cutoff moves the sound more than ENV1 sustain
+    w = loss_weights(s)
+    assert np.mean(w) == pytest.approx(1.0, abs=1e-3) and min(w) > 0
+
+
 def test_head_loss_prefers_the_right_answer() -> None:
     layout = [0, 3]
     y = np.array([[0.25, 1.0], [0.75, 0.5]], dtype=np.float32)
