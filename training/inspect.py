@@ -24,13 +24,18 @@ def summarise(ds: Dataset) -> dict:
     pset = ds.parameter_set
     counts = np.zeros((len(pset), HIST_BINS), dtype=np.int64)
     peaks, rmss = [], []
+    notes, heard = [], []
     for shard in ds.shards:
         params = np.asarray(ds.load_shard(shard, "params"))
         for j in range(params.shape[1]):
             counts[j] += np.histogram(params[:, j], bins=HIST_BINS, range=(0.0, 1.0))[0]
-        peak, rms = _loudness_db(np.asarray(ds.load_shard(shard, "audio")))
-        peaks.append(peak)
-        rmss.append(rms)
+        notes.append(ds.played_notes(shard))
+        if (ds.shard_dir(shard) / "pitch.npy").exists():
+            heard.append(np.asarray(ds.load_shard(shard, "pitch")))
+        if (ds.shard_dir(shard) / "audio.npy").exists():  # datasets made with --no-audio keep features only
+            peak, rms = _loudness_db(np.asarray(ds.load_shard(shard, "audio")))
+            peaks.append(peak)
+            rmss.append(rms)
     peak = np.concatenate(peaks) if peaks else np.zeros(0)
     rms = np.concatenate(rmss) if rmss else np.zeros(0)
     silent = int(np.sum(peak < 20 * np.log10(SILENCE_PEAK)))
@@ -40,8 +45,13 @@ def summarise(ds: Dataset) -> dict:
             return {}
         return {f"p{q}": round(float(np.percentile(x, q)), 2) for q in (5, 50, 95)}
 
+    played = np.concatenate(notes) if notes else np.zeros(0)
+    pitched = np.concatenate(heard) if heard else None
     return {
         "path": str(ds.folder),
+        "notes": {"low": float(played.min()), "high": float(played.max()), "distinct": int(np.unique(np.rint(played)).size),
+                  "pitched_share": None if pitched is None else round(float(np.isfinite(pitched).mean()), 4)}
+        if played.size else {},
         "profile": ds.spec.profile,
         "parameter_set": pset.describe(),
         "renderer": ds.spec.renderer,
@@ -62,6 +72,7 @@ def format_summary(summary: dict) -> str:
         f"dataset   {summary['path']}",
         f"synth     {summary['renderer']}  {summary['parameter_set']}",
         f"shards    {summary['shards']}   patches {summary['patches']}",
+        f"notes     {summary['notes']}",
         f"silent    {summary['silent']} ({100 * summary['silent_share']:.1f} %, peak below -60 dBFS)",
         f"peak dBFS {summary['peak_dbfs']}",
         f"RMS dBFS  {summary['rms_dbfs']}",
@@ -88,7 +99,8 @@ def plot_dataset(ds: Dataset, out: Path, examples: int = 4, seed: int = 0) -> li
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ..core.features import FeatureConfig, mel_features
+    from ..core.features import FeatureConfig
+    from .plots import spectrogram_panel
 
     out.mkdir(parents=True, exist_ok=True)
     params = ds.load_all("params")
@@ -108,20 +120,24 @@ def plot_dataset(ds: Dataset, out: Path, examples: int = 4, seed: int = 0) -> li
     written.append(_save(fig, out / "parameter_histograms.png"))
     plt.close(fig)
 
+    if not all((ds.shard_dir(s) / "audio.npy").exists() for s in ds.shards):
+        return written  # features only: no audio to show
     rng = np.random.default_rng(seed)
     picks = np.sort(rng.choice(len(ds), size=min(examples, len(ds)), replace=False))
     clips = _take_rows(ds, picks)
     sr = ds.spec.render.sample_rate
-    mels = mel_features(clips, FeatureConfig(sample_rate=sr))
-    fig, axes = plt.subplots(len(picks), 2, figsize=(10, 2.2 * len(picks)), squeeze=False)
-    for row, (i, clip, mel) in enumerate(zip(picks, clips, mels, strict=True)):
+    cfg = FeatureConfig(sample_rate=sr, fmax=min(FeatureConfig.fmax, sr / 2))
+    fig, axes = plt.subplots(len(picks), 2, figsize=(10, 2.2 * len(picks)), squeeze=False, layout="constrained")
+    image = None
+    for row, (i, clip) in enumerate(zip(picks, clips, strict=True)):
         t = np.arange(clip.size) / sr
         axes[row, 0].plot(t, clip, lw=0.4)
         axes[row, 0].set_title(f"patch {i}: waveform", fontsize=8)
         axes[row, 0].set_ylim(-1, 1)
-        axes[row, 1].imshow(mel[..., 0], aspect="auto", cmap="magma")
-        axes[row, 1].set_title(f"patch {i}: mel spectrogram (low bands at the bottom)", fontsize=8)
-    fig.tight_layout()
+        axes[row, 0].set_xlabel("time (s)", fontsize=8)
+        image = spectrogram_panel(axes[row, 1], clip, cfg)
+        axes[row, 1].set_title(f"patch {i}: mel spectrogram", fontsize=8)
+    fig.colorbar(image, ax=axes[:, 1], label="dB re full scale")
     written.append(_save(fig, out / "examples.png"))
     plt.close(fig)
     return written

@@ -1,0 +1,52 @@
+"""Spectrogram pictures for people: labelled axes (seconds, Hz) and one dB colour scale."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..core.features import FeatureConfig, hz_to_mel, mel_db, mel_to_hz
+
+
+def plot_examples(examples: dict, sample_rate: int, path: Path, cfg: FeatureConfig | None = None) -> None:
+    """Target beside prediction, one row per example: mel spectrograms with time in seconds and
+    frequency in Hz, one dB colour scale shared by every panel, each titled with its note and
+    distance."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    cfg = cfg or FeatureConfig(sample_rate=sample_rate)
+    n = len(examples["target"])
+    fig = Figure(figsize=(11, 2.6 * n + 0.6), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(n, 2, squeeze=False)
+    image = None
+    for row in range(n):
+        pitch = examples["pitch"][row]
+        for col, key in enumerate(("target", "model")):
+            image = spectrogram_panel(axes[row, col], examples[key][row], cfg)
+            what = f"target, {pitch.describe()}" if key == "target" else \
+                f"prediction, MR-STFT {examples['distance'][row]:.3f}"
+            axes[row, col].set_title(f"example {row + 1}: {what}", fontsize=9)
+    fig.colorbar(image, ax=axes, label="dB re full scale", shrink=0.9)
+    fig.savefig(path, format="png", dpi=90)
+
+
+def spectrogram_panel(ax, audio: np.ndarray, cfg: FeatureConfig):
+    """A mel spectrogram (dB re full scale, ``[db_floor, 0]``) on ``ax``: seconds across, Hz up."""
+    from matplotlib.ticker import FuncFormatter
+
+    spec = mel_db(np.asarray(audio, dtype=np.float32)[None, :], cfg)[0]
+    seconds = len(audio) / cfg.sample_rate
+    image = ax.imshow(spec, origin="lower", aspect="auto", cmap="magma", vmin=cfg.db_floor, vmax=0.0,
+                      extent=(0.0, seconds, 0, spec.shape[0]))
+    centres = mel_to_hz(np.linspace(hz_to_mel(cfg.fmin), hz_to_mel(cfg.fmax), cfg.n_mels + 2))[1:-1]
+    ticks = [hz for hz in (200, 500, 1000, 2000, 5000, 10000) if centres[0] <= hz <= centres[-1]]
+    ax.set_yticks(np.interp(ticks, centres, np.arange(cfg.n_mels)) + 0.5)
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, i: f"{ticks[i] / 1000:g}k" if ticks[i] >= 1000
+                                               else f"{ticks[i]}"))
+    ax.set_xlabel("time (s)", fontsize=8)
+    ax.set_ylabel("frequency (Hz)", fontsize=8)
+    ax.tick_params(labelsize=7)
+    return image
