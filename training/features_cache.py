@@ -302,7 +302,10 @@ class CachedFeatures:
     When a shard knows the pitch heard in each clip (``pitch.npy``, written with a pitched
     feature), the parameters are restated for that pitch (:func:`~deepdiva.core.tuning.relative_to_pitch`):
     the network learns the patch that sounds like the clip when played at the detected note,
-    which is how a match is played. Rows that cannot be restated are left out (``usable``).
+    which is how a match is played. ``exact`` marks the rows restated exactly; the others (the
+    pitch heard is no whole number of octaves from the key, so Tune1's octave steps cannot
+    follow it) are restated as near as the steps allow, and kept: a first model trained without
+    them answered such targets (most random patches heard "pitched") far worse than v1.
     """
 
     def __init__(self, ds: Dataset, name: str, scaler: MinMaxScaler | None = None) -> None:
@@ -310,7 +313,7 @@ class CachedFeatures:
         self.scaler = scaler
         self.features = []
         self.params = []
-        usable = []
+        exact = []
         pset = ds.parameter_set
         for shard in ds.shards:
             path = feature_path(ds, shard, name)
@@ -326,12 +329,12 @@ class CachedFeatures:
                 params, ok = relative_to_pitch(pset, params, ds.played_notes(shard), np.load(heard_path))
             self.features.append(feats)
             self.params.append(params)
-            usable.append(ok)
+            exact.append(ok)
         if not self.features:
             raise DatasetError(f"{ds.folder} has no shards")
         self.offsets = np.cumsum([0] + [len(p) for p in self.params])
         self.shape = tuple(self.features[0].shape[1:])
-        self.usable = np.concatenate(usable)
+        self.exact = np.concatenate(exact)
 
     def __len__(self) -> int:
         return int(self.offsets[-1])

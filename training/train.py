@@ -130,11 +130,6 @@ def open_store(ds: Dataset, feature: str, scaler: dict | None) -> CachedFeatures
     return CachedFeatures(ds, feature, MinMaxScaler.from_dict(scaler) if scaler else None)
 
 
-def usable_rows(store: CachedFeatures, rows: np.ndarray) -> np.ndarray:
-    """``rows`` whose labels could be restated for the pitch heard (see :class:`CachedFeatures`)."""
-    return rows[store.usable[rows]]
-
-
 # --------------------------------------------------------------------------- run folder
 
 def read_json(path: Path) -> dict:
@@ -275,7 +270,7 @@ def train(cfg: TrainConfig, say: Logger | None = None) -> RunResult:
     scaler = scaler_for(ds, split, feature) if feature in SCALED_FEATURES else None
     store = open_store(ds, feature, scaler)
     keras.utils.set_random_seed(cfg.seed)
-    n_train = usable_rows(store, split.train).size
+    n_train = split.train.size
     steps = cfg.epochs * math.ceil(min(cfg.epoch_size or n_train, n_train) / cfg.batch_size)
     weights = None
     if cfg.loss_weights == "sensitivity":
@@ -303,11 +298,10 @@ def train(cfg: TrainConfig, say: Logger | None = None) -> RunResult:
     write_json_atomic(run_dir / "config.json", config)
     history: dict[str, list] = {"epochs": [], "sessions": []}
     if say:
-        n_train, n_val = usable_rows(store, split.train).size, usable_rows(store, split.val).size
-        left = split.n - store.usable.sum()
+        approximate = split.n - int(store.exact.sum())
         say(f"run {run_dir}: {cfg.model} on {cfg.feature} {tuple(store.shape)}, {model.count_params()} weights, "
-            f"{n_train} train / {n_val} validation patches ({left} left out: their tuning cannot follow the "
-            f"pitch heard), {_device()}")
+            f"{split.train.size} train / {split.val.size} validation patches ({approximate} with tuning restated "
+            f"as near as octave steps allow), {_device()}")
     return _fit(run_dir, model, cfg, ds, store, split, history, say)
 
 
@@ -360,9 +354,9 @@ def _fit(run_dir: Path, model, cfg: TrainConfig, ds: Dataset, store: CachedFeatu
     if cfg.patience:
         callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, patience=cfg.patience))
     if initial < cfg.epochs:
-        train_data = batches(store, usable_rows(store, split.train), cfg.batch_size, n_out, True, cfg.seed, initial,
+        train_data = batches(store, split.train, cfg.batch_size, n_out, True, cfg.seed, initial,
                              cfg.epoch_size)
-        val_rows = usable_rows(store, split.val)
+        val_rows = split.val
         val_data = batches(store, val_rows, cfg.batch_size, n_out, False) if val_rows.size else None
         model.fit(train_data, validation_data=val_data, epochs=cfg.epochs, initial_epoch=initial,
                   callbacks=callbacks, verbose=0)
@@ -401,7 +395,7 @@ def evaluate_run(run_dir: Path, store: CachedFeatures, split: Split, batch_size:
     metrics: dict = {"model_file": str(path.relative_to(run_dir)),
                      "epoch": best[-1] if best and path.name == "best.keras" else len(history),
                      "val_mae": None, "val_mae_per_parameter": None}
-    val_rows = usable_rows(store, split.val)
+    val_rows = split.val
     metrics["n_val"] = int(val_rows.size)
     if val_rows.size:
         model = keras.models.load_model(path)

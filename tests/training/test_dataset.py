@@ -223,7 +223,7 @@ def test_augmented_features_only_dataset_is_deterministic_and_restates_labels(tm
     store = CachedFeatures(one, "mel_db_pitch")
     x, y = store.get(np.arange(10))
     assert x.shape == (10, 128, 173, 2) and x.dtype == np.float32 and 0 <= x.min() and x.max() <= 1
-    assert store.usable.shape == (80,) and store.usable.mean() > 0.5
+    assert store.exact.shape == (80,) and store.exact.mean() > 0.5
     other = generate(tmp_path / "c", DatasetSpec(**{**kw, "seed": 4}))
     assert not np.array_equal(one.load_shard(one.shards[0], "mel_db_pitch"),
                               other.load_shard(other.shards[0], "mel_db_pitch"))
