@@ -126,8 +126,9 @@ def pitch_card(config: dict) -> dict:
                      "(VCC:FTun); C3 (MIDI 48) when the target is unpitched",
         "input": ("the mel spectrogram plus a second channel marking where the harmonics of the detected "
                   "note fall (feature mel_db_pitch)") if pitched else "audio only",
-        "labels": "each training patch restated for the pitch heard in its audio (core.tuning.relative_to_pitch); "
-                  "rows a whole number of octaves cannot restate were left out",
+        "labels": "each training patch restated for the pitch heard in its audio (core.tuning.relative_to_pitch), "
+                  "as near as Tune1's octave steps allow where the pitch heard is no whole number of octaves "
+                  "from the key played; unpitched ones for C3",
         "training_notes": list(ds["pitch_range"]),
     }
 
