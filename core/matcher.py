@@ -23,10 +23,11 @@ from .pitch import Pitch, detect_pitches, midi_to_hz, note_name
 from .profile import ParameterSet
 from .refine import refine
 from .render import Renderer, RenderSettings, make_renderer
-from .tuning import tidy
+from .tuning import on_harmonics, tidy
 
 DEFAULT_MODEL = "deepdiva-medium33.onnx"
 WARM_STARTS = 8  # bank patches scored beside the network's answer before a search
+HARMONIC_CLARITY = 0.9  # a target this periodic (median autocorrelation at its period) has no inharmonic partner
 
 
 def default_model_path() -> Path:
@@ -146,10 +147,16 @@ class Matcher:
 
     def predict(self, notes: np.ndarray, pitches: list[Pitch] | None = None) -> np.ndarray:
         """Network only: notes (n, samples) -> quantised normalised parameters (n, k), the tuning
-        of an unheard oscillator tidied. ``pitches``: the notes' detected pitches, if known."""
-        f0 = None if pitches is None else np.array([np.nan if p.hz is None else p.hz for p in pitches])
-        raw = self.model.predict(self.model.features_for(notes, f0))
-        return tidy(self.parameter_set, self.parameter_set.quantise(raw))
+        of an unheard oscillator tidied, and for a note clearly periodic at the key it is played
+        at, oscillator 2 on a harmonic (:func:`~deepdiva.core.tuning.on_harmonics`).
+        ``pitches``: the notes' detected pitches, if known."""
+        pitches = self.detect(notes) if pitches is None else pitches
+        f0 = np.array([np.nan if p.hz is None else p.hz for p in pitches])
+        params = self.parameter_set.quantise(self.model.predict(self.model.features_for(notes, f0)))
+        periodic = np.array([self.follows_pitch and p.pitched and p.clarity >= HARMONIC_CLARITY for p in pitches])
+        if periodic.any():
+            params[periodic] = on_harmonics(self.parameter_set, params[periodic])
+        return tidy(self.parameter_set, params)
 
     def warm_starts(self, note: np.ndarray, played: Pitch) -> np.ndarray | None:
         """The bank's patches nearest to ``note`` among those heard near the key it is played at

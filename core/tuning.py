@@ -27,6 +27,8 @@ TUNE2_ID = 87  # OSC:Tune2, continuous -30..30 semitones
 VOL1_ID = 97  # OSC:Vol1, 0..100
 VOL2_ID = 98  # OSC:Vol2, 0..100
 SILENT_VOLUME = 2.0  # an oscillator below 2 % (-34 dB against one at full level) is not heard
+# Harmonics 1-5 of a note, in semitones above it: where oscillator 2 can sit in a periodic sound
+HARMONIC_INTERVALS = tuple(float(12.0 * np.log2(k)) for k in range(1, 6))
 OCTAVE_TOLERANCE = 0.5  # semitones: how far a shift may lie from whole octaves for Tune1 to carry it
 
 
@@ -90,4 +92,25 @@ def tidy(pset: ParameterSet, params: np.ndarray) -> np.ndarray:
         p = pset.parameters[cv]
         silent = rows[:, cv] * (p.high - p.low) + p.low < SILENT_VOLUME
         rows[silent, ct] = defaults[ct]
+    return x
+
+
+def on_harmonics(pset: ParameterSet, params: np.ndarray) -> np.ndarray:
+    """Patches (n, k) or (k,) with oscillator 2 moved to the nearest harmonic of the note (unison,
+    octave, octave + fifth, two octaves, two octaves + a major third).
+
+    For targets that are clearly periodic at the pitch they are played at: a sound periodic at the
+    note's fundamental has every partial on a harmonic of it, so oscillator 2 anywhere else
+    (a detune the network was unsure of) cannot be part of it. Oscillator 1 is on the note already.
+    """
+    x = np.array(params, dtype=np.float32, copy=True)
+    c2 = _column(pset, TUNE2_ID)
+    if c2 is None:
+        return x
+    rows = x[None, :] if x.ndim == 1 else x
+    native = pset.from_normalised(rows)
+    intervals = np.asarray(HARMONIC_INTERVALS)
+    tune2 = native[:, c2]
+    native[:, c2] = intervals[np.argmin(np.abs(tune2[:, None] - intervals[None, :]), axis=1)]
+    rows[:, c2] = pset.to_normalised(native)[:, c2]
     return x

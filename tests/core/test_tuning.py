@@ -54,3 +54,14 @@ def test_tidy_resets_the_tuning_of_a_silent_oscillator_only(pset) -> None:
     assert pset.from_normalised(tidy(pset, loud))[0, pset.ids.index(TUNE2_ID)] == pytest.approx(-13.5, abs=1e-4)
     assert pset.from_normalised(tidy(pset, silent))[0, pset.ids.index(TUNE2_ID)] == 0.0
     np.testing.assert_array_equal(tidy(pset, silent[0]).shape, silent[0].shape)
+
+
+def test_on_harmonics_moves_oscillator_2_to_the_nearest_harmonic(pset) -> None:
+    from deepdiva.core.tuning import on_harmonics
+
+    for tune2, expected in ((3.2, 0.0), (5.8, 0.0), (14.9, 12.0), (17.5, 19.02), (-7.0, 0.0), (29.0, 27.86)):
+        x = patch(pset, **{f"p{TUNE2_ID}": tune2, f"p{VOL2_ID}": 50.0})
+        native = pset.from_normalised(on_harmonics(pset, x))[0]
+        assert native[pset.ids.index(TUNE2_ID)] == pytest.approx(expected, abs=0.01)
+        np.testing.assert_array_equal(np.delete(on_harmonics(pset, x), pset.ids.index(TUNE2_ID), axis=1),
+                                      np.delete(x, pset.ids.index(TUNE2_ID), axis=1))
