@@ -36,6 +36,7 @@ import soundfile as sf  # noqa: E402
 from deepdiva.core.audio import prepare_note, read_audio  # noqa: E402
 from deepdiva.core.bank import Bank, build_bank, embed, random_rows  # noqa: E402
 from deepdiva.core.features import FeatureConfig, full_scale_reference, harmonic_comb  # noqa: E402
+from deepdiva.core.level import level_matched  # noqa: E402
 from deepdiva.core.matcher import Matcher, default_model_path  # noqa: E402
 from deepdiva.core.metrics import SpectralTarget, multires_stft_distance, spectral_convergence  # noqa: E402
 from deepdiva.core.refine import refine  # noqa: E402
@@ -277,13 +278,17 @@ def lookup_comparison(matcher: Matcher, old: Matcher | None, sets: dict[str, np.
         for target in targets:
             guess, pitches, keys = matcher.answer(target[None, :])
             add("base preset", renderer.render(base, keys), target)
-            add("deepdiva v2 network", renderer.render(guess, keys), target)
             if old is not None:
                 old_guess, _, old_keys = old.answer(target[None, :])
-                add("v1 network (C3 only)", renderer.render(old_guess, old_keys), target)
+                add("v1 network (C3 only), as shipped", renderer.render(old_guess, old_keys), target)
+            add("v2 network", renderer.render(guess, keys), target)
+            add("v2 network + level (deepdiva match)", matcher.match(target).audio, target)
             played = matcher.played_at(pitches[0])
             row = bank.nearest(embed(target[None, :])[0], 1)[0]
-            add("lookup, its own render", renderer.render(raw[row:row + 1], notes[row]), target)
+            own = renderer.render(raw[row:row + 1], notes[row])
+            add("lookup, its own render", own, target)
+            leveled = level_matched(pset, raw[row], own, target)
+            add("lookup + level", renderer.render(leveled[None, :], notes[row]), target)
             near = bank.nearest(embed(target[None, :])[0], 1,
                                 near=played.midi_float if played.pitched else float("nan"))[0]
             add("lookup near the key, at the key", renderer.render(bank.params[near:near + 1], keys), target)

@@ -17,6 +17,7 @@ import numpy as np
 
 from .bank import Bank, cached_bank, embed
 from .errors import ModelError
+from .level import level_matched
 from .metrics import SpectralTarget, multires_stft_distance
 from .model_runtime import OnnxModel
 from .pitch import Pitch, detect_pitches, midi_to_hz, note_name
@@ -183,8 +184,10 @@ class Matcher:
         ``candidates`` > 1 (with refinement) also returns up to ``candidates - 1`` alternatives.
         Network only, ``score=False`` skips measuring the answer against the target (distances
         None), and with ``render=False`` too the answer is not rendered (``audio`` None): the
-        network's steps alone. A refinement always scores and renders. Every render plays the
-        key of :meth:`played_at`.
+        network's steps alone. Whenever the answer is rendered, its oscillator volumes are then
+        set so it plays as loud as the target (:func:`~deepdiva.core.level.level_matched`, one
+        more render). A refinement always scores and renders, starting from that answer. Every
+        render plays the key of :meth:`played_at`.
         """
         began = time.perf_counter()
         pitch = self.detect(note[None, :])[0]
@@ -194,6 +197,12 @@ class Matcher:
         alternatives: tuple[Alternative, ...] = ()
         distance: float | None = None
         network_distance: float | None = None
+        audio = None
+        if refine_seconds > 0 or score or render:
+            audio = self.renderer.render(guess[None, :], key)[0]
+            leveled = level_matched(self.parameter_set, guess, audio, note)
+            if not np.array_equal(leveled, guess):
+                guess, audio = leveled, self.renderer.render(leveled[None, :], key)[0]
         if refine_seconds > 0:
             # the search scores thousands of candidates: cache the target's spectra once
             result = refine(self.renderer, SpectralTarget(note).distance, guess, refine_seconds, seed=seed,
@@ -206,12 +215,10 @@ class Matcher:
                 others = np.stack([x for x, _ in runners_up])
                 alternatives = tuple(Alternative(x, d, a) for (x, d), a in
                                      zip(runners_up, self.renderer.render(others, key), strict=True))
+            audio = self.renderer.render(params[None, :], key)[0]
         else:
             params, evaluations = guess, 0
-        audio = None
-        if refine_seconds > 0 or score or render:
-            audio = self.renderer.render(params[None, :], key)[0]
-            if refine_seconds <= 0 and score:
+            if score:
                 distance = network_distance = float(multires_stft_distance(audio, note)[0])
         native = self.parameter_set.from_normalised(params[None, :])[0]
         return Match(params, native, distance, network_distance, audio, evaluations,
