@@ -1,0 +1,40 @@
+"""Level matching: oscillator volumes scaled so a patch plays as loud as its target."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from deepdiva.core.level import level_matched, rms
+from deepdiva.core.profile import load_profile
+from deepdiva.core.render import RenderSettings, make_renderer
+from deepdiva.core.tuning import VOL1_ID, VOL2_ID
+
+
+@pytest.fixture(scope="module")
+def renderer():
+    return make_renderer("builtin", load_profile("diva").parameter_set("medium33"),
+                         RenderSettings(note_length=0.5, render_length=0.5))
+
+
+def test_a_quieter_target_turns_the_oscillators_down(renderer) -> None:
+    pset = renderer.parameter_set
+    x = pset.defaults_normalised()
+    loud = renderer.render(x[None, :])[0]
+    target = 0.25 * loud  # 12 dB quieter
+    y = level_matched(pset, x, loud, target)
+    native = pset.from_normalised(y[None, :])[0]
+    base = pset.defaults_native()
+    for pid in (VOL1_ID, VOL2_ID):
+        j = pset.ids.index(pid)
+        assert native[j] == pytest.approx(0.25 * base[j], abs=0.01)
+    again = renderer.render(y[None, :])[0]
+    assert abs(20 * np.log10(rms(again)[0] / rms(target)[0])) < 1.0
+
+
+def test_close_enough_or_silent_answers_are_left_alone(renderer) -> None:
+    pset = renderer.parameter_set
+    x = pset.defaults_normalised()
+    audio = renderer.render(x[None, :])[0]
+    np.testing.assert_array_equal(level_matched(pset, x, audio, 1.05 * audio), x)
+    np.testing.assert_array_equal(level_matched(pset, x, np.zeros_like(audio), audio), x)
