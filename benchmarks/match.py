@@ -36,7 +36,7 @@ import soundfile as sf  # noqa: E402
 from deepdiva.core.audio import prepare_note, read_audio  # noqa: E402
 from deepdiva.core.bank import Bank, build_bank, embed, random_rows  # noqa: E402
 from deepdiva.core.features import FeatureConfig, full_scale_reference, harmonic_comb  # noqa: E402
-from deepdiva.core.level import level_matched  # noqa: E402
+from deepdiva.core.level import best_gain, with_gain  # noqa: E402
 from deepdiva.core.matcher import Matcher, default_model_path  # noqa: E402
 from deepdiva.core.metrics import SpectralTarget, multires_stft_distance, spectral_convergence  # noqa: E402
 from deepdiva.core.refine import refine  # noqa: E402
@@ -287,7 +287,7 @@ def lookup_comparison(matcher: Matcher, old: Matcher | None, sets: dict[str, np.
             row = bank.nearest(embed(target[None, :])[0], 1)[0]
             own = renderer.render(raw[row:row + 1], notes[row])
             add("lookup, its own render", own, target)
-            leveled = level_matched(pset, raw[row], own, target)
+            leveled = with_gain(pset, raw[row], best_gain(own, target, SpectralTarget(target).distance))
             add("lookup + level", renderer.render(leveled[None, :], notes[row]), target)
             near = bank.nearest(embed(target[None, :])[0], 1,
                                 near=played.midi_float if played.pitched else float("nan"))[0]

@@ -1,20 +1,27 @@
-"""Loudness of an answer: both oscillator volumes scaled so a patch plays as loud as its target.
+"""Loudness of an answer: both oscillator volumes scaled so a patch plays as loud as suits its target.
 
 The synth's oscillators feed its filters linearly (until the drive stage saturates), so scaling
 OSC:Vol1 and OSC:Vol2 together scales the output. The network reads a target's level from its
 spectrogram, but on sounds unlike the synth's own it can miss by 10 dB or more, and every
-spectral distance counts level. One render tells the answer's level; the volumes are then moved
-by the ratio of the two RMS levels (within the volumes' 0..100 range).
+spectral distance counts level. The answer's render is tried at a few gains around the target's
+RMS level (equal RMS, then 6 and 12 dB below: where the spectra differ, spectral convergence
+prefers a quieter answer) and the distance picks one; the volumes then move by that gain
+(within their 0..100 range) and the patch is rendered again.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 
 from .profile import ParameterSet
 from .tuning import VOL1_ID, VOL2_ID
 
-TOLERANCE_DB = 1.0  # closer than this: left as it is
+TOLERANCE_DB = 1.0  # a gain this close to 1 leaves the patch as it is
+BELOW_RMS_DB = (0.0, -6.0, -12.0)  # gains tried, relative to matching the target's RMS
+
+Distance = Callable[[np.ndarray], np.ndarray]  # audio (n, samples) -> distances (n,)
 
 
 def rms(audio: np.ndarray) -> np.ndarray:
@@ -23,16 +30,31 @@ def rms(audio: np.ndarray) -> np.ndarray:
     return np.sqrt(np.mean(a * a, axis=1))
 
 
-def level_matched(pset: ParameterSet, params: np.ndarray, answer: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """``params`` (k,) with both oscillator volumes scaled by the RMS ratio of ``target`` to
-    ``answer`` (its render); unchanged within :data:`TOLERANCE_DB`, for a silent answer, or when
-    the set has no oscillator volumes."""
-    columns = [pset.ids.index(pid) for pid in (VOL1_ID, VOL2_ID) if pid in pset.ids]
+def best_gain(answer: np.ndarray, target: np.ndarray, distance: Distance) -> float:
+    """The gain for ``answer`` (one render) that ``distance`` (to ``target``) likes best among
+    1 (as it is) and :data:`BELOW_RMS_DB` relative to the RMS ratio; 1 for silence."""
     have, want = float(rms(answer)[0]), float(rms(target)[0])
-    if not columns or have <= 0 or want <= 0 or abs(20 * np.log10(want / have)) < TOLERANCE_DB:
+    if have <= 0 or want <= 0:
+        return 1.0
+    gains = np.array([1.0, *(want / have * 10 ** (db / 20) for db in BELOW_RMS_DB)])
+    scaled = (np.asarray(answer, dtype=np.float32)[None, :] * gains[:, None].astype(np.float32))
+    return float(gains[int(np.argmin(distance(scaled)))])
+
+
+def with_gain(pset: ParameterSet, params: np.ndarray, gain: float) -> np.ndarray:
+    """``params`` (k,) with both oscillator volumes times ``gain``; unchanged within
+    :data:`TOLERANCE_DB` or when the set has no oscillator volumes."""
+    columns = [pset.ids.index(pid) for pid in (VOL1_ID, VOL2_ID) if pid in pset.ids]
+    if not columns or not gain > 0 or abs(20 * np.log10(gain)) < TOLERANCE_DB:
         return np.asarray(params, dtype=np.float32)
     native = pset.from_normalised(np.asarray(params, dtype=np.float64)[None, :])
     for j in columns:
         p = pset.parameters[j]
-        native[0, j] = np.clip(native[0, j] * want / have, p.low, p.high)
+        native[0, j] = np.clip(native[0, j] * gain, p.low, p.high)
     return pset.to_normalised(native)[0]
+
+
+def level_matched(pset: ParameterSet, params: np.ndarray, answer: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """``params`` with both oscillator volumes scaled by the RMS ratio of ``target`` to ``answer``."""
+    have, want = float(rms(answer)[0]), float(rms(target)[0])
+    return with_gain(pset, params, want / have if have > 0 and want > 0 else 1.0)

@@ -17,8 +17,8 @@ import numpy as np
 
 from .bank import Bank, cached_bank, embed
 from .errors import ModelError
-from .level import level_matched
-from .metrics import SpectralTarget, multires_stft_distance
+from .level import best_gain, level_matched, with_gain
+from .metrics import SpectralTarget
 from .model_runtime import OnnxModel
 from .pitch import Pitch, detect_pitches, midi_to_hz, note_name
 from .profile import ParameterSet
@@ -170,6 +170,23 @@ class Matcher:
         rows = self.bank.nearest(query, WARM_STARTS, near=played.midi_float if played.pitched else float("nan"))
         return self.bank.params[rows]
 
+    def _leveled(self, guess: np.ndarray, audio: np.ndarray, note: np.ndarray, key: float,
+                 target: SpectralTarget | None) -> tuple[np.ndarray, np.ndarray, float | None]:
+        """The answer at the level that suits ``note`` best (:mod:`~deepdiva.core.level`), its
+        render and its distance to the ``target``; the unchanged answer if the re-render is not
+        closer. Unscored (no ``target``), the answer is simply brought to the target's RMS level."""
+        if target is None:
+            leveled = level_matched(self.parameter_set, guess, audio, note)
+            if np.array_equal(leveled, guess):
+                return guess, audio, None
+            return leveled, self.renderer.render(leveled[None, :], key)[0], None
+        leveled = with_gain(self.parameter_set, guess, best_gain(audio, note, target.distance))
+        if np.array_equal(leveled, guess):
+            return guess, audio, float(target.distance(audio[None, :])[0])
+        again = self.renderer.render(leveled[None, :], key)[0]
+        before, after = target.distance(np.stack([audio, again]))
+        return (leveled, again, float(after)) if after < before else (guess, audio, float(before))
+
     def answer(self, notes: np.ndarray) -> tuple[np.ndarray, list[Pitch], np.ndarray]:
         """The network's answers for a batch of notes (n, samples): parameters (n, k), the pitches
         detected and the MIDI keys (with cents) the answers are played at (n,)."""
@@ -185,9 +202,9 @@ class Matcher:
         Network only, ``score=False`` skips measuring the answer against the target (distances
         None), and with ``render=False`` too the answer is not rendered (``audio`` None): the
         network's steps alone. Whenever the answer is rendered, its oscillator volumes are then
-        set so it plays as loud as the target (:func:`~deepdiva.core.level.level_matched`, one
-        more render). A refinement always scores and renders, starting from that answer. Every
-        render plays the key of :meth:`played_at`.
+        set to the level that suits the target best (:mod:`~deepdiva.core.level`: one more render,
+        kept only if it is closer). A refinement always scores and renders, starting from that
+        answer. Every render plays the key of :meth:`played_at`.
         """
         began = time.perf_counter()
         pitch = self.detect(note[None, :])[0]
@@ -198,14 +215,13 @@ class Matcher:
         distance: float | None = None
         network_distance: float | None = None
         audio = None
+        target = SpectralTarget(note) if refine_seconds > 0 or score else None  # spectra cached once
         if refine_seconds > 0 or score or render:
             audio = self.renderer.render(guess[None, :], key)[0]
-            leveled = level_matched(self.parameter_set, guess, audio, note)
-            if not np.array_equal(leveled, guess):
-                guess, audio = leveled, self.renderer.render(leveled[None, :], key)[0]
+            guess, audio, network_distance = self._leveled(guess, audio, note, key, target)
         if refine_seconds > 0:
-            # the search scores thousands of candidates: cache the target's spectra once
-            result = refine(self.renderer, SpectralTarget(note).distance, guess, refine_seconds, seed=seed,
+            assert target is not None
+            result = refine(self.renderer, target.distance, guess, refine_seconds, seed=seed,
                             keep=candidates, executor=self._executor, blocks=self.threads, note=key,
                             warm_starts=self.warm_starts(note, played))
             params, distance, network_distance = result.params, result.distance, result.start_distance
@@ -218,8 +234,7 @@ class Matcher:
             audio = self.renderer.render(params[None, :], key)[0]
         else:
             params, evaluations = guess, 0
-            if score:
-                distance = network_distance = float(multires_stft_distance(audio, note)[0])
+            distance = network_distance
         native = self.parameter_set.from_normalised(params[None, :])[0]
         return Match(params, native, distance, network_distance, audio, evaluations,
                      time.perf_counter() - began, alternatives, pitch, played)
