@@ -58,7 +58,7 @@ def test_a_renderer_that_is_not_thread_safe_stays_on_the_calling_thread() -> Non
     class OneThreadRenderer:
         thread_safe = False
 
-        def render(self, params: np.ndarray) -> np.ndarray:
+        def render(self, params: np.ndarray, notes=None) -> np.ndarray:
             callers.append(threading.get_ident())
             return np.zeros((len(params), 64), dtype=np.float32)
 
