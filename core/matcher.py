@@ -165,7 +165,7 @@ class Matcher:
         if not self.use_bank:
             return None
         if self.bank is None:
-            self.bank = cached_bank(self.renderer, say=self._say)
+            self.bank = cached_bank(self.renderer, say=self._say, executor=self._executor)
         query = embed(note[None, :], self.model.card.feature_config)[0]
         rows = self.bank.nearest(query, WARM_STARTS, near=played.midi_float if played.pitched else float("nan"))
         return self.bank.params[rows]
