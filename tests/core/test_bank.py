@@ -61,3 +61,14 @@ def test_warm_starts_never_worse_than_the_start(renderer, bank: Bank) -> None:
     result = refine(renderer, SpectralTarget(target).distance, start, 0.3, note=60.0, warm_starts=bank.params[:8])
     assert result.distance <= result.start_distance
     assert result.distance < 1e-6  # the target's own patch was among the warm starts
+
+
+def test_threads_build_the_same_bank(renderer) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    params, notes = random_rows(renderer, 600, seed=4)
+    serial = build_bank(renderer, params, notes)
+    with ThreadPoolExecutor(2) as pool:
+        threaded = build_bank(renderer, params, notes, executor=pool)
+    np.testing.assert_array_equal(serial.embeddings, threaded.embeddings)
+    np.testing.assert_array_equal(serial.heard, threaded.heard)
