@@ -106,7 +106,7 @@ def _analysis_window(audio: np.ndarray, sample_rate: int) -> tuple[np.ndarray, i
     if window.shape[1] < n:
         window = np.pad(window, ((0, 0), (0, n - window.shape[1])))
     if q > 1:
-        window = sum(window[:, i::q] for i in range(q)) * np.float32(1.0 / q)
+        window = np.add.reduce([window[:, i::q] for i in range(q)]) * np.float32(1.0 / q)
     return np.ascontiguousarray(window, dtype=np.float32), sr
 
 

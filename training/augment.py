@@ -18,6 +18,7 @@ no better than one trained on 25x less clean data.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 import scipy.signal
@@ -58,14 +59,16 @@ class AugmentConfig:
 
     @classmethod
     def off(cls) -> AugmentConfig:
-        return cls(**{k: 0.0 for k in asdict(cls()) if k.startswith("p_")})
+        off: dict[str, Any] = {k: 0.0 for k in asdict(cls()) if k.startswith("p_")}
+        return cls(**off)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> AugmentConfig:
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+        fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+        return cls(**fields)
 
 
 def draw_performance(cfg: AugmentConfig, rng: np.random.Generator, keys: np.ndarray,
@@ -124,7 +127,7 @@ def augment_audio(cfg: AugmentConfig, rng: np.random.Generator, audio: np.ndarra
         if draws[3] < cfg.p_noise:
             rms = np.sqrt(np.mean(x * x))
             if rms > 0:
-                noise = rng.standard_normal(n_samples).astype(np.float32)
+                noise = rng.standard_normal((n_samples,)).astype(np.float32)
                 if rng.random() < 0.5:  # pink-ish: integrate white noise gently
                     noise = scipy.signal.lfilter([1.0], [1.0, -0.95], noise).astype(np.float32)
                 noise *= rms / np.sqrt(np.mean(noise * noise)) * 10 ** (-rng.uniform(*cfg.noise_snr_db) / 20)

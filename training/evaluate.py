@@ -111,13 +111,13 @@ def evaluate(model: OnnxModel, ds: Dataset, limit: int | None = None, seed: int 
                        "random_patch": draw_patches(pset, rng, n)}
             for method, choice in choices.items():
                 rendered = engine.render(choice, keys)
-                scores = MethodScores(np.abs(choice - truth), _distances(rendered, audio, cfg))
-                parts[method].append(scores)
+                batch_scores = MethodScores(np.abs(choice - truth), _distances(rendered, audio, cfg))
+                parts[method].append(batch_scores)
                 if method == "model" and len(examples["target"]) < keep_examples:
                     take = min(keep_examples - len(examples["target"]), n)
                     examples["target"].extend(audio[:take])
                     examples["model"].extend(rendered[:take])
-                    examples["distance"].extend(scores.distances["mrstft"][:take].tolist())
+                    examples["distance"].extend(batch_scores.distances["mrstft"][:take].tolist())
                     examples["pitch"].extend(pitches[:take])
     finally:
         if renderer is None:

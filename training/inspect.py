@@ -137,6 +137,7 @@ def plot_dataset(ds: Dataset, out: Path, examples: int = 4, seed: int = 0) -> li
         axes[row, 0].set_xlabel("time (s)", fontsize=8)
         image = spectrogram_panel(axes[row, 1], clip, cfg)
         axes[row, 1].set_title(f"patch {i}: mel spectrogram", fontsize=8)
+    assert image is not None, "no panels drawn"
     fig.colorbar(image, ax=axes[:, 1], label="dB re full scale")
     written.append(_save(fig, out / "examples.png"))
     plt.close(fig)

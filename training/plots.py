@@ -29,6 +29,7 @@ def plot_examples(examples: dict, sample_rate: int, path: Path, cfg: FeatureConf
             what = f"target, {pitch.describe()}" if key == "target" else \
                 f"prediction, MR-STFT {examples['distance'][row]:.3f}"
             axes[row, col].set_title(f"example {row + 1}: {what}", fontsize=9)
+    assert image is not None, "no panels drawn"
     fig.colorbar(image, ax=axes, label="dB re full scale", shrink=0.9)
     fig.savefig(path, format="png", dpi=90)
 

@@ -336,8 +336,9 @@ def stand_in_matcher():
     from deepdiva.core.profile import load_profile
 
     pset = load_profile("diva").parameter_set("medium33")
-    network = SimpleNamespace(parameter_set=pset, card=SimpleNamespace(render={}),
-                              predict_audio=lambda notes: np.full((len(notes), len(pset)), 0.5, np.float32))
+    network = SimpleNamespace(parameter_set=pset, card=SimpleNamespace(render={}, pitch_range=(36, 84)),
+                              features_for=lambda notes, f0=None: notes,
+                              predict=lambda x: np.full((len(x), len(pset)), 0.5, np.float32))
     return Matcher(network)
 
 
@@ -358,7 +359,7 @@ def test_real_matcher_around_a_stand_in_network(tmp_path: Path, replies: Replies
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         sock.sendto(build_msg(osc.MATCH_FILE, [str(write_sine(tmp_path / "lead.wav", 220, 2.0))]).dgram,
                     tuple(service.udp.address))
-        preset, distance, params, _ = replies.expect(osc.RESULT, timeout=120).params
+        preset, distance, params, _, note, key, cents = replies.expect(osc.RESULT, timeout=120).params
         assert Path(preset) == tmp_path / "presets" / "lead.h2p" and np.isfinite(distance)
         assert json.loads(params)["VCF1:Freq"] == pytest.approx(0.5, abs=0.05)
         assert len(replies.expect(osc.PARAMS).params) == 33
@@ -384,7 +385,7 @@ def test_candidates_over_osc_publish_distinct_alternatives(tmp_path: Path, repli
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         target = write_sine(tmp_path / "pad.wav", 330, 2.0)
         sock.sendto(build_msg(osc.MATCH_FILE, [str(target), 1.0, 3]).dgram, tuple(service.udp.address))
-        preset, distance, _, job_id = replies.expect(osc.RESULT, timeout=120).params
+        preset, distance, _, job_id, *_ = replies.expect(osc.RESULT, timeout=120).params
         assert Path(preset) == presets / "pad.h2p"
         alternatives = [replies.expect(osc.ALTERNATIVE, timeout=10).params for _ in range(2)]
         for rank, (path, alt_distance, got_rank, got_job) in enumerate(alternatives, start=2):
@@ -432,9 +433,10 @@ def test_real_matcher_end_to_end(tmp_path: Path, replies: Replies, score: bool) 
         wav = write_sine(tmp_path / "real.wav", 220, seconds=2.0)
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         sock.sendto(build_msg(osc.MATCH_FILE, [str(wav)]).dgram, tuple(service.udp.address))
-        preset, distance, params, _ = replies.expect(osc.RESULT, timeout=120).params
+        preset, distance, params, _, note, key, cents = replies.expect(osc.RESULT, timeout=120).params
         assert Path(preset).is_file() and Path(preset).with_suffix(".wav").is_file()
         assert len(json.loads(params)) == len(service.parameter_set)
+        assert note == "A3" and abs(cents) < 5  # the 220 Hz sine, as the shipped model reports it
         description = read_h2p(preset).meta["Description"]
         if score:
             assert np.isfinite(distance) and distance >= 0 and "match distance" in description
