@@ -115,6 +115,7 @@ def build_bank(renderer: Renderer, params: np.ndarray, notes: np.ndarray,
     embeddings = [e for e, _ in parts]
     heard_arr = np.asarray([h for _, hs in parts for h in hs], dtype=np.float32)
     restated, _ = relative_to_pitch(pset, params, notes, heard_arr)
+    restated = pset.quantise(restated).astype(np.float32)  # as a preset would store them
     return Bank(restated, np.asarray(notes, dtype=np.float32), heard_arr,
                 np.concatenate(embeddings) if embeddings else np.zeros((0, BANDS * SEGMENTS), np.float16),
                 tuple(pset.ids))

@@ -51,7 +51,7 @@ def with_gain(pset: ParameterSet, params: np.ndarray, gain: float) -> np.ndarray
     for j in columns:
         p = pset.parameters[j]
         native[0, j] = np.clip(native[0, j] * gain, p.low, p.high)
-    return pset.to_normalised(native)[0]
+    return pset.quantise(pset.to_normalised(native))[0]
 
 
 def level_matched(pset: ParameterSet, params: np.ndarray, answer: np.ndarray, target: np.ndarray) -> np.ndarray:

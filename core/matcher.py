@@ -9,7 +9,7 @@ import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 
@@ -24,7 +24,7 @@ from .pitch import Pitch, detect_pitches, midi_to_hz, note_name
 from .profile import ParameterSet
 from .refine import refine
 from .render import Renderer, RenderSettings, make_renderer
-from .tuning import on_harmonics, tidy
+from .tuning import FINE_TUNE_DECIMALS, on_harmonics, tidy
 
 DEFAULT_MODEL = "deepdiva-medium33.onnx"
 WARM_STARTS = 8  # bank patches scored beside the network's answer before a search
@@ -138,8 +138,8 @@ class Matcher:
 
     def played_at(self, pitch: Pitch) -> Pitch:
         """The key (and cents) a match of a target with ``pitch`` is played at."""
-        if self.follows_pitch:
-            return pitch if pitch.pitched else Pitch.unpitched()
+        if self.follows_pitch:  # cents as the preset stores them (VCC:FTun)
+            return replace(pitch, cents=round(pitch.cents, FINE_TUNE_DECIMALS)) if pitch.pitched else Pitch.unpitched()
         return Pitch.from_hz(float(midi_to_hz(self.settings.midi_pitch)))
 
     def detect(self, notes: np.ndarray) -> list[Pitch]:

@@ -123,8 +123,15 @@ class ParameterSet:
         return vector
 
     def quantise(self, normalised: np.ndarray) -> np.ndarray:
-        """Snap normalised values to what the synth can represent."""
-        return self.to_normalised(self.from_normalised(normalised))
+        """Snap normalised values to what the synth can represent and its presets store: discrete
+        parameters to their steps, continuous ones to the profile's ``preset_decimals`` if it has
+        them (Diva's: 2), so a written preset plays exactly what was rendered from these values."""
+        native = self.from_normalised(normalised)
+        decimals = self.profile.meta.get("preset_decimals")
+        if isinstance(decimals, int):
+            continuous = [j for j, p in enumerate(self.parameters) if p.kind == "continuous"]
+            native[:, continuous] = np.round(native[:, continuous], decimals)
+        return self.to_normalised(native)
 
     def defaults_native(self) -> np.ndarray:
         return np.array([p.default for p in self.parameters], dtype=np.float64)

@@ -22,6 +22,7 @@ from .profile import ParameterSet
 
 TRANSPOSE_ID = 14  # VCC:Trsp, the master transpose in semitones
 FINE_TUNE_ID = 15  # VCC:FTun, the master fine tune in cents
+FINE_TUNE_DECIMALS = 2  # as a Diva preset stores it
 TUNE1_ID = 86  # OSC:Tune1, octave steps -24..24
 TUNE2_ID = 87  # OSC:Tune2, continuous -30..30 semitones
 VOL1_ID = 97  # OSC:Vol1, 0..100

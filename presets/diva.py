@@ -17,7 +17,7 @@ from .. import __version__
 from ..core.errors import ParameterValueError, PresetError, ProfileError
 from ..core.pitch import Pitch
 from ..core.profile import ParameterRangeWarning, ParameterSet, Profile, load_profile
-from ..core.tuning import FINE_TUNE_ID
+from ..core.tuning import FINE_TUNE_DECIMALS, FINE_TUNE_ID
 from .folders import safe_name
 from .h2p import H2PPreset, parse_h2p, read_h2p, write_h2p
 
@@ -221,7 +221,7 @@ def pitch_values(pitch: Pitch | None) -> dict[int, float]:
     the target's exact pitch when its key is played; nothing for unpitched sounds."""
     if pitch is None or not pitch.pitched:
         return {}
-    return {FINE_TUNE_ID: round(float(pitch.cents), 1)}
+    return {FINE_TUNE_ID: round(float(pitch.cents), FINE_TUNE_DECIMALS)}
 
 
 def target_path(out: str | Path, name: str | None = None, source: str | Path | None = None) -> Path:

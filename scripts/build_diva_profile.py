@@ -94,6 +94,7 @@ def build(csv_path: Path) -> str:
         'synth = "u-he Diva"',
         'preset_format = "h2p"',
         'base_preset = "MS-Rev1_deepdiva.h2p"',
+        'preset_decimals = 2  # continuous values as a preset stores them',
         "",
         "[sets]",
     ]
