@@ -97,22 +97,26 @@ class TcpClient:
     def __init__(self, server: tuple[str, int]) -> None:
         self.client = SimpleTCPClient(*server, mode="1.1")
         self.decoder = SlipDecoder(1 << 24)
+        self.pending: list[bytes | str] = []  # frames read but not looked at yet
 
     def send(self, address: str, *args) -> None:
         self.client.send_message(address, list(args))
 
     def expect(self, *addresses: str, timeout: float = 30.0) -> OscMessage:
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        while True:
+            while self.pending:  # frames after a match in the same read stay for the next call
+                message = OscMessage(self.pending.pop(0))
+                if message.address in addresses:
+                    return message
+            if time.monotonic() >= deadline:
+                break
             self.client.socket.settimeout(max(0.01, deadline - time.monotonic()))
             try:
                 data = self.client.socket.recv(65536)
             except TimeoutError:
                 break
-            for frame in self.decoder.feed(data):
-                message = OscMessage(frame)
-                if message.address in addresses:
-                    return message
+            self.pending.extend(self.decoder.feed(data))
         raise AssertionError(f"no {addresses} within {timeout:g} s")
 
     def close(self) -> None:
