@@ -287,7 +287,7 @@ def lookup_comparison(matcher: Matcher, old: Matcher | None, sets: dict[str, np.
             row = bank.nearest(embed(target[None, :])[0], 1)[0]
             own = renderer.render(raw[row:row + 1], notes[row])
             add("lookup, its own render", own, target)
-            leveled = with_gain(pset, raw[row], best_gain(own[0], target, SpectralTarget(target).distance))
+            leveled = with_gain(pset, raw[row], best_gain(own[0], target, SpectralTarget(target).distance_at_gains))
             add("lookup + level", renderer.render(leveled[None, :], notes[row]), target)
             near = bank.nearest(embed(target[None, :])[0], 1,
                                 near=played.midi_float if played.pitched else float("nan"))[0]

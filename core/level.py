@@ -21,7 +21,7 @@ from .tuning import VOL1_ID, VOL2_ID
 TOLERANCE_DB = 1.0  # a gain this close to 1 leaves the patch as it is
 BELOW_RMS_DB = (0.0, -6.0, -12.0)  # gains tried, relative to matching the target's RMS
 
-Distance = Callable[[np.ndarray], np.ndarray]  # audio (n, samples) -> distances (n,)
+GainDistance = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (clip, gains (g,)) -> distances (g,)
 
 
 def rms(audio: np.ndarray) -> np.ndarray:
@@ -30,15 +30,23 @@ def rms(audio: np.ndarray) -> np.ndarray:
     return np.sqrt(np.mean(a * a, axis=1))
 
 
-def best_gain(answer: np.ndarray, target: np.ndarray, distance: Distance) -> float:
-    """The gain for ``answer`` (one render) that ``distance`` (to ``target``) likes best among
-    1 (as it is) and :data:`BELOW_RMS_DB` relative to the RMS ratio; 1 for silence."""
+def best_gain(answer: np.ndarray, target: np.ndarray, distance_at_gains: GainDistance) -> float:
+    """The gain for ``answer`` (one render) that ``distance_at_gains`` (to ``target``, e.g.
+    :meth:`SpectralTarget.distance_at_gains <deepdiva.core.metrics.SpectralTarget.distance_at_gains>`)
+    likes best among 1 (as it is) and :data:`BELOW_RMS_DB` relative to the RMS ratio; 1 for silence."""
+    gains = candidate_gains(answer, target)
+    if gains.size == 1:
+        return 1.0
+    return float(gains[int(np.argmin(distance_at_gains(np.asarray(answer, dtype=np.float32), gains)))])
+
+
+def candidate_gains(answer: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """The gains tried for ``answer`` (one render): 1 (as it is) first, then :data:`BELOW_RMS_DB`
+    relative to the RMS ratio to ``target``; only 1 when either is silent."""
     have, want = float(rms(answer)[0]), float(rms(target)[0])
     if have <= 0 or want <= 0:
-        return 1.0
-    gains = np.array([1.0, *(want / have * 10 ** (db / 20) for db in BELOW_RMS_DB)])
-    scaled = (np.asarray(answer, dtype=np.float32)[None, :] * gains[:, None].astype(np.float32))
-    return float(gains[int(np.argmin(distance(scaled)))])
+        return np.ones(1)
+    return np.array([1.0, *(want / have * 10 ** (db / 20) for db in BELOW_RMS_DB)])
 
 
 def with_gain(pset: ParameterSet, params: np.ndarray, gain: float) -> np.ndarray:

@@ -17,7 +17,7 @@ import numpy as np
 
 from .bank import Bank, cached_bank, embed
 from .errors import ModelError
-from .level import best_gain, level_matched, with_gain
+from .level import candidate_gains, level_matched, with_gain
 from .metrics import SpectralTarget
 from .model_runtime import OnnxModel
 from .pitch import Pitch, detect_pitches, midi_to_hz, note_name
@@ -180,12 +180,15 @@ class Matcher:
             if np.array_equal(leveled, guess):
                 return guess, audio, None
             return leveled, self.renderer.render(leveled[None, :], key)[0], None
-        leveled = with_gain(self.parameter_set, guess, best_gain(audio, note, target.distance))
+        gains = candidate_gains(audio, note)
+        distances = target.distance_at_gains(audio, gains)  # gains[0] == 1: the answer as it is
+        leveled = with_gain(self.parameter_set, guess, float(gains[int(np.argmin(distances))]))
+        before = float(distances[0])
         if np.array_equal(leveled, guess):
-            return guess, audio, float(target.distance(audio[None, :])[0])
+            return guess, audio, before
         again = self.renderer.render(leveled[None, :], key)[0]
-        before, after = target.distance(np.stack([audio, again]))
-        return (leveled, again, float(after)) if after < before else (guess, audio, float(before))
+        after = float(target.distance(again[None, :])[0])
+        return (leveled, again, after) if after < before else (guess, audio, before)
 
     def answer(self, notes: np.ndarray) -> tuple[np.ndarray, list[Pitch], np.ndarray]:
         """The network's answers for a batch of notes (n, samples): parameters (n, k), the pitches

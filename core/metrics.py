@@ -103,6 +103,30 @@ class SpectralTarget:
             total += np.sqrt(sums[:, 0]) / res.norm + sums[:, 1] / res.mag[0].size
         return total / len(self._resolutions)
 
+    def distance_at_gains(self, candidate: np.ndarray, gains: Sequence[float]) -> np.ndarray:
+        """``distance(gains[:, None] * candidate)`` for one clip, ``(len(gains),)``, from one STFT
+        of the clip per resolution (the STFT is linear: only the magnitude floor sees the gain)."""
+        cand, _ = _pair(candidate, self.target[:1], max(self.fft_sizes) // 2 + 1)
+        if cand.shape[0] != 1:
+            raise AudioError(f"distance_at_gains takes one clip, got {cand.shape[0]}")
+        g = np.asarray(gains, dtype=np.float32)
+        floor = np.float32(np.sqrt(self.floor))
+        log_floor = np.log(floor)
+        total = np.zeros(g.size, dtype=np.float64)
+        for res in self._resolutions:
+            sums = np.zeros((g.size, 2), dtype=np.float64)
+            for spec, _rows, frames in stft_chunks(cand, res.n_fft, res.hop, True, "reflect", CANDIDATE_CHUNK):
+                mag = np.abs(spec)[0]
+                log_mag = np.log(np.maximum(mag, np.float32(1e-30)))  # one log; each gain adds log(g)
+                ref_mag, ref_log = res.mag[0, frames], res.log_mag[0, frames]
+                for i, gain in enumerate(g):
+                    scaled = np.maximum(mag * gain, floor)
+                    sums[i, 0] += float(np.square(scaled - ref_mag).sum(dtype=np.float64))
+                    logs = np.maximum(log_mag + np.log(gain), log_floor)
+                    sums[i, 1] += float(np.abs(logs - ref_log).sum(dtype=np.float64))
+            total += np.sqrt(sums[:, 0]) / res.norm[0] + sums[:, 1] / res.mag[0].size
+        return total / len(self._resolutions)
+
 
 def _check_resolutions(fft_sizes: Sequence[int], hop_ratio: float) -> tuple[int, ...]:
     if not fft_sizes or not 0 < hop_ratio <= 1:

@@ -142,3 +142,13 @@ def test_parameter_mae() -> None:
         M.parameter_mae(pred[0], true[0])
     with pytest.raises(ParameterValueError):
         M.parameter_mae(np.full((1, 3), np.nan), np.zeros((1, 3)))
+
+
+def test_distance_at_gains_equals_the_distance_of_the_scaled_clip() -> None:
+    rng = np.random.default_rng(3)
+    target = (0.1 * rng.standard_normal(22050)).astype(np.float32)
+    clip = (0.3 * np.sin(np.arange(22050) * 0.05) + 0.01 * rng.standard_normal(22050)).astype(np.float32)
+    gains = np.array([1.0, 0.5, 0.05, 3.0, 1e-6])  # the last pushes most bins onto the magnitude floor
+    scaled = clip[None, :] * gains[:, None].astype(np.float32)
+    st = M.SpectralTarget(target)
+    np.testing.assert_allclose(st.distance_at_gains(clip, gains), st.distance(scaled), rtol=1e-5)
