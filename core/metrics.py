@@ -103,7 +103,7 @@ class SpectralTarget:
             total += np.sqrt(sums[:, 0]) / res.norm + sums[:, 1] / res.mag[0].size
         return total / len(self._resolutions)
 
-    def distance_at_gains(self, candidate: np.ndarray, gains: Sequence[float]) -> np.ndarray:
+    def distance_at_gains(self, candidate: np.ndarray, gains: np.ndarray | Sequence[float]) -> np.ndarray:
         """``distance(gains[:, None] * candidate)`` for one clip, ``(len(gains),)``, from one STFT
         of the clip per resolution (the STFT is linear: only the magnitude floor sees the gain)."""
         cand, _ = _pair(candidate, self.target[:1], max(self.fft_sizes) // 2 + 1)
