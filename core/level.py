@@ -34,19 +34,23 @@ def best_gain(answer: np.ndarray, target: np.ndarray, distance_at_gains: GainDis
     """The gain for ``answer`` (one render) that ``distance_at_gains`` (to ``target``, e.g.
     :meth:`SpectralTarget.distance_at_gains <deepdiva.core.metrics.SpectralTarget.distance_at_gains>`)
     likes best among 1 (as it is) and :data:`BELOW_RMS_DB` relative to the RMS ratio; 1 for silence."""
-    gains = candidate_gains(answer, target)
-    if gains.size == 1:
-        return 1.0
-    return float(gains[int(np.argmin(distance_at_gains(np.asarray(answer, dtype=np.float32), gains)))])
+    gains, distances = scored_gains(answer, target, distance_at_gains)
+    return float(gains[int(np.argmin(distances))])
 
 
-def candidate_gains(answer: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """The gains tried for ``answer`` (one render): 1 (as it is) first, then :data:`BELOW_RMS_DB`
-    relative to the RMS ratio to ``target``; only 1 when either is silent."""
+def scored_gains(answer: np.ndarray, target: np.ndarray,
+                 distance_at_gains: GainDistance) -> tuple[np.ndarray, np.ndarray]:
+    """The gains tried for ``answer`` (one render) and its distance at each: 1 (as it is) first,
+    then :data:`BELOW_RMS_DB` relative to the RMS ratio to ``target``; only 1 when either is silent."""
+    ratio = _rms_ratio(answer, target)
+    gains = np.ones(1) if ratio is None else np.array([1.0, *(ratio * 10 ** (db / 20) for db in BELOW_RMS_DB)])
+    return gains, distance_at_gains(np.asarray(answer, dtype=np.float32), gains)
+
+
+def _rms_ratio(answer: np.ndarray, target: np.ndarray) -> float | None:
+    """RMS of ``target`` over RMS of ``answer``; None when either is silent."""
     have, want = float(rms(answer)[0]), float(rms(target)[0])
-    if have <= 0 or want <= 0:
-        return np.ones(1)
-    return np.array([1.0, *(want / have * 10 ** (db / 20) for db in BELOW_RMS_DB)])
+    return want / have if have > 0 and want > 0 else None
 
 
 def with_gain(pset: ParameterSet, params: np.ndarray, gain: float) -> np.ndarray:
@@ -64,5 +68,5 @@ def with_gain(pset: ParameterSet, params: np.ndarray, gain: float) -> np.ndarray
 
 def level_matched(pset: ParameterSet, params: np.ndarray, answer: np.ndarray, target: np.ndarray) -> np.ndarray:
     """``params`` with both oscillator volumes scaled by the RMS ratio of ``target`` to ``answer``."""
-    have, want = float(rms(answer)[0]), float(rms(target)[0])
-    return with_gain(pset, params, want / have if have > 0 and want > 0 else 1.0)
+    ratio = _rms_ratio(answer, target)
+    return with_gain(pset, params, 1.0 if ratio is None else ratio)

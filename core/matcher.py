@@ -17,7 +17,7 @@ import numpy as np
 
 from .bank import Bank, cached_bank, embed
 from .errors import ModelError
-from .level import candidate_gains, level_matched, with_gain
+from .level import level_matched, scored_gains, with_gain
 from .metrics import SpectralTarget
 from .model_runtime import OnnxModel
 from .pitch import Pitch, detect_pitches, midi_to_hz, note_name
@@ -180,8 +180,7 @@ class Matcher:
             if np.array_equal(leveled, guess):
                 return guess, audio, None
             return leveled, self.renderer.render(leveled[None, :], key)[0], None
-        gains = candidate_gains(audio, note)
-        distances = target.distance_at_gains(audio, gains)  # gains[0] == 1: the answer as it is
+        gains, distances = scored_gains(audio, note, target.distance_at_gains)  # gains[0] == 1: as it is
         leveled = with_gain(self.parameter_set, guess, float(gains[int(np.argmin(distances))]))
         before = float(distances[0])
         if np.array_equal(leveled, guess):

@@ -100,7 +100,7 @@ class SpectralTarget:
                 ref = slice(0, 1) if res.mag.shape[0] == 1 else rows
                 sums[rows] += _diff_sums(_magnitude(spec, self.floor), res.mag[ref, frames],
                                          res.log_mag[ref, frames])
-            total += np.sqrt(sums[:, 0]) / res.norm + sums[:, 1] / res.mag[0].size
+            total += _combine(sums, res.norm, res.mag[0].size)
         return total / len(self._resolutions)
 
     def distance_at_gains(self, candidate: np.ndarray, gains: np.ndarray | Sequence[float]) -> np.ndarray:
@@ -124,8 +124,14 @@ class SpectralTarget:
                     sums[i, 0] += float(np.square(scaled - ref_mag).sum(dtype=np.float64))
                     logs = np.maximum(log_mag + np.log(gain), log_floor)
                     sums[i, 1] += float(np.abs(logs - ref_log).sum(dtype=np.float64))
-            total += np.sqrt(sums[:, 0]) / res.norm[0] + sums[:, 1] / res.mag[0].size
+            total += _combine(sums, res.norm[0], res.mag[0].size)
         return total / len(self._resolutions)
+
+
+def _combine(sums: np.ndarray, norm: np.ndarray | float, size: int) -> np.ndarray:
+    """One resolution's distance from :func:`_diff_sums`' ``(clips, 2)``: spectral convergence
+    (against the target's norm) plus the mean log-magnitude L1 over its ``size`` bins."""
+    return np.sqrt(sums[:, 0]) / norm + sums[:, 1] / size
 
 
 def _check_resolutions(fft_sizes: Sequence[int], hop_ratio: float) -> tuple[int, ...]:

@@ -19,6 +19,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from .errors import AudioError
 
@@ -112,8 +113,6 @@ def _analysis_window(audio: np.ndarray, sample_rate: int) -> tuple[np.ndarray, i
 
 def _frames(audio: np.ndarray) -> np.ndarray:
     """(clips, samples) -> (clips, frames, FRAME), frames starting every HOP samples (no padding)."""
-    from numpy.lib.stride_tricks import sliding_window_view
-
     return sliding_window_view(audio, FRAME, axis=-1)[:, ::HOP]
 
 
@@ -128,8 +127,6 @@ def _frame_clarity(frames: np.ndarray, lags: np.ndarray) -> np.ndarray:
     (``frames`` (..., FRAME), ``lags`` (...) ints): 1.0 for a period of a periodic signal. Both
     windows have the same length, so unlike YIN's difference function it has no bias towards
     short lags."""
-    from numpy.lib.stride_tricks import sliding_window_view
-
     half = FRAME // 2
     later = sliding_window_view(frames, half, axis=-1)  # (..., FRAME - half + 1, half)
     b = np.take_along_axis(later, np.clip(lags, 0, FRAME - half)[..., None, None], axis=-2)[..., 0, :]
@@ -145,8 +142,6 @@ def _refine_period(segment: np.ndarray, period: float) -> float:
     lags = np.arange(max(1, int(round(period)) - reach), min(len(segment) - length, int(round(period)) + reach) + 1)
     if lags.size < 3:
         return period
-    from numpy.lib.stride_tricks import sliding_window_view
-
     r = _normalised_dot(segment[None, :length], sliding_window_view(segment, length)[lags])
     i = int(np.clip(np.argmax(r), 1, lags.size - 2))
     a, b, c = r[i - 1], r[i], r[i + 1]
