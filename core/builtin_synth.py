@@ -24,9 +24,10 @@ import math
 from typing import Any
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
 from .errors import RenderError
+from .numba_cache import cached_njit
 from .render import per_row
 
 # Columns of a native parameter matrix, in the order of the profile's medium33 set.
@@ -86,15 +87,16 @@ _POW2 = 2.0 ** np.arange(-64, 65, dtype=np.float64)  # exact 2**k for exp2_fast
 # No nnan/ninf: the clamps below must keep their meaning. error_model="numpy" drops the
 # ZeroDivisionError checks that would otherwise keep helpers from being inlined.
 _FAST = {"nsz", "arcp", "contract", "afn"}
-_SCALAR: dict[str, Any] = {"cache": True, "error_model": "numpy"}
-_INLINE: dict[str, Any] = {"cache": True, "error_model": "numpy", "fastmath": _FAST, "inline": "always"}
+# Every kernel caches on disk in the user cache (core/numba_cache.py), not beside this file.
+_SCALAR: dict[str, Any] = {"error_model": "numpy"}
+_INLINE: dict[str, Any] = {"error_model": "numpy", "fastmath": _FAST, "inline": "always"}
 
 
 # ---------------------------------------------------------------------------------------------
 # Fast scalar math
 # ---------------------------------------------------------------------------------------------
 
-@njit(**_INLINE)
+@cached_njit(**_INLINE)
 def exp2_fast(x: float) -> float:
     """2**x for |x| <= 64, relative error < 4e-6 (0.007 cent): 2**round(x) times a series."""
     x = min(max(x, -64.0), 64.0)
@@ -104,7 +106,7 @@ def exp2_fast(x: float) -> float:
     return p * _POW2[int(k) + 64]
 
 
-@njit(**_INLINE)
+@cached_njit(**_INLINE)
 def exp_fast(x: float) -> float:
     """exp(x) for |x| <= 3, relative error < 1e-3: a 4th-order series of x/8, squared thrice."""
     y = x * 0.125
@@ -114,21 +116,21 @@ def exp_fast(x: float) -> float:
     return e * e
 
 
-@njit(**_INLINE)
+@cached_njit(**_INLINE)
 def tan_fast(x: float) -> float:
     """tan(x) for 0 <= x <= 0.45 pi by a (5,4) Pade approximant, relative error < 1e-4."""
     x2 = x * x
     return x * (945.0 - x2 * (105.0 - x2)) / (945.0 - x2 * (420.0 - 15.0 * x2))
 
 
-@njit(**_INLINE)
+@cached_njit(**_INLINE)
 def soft_clip(x: float) -> float:
     """Cubic soft clipper: slope 1 at 0, exactly +-1 beyond +-1.5; cheaper than tanh."""
     c = min(max(x, -1.5), 1.5)
     return c - (4.0 / 27.0) * c * c * c
 
 
-@njit(**_INLINE)
+@cached_njit(**_INLINE)
 def fast_sin(t: float) -> float:
     """sin(2 pi t) for t in [0, 1): refined parabola, absolute error < 0.0011."""
     u = t - 0.5
@@ -137,18 +139,18 @@ def fast_sin(t: float) -> float:
     return -p
 
 
-@njit(**_INLINE)
+@cached_njit(**_INLINE)
 def wrap(t: float) -> float:
     return t - math.floor(t)
 
 
-@njit(**_INLINE)
+@cached_njit(**_INLINE)
 def lcg_next(state: int) -> int:
     """32-bit linear congruential step (Numerical Recipes constants); exact in int64."""
     return (state * 1664525 + 1013904223) & 0xFFFFFFFF
 
 
-@njit(**_INLINE)
+@cached_njit(**_INLINE)
 def lcg_uniform(state: int) -> float:
     """An LCG state as a float in [-1, 1)."""
     return state * (2.0 / 4294967296.0) - 1.0
@@ -158,25 +160,25 @@ def lcg_uniform(state: int) -> float:
 # Parameter scales (documented in BUILTIN_SYNTH.md)
 # ---------------------------------------------------------------------------------------------
 
-@njit(**_SCALAR)
+@cached_njit(**_SCALAR)
 def env_time(value: float) -> float:
     """Envelope knob 0..100 -> seconds: 1 ms * 10**(value/25) (1 ms, 10 ms, 0.1 s, 1 s, 10 s)."""
     return 0.001 * 10.0 ** (value / 25.0)
 
 
-@njit(**_INLINE)
+@cached_njit(**_INLINE)
 def note_hz(semitones: float) -> float:
     """MIDI-note scale (69 = 440 Hz), also the scale of Diva's filter cutoffs."""
     return 440.0 * exp2_fast((semitones - 69.0) * (1.0 / 12.0))
 
 
-@njit(**_SCALAR)
+@cached_njit(**_SCALAR)
 def resonance_k(res: float) -> float:
     """Resonance 0..100 -> SVF k = 1/Q, Q = 0.5 * 40**(res/100) (0.5 .. 20)."""
     return 2.0 / 40.0 ** (min(max(res, 0.0), 100.0) / 100.0)
 
 
-@njit(**_SCALAR)
+@cached_njit(**_SCALAR)
 def lfo_hz(sync: float, rate: float, sr: float) -> float:
     """LFO frequency: 2**Rate cycles per period of the Sync entry, capped at MAX_LFO_HZ and at
     a quarter of the control rate (the LFOs are sampled once per block)."""
@@ -184,13 +186,13 @@ def lfo_hz(sync: float, rate: float, sr: float) -> float:
     return min(2.0 ** rate / SYNC_PERIODS[index], MAX_LFO_HZ, 0.25 * sr / BLOCK)
 
 
-@njit(**_SCALAR)
+@cached_njit(**_SCALAR)
 def pulse_duty(pulse_width: float) -> float:
     """PulseWidth 0..100 -> duty cycle 0.5 (square) .. 0.04 (narrow pulse)."""
     return 0.5 - 0.46 * min(max(pulse_width, 0.0), 100.0) / 100.0
 
 
-@njit(**_INLINE)
+@cached_njit(**_INLINE)
 def cutoff_g(semitones: float, inv_sr: float) -> float:
     """TPT integrator gain tan(pi f / fs) of a cutoff on the note scale, f in [5 Hz, 0.45 fs]."""
     f = min(max(note_hz(semitones), 5.0), 0.45 / inv_sr)
@@ -201,7 +203,7 @@ def cutoff_g(semitones: float, inv_sr: float) -> float:
 # Oscillators
 # ---------------------------------------------------------------------------------------------
 
-@njit(**_INLINE)
+@cached_njit(**_INLINE)
 def blep(t: float, dt: float, inv_dt: float) -> float:
     """PolyBLEP residual of a unit upward step; t = phase since the step, dt = phase step.
 
@@ -214,7 +216,7 @@ def blep(t: float, dt: float, inv_dt: float) -> float:
     return -0.5 * x1 * x1 if t < dt else r
 
 
-@njit(**_INLINE)
+@cached_njit(**_INLINE)
 def blamp(t: float, dt: float, inv_dt: float) -> float:
     """PolyBLAMP residual of a unit slope change per sample (the integral of :func:`blep`)."""
     d = min(t, 1.0 - t)
@@ -222,13 +224,13 @@ def blamp(t: float, dt: float, inv_dt: float) -> float:
     return x * x * x * (1.0 / 6.0) if d < dt else 0.0
 
 
-@njit(**_INLINE)
+@cached_njit(**_INLINE)
 def saw_wave(t: float, dt: float, inv_dt: float) -> float:
     """Falling band-limited saw (fundamental in phase with sin(2 pi t))."""
     return 1.0 - 2.0 * t + 2.0 * blep(t, dt, inv_dt)
 
 
-@njit(**_INLINE)
+@cached_njit(**_INLINE)
 def tri_wave(t: float, dt: float, inv_dt: float) -> float:
     """Band-limited triangle, peak at t = 0.25."""
     u = wrap(t + 0.25)  # corners at u = 0 (minimum) and u = 0.5 (maximum)
@@ -236,7 +238,7 @@ def tri_wave(t: float, dt: float, inv_dt: float) -> float:
     return tri + 8.0 * dt * (blamp(u, dt, inv_dt) - blamp(wrap(u + 0.5), dt, inv_dt))
 
 
-@njit(**_INLINE)
+@cached_njit(**_INLINE)
 def pulse_wave(t: float, dt: float, inv_dt: float, duty: float) -> float:
     """Band-limited pulse, high for t < duty, minus its DC (AC-coupled like a VCO)."""
     naive = 1.0 if t < duty else -1.0
@@ -244,7 +246,7 @@ def pulse_wave(t: float, dt: float, inv_dt: float, duty: float) -> float:
     return naive + edges - (2.0 * duty - 1.0)
 
 
-@njit(**_SCALAR)
+@cached_njit(**_SCALAR)
 def wave_weights(wave: int, shape: float, pulse_width: float, osc: int) -> tuple:
     """(sine, sine2, tri, saw, pulse, noise, duty, morph) of one oscillator.
 
@@ -271,7 +273,7 @@ def wave_weights(wave: int, shape: float, pulse_width: float, osc: int) -> tuple
     return sine, sine2, tri, saw, pulse, noise, duty, m
 
 
-@njit(**_INLINE)
+@cached_njit(**_INLINE)
 def osc_block(buf: np.ndarray, tbuf: np.ndarray, dbuf: np.ndarray, n: int, phase: float, dt: float,
               ddt: float, w_sine: float, w_sine2: float, w_tri: float, w_saw: float, w_pulse: float,
               duty: float) -> float:
@@ -306,7 +308,7 @@ def osc_block(buf: np.ndarray, tbuf: np.ndarray, dbuf: np.ndarray, n: int, phase
     return end - math.floor(end)
 
 
-@njit(**_INLINE)
+@cached_njit(**_INLINE)
 def noise_block(buf: np.ndarray, n: int, rng: int, lp_coef: float, hp_coef: float, lp: float,
                 hp: float) -> tuple:
     """Fill buf[:n] with coloured noise: a one-pole low-pass of white noise minus a one-pole
@@ -323,7 +325,7 @@ def noise_block(buf: np.ndarray, n: int, rng: int, lp_coef: float, hp_coef: floa
 # Filters, mixer and VCA
 # ---------------------------------------------------------------------------------------------
 
-@njit(**_INLINE)
+@cached_njit(**_INLINE)
 def svf_coef_block(c: np.ndarray, row: int, n: int, g0: float, dg: float, k: float, fm: np.ndarray,
                    fm_depth: float) -> None:
     """Per-sample coefficients of a trapezoidal SVF into c[row:row+6, :n], see :func:`svf_step`.
@@ -348,7 +350,7 @@ def svf_coef_block(c: np.ndarray, row: int, n: int, g0: float, dg: float, k: flo
         c[row + 5, j] = 2.0 * a3
 
 
-@njit(**_INLINE)
+@cached_njit(**_INLINE)
 def svf_step(v0: float, c: np.ndarray, row: int, j: int, k: float, ic1: float, ic2: float) -> tuple:
     """One step of a trapezoidal (TPT/ZDF) state-variable filter; returns (high, low, ic1, ic2).
 
@@ -365,7 +367,7 @@ def svf_step(v0: float, c: np.ndarray, row: int, j: int, k: float, ic1: float, i
     return high, low, c[row + 3, j] * ic1 + b2 * v3, ic2 + b2 * ic1 + c[row + 5, j] * v3
 
 
-@njit(**_INLINE)
+@cached_njit(**_INLINE)
 def filter_block(b1: np.ndarray, b2: np.ndarray, c: np.ndarray, out: np.ndarray, vol1: float, vol2: float,
                  hk: float, lk: float, amp: float, damp: float, state: tuple) -> tuple:
     """Mixer -> HPF -> drive -> VCF -> VCA -> soft clip, into ``out``.
@@ -392,7 +394,7 @@ def filter_block(b1: np.ndarray, b2: np.ndarray, c: np.ndarray, out: np.ndarray,
 # Envelopes and LFOs (control rate)
 # ---------------------------------------------------------------------------------------------
 
-@njit(**_INLINE)
+@cached_njit(**_INLINE)
 def env_coefs(atk: float, dec: float, rel: float, n: int, sr: float) -> tuple:
     """Per-``n``-samples multipliers (attack, decay, release) of an exponential ADSR.
 
@@ -403,7 +405,7 @@ def env_coefs(atk: float, dec: float, rel: float, n: int, sr: float) -> tuple:
     return math.exp(-n / (tau_a * sr)), math.exp(-n / (dec * sr)), math.exp(-n / (rel * sr))
 
 
-@njit(**_INLINE)
+@cached_njit(**_INLINE)
 def env_step(level: float, stage: int, coefs: tuple, sus: float) -> tuple:
     """Advance an ADSR by one control step; stage 0 attack, 1 decay/sustain, 2 release."""
     ca, cd, cr = coefs
@@ -417,7 +419,7 @@ def env_step(level: float, stage: int, coefs: tuple, sus: float) -> tuple:
     return level * cr, 2
 
 
-@njit(**_INLINE)
+@cached_njit(**_INLINE)
 def lfo_shape(phase: float, wave: int, r_prev: float, r_cur: float) -> float:
     """Bipolar LFO value at ``phase`` in [0, 1); r_prev/r_cur are the random steps."""
     if wave == 0:
@@ -437,7 +439,7 @@ def lfo_shape(phase: float, wave: int, r_prev: float, r_cur: float) -> float:
     return r_prev + (r_cur - r_prev) * phase
 
 
-@njit(**_INLINE)
+@cached_njit(**_INLINE)
 def lfo_advance(phase: float, step: float, r_prev: float, r_cur: float, rng: int) -> tuple:
     """Advance an LFO phase by ``step`` cycles; a new random step at each cycle start."""
     phase += step
@@ -452,7 +454,7 @@ def lfo_advance(phase: float, step: float, r_prev: float, r_cur: float, rng: int
 # The voice
 # ---------------------------------------------------------------------------------------------
 
-@njit(cache=True, error_model="numpy", fastmath=_FAST)
+@cached_njit(error_model="numpy", fastmath=_FAST)
 def render_voice(p: np.ndarray, seed: int, sr: float, pitch: float, note_off: int, out: np.ndarray) -> None:
     """Render one note of native medium33 values ``p`` (float64[N_PARAMS]) into ``out``.
 
@@ -554,14 +556,14 @@ def render_voice(p: np.ndarray, seed: int, sr: float, pitch: float, note_off: in
 
 
 # nogil: other threads (the daemon's OSC and watcher inputs) keep running while a batch renders
-@njit(cache=True, error_model="numpy", nogil=True)
+@cached_njit(error_model="numpy", nogil=True)
 def _render_serial(params: np.ndarray, seeds: np.ndarray, sr: float, pitches: np.ndarray, note_offs: np.ndarray,
                    out: np.ndarray) -> None:
     for v in range(params.shape[0]):
         render_voice(params[v], seeds[v], sr, pitches[v], note_offs[v], out[v])
 
 
-@njit(cache=True, error_model="numpy", parallel=True, nogil=True)
+@cached_njit(error_model="numpy", parallel=True, nogil=True)
 def _render_parallel(params: np.ndarray, seeds: np.ndarray, sr: float, pitches: np.ndarray, note_offs: np.ndarray,
                      out: np.ndarray) -> None:
     for v in prange(params.shape[0]):
@@ -593,7 +595,7 @@ def render_batch(native: np.ndarray, sample_rate: int = 44100, midi_pitch: float
     note (silence); any other velocity sounds the same, as the base preset routes velocity
     nowhere. ``parallel`` spreads the batch over numba's threads (``NUMBA_NUM_THREADS``); the
     default stays on one core, since dataset workers already run one process per core. The
-    first call compiles (cached on disk).
+    first call compiles (cached on disk in the user cache, see ``numba_cache``).
     """
     params = np.asarray(native, dtype=np.float64)
     if params.ndim == 1:
