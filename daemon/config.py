@@ -110,6 +110,12 @@ SETTINGS: tuple[Setting, ...] = (
             "(0: any free port).", "--tcp-port", 0, 65535),
     Setting("osc.reply_port", "port", 9002, "UDP port replies go to on the sender's host, unless it "
             "declared another with /deepdiva/hello.", "--reply-port", 1, 65535),
+    Setting("osc.tcp_idle_seconds", "float", 300.0, "A TCP connection that sends and receives nothing for "
+            "this long is closed (one still owed a result waits up to an hour).", "--tcp-idle-seconds",
+            1.0, 86400.0),
+    Setting("osc.max_pending_mb", "float", 128.0, "Memory for unfinished chunked buffers and partly received "
+            "TCP packets, all senders together; past it the oldest are dropped and their senders told.",
+            "--max-pending-mb", 1.0, 65536.0),
     Setting("midi.enabled", "bool", True, "Send matched parameters as MIDI CC.", "--midi/--no-midi"),
     Setting("midi.port", "str", "deepdiva", "MIDI output port: a virtual port of this name (macOS, Linux) "
             "or an existing port (Windows: e.g. a loopMIDI port).", "--midi-port"),
@@ -157,6 +163,8 @@ class DaemonConfig:
     osc_port: int
     osc_tcp_port: int
     osc_reply_port: int
+    osc_tcp_idle_seconds: float
+    osc_max_pending_mb: float
     midi_enabled: bool
     midi_port: str
     midi_cc_mode: str

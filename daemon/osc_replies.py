@@ -7,6 +7,7 @@ import json
 import logging
 import socket
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -15,7 +16,7 @@ from pythonosc import slip
 from pythonosc.osc_message_builder import build_msg
 
 from .jobs import Outcome
-from .osc_spec import ALTERNATIVE, ERROR, MAX_DECLARED, PARAMS, RESULT
+from .osc_spec import ALTERNATIVE, ERROR, MAX_DECLARED, PARAMS, QUEUED, RECORDING, RESULT
 
 log = logging.getLogger(__name__)
 
@@ -71,21 +72,33 @@ class UdpTarget:
 
 
 class TcpTarget:
-    """Replies on a TCP connection (SLIP-framed) while it is open, else over UDP."""
+    """Replies on a TCP connection (SLIP-framed) while it is open, else over UDP.
+
+    It also keeps what the idle timeout needs: when it last sent, and how many jobs accepted on
+    this connection still owe their result (``/deepdiva/queued`` or ``/deepdiva/recording`` opens
+    one; ``/deepdiva/result`` or an error naming a job closes one).
+    """
 
     def __init__(self, conn: socket.socket, replier: UdpReplier, sender: tuple[str, int]) -> None:
         self.conn = conn
         self.replier = replier
         self.sender = sender
         self.open = True
+        self.last_sent = 0.0
+        self.in_flight = 0
         self._lock = threading.Lock()
 
     def send(self, address: str, *args: Any) -> None:
         data = slip.encode(build_msg(address, list(args)).dgram)
         with self._lock:
+            if address in (QUEUED, RECORDING):
+                self.in_flight += 1
+            elif (address == RESULT or (address == ERROR and len(args) > 1)) and self.in_flight:
+                self.in_flight -= 1
             if self.open:
                 try:
                     self.conn.sendall(data)
+                    self.last_sent = time.monotonic()
                     return
                 except OSError:
                     self.open = False

@@ -21,6 +21,8 @@ from pythonosc.osc_packet import OscPacket
 
 from ..core.errors import DeepDivaError
 from .jobs import Busy
+from .memory import release_free_memory
+from .osc_budget import PendingBytes
 from .osc_buffers import BufferAssembler, blob_to_samples, check_rate, max_bytes
 from .osc_guard import packet_problem
 from .osc_replies import Reply, TcpTarget, UdpReplier, UdpTarget, send_outcome
@@ -60,7 +62,7 @@ __all__ = [
     "ALTERNATIVE", "MAX_CANDIDATES", "MAX_REFINE_SECONDS", "BUFFER_BEGIN", "BUFFER_CHUNK", "BUFFER_END", "BUSY", "ERROR", "HELLO", "HELLO_OK", "MATCH_BUFFER",
     "MATCH_FILE", "MAX_RATE", "MAX_RECORD_SECONDS", "MIN_RATE", "PARAMS", "PING", "PONG", "PUSH", "PUSHED",
     "QUEUED", "RECORD", "RECORDING", "RESULT", "ROOT", "STATUS", "ArgError", "Backend", "BufferAssembler",
-    "OscApp", "Reply", "Signature", "SlipDecoder", "SlipTcpServer", "TcpTarget", "UdpReplier", "UdpServer",
+    "OscApp", "PendingBytes", "Reply", "Route", "Signature", "SlipDecoder", "SlipTcpServer", "TcpTarget", "UdpReplier", "UdpServer",
     "UdpTarget", "blob_to_samples", "check_path", "check_rate", "max_bytes", "send_outcome",
 ]
 
@@ -202,35 +204,49 @@ class Backend(Protocol):
 Handler = Callable[[list[Any], tuple[str, int], Reply], None]
 
 
+@dataclass(frozen=True)
+class Route:
+    """One address: how its arguments are checked, and what handles them once they are."""
+
+    handler: Handler  # gets the arguments as the signature converted them
+    signature: Signature | None = None  # None: any arguments, passed on as they came
+    button: bool = False  # a single 0 is a button's release (TouchOSC, Max), ignored
+
+
+DEFAULT_MAX_PENDING_BYTES = 128 << 20
+
+
 class OscApp:
-    """Parses packets, checks arguments, and turns requests into backend calls and replies."""
+    """Parses packets, checks arguments, and turns requests into backend calls and replies.
+
+    Every address is registered once, in :attr:`routes`. The transports see it only as their
+    ``PacketHandler``: ``handle_packet``, ``refuse``, ``housekeeping``, the replier and the budget.
+    """
 
     def __init__(self, backend: Backend, allowed_roots: Sequence[Path], max_buffer_seconds: float,
-                 replier: UdpReplier) -> None:
+                 replier: UdpReplier, max_pending_bytes: int = DEFAULT_MAX_PENDING_BYTES) -> None:
         self.backend = backend
         self.allowed_roots = list(allowed_roots)
         self.max_buffer_seconds = max_buffer_seconds
         self.replier = replier
-        self.buffers = BufferAssembler(max_buffer_seconds)
+        self.budget = PendingBytes(max_pending_bytes)
+        self.buffers = BufferAssembler(max_buffer_seconds, budget=self.budget)
         self.packets = 0
         self.malformed = 0
-        self.signatures: dict[str, Signature] = {
-            HELLO: Signature((("port", "i"),)),
-            MATCH_FILE: Signature((("path", "s"),), (("refine_seconds", "f"), ("candidates", "i"))),
-            MATCH_BUFFER: Signature((("sample_rate", "i"), ("samples", "b")),
-                                    (("refine_seconds", "f"), ("candidates", "i"))),
-            BUFFER_BEGIN: Signature((("id", "i"), ("sample_rate", "i"), ("n_chunks", "i")),
-                                    (("refine_seconds", "f"), ("candidates", "i"))),
-            BUFFER_CHUNK: Signature((("id", "i"), ("index", "i"), ("samples", "b"))),
-            BUFFER_END: Signature((("id", "i"),)),
-            RECORD: Signature((), (("seconds", "f"), ("refine_seconds", "f"), ("candidates", "i"))),
-            PUSH: Signature((), (("trigger", "f"),)),
-            STATUS: Signature((), (("trigger", "f"),)),
-        }
-        self.handlers: dict[str, Handler] = {
-            PING: self._ping, HELLO: self._hello, STATUS: self._status, MATCH_FILE: self._match_file,
-            MATCH_BUFFER: self._match_buffer, BUFFER_BEGIN: self._buffer_begin, BUFFER_CHUNK: self._buffer_chunk,
-            BUFFER_END: self._buffer_end, RECORD: self._record, PUSH: self._push,
+        self._evictions_seen = 0
+        options = (("refine_seconds", "f"), ("candidates", "i"))
+        self.routes: dict[str, Route] = {
+            PING: Route(self._ping),
+            HELLO: Route(self._hello, Signature((("port", "i"),))),
+            STATUS: Route(self._status, Signature((), (("trigger", "f"),))),
+            MATCH_FILE: Route(self._match_file, Signature((("path", "s"),), options)),
+            MATCH_BUFFER: Route(self._match_buffer, Signature((("sample_rate", "i"), ("samples", "b")), options)),
+            BUFFER_BEGIN: Route(self._buffer_begin,
+                                Signature((("id", "i"), ("sample_rate", "i"), ("n_chunks", "i")), options)),
+            BUFFER_CHUNK: Route(self._buffer_chunk, Signature((("id", "i"), ("index", "i"), ("samples", "b")))),
+            BUFFER_END: Route(self._buffer_end, Signature((("id", "i"),))),
+            RECORD: Route(self._record, Signature((), (("seconds", "f"), *options)), button=True),
+            PUSH: Route(self._push, Signature((), (("trigger", "f"),)), button=True),
         }
 
     def handle_packet(self, data: bytes, sender: tuple[str, int], reply: Reply) -> None:
@@ -238,28 +254,39 @@ class OscApp:
         self.packets += 1
         problem = packet_problem(bytes(data))
         if problem is not None:
-            self.malformed += 1
-            reply.send(ERROR, f"malformed OSC packet of {len(data)} bytes ({problem})")
+            self.refuse(f"malformed OSC packet of {len(data)} bytes ({problem})", reply)
             return
         try:
             messages = [timed.message for timed in OscPacket(bytes(data)).messages]
         except Exception as exc:  # python-osc raises more than ParseError on garbage
-            self.malformed += 1
-            reply.send(ERROR, f"malformed OSC packet of {len(data)} bytes ({type(exc).__name__})")
+            self.refuse(f"malformed OSC packet of {len(data)} bytes ({type(exc).__name__})", reply)
             return
         for message in messages:
             self.handle_message(message.address, list(message.params), sender, reply)
+
+    def refuse(self, problem: str, reply: Reply) -> None:
+        """A packet that could not be taken: counted, and the sender told why."""
+        self.malformed += 1
+        reply.send(ERROR, problem)
+
+    def housekeeping(self) -> None:
+        """Now and then (the UDP server's loop): expire unfinished buffers, give freed memory back."""
+        if self.buffers.expire() or self.budget.evictions != self._evictions_seen:
+            self._evictions_seen = self.budget.evictions
+            release_free_memory()
 
     def handle_message(self, address: str, args: list[Any], sender: tuple[str, int], reply: Reply) -> None:
         if not (address == ROOT or address.startswith(ROOT + "/")):
             log.debug("ignoring %s from %s (not a deepdiva address)", address, sender[0])
             return
-        handler = self.handlers.get(address)
-        if handler is None:
+        route = self.routes.get(address)
+        if route is None:
             reply.send(ERROR, f"unknown address {address}; see OSC.md for the {ROOT} address space")
             return
+        if route.button and _is_release(args):
+            return
         try:
-            handler(args, sender, reply)
+            route.handler(route.signature.parse(args) if route.signature else args, sender, reply)
         except Busy as exc:
             reply.send(BUSY, str(exc))
         except DeepDivaError as exc:
@@ -268,16 +295,13 @@ class OscApp:
             log.exception("%s from %s failed", address, sender[0])
             reply.send(ERROR, f"{address}: internal error ({type(exc).__name__})")
 
-    def _args(self, address: str, args: list[Any]) -> list[Any]:
-        return self.signatures[address].parse(args)
-
-    # ----------------------------------------------------------------- handlers
+    # ----------------------------------------------------------------- handlers (arguments checked)
 
     def _ping(self, args: list[Any], sender: tuple[str, int], reply: Reply) -> None:
         reply.send(PONG, *[a for a in args if isinstance(a, int | float | str | bytes)])
 
     def _hello(self, args: list[Any], sender: tuple[str, int], reply: Reply) -> None:
-        (port,) = self._args(HELLO, args)
+        (port,) = args
         if not 0 <= port <= 65535:
             raise ArgError(f"port must be between 1 and 65535 (0 forgets), got {port}")
         self.replier.declare(sender, port)
@@ -285,33 +309,32 @@ class OscApp:
         target.send(HELLO_OK, port or self.replier.default_port)
 
     def _status(self, args: list[Any], sender: tuple[str, int], reply: Reply) -> None:
-        self._args(STATUS, args)
         s = self.backend.status()
         reply.send(STATUS, int(s["queued"]), str(s["state"]), float(s["uptime"]), int(s["completed"]),
                    int(s["failed"]), str(s.get("last_preset") or ""), float(s.get("last_distance", -1.0)))
 
     def _match_file(self, args: list[Any], sender: tuple[str, int], reply: Reply) -> None:
-        path_text, *rest = self._args(MATCH_FILE, args)
+        path_text, *rest = args
         refine, candidates = _options(rest)
         path = check_path(path_text, self.allowed_roots)
         self.backend.submit_file(path, refine, reply, accepted=_acknowledge(reply), candidates=candidates)
 
     def _match_buffer(self, args: list[Any], sender: tuple[str, int], reply: Reply) -> None:
-        sample_rate, blob, *rest = self._args(MATCH_BUFFER, args)
+        sample_rate, blob, *rest = args
         refine, candidates = _options(rest)
         samples = blob_to_samples(blob, sample_rate, self.max_buffer_seconds)
         self._submit_buffer(samples, sample_rate, refine, sender, reply, candidates)
 
     def _buffer_begin(self, args: list[Any], sender: tuple[str, int], reply: Reply) -> None:
-        buffer_id, sample_rate, n_chunks, *rest = self._args(BUFFER_BEGIN, args)
-        self.buffers.begin((sender[0], buffer_id), sample_rate, n_chunks, *_options(rest))
+        buffer_id, sample_rate, n_chunks, *rest = args
+        self.buffers.begin((sender[0], buffer_id), sample_rate, n_chunks, *_options(rest), reply=reply)
 
     def _buffer_chunk(self, args: list[Any], sender: tuple[str, int], reply: Reply) -> None:
-        buffer_id, index, blob = self._args(BUFFER_CHUNK, args)
+        buffer_id, index, blob = args
         self.buffers.chunk((sender[0], buffer_id), index, blob)
 
     def _buffer_end(self, args: list[Any], sender: tuple[str, int], reply: Reply) -> None:
-        (buffer_id,) = self._args(BUFFER_END, args)
+        (buffer_id,) = args
         samples, sample_rate, refine, candidates = self.buffers.end((sender[0], buffer_id))
         self._submit_buffer(samples, sample_rate, refine, sender, reply, candidates)
 
@@ -321,20 +344,14 @@ class OscApp:
                                    accepted=_acknowledge(reply), candidates=candidates)
 
     def _record(self, args: list[Any], sender: tuple[str, int], reply: Reply) -> None:
-        if _is_release(args):
-            return
-        rest = self._args(RECORD, args)
-        seconds = rest[0] if rest else None
+        seconds = args[0] if args else None
         if seconds is not None and not 0 <= seconds <= MAX_RECORD_SECONDS:
             raise ArgError(f"seconds must be between 0 and {MAX_RECORD_SECONDS:g}, got {seconds:g}")
-        refine, candidates = _options(rest[1:])
+        refine, candidates = _options(args[1:])
         self.backend.record(seconds or None, reply, started=lambda length: reply.send(RECORDING, float(length)),
                             refine=refine, candidates=candidates)
 
     def _push(self, args: list[Any], sender: tuple[str, int], reply: Reply) -> None:
-        if _is_release(args):
-            return
-        self._args(PUSH, args)
         reply.send(PUSHED, int(self.backend.push()))
 
 

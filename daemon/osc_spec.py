@@ -23,6 +23,7 @@ MAX_RECORD_SECONDS = 60.0
 MAX_TCP_CONNECTIONS = 64
 MAX_DECLARED = 1024
 SEND_TIMEOUT = 5.0
+MAX_WAIT_WITH_JOBS = 3600.0  # a TCP connection still owed a result may stay silent this long
 
 
 class ArgError(DeepDivaError):

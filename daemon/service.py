@@ -269,11 +269,13 @@ class Service:
     def _start_osc(self) -> None:
         cfg = self.config
         self.replier = UdpReplier(cfg.osc_reply_port)
-        app = OscApp(self, cfg.files_allowed_roots, cfg.audio_max_buffer_seconds, self.replier)
+        app = OscApp(self, cfg.files_allowed_roots, cfg.audio_max_buffer_seconds, self.replier,
+                     max_pending_bytes=int(cfg.osc_max_pending_mb * (1 << 20)))
         for kind, port, make in (("UDP", cfg.osc_port, lambda: UdpServer(cfg.osc_host, cfg.osc_port, app)),
                                  ("TCP", cfg.osc_tcp_port, lambda: SlipTcpServer(
                                      cfg.osc_host, cfg.osc_tcp_port, app,
-                                     max_bytes(cfg.audio_max_buffer_seconds, MAX_TCP_RATE) + 4096))):
+                                     max_bytes(cfg.audio_max_buffer_seconds, MAX_TCP_RATE) + 4096,
+                                     idle_seconds=cfg.osc_tcp_idle_seconds))):
             try:
                 server = make()
             except OSError as exc:

@@ -25,7 +25,7 @@ from xml.etree import ElementTree
 import numpy as np
 import pytest
 import soundfile as sf
-from daemon_helpers import sine
+from daemon_helpers import sine, wait_until
 from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import build_msg
 from pythonosc.tcp_client import SimpleTCPClient
@@ -321,29 +321,228 @@ def _random_packets(n: int, seed: int = 1) -> Iterator[bytes]:
             yield b"/deepdiva/" + rng.randbytes(rng.randint(0, 40))
 
 
+def _osc_threads() -> list[str]:
+    return sorted(t.name for t in threading.enumerate() if t.name.startswith(("deepdiva-osc", "Thread-")))
+
+
 def test_ten_thousand_malformed_packets_do_not_stop_the_server(daemon: Daemon, client: Client) -> None:
+    """10,000 random and mutated packets over UDP and 2,000 over TCP (several connections): both
+    servers answer a ping within 1 s afterwards, no thread is left behind and the CPU is idle."""
+    threads_before = _osc_threads()
     for i, packet in enumerate(_random_packets(10_000)):
         client.raw(packet)
         if i % 500 == 0:
             client.drain()  # keep our own receive buffer from overflowing
-    tcp = TcpClient(daemon.tcp)
     decoder_garbage = [b"\xc0\xdb\x01\xc0", os.urandom(3000), b"\xc0" * 50, b"\xdb\xc0"]
-    for chunk in decoder_garbage + list(_random_packets(300, seed=2)):
-        tcp.client.socket.sendall(b"\xc0" + chunk + b"\xc0")
-    tcp.send(osc.PING, "tcp")
-    pongs = [tcp.expect(osc.PONG).params]  # a mutated packet may itself be a ping
-    while pongs[-1] != ["tcp"] and len(pongs) < 5:
-        pongs.append(tcp.expect(osc.PONG).params)
-    assert ["tcp"] in pongs
-    tcp.close()
+    for connection in range(4):
+        tcp = TcpClient(daemon.tcp)
+        for chunk in decoder_garbage + list(_random_packets(500, seed=2 + connection)):
+            tcp.client.socket.sendall(b"\xc0" + chunk + b"\xc0")
+        tcp.send(osc.PING, "tcp")
+        pongs = [tcp.expect(osc.PONG).params]  # mutated packets may themselves be pings
+        while pongs[-1] != ["tcp"] and len(pongs) < 500:
+            pongs.append(tcp.expect(osc.PONG).params)
+        assert pongs[-1] == ["tcp"]
+        tcp.close()
     client.drain()
     client.send(osc.HELLO, client.port)  # the garbage may have declared another reply port: take it back
     client.expect(osc.HELLO_OK)
+    wait_until(lambda: daemon.service.tcp.connections == 0, 10, "the TCP connections to close")
+    wait_until(lambda: _osc_threads() == threads_before, 10, "the connection threads to end")
+    cpu = time.process_time()
+    time.sleep(1.0)
+    assert time.process_time() - cpu < 0.3, "the daemon keeps a core busy after the fuzzing"
+    began = time.monotonic()
     client.send(osc.PING, "still here")
-    assert client.expect(osc.PONG).params == ["still here"]
+    assert client.expect(osc.PONG, timeout=1.0).params == ["still here"]
+    tcp = TcpClient(daemon.tcp)
+    tcp.send(osc.PING, "tcp after")
+    assert tcp.expect(osc.PONG, timeout=1.0).params == ["tcp after"] and time.monotonic() - began < 2.0
+    tcp.close()
     app = daemon.service.udp.app
     assert app.packets >= 1000 and app.malformed >= 1000  # most arrived and were recognised as bad
     assert daemon.service.worker.alive
+    assert daemon.service.udp.restarts == 0 and daemon.service.tcp.restarts == 0
+
+
+def test_a_dying_server_loop_is_restarted_and_logged(daemon: Daemon, client: Client, caplog) -> None:
+    class Boom(BaseException):
+        pass
+
+    udp, tcp, app = daemon.service.udp, daemon.service.tcp, daemon.service.udp.app
+    real_handle, real_watch = app.handle_packet, udp._watch
+    fired: list[str] = []
+
+    def handle_once(*args):
+        if "handler" not in fired:
+            fired.append("handler")
+            raise Boom("the handler thread dies")
+        return real_handle(*args)
+
+    def watch_once():
+        if "receiver" not in fired:
+            fired.append("receiver")
+            raise RuntimeError("the receiving thread dies")
+        return real_watch()
+
+    app.handle_packet = handle_once
+    udp._watch = watch_once
+    tcp._server.service_actions = lambda: (_ for _ in ()).throw(RuntimeError("the TCP accept loop dies"))
+    client.send(osc.PING, "lost with the handler")
+    wait_until(lambda: udp.restarts >= 2 and tcp.restarts >= 1, 10, "the loops to be restarted")
+    tcp._server.service_actions = lambda: None
+    client.send(osc.PING, "after")
+    assert client.expect(osc.PONG, timeout=2.0).params == ["after"]
+    conn = TcpClient(daemon.tcp)
+    conn.send(osc.PING, "tcp after")
+    assert conn.expect(osc.PONG, timeout=2.0).params == ["tcp after"]
+    conn.close()
+    assert sum("restarting it" in r.getMessage() for r in caplog.records) >= 3
+
+
+def test_a_stuck_handler_does_not_stop_the_udp_server(tmp_path: Path, client: Client) -> None:
+    d = Daemon(tmp_path, client.port)
+    client.server = d.udp
+    gate = threading.Event()
+    real_status = d.service.status
+
+    def stuck_status():
+        gate.wait(30)
+        return real_status()
+
+    d.service.udp.handler_timeout = 0.5
+    d.service.udp.app.backend.status = stuck_status  # type: ignore[method-assign]
+    try:
+        client.send(osc.STATUS)
+        time.sleep(0.1)
+        began = time.monotonic()
+        client.send(osc.PING, "not stuck")
+        assert client.expect(osc.PONG, timeout=3.0).params == ["not stuck"]
+        assert time.monotonic() - began < 2.0
+    finally:
+        gate.set()
+        d.service.stop()
+    assert client.expect(osc.STATUS, timeout=5.0)  # the stuck request still got its answer
+
+
+def _sender(ip: str) -> Client:
+    """A client sending from and receiving on ``ip`` (127.0.0.x: another loopback sender)."""
+    c = Client(("127.0.0.1", 0))
+    for sock in (c.sock, c.out):
+        sock.close()
+    c.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    c.sock.bind((ip, 0))
+    c.port = c.sock.getsockname()[1]
+    c.out = c.sock
+    return c
+
+
+def test_unfinished_buffers_share_one_memory_cap_across_senders(tmp_path: Path, client: Client) -> None:
+    """Six loopback senders each start a big chunked buffer: together they never hold more than
+    osc.max_pending_mb; the oldest are dropped first and told, the newest still matches."""
+    d = Daemon(tmp_path, client.port, **{"osc.max_pending_mb": 1.0})
+    senders = [_sender(f"127.0.0.{k}") for k in range(2, 8)]
+    cap = d.service.udp.app.budget.cap
+    try:
+        peak = 0
+        chunk = np.zeros(2048, dtype="<f4").tobytes()  # 8 KB
+        for s in senders:
+            s.server = d.udp
+            s.send(osc.HELLO, s.port)
+            s.expect(osc.HELLO_OK)
+            s.send(osc.BUFFER_BEGIN, 1, SR, 40)
+        for index in range(40):  # 320 KB per sender, 1.9 MB in all
+            for s in senders:
+                s.send(osc.BUFFER_CHUNK, 1, index, chunk)
+            time.sleep(0.005)
+            peak = max(peak, d.service.udp.app.budget.total)
+        wait_until(lambda: d.service.udp._packets.empty(), 10, "the chunks to be handled")
+        peak = max(peak, d.service.udp.app.budget.total)
+        assert peak <= cap
+        assert "osc.max_pending_mb" in senders[0].expect(osc.ERROR, timeout=5).params[0]  # the oldest went first
+        newest = senders[-1]
+        newest.send(osc.BUFFER_END, 1)
+        assert newest.expect(osc.QUEUED, osc.ERROR, timeout=5).address == osc.QUEUED
+    finally:
+        d.service.stop()
+        for s in senders:
+            s.sock.close()
+
+
+def test_unfinished_buffers_expire_and_free_their_bytes_without_new_requests(tmp_path: Path, client: Client) -> None:
+    d = Daemon(tmp_path, client.port)
+    client.server = d.udp
+    app = d.service.udp.app
+    app.buffers.ttl = 0.5
+    try:
+        client.send(osc.BUFFER_BEGIN, 3, SR, 4)
+        client.send(osc.BUFFER_CHUNK, 3, 0, b"\x00" * 4096)
+        wait_until(lambda: app.budget.total == 4096, 5, "the chunk to be held")
+        assert "expired" in client.expect(osc.ERROR, timeout=5).params[0]  # no other request needed
+        assert app.budget.total == 0 and len(app.buffers) == 0
+    finally:
+        d.service.stop()
+
+
+def test_tcp_packets_in_progress_count_against_the_cap(tmp_path: Path, client: Client) -> None:
+    d = Daemon(tmp_path, client.port, **{"osc.max_pending_mb": 1.0})
+    conns = [TcpClient(d.tcp) for _ in range(3)]
+    try:
+        for conn in conns:  # 600 KB of a packet that never ends, per connection
+            conn.client.socket.sendall(b"\xc0" + b"/x" * 300_000)
+        wait_until(lambda: d.service.udp.app.budget.evictions >= 1, 10, "the oldest to be dropped")
+        assert d.service.udp.app.budget.total <= d.service.udp.app.budget.cap
+        assert "osc.max_pending_mb" in conns[0].expect(osc.ERROR, timeout=5).params[0]
+        conns[-1].client.socket.sendall(b"\xc0")  # the newest ends its (garbage) packet: malformed, not dropped
+        assert "malformed" in conns[-1].expect(osc.ERROR, timeout=5).params[0]
+    finally:
+        for conn in conns:
+            conn.close()
+        d.service.stop()
+
+
+def test_idle_tcp_connections_are_closed_and_a_full_server_says_so(tmp_path: Path, client: Client,
+                                                                  monkeypatch) -> None:
+    from deepdiva.daemon import osc_transports
+
+    monkeypatch.setattr(osc_transports, "MAX_TCP_CONNECTIONS", 2)
+    d = Daemon(tmp_path, client.port, **{"osc.tcp_idle_seconds": 1.5})
+    try:
+        idle = [TcpClient(d.tcp) for _ in range(2)]
+        for conn in idle:
+            conn.send(osc.PING, "in")
+            conn.expect(osc.PONG)
+        refused = TcpClient(d.tcp)
+        assert "too many TCP connections" in refused.expect(osc.ERROR, timeout=5).params[0]
+        refused.close()
+        for conn in idle:
+            assert "idle" in conn.expect(osc.ERROR, timeout=10).params[0]
+            conn.client.socket.settimeout(5)
+            assert conn.client.socket.recv(100) == b""  # closed by the daemon
+            conn.close()
+        later = TcpClient(d.tcp)
+        later.send(osc.PING, "room again")
+        assert later.expect(osc.PONG, timeout=5).params == ["room again"]
+        later.close()
+    finally:
+        d.service.stop()
+
+
+def test_a_tcp_connection_owed_a_result_is_not_idle() -> None:
+    from deepdiva.daemon.osc_replies import TcpTarget
+
+    a, b = socket.socketpair()
+    target = TcpTarget(a, osc.UdpReplier(9), ("127.0.0.1", 1))
+    target.send(osc.QUEUED, "job1", 1)
+    target.send(osc.ERROR, "bad arguments")  # not about the job
+    assert target.in_flight == 1
+    target.send(osc.RESULT, "p.h2p", 1.0, "{}", "job1", "A4", 69, 0.0)
+    assert target.in_flight == 0
+    target.send(osc.QUEUED, "job2", 1)
+    target.send(osc.ERROR, "the audio is silent", "job2")
+    assert target.in_flight == 0 and target.last_sent > 0
+    a.close()
+    b.close()
 
 
 def test_buffer_over_tcp_is_answered_on_the_connection(daemon: Daemon) -> None:
