@@ -174,7 +174,8 @@ def match_cmd(ctx: click.Context, targets: tuple[str, ...], model_path: str | No
 @click.argument("model_path", metavar="MODEL.onnx", type=click.Path(dir_okay=False))
 @click.argument("dataset_path", metavar="DATASET", type=click.Path(exists=True))
 @click.option("--out", type=click.Path(file_okay=False), default=None,
-              help="Folder for report.json and plots (default: MODEL-eval/ beside the model).")
+              help="Folder for report.json and plots (default: ./MODEL-eval/ in the current folder, "
+                   "e.g. ./deepdiva-medium33-eval/).")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Evaluate only the first N clips.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the random-patch baseline.")
 @click.option("--update-card", is_flag=True, help="Store the results in the model card's metrics.")
@@ -187,12 +188,18 @@ def evaluate_cmd(model_path: str, dataset_path: str, out: str | None, limit: int
 
     from .core.model_runtime import OnnxModel
     from .training.dataset import Dataset
-    from .training.evaluate import evaluate, format_table, update_card_metrics, write_outputs
+    from .training.evaluate import (
+        default_report_dir,
+        evaluate,
+        format_table,
+        update_card_metrics,
+        write_outputs,
+    )
 
     model = OnnxModel.load(model_path)
     ds = Dataset.open(dataset_path)
     report, examples = evaluate(model, ds, limit=limit, seed=seed)
-    folder = Path(out) if out else Path(model_path).with_name(Path(model_path).stem + "-eval")
+    folder = Path(out) if out else default_report_dir(model_path)
     report["files"] = [str(p) for p in write_outputs(report, examples, folder, ds.spec.render.sample_rate)]
     if update_card:
         update_card_metrics(model, report)

@@ -162,6 +162,12 @@ def format_table(report: dict) -> str:
     return "\n".join(lines)
 
 
+def default_report_dir(model_path: str | Path) -> Path:
+    """``./<model stem>-eval/`` in the current folder; never beside the model, which for the
+    shipped model is inside the installed package."""
+    return Path.cwd() / f"{Path(model_path).stem}-eval"
+
+
 def write_outputs(report: dict, examples: dict, out: Path, sample_rate: int) -> list[Path]:
     """report.json, per-parameter error bars and target/prediction spectrogram pairs."""
     import matplotlib

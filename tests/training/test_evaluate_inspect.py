@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from deepdiva.cli import cli
 from deepdiva.core.matcher import default_model_path
 from deepdiva.training.dataset import DatasetSpec, generate
+from deepdiva.training.evaluate import default_report_dir
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +35,26 @@ def test_evaluate_reports_model_and_baselines(medium33_dataset: Path, tmp_path: 
     # the shipped model must do better than guessing, even on a handful of clips
     assert report["methods"]["model"]["mrstft_median"] < report["methods"]["base_preset"]["mrstft_median"]
     assert {p.name for p in out.iterdir()} == {"report.json", "parameter_mae.png", "examples.png"}
+
+
+def test_evaluate_writes_into_the_current_folder_by_default(medium33_dataset: Path, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    model = default_model_path()  # inside the installed package: nothing may be written beside it
+    beside_model = set(model.parent.iterdir())
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["evaluate", str(model), str(medium33_dataset), "--limit", "4"],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "deepdiva-medium33-eval"
+    assert (out / "report.json").is_file()
+    assert f"report: {out}" in result.output
+    assert set(model.parent.iterdir()) == beside_model
+
+
+def test_default_report_dir_is_the_model_stem_in_the_current_folder(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert default_report_dir("/somewhere/else/my-model.onnx") == tmp_path / "my-model-eval"
 
 
 def test_evaluate_refuses_a_mismatched_dataset(tmp_path: Path) -> None:
