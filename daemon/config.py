@@ -241,8 +241,11 @@ def convert(setting: Setting, value: Any, base: Path | None = None) -> Any:
             raise ValueError(f"must be a finite number, got {value}")
         _check_range(setting, value)
         return float(value)
-    if kind == "device" and isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return str(value)
+    if kind == "device" and not isinstance(value, str):
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            return str(value)
+        raise ValueError(f"must be an input device's name or index (`deepdiva audio inputs` lists them), "
+                         f"got {_shown(value)} ({_type_name(value)})")
     if kind == "paths":
         if isinstance(value, str | Path):
             value = [value]

@@ -37,6 +37,8 @@ _ONE_AT_A_TIME = threading.Lock()
 # API) when it is terminated after its JACK server died, so from then on it is never terminated:
 # no device re-scans, and sounddevice's exit handler is unregistered (the OS frees the rest).
 _KEEP_PORTAUDIO = threading.Event()
+# Every error about a missing or wrong input names the command that lists the inputs.
+LIST_INPUTS = "`deepdiva audio inputs` lists the inputs"
 
 
 @dataclass(frozen=True)
@@ -89,7 +91,7 @@ def _record_raw(sd, seconds: float, device: str | int | None, sample_rate: int |
         probe = _capture(sd, max(1, int(probe_seconds * rate)), rate, channels, index, name)
         if not np.any(probe):
             raise AudioError(f"the input is silent: check the input device / microphone permission "
-                             f"(input {name!r} delivered only zeros)")
+                             f"(input {name!r} delivered only zeros; {LIST_INPUTS})")
     return _capture(sd, max(1, int(round(seconds * rate))), rate, channels, index, name), rate, name
 
 
@@ -103,6 +105,15 @@ def list_input_devices(refresh: bool = False) -> list[InputDevice]:
             for i, d in enumerate(sd.query_devices()) if d["max_input_channels"] > 0]
 
 
+def format_inputs(devices: list[InputDevice]) -> str:
+    """``deepdiva audio inputs``: one line per device, ``*`` marking the default input."""
+    if not devices:
+        return "no audio input devices"
+    head = "    #  name  (host API, channels, default rate)"
+    foot = "* the default input; use another with audio.input_device (or deepdiva serve --input-device): an index or a name"
+    return "\n".join([head, *map(str, devices), foot])
+
+
 def _default_input(sd) -> int:
     try:
         return int(sd.default.device[0])
@@ -114,15 +125,16 @@ def _resolve(sd, device: str | int | None) -> tuple[int, dict]:
     if device is None:
         index = _default_input(sd)
         if index < 0:
-            raise AudioError("no default audio input device; choose one (see `list_input_devices`)")
+            raise AudioError("no default audio input device: choose one with audio.input_device in the "
+                             f"config (or deepdiva serve --input-device); {LIST_INPUTS}")
         device = index
     try:
         info = sd.query_devices(device, "input")
     except ValueError as exc:
         names = ", ".join(f"{d.index}: {d.name}" for d in list_input_devices()) or "none"
-        raise _DeviceNotFound(f"audio input {device!r}: {exc}; inputs: {names}") from None
+        raise _DeviceNotFound(f"audio input {device!r}: {exc}; inputs: {names} ({LIST_INPUTS})") from None
     if info["max_input_channels"] < 1:
-        raise AudioError(f"audio device {info['name']!r} has no input channels")
+        raise AudioError(f"audio device {info['name']!r} has no input channels; {LIST_INPUTS}")
     return int(info["index"]), info
 
 

@@ -563,6 +563,30 @@ def config_show_cmd(config_file: str | None, as_json: bool) -> None:
     click.echo(show_config(load_config(config_file), as_json=as_json))
 
 
+# --------------------------------------------------------------------------- audio (recording inputs)
+
+@cli.group("audio")
+def audio_group() -> None:
+    """Audio inputs the daemon can record from (/deepdiva/record, audio.input_device)."""
+
+
+@audio_group.command("inputs")
+@click.option("--json", "as_json", is_flag=True, help="Print the devices as a JSON list.")
+def audio_inputs_cmd(as_json: bool) -> None:
+    """List the audio input devices: index, name, channels, default rate; * marks the default.
+
+    Set audio.input_device (or deepdiva serve --input-device) to an index or a name.
+    """
+    import dataclasses
+    import json
+
+    from .daemon.recorder import format_inputs, list_input_devices
+
+    devices = list_input_devices()
+    click.echo(json.dumps([dataclasses.asdict(d) for d in devices], indent=2) if as_json
+               else format_inputs(devices))
+
+
 # --------------------------------------------------------------------------- midi (CC map, learn helper)
 
 @cli.group("midi")

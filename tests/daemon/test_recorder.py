@@ -7,6 +7,7 @@ microphone these tests control; the dummy driver's ``system`` capture ports are 
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -19,6 +20,7 @@ import pytest
 from daemon_helpers import run_child
 
 from deepdiva.core.errors import AudioError
+from deepdiva.daemon import recorder
 from deepdiva.daemon.recorder import list_input_devices, record
 
 pytestmark = pytest.mark.jack
@@ -130,6 +132,33 @@ def test_listed_devices(sine: str) -> None:
     assert devices["system"].channels == 2 and devices["system"].default
 
 
+def test_audio_inputs_command_lists_the_jack_input(sine: str, jack_server, tmp_path) -> None:
+    # The real command in a process of its own: a fresh PortAudio lists what JACK has now.
+    def inputs(*flags: str) -> str:
+        done = subprocess.run([sys.executable, "-m", "deepdiva", "audio", "inputs", *flags], cwd=tmp_path,
+                              env=jack_server.env(), capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    listed = {d["name"]: d for d in json.loads(inputs("--json"))}
+    assert listed[sine]["channels"] == 1 and listed[sine]["default_samplerate"] == 44100
+    assert not listed[sine]["default"] and listed["system"]["default"]
+    lines = inputs().splitlines()
+    assert any(line.startswith("*") and "system" in line for line in lines)
+    tone_line = next(line for line in lines if sine in line)
+    assert int(tone_line.split()[0]) == listed[sine]["index"] and "1 ch, 44100 Hz" in tone_line
+
+
+def test_no_default_input_names_the_command_that_lists_them() -> None:
+    class NoDefault:  # sounddevice as it is on a machine without a default input
+        class default:
+            device = (-1, -1)
+
+    with pytest.raises(AudioError, match="no default audio input device") as refused:
+        recorder._resolve(NoDefault, None)
+    assert "`deepdiva audio inputs`" in str(refused.value) and "list_input_devices" not in str(refused.value)
+
+
 def test_all_zero_input_is_reported_as_a_permission_problem(portaudio) -> None:
     list_input_devices(refresh=True)
     with pytest.raises(AudioError, match="the input is silent: check the input device / microphone permission"):
@@ -156,7 +185,7 @@ def test_bad_requests(portaudio) -> None:
         record(0)
     with pytest.raises(AudioError, match="recording length"):
         record(float("nan"))
-    with pytest.raises(AudioError, match="'no-such-input'.*inputs: 0: system"):
+    with pytest.raises(AudioError, match="'no-such-input'.*inputs: 0: system.*`deepdiva audio inputs`"):
         record(0.2, device="no-such-input")
 
 
