@@ -2,17 +2,30 @@
 
 Everything a user can get wrong raises :class:`AudioError` with a message naming the file and
 the problem. Clipping only warns: a clipped recording can still be matched.
+
+Hostile input costs bounded memory and time (limits in ``core/limits.py``): a file is decoded
+only if its header gives a rate of 8-384 kHz, at most ``max_seconds`` and at most
+``MAX_AUDIO_SAMPLES`` frames x channels (32 million, 6 min of 44.1 kHz stereo). It is decoded a
+block at a time and mixed to mono on the fly, so the multichannel float array never exists;
+validation and onset detection scan in blocks, and resampling to more than the same cap is
+refused. Peak memory for the longest accepted file, measured as the RSS of a process that
+only reads (numpy, soundfile and soxr loaded, 29 MB before reading): under 300 MB for
+:func:`load_note` (262 MB at the default 600 s, 283 MB at the cap with ``max_seconds`` raised),
+under 160 MB for :func:`read_audio`.
 """
 
 from __future__ import annotations
 
 import logging
+import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .errors import AudioError
+from .limits import MAX_AUDIO_SAMPLES, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +34,8 @@ DEFAULT_MAX_SECONDS = 600.0
 ONSET_THRESHOLD_DB = -30.0  # relative to the loudest frame
 ONSET_PREROLL = 0.005  # seconds kept before the detected onset
 FRAME = 256
+CLIP = 0.999  # samples this close to full scale count as clipped
+BLOCK = 1 << 20  # samples decoded or scanned at a time (4 MB of float32)
 
 
 @dataclass(frozen=True)
@@ -37,7 +52,10 @@ class AudioClip:
 
 
 def read_audio(path: str | Path, max_seconds: float = DEFAULT_MAX_SECONDS) -> AudioClip:
-    """Read wav/flac/aiff/ogg/... as mono float32; errors name the file and the problem."""
+    """Read wav/flac/aiff/ogg/... as mono float32; errors name the file and the problem.
+
+    The header is checked (rate, length, frames x channels) before anything is decoded.
+    """
     import soundfile as sf
 
     p = Path(path)
@@ -46,19 +64,60 @@ def read_audio(path: str | Path, max_seconds: float = DEFAULT_MAX_SECONDS) -> Au
     if p.stat().st_size == 0:
         raise AudioError(f"{p}: the file is empty (0 bytes); was it still being written?")
     try:
-        info = sf.info(str(p))
+        f = sf.SoundFile(str(p))
     except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
         raise AudioError(f"{p}: not a readable audio file ({_short(exc)})") from None
-    if info.frames <= 0:
-        raise AudioError(f"{p}: the audio file is empty (0 samples)")
-    if info.frames / info.samplerate > max_seconds:
-        raise AudioError(f"{p}: {info.frames / info.samplerate:.0f} s of audio is longer than the "
-                         f"limit of {max_seconds:.0f} s; trim it to the note you want matched")
-    try:
-        data, sr = sf.read(str(p), dtype="float32", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError) as exc:
-        raise AudioError(f"{p}: cannot decode the audio ({_short(exc)})") from None
-    return AudioClip(to_mono(data), int(sr), str(p))
+    with f:
+        frames, channels, rate = f.frames, f.channels, f.samplerate
+        if frames <= 0:
+            raise AudioError(f"{p}: the audio file is empty (0 samples)")
+        check_rate(rate, str(p))
+        if frames / rate > max_seconds:
+            raise AudioError(f"{p}: {frames / rate:.0f} s of audio is longer than the "
+                             f"limit of {max_seconds:.0f} s; trim it to the note you want matched")
+        check_samples(frames * channels, f"{frames / rate:.0f} s of {channels}-channel audio at {rate} Hz",
+                      str(p), "or save it as mono" if channels > 1 else "")
+        try:
+            samples = _decode_mono(f, frames)
+        except (sf.LibsndfileError, RuntimeError) as exc:
+            raise AudioError(f"{p}: cannot decode the audio ({_short(exc)})") from None
+    return AudioClip(samples, int(rate), str(p))
+
+
+def _decode_mono(f, frames: int) -> np.ndarray:
+    """``frames`` frames of an open ``soundfile.SoundFile``, decoded a block at a time and mixed
+    down as they come (fewer if the file is shorter than its header says)."""
+    out = np.empty(frames, np.float32)
+    block = np.empty((max(1, BLOCK // f.channels), f.channels), np.float32)
+    done = 0
+    while done < frames:
+        got = len(f.read(min(len(block), frames - done), out=block))
+        if got == 0:
+            break
+        out[done:done + got] = to_mono(block[:got])
+        done += got
+    return out if done == frames else out[:done].copy()
+
+
+def check_rate(sample_rate: int, source: str = "<buffer>") -> None:
+    """Reject sample rates outside ``MIN_SAMPLE_RATE``-``MAX_SAMPLE_RATE``."""
+    if not MIN_SAMPLE_RATE <= sample_rate <= MAX_SAMPLE_RATE:
+        raise AudioError(f"{source}: the sample rate of {sample_rate} Hz is outside {MIN_SAMPLE_RATE}-"
+                         f"{MAX_SAMPLE_RATE} Hz; convert it to a common rate such as 44100 or 48000 Hz")
+
+
+def check_samples(n: int, what: str, source: str = "<buffer>", hint: str = "") -> None:
+    """Reject work of more than ``MAX_AUDIO_SAMPLES`` samples; ``what`` describes it in the error."""
+    if n > MAX_AUDIO_SAMPLES:
+        minutes = MAX_AUDIO_SAMPLES / (2 * 44100) / 60
+        raise AudioError(f"{source}: {what} is {n / 1e6:.1f} million samples, more than the limit of "
+                         f"{MAX_AUDIO_SAMPLES / 1e6:g} million (about {minutes:.0f} min of 44.1 kHz stereo); "
+                         f"trim it to the note you want matched{' ' + hint if hint else ''}")
+
+
+def _blocks(audio: np.ndarray, size: int = BLOCK) -> Iterator[np.ndarray]:
+    """Views of ``size`` rows at a time: scans that would otherwise copy the whole array."""
+    return (audio[i:i + size] for i in range(0, len(audio), size))
 
 
 def _short(exc: Exception) -> str:
@@ -86,8 +145,13 @@ def resample(audio: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
     return soxr.resample(audio, sr_in, sr_out, quality="HQ").astype(np.float32, copy=False)
 
 
+def _peak(audio: np.ndarray) -> float:
+    """max |audio| without an |audio| copy; NaN if any sample is NaN."""
+    return max(-float(np.min(audio)), float(np.max(audio))) if audio.size else 0.0
+
+
 def peak_dbfs(audio: np.ndarray) -> float:
-    peak = float(np.max(np.abs(audio))) if audio.size else 0.0
+    peak = _peak(audio)
     return 20 * np.log10(peak) if peak > 0 else -np.inf
 
 
@@ -97,7 +161,8 @@ def find_onset(audio: np.ndarray, sample_rate: int) -> int:
     if n_frames < 2:
         return 0
     frames = audio[: n_frames * FRAME].reshape(n_frames, FRAME)
-    energy = np.sqrt(np.mean(np.square(frames, dtype=np.float64), axis=1))
+    energy = np.concatenate([np.sqrt(np.mean(np.square(rows, dtype=np.float64), axis=1))
+                             for rows in _blocks(frames, BLOCK // FRAME)])
     threshold = energy.max() * 10 ** (ONSET_THRESHOLD_DB / 20)
     first = int(np.argmax(energy >= threshold))
     return max(0, first * FRAME - int(ONSET_PREROLL * sample_rate))
@@ -107,14 +172,15 @@ def validate(audio: np.ndarray, source: str = "<buffer>", silence_dbfs: float = 
     """Reject empty, non-finite and silent audio; warn about clipping."""
     if audio.size == 0:
         raise AudioError(f"{source}: the audio is empty (0 samples)")
-    if not np.all(np.isfinite(audio)):
-        bad = int(np.count_nonzero(~np.isfinite(audio)))
+    peak = _peak(audio)
+    if not math.isfinite(peak):
+        bad = sum(int(np.count_nonzero(~np.isfinite(b))) for b in _blocks(audio))
         raise AudioError(f"{source}: the audio holds {bad} NaN or infinite samples")
     level = peak_dbfs(audio)
     if level < silence_dbfs:
         shown = "-inf" if not np.isfinite(level) else f"{level:.1f}"
         raise AudioError(f"{source}: the audio is silent (peak {shown} dBFS, below {silence_dbfs:g} dBFS)")
-    clipped = int(np.count_nonzero(np.abs(audio) >= 0.999))
+    clipped = sum(int(np.count_nonzero(np.abs(b) >= CLIP)) for b in _blocks(audio)) if peak >= CLIP else 0
     if clipped >= 3:
         log.warning("%s: %d samples at full scale: the input is probably clipped", source, clipped)
 
@@ -122,7 +188,10 @@ def validate(audio: np.ndarray, source: str = "<buffer>", silence_dbfs: float = 
 def prepare_note(clip: AudioClip, sample_rate: int = 44100, seconds: float = 2.0,
                  silence_dbfs: float = SILENCE_DBFS) -> np.ndarray:
     """Validate, resample, find the onset and cut (or zero-pad) exactly ``seconds`` of audio."""
+    check_rate(clip.sample_rate, clip.source)
     validate(clip.samples, clip.source, silence_dbfs)
+    check_samples(math.ceil(clip.samples.size * sample_rate / clip.sample_rate),
+                  f"{clip.seconds:.0f} s of audio resampled to {sample_rate} Hz", clip.source)
     audio = resample(clip.samples, clip.sample_rate, sample_rate)
     return cut_note(audio, sample_rate, int(round(seconds * sample_rate)))
 

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 
-from deepdiva.core.audio import find_onset, load_note, read_audio
+from deepdiva.core import audio
+from deepdiva.core.audio import AudioClip, find_onset, load_note, prepare_note, read_audio
 from deepdiva.core.errors import AudioError
+from deepdiva.core.limits import MAX_AUDIO_SAMPLES
 
 SR = 44100
 
@@ -117,3 +121,103 @@ def test_read_audio_keeps_rate(tmp_path: Path) -> None:
     sf.write(path, tone(0.5, 22050), 22050)
     clip = read_audio(path)
     assert clip.sample_rate == 22050 and clip.samples.ndim == 1
+
+
+# --------------------------------------------------------------------------- hostile input (issue 14)
+
+def write_mostly_silent(path: Path, sr: int, channels: int, seconds: float) -> None:
+    """A tone's first second, then silence: a tiny FLAC that decodes to a huge array; written a
+    second at a time so the test itself stays small."""
+    with sf.SoundFile(path, "w", sr, channels, format="FLAC", subtype="PCM_16") as f:
+        f.write(np.repeat(tone(1.0, sr)[:, None], channels, axis=1))
+        silence = np.zeros((sr, channels), np.float32)
+        for _ in range(int(seconds) - 1):
+            f.write(silence)
+
+
+# Runs read_audio in a child whose address space is capped at what it has after imports plus
+# HEADROOM; prints one line per file: "ok <samples>" or "AudioError <message>". A MemoryError or
+# a crash shows as a non-zero exit.
+CHILD = """
+import resource, sys
+import numpy, soundfile
+from deepdiva.core.audio import read_audio
+from deepdiva.core.errors import AudioError
+
+with open("/proc/self/status") as status:
+    size = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmSize:"))
+resource.setrlimit(resource.RLIMIT_AS, (size + int(sys.argv[1]),) * 2)
+for path in sys.argv[2:]:
+    try:
+        print("ok", read_audio(path).samples.size)
+    except AudioError as exc:
+        print("AudioError", exc)
+"""
+HEADROOM = 192 << 20  # the old whole-file read of the 30 s bomb needs 368 MB here
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RLIMIT_AS and /proc are Linux's")
+def test_decompression_bomb_is_refused_under_a_memory_limit(tmp_path: Path) -> None:
+    bomb, wide = tmp_path / "bomb.flac", tmp_path / "wide.flac"
+    write_mostly_silent(bomb, 384000, 8, 30)  # ~0.4 MB on disk, 92 million samples decoded
+    write_mostly_silent(wide, 384000, 8, 10)  # 30.7 million: just inside MAX_AUDIO_SAMPLES
+    run = subprocess.run([sys.executable, "-c", CHILD, str(HEADROOM), str(bomb), str(wide)],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    refused, read = run.stdout.splitlines()
+    assert refused.startswith(f"AudioError {bomb}: 30 s of 8-channel audio at 384000 Hz")
+    assert "more than the limit of 32 million" in refused and "trim it" in refused
+    assert read == f"ok {10 * 384000}"
+
+
+@pytest.mark.parametrize("rate", [4000, 7999, 384001, 768000])
+def test_sample_rate_outside_8k_384k_is_refused(tmp_path: Path, rate: int) -> None:
+    path = tmp_path / "odd.wav"
+    sf.write(path, tone(0.5, rate, freq=1000.0), rate)
+    with pytest.raises(AudioError, match=rf"odd.wav: the sample rate of {rate} Hz is outside 8000-384000 Hz"):
+        read_audio(path)
+    with pytest.raises(AudioError, match="is outside 8000-384000 Hz"):  # a buffer or a recording
+        prepare_note(AudioClip(tone(0.5, rate, freq=1000.0), rate))
+
+
+@pytest.mark.parametrize("rate", [8000, 384000])
+def test_sample_rate_limits_themselves_are_accepted(tmp_path: Path, rate: int) -> None:
+    path = tmp_path / "edge.wav"
+    sf.write(path, tone(0.5, rate, freq=1000.0), rate)
+    assert load_note(path).shape == (2 * SR,)
+
+
+def test_frames_times_channels_cap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(audio, "MAX_AUDIO_SAMPLES", SR)
+    mono, stereo = tmp_path / "mono.wav", tmp_path / "stereo.wav"
+    sf.write(mono, tone(1.0), SR)
+    sf.write(stereo, np.stack([tone(1.0)] * 2, axis=1), SR)
+    assert read_audio(mono).samples.size == SR  # exactly at the cap
+    with pytest.raises(AudioError, match=r"stereo.wav: 1 s of 2-channel audio at 44100 Hz is 0.1 million "
+                                         r"samples, more than the limit .* trim it .* or save it as mono"):
+        read_audio(stereo)
+
+
+def test_resampling_beyond_the_cap_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(audio, "MAX_AUDIO_SAMPLES", SR)
+    clip = AudioClip(tone(1.5, 8000), 8000, "long buffer")  # 12000 samples, 66150 at 44.1 kHz
+    with pytest.raises(AudioError, match=r"long buffer: 2 s of audio resampled to 44100 Hz is 0.1 million"):
+        prepare_note(clip)
+    assert prepare_note(AudioClip(tone(0.9, 8000), 8000)).shape == (2 * SR,)
+
+
+@pytest.mark.parametrize("channels", [1, 2, 6])
+def test_multichannel_is_the_channel_mean_read_block_by_block(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                              channels: int) -> None:
+    monkeypatch.setattr(audio, "BLOCK", 6000)  # many blocks and a short last one
+    data = (np.random.default_rng(channels).standard_normal((SR + 123, channels)) * 0.2).astype(np.float32)
+    path = tmp_path / "multi.flac"
+    sf.write(path, data, SR, subtype="PCM_24")
+    whole, _ = sf.read(path, dtype="float32", always_2d=True)  # what read_audio did before blocks
+    clip = read_audio(path)
+    assert clip.samples.dtype == np.float32 and clip.sample_rate == SR
+    np.testing.assert_array_equal(clip.samples, whole.mean(axis=1) if channels > 1 else whole[:, 0])
+
+
+def test_cap_allows_ten_minutes_of_mono_and_six_of_stereo() -> None:
+    assert 600 * SR <= MAX_AUDIO_SAMPLES and 6 * 60 * 2 * SR <= MAX_AUDIO_SAMPLES
