@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+
+from .filenames import NAME_MAX, fit_name
+
+# Errors that pass when the machine recovers (space freed, files closed): worth retrying.
+TRANSIENT_ERRNOS = frozenset(getattr(errno, name) for name in (
+    "ENOSPC", "EDQUOT", "EMFILE", "ENFILE", "ENOMEM", "EAGAIN", "EBUSY", "ETIMEDOUT") if hasattr(errno, name))
+DISK_FULL_ERRNOS = frozenset(getattr(errno, name) for name in ("ENOSPC", "EDQUOT") if hasattr(errno, name))
+TEMP_ROOM = 16  # what mkstemp adds to a prefix: "." + 8 random characters + ".tmp", and a spare byte or two
 
 
 def unique_path(path: Path) -> Path:
@@ -19,9 +28,9 @@ def unique_path(path: Path) -> Path:
     return numbered(path, n)
 
 
-def numbered(path: Path, n: int) -> Path:
-    """``path`` for n == 1, else ``stem (n).ext``."""
-    return path if n == 1 else path.with_name(f"{path.stem} ({n}){path.suffix}")
+def numbered(path: Path, n: int, limit: int = NAME_MAX) -> Path:
+    """``path`` for n == 1, else ``stem (n).ext``; the stem is cut so the name takes at most ``limit`` bytes."""
+    return path.with_name(fit_name(path.stem, path.suffix, f" ({n})" if n > 1 else "", limit))
 
 
 def link_unique(src: Path, target: Path) -> Path:
@@ -48,7 +57,8 @@ def write_atomic(path: Path, write: Callable[[Path], object], overwrite: bool = 
     so no half-written file is ever left. Returns the path written.
     """
     path = Path(path)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    prefix = f".{fit_name(path.name, limit=NAME_MAX - TEMP_ROOM)}."
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=prefix, suffix=".tmp")
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -79,3 +89,19 @@ def write_bytes_atomic(path: Path, data: bytes, overwrite: bool = True) -> Path:
 def write_json_atomic(path: Path, data: object, overwrite: bool = True) -> Path:
     text = json.dumps(data, indent=2) + "\n"
     return write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"), overwrite)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether ``exc`` or an error it was raised from or during is an OS error that passes (disk full, ...)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, OSError) and current.errno in TRANSIENT_ERRNOS:
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def is_disk_full(exc: OSError) -> bool:
+    return exc.errno in DISK_FULL_ERRNOS
