@@ -114,6 +114,7 @@ def match_cmd(ctx: click.Context, targets: tuple[str, ...], model_path: str | No
     from tqdm import tqdm
 
     from .core.errors import AudioError
+    from .core.filenames import printable, printable_data
     from .core.matcher import Matcher
     from .core.pitch import note_name
     from .presets.diva import RESCAN_HINT
@@ -146,22 +147,22 @@ def match_cmd(ctx: click.Context, targets: tuple[str, ...], model_path: str | No
             if len(files) == 1:
                 raise
             failures.append({"source": str(path), "error": str(exc)})
-            click.echo(f"error: {exc}", err=True)
+            click.echo(f"error: {printable(str(exc))}", err=True)
             continue
         if sender is not None:
             sender.send(matcher.parameter_set, report.match.params)
         reports.append(report.as_dict(matcher))
         if not as_json and not quiet:
-            click.echo(f"{path.name}: {report.match.pitch.describe()}; play the preset at "
+            click.echo(f"{printable(path.name)}: {report.match.pitch.describe()}; play the preset at "
                        f"{note_name(report.match.played.midi)}")
             for preset, distance, wav in [(report.preset, report.match.distance, report.preview)] + [
                     (a.preset, a.distance, a.preview) for a in report.alternatives]:
                 details = ([f"distance {distance:.4f}"] if distance is not None else []) + (
-                    [f"preview {wav.name}"] if wav else [])
-                click.echo(f"{preset}" + (f"  ({', '.join(details)})" if details else ""))
-    if as_json:
+                    [f"preview {printable(wav.name)}"] if wav else [])
+                click.echo(printable(str(preset)) + (f"  ({', '.join(details)})" if details else ""))
+    if as_json:  # names the OS allows but UTF-8 does not are shown escaped (caf\xe9.wav), as in text
         payload = reports[0] if len(files) == 1 else {"results": reports, "failures": failures}
-        click.echo(json.dumps(payload, indent=2))
+        click.echo(json.dumps(printable_data(payload), indent=2))
     elif reports and not quiet:
         click.echo(RESCAN_HINT, err=True)
     if failures:

@@ -5,15 +5,21 @@ Shared by ``deepdiva match`` and the daemon, so both validate, name and write fi
 
 from __future__ import annotations
 
+import os
+import stat
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..core.audio import DEFAULT_MAX_SECONDS, AudioClip, prepare_note, read_audio
+from ..core.errors import AudioError, DeepDivaError
+from ..core.filenames import fit_name, printable
 from ..core.matcher import Match, Matcher
 from ..core.pitch import Pitch
-from .diva import write_diva_preset
+from .diva import target_path, write_diva_preset
 from .render import write_wav
 
 AUDIO_SUFFIXES = {".wav", ".wave", ".flac", ".aif", ".aiff", ".ogg", ".oga", ".mp3", ".caf", ".w64"}
@@ -60,6 +66,96 @@ def expand_targets(targets: list[str | Path]) -> list[Path]:
     return out
 
 
+@contextmanager
+def open_input(path: str | Path, roots: Sequence[Path] | None = None) -> Iterator[str]:
+    """Open an input file once; yield a name for it that any library can open and that reaches
+    this very file, however its folders change meanwhile.
+
+    With ``roots`` the file actually opened must lie inside one of them (checked on the open
+    file: a folder swapped for a symlink after a request was accepted gets nothing read). On
+    POSIX the name is ``/dev/fd/N``: soundfile encodes names strictly (bytes that are not UTF-8
+    fail) and opens by name again. Errors raised in the block name the file, not that alias.
+    """
+    shown = printable(str(path))
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)  # a pipe must not block
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        raise AudioError(f"{shown}: no such audio file") from None
+    except OSError as exc:
+        raise AudioError(f"{shown}: cannot open it: {exc.strerror or exc}") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise AudioError(f"{shown}: not an audio file (a folder, device or pipe)")
+        if roots is not None and not _inside(_opened_path(fd, Path(path)), roots):
+            raise AudioError(f"refused: {shown} leads outside the folders deepdiva may read "
+                             "(files.allowed_roots); nothing was read")
+        alias = _fd_name(fd) or os.fspath(path)
+        try:
+            yield alias
+        except DeepDivaError as exc:
+            if alias == os.fspath(path) or alias not in str(exc):
+                raise
+            raise type(exc)(str(exc).replace(alias, shown)) from None
+    finally:
+        os.close(fd)
+
+
+def _fd_name(fd: int) -> str | None:
+    """``/dev/fd/N`` if it names the open file ``fd`` here (Linux, macOS, BSD), else None."""
+    name = f"/dev/fd/{fd}"
+    try:
+        st, via = os.fstat(fd), os.stat(name)
+    except OSError:
+        return None
+    return name if (st.st_dev, st.st_ino) == (via.st_dev, via.st_ino) else None
+
+
+def _opened_path(fd: int, path: Path) -> Path:
+    """The real path of the file open as ``fd`` (not of whatever ``path`` names by now)."""
+    try:
+        return Path(os.readlink(f"/proc/self/fd/{fd}"))  # Linux
+    except OSError:
+        pass
+    try:
+        import fcntl
+
+        if hasattr(fcntl, "F_GETPATH"):  # macOS
+            return Path(os.fsdecode(fcntl.fcntl(fd, fcntl.F_GETPATH, bytes(1024)).split(b"\0", 1)[0]))
+    except (ImportError, OSError):
+        pass
+    real = path.resolve()  # elsewhere: the name as it is now, if it still is the file opened
+    st, now = os.fstat(fd), os.stat(real)
+    if (st.st_dev, st.st_ino) != (now.st_dev, now.st_ino):
+        raise AudioError(f"refused: {printable(str(path))} changed while it was being opened; nothing was read")
+    return real
+
+
+def _inside(real: Path, roots: Sequence[Path]) -> bool:
+    for root in roots:
+        try:
+            if real.is_relative_to(Path(root).expanduser().resolve()):
+                return True
+        except (OSError, RuntimeError):  # a root that cannot be resolved allows nothing
+            continue
+    return False
+
+
+def read_input(path: str | Path, max_seconds: float = DEFAULT_MAX_SECONDS,
+               roots: Sequence[Path] | None = None) -> AudioClip:
+    """:func:`~deepdiva.core.audio.read_audio` for any name the OS allows (see :func:`open_input`)."""
+    with open_input(path, roots) as name:
+        clip = read_audio(name, max_seconds)
+    return AudioClip(clip.samples, clip.sample_rate, os.fspath(path))
+
+
+def preset_target(out: str | Path, name: str | None = None, source: str | Path | None = None) -> Path:
+    """Where a preset goes (``out`` or ``out/<name or source stem>.h2p``), its name printable and
+    short enough for the file system."""
+    path = target_path(out, printable(name) if name else None, printable(os.fspath(source)) if source else None)
+    return path.with_name(fit_name(path.stem, path.suffix))
+
+
 def match_clip(matcher: Matcher, clip: AudioClip, out: str | Path, name: str | None = None,
                preview: bool = True, refine_seconds: float = 0.0, seed: int = 0,
                candidates: int = 1, score: bool = True) -> MatchReport:
@@ -75,16 +171,17 @@ def match_clip(matcher: Matcher, clip: AudioClip, out: str | Path, name: str | N
                          result.played)
     alternatives = []
     for rank, alt in enumerate(result.alternatives, start=2):
-        path, alt_wav = _write(matcher, alt.params, alt.audio, alt.distance, preset.parent,
-                               f"{preset.stem} alt {rank}", clip.source, preview, result.played)
+        path, alt_wav = _write(matcher, alt.params, alt.audio, alt.distance,
+                               preset.parent / fit_name(preset.stem, ".h2p", f" alt {rank}"), None, clip.source,
+                               preview, result.played)
         alternatives.append(AlternativeReport(path, alt_wav, alt.distance))
     return MatchReport(clip.source, preset, wav, result, tuple(alternatives))
 
 
 def _write(matcher: Matcher, params: np.ndarray, audio: np.ndarray | None, distance: float | None,
            out: str | Path, name: str | None, source: str, preview: bool, played: Pitch) -> tuple[Path, Path | None]:
-    preset = write_diva_preset(matcher.parameter_set, params, out, name=name, source=source, distance=distance,
-                               pitch=played)
+    preset = write_diva_preset(matcher.parameter_set, params, preset_target(out, name, source),
+                               source=printable(source), distance=distance, pitch=played)
     wav = write_wav(preset.with_suffix(".wav"), audio, matcher.sample_rate) if preview and audio is not None else None
     return preset, wav
 
@@ -93,5 +190,5 @@ def match_file(matcher: Matcher, path: str | Path, out: str | Path, name: str | 
                preview: bool = True, refine_seconds: float = 0.0, seed: int = 0,
                max_seconds: float = DEFAULT_MAX_SECONDS, candidates: int = 1, score: bool = True) -> MatchReport:
     """Read, validate and match one audio file; nothing is written when the input is bad."""
-    clip = read_audio(path, max_seconds)
+    clip = read_input(path, max_seconds)
     return match_clip(matcher, clip, out, name, preview, refine_seconds, seed, candidates, score)

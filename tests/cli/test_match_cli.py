@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -215,3 +216,30 @@ def test_unpitched_noise_is_played_at_c3(tmp_path: Path) -> None:
     report = json.loads(run("match", str(src), "--out", str(tmp_path / "out"), "--json").stdout)
     assert report["note"] == "unpitched" and report["played_at"] == {"note": "C3", "midi_pitch": 48, "cents": 0.0}
     assert "unpitched" in read_h2p(report["preset"], load_profile("diva")).meta["Description"]
+
+
+def test_any_name_the_os_allows_in_a_folder_batch(tmp_path: Path, patch_audio: np.ndarray) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    latin1, broken, long_name = os.fsdecode(b"caf\xe9.wav"), os.fsdecode(b"bad\xff.wav"), "音" * 83 + ".wav"
+    try:
+        sf.write(os.fsencode(folder / latin1), patch_audio, SR)
+    except (OSError, RuntimeError):
+        pytest.skip("this file system refuses names that are not UTF-8")
+    (folder / broken).write_bytes(b"RIFF not audio")
+    sf.write(os.fsencode(folder / long_name), patch_audio, SR)  # 253 bytes: legal, at the limit
+    out = tmp_path / "out"
+    text = run("match", str(folder), "--out", str(out), "--no-preview")
+    assert text.exit_code == 2  # the bad file is reported; the others are matched
+    assert "caf\\xe9.wav: " in text.stdout and f"{long_name}: " in text.stdout
+    assert "error:" in text.stderr and "bad\\xff.wav" in text.stderr and "Traceback" not in text.output
+    presets = sorted(p.name for p in out.iterdir())
+    assert presets == sorted(["caf_xe9.h2p", "音" * 83 + ".h2p"])
+    assert "from caf\\xe9.wav" in read_h2p(out / "caf_xe9.h2p").meta["Description"]
+    again = run("match", str(folder), "--out", str(out), "--json")  # every name taken: numbered, cut to fit
+    assert again.exit_code == 2
+    report = json.loads(again.stdout)
+    assert [r["source"] for r in report["results"]] == [str(folder / "caf\\xe9.wav"), str(folder / long_name)]
+    assert [f["source"] for f in report["failures"]] == [str(folder / "bad\\xff.wav")]
+    assert Path(report["results"][1]["preset"]).name == "音" * 82 + " (2).h2p"
+    assert all(len(os.fsencode(p.name)) <= 255 for p in out.iterdir()) and len(list(out.iterdir())) == 6
