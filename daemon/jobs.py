@@ -5,27 +5,50 @@ at once; the :class:`Worker` takes jobs one by one, calls the injected ``match``
 (``job -> result dict``, writing its preset into ``job.stage``), publishes the preset through
 the journal (the commit), runs the durable ``finish`` hook, then ``notify`` (replies, MIDI) and
 last completes the journal entry. A job restored after a crash goes through the same steps; the
-journal makes the ones already done idempotent.
+journal makes the ones already done idempotent. A job that fails for a reason that passes (disk
+full) and may wait (nobody waits for its reply) stays journaled and runs again later.
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import logging
+import os
 import secrets
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from ..core.atomic import is_disk_full, is_transient
 from ..core.errors import DeepDivaError
+from ..core.filenames import printable
 from .journal import Journal
 
 log = logging.getLogger(__name__)
 
 KINDS = ("file", "buffer")
+RETRY_FIRST = 1.0  # seconds before the first retry after a failure that passes; doubles each time
+RETRY_MAX = 60.0
+
+
+def retry_delay(attempt: int) -> float:
+    """Seconds to wait before try ``attempt + 1`` (``attempt`` >= 1 failures so far)."""
+    return min(RETRY_MAX, RETRY_FIRST * 2.0 ** (max(1, attempt) - 1))
+
+
+def problem(exc: BaseException) -> str:
+    """One printable line saying what went wrong: a user error's message, or the OS's reason and file."""
+    if not isinstance(exc, OSError):
+        return printable(str(exc))
+    name = exc.filename
+    where = "" if name is None else ": " + printable(os.fsdecode(name) if isinstance(name, bytes) else str(name))
+    hint = "; free space there and try again" if is_disk_full(exc) else ""
+    return f"{exc.strerror or type(exc).__name__}{where}{hint}"
 
 
 def new_job_id() -> str:
@@ -78,6 +101,7 @@ class Outcome:
     result: dict[str, Any] | None
     error: str | None
     seconds: float
+    retry_in: float | None = None  # failed for now: runs again in this many seconds (still journaled)
 
 
 MatchFn = Callable[[Job], dict[str, Any]]
@@ -91,6 +115,8 @@ class JobQueue:
         self.journal = journal
         self.maxsize = maxsize
         self._items: deque[Job] = deque()
+        self._later: list[tuple[float, int, Job]] = []  # (monotonic due time, order, job), a heap
+        self._order = itertools.count()
         self._reserved = 0
         self._cv = threading.Condition()
         self._closed = False
@@ -152,11 +178,25 @@ class JobQueue:
             self._cv.notify_all()
             return n
 
-    def take(self, timeout: float | None = None) -> Job | None:
+    def defer(self, job: Job, seconds: float) -> None:
+        """Put a journaled job back at the end of the queue after ``seconds``."""
         with self._cv:
-            if not self._cv.wait_for(lambda: self._items or self._closed, timeout):
-                return None
-            return self._items.popleft() if self._items else None
+            heapq.heappush(self._later, (time.monotonic() + seconds, next(self._order), job))
+            self._cv.notify()
+
+    def take(self, timeout: float | None = None) -> Job | None:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cv:
+            while True:
+                now = time.monotonic()
+                while self._later and self._later[0][0] <= now:
+                    self._items.append(heapq.heappop(self._later)[2])
+                if self._items or self._closed:
+                    return self._items.popleft() if self._items else None
+                waits = [t - now for t in (deadline, self._later[0][0] if self._later else None) if t is not None]
+                if deadline is not None and now >= deadline:
+                    return None
+                self._cv.wait(min(waits) if waits else None)
 
     def snapshot(self) -> list[Job]:
         with self._cv:
@@ -173,14 +213,19 @@ class Worker:
     """The single thread that runs matches, one job at a time."""
 
     def __init__(self, queue: JobQueue, match: MatchFn, finish: Hook | None = None,
-                 notify: Callable[[Outcome], None] | None = None) -> None:
+                 notify: Callable[[Outcome], None] | None = None,
+                 retry: Callable[[Job], bool] | None = None) -> None:
+        """``retry(job)``: whether a job may wait out a failure that passes (disk full) instead of failing."""
         self.queue = queue
         self.journal = queue.journal
         self.match = match
         self.finish = finish
         self.notify = notify
+        self.retry = retry or (lambda job: False)
         self.completed = 0
         self.failed = 0
+        self._attempts: dict[str, int] = {}
+        self._published: dict[str, dict[str, Any]] = {}  # results of jobs whose finish must run again
         self.last: Outcome | None = None
         self.current: Job | None = None
         self._stop = threading.Event()
@@ -208,35 +253,50 @@ class Worker:
             self.run_one(job)
 
     def run_one(self, job: Job) -> Outcome:
-        """Match, publish, finish, notify, complete: the whole life of one job."""
+        """Match, publish, finish, notify, complete: the whole life of one job.
+
+        Only a job's final outcome is counted and reported: one that is tried again later
+        (``Outcome.retry_in``) is neither.
+        """
         began = time.perf_counter()
         folder = Path(job.preset_folder)
         self.current = job
+        passing = False
         try:
             published = self.journal.published(job.id, folder)
             if published is not None:  # committed before a crash: neither match nor publish again
-                result = {"source": job.source, "preset": str(published), "recovered": True}
+                result = self._published.pop(job.id, None) or {
+                    "source": job.source, "preset": str(published), "recovered": True}
             else:
                 job.stage = str(self.journal.clear_stage(job.id))  # the journal owns where matches write
                 result = self.journal.publish(job.id, folder, self.match(job))
             outcome = Outcome(job, True, result, None, time.perf_counter() - began)
-        except DeepDivaError as exc:
-            outcome = Outcome(job, False, None, str(exc), time.perf_counter() - began)
+        except (DeepDivaError, OSError) as exc:  # OSError: the machine (disk, files), not a bug
+            passing = is_transient(exc)
+            outcome = Outcome(job, False, None, problem(exc), time.perf_counter() - began)
         except Exception as exc:  # a bug must not kill the worker: report it and carry on
-            log.exception("job %s (%s) failed", job.id, job.source)
-            outcome = Outcome(job, False, None, f"internal error: {type(exc).__name__}: {exc}",
+            log.exception("job %s (%s) failed", job.id, printable(job.source))
+            outcome = Outcome(job, False, None, f"internal error: {type(exc).__name__}: {printable(str(exc))}",
                               time.perf_counter() - began)
-        if outcome.ok and outcome.result is not None:
-            self.completed += 1
-            log.info("%s -> %s (%.0f ms)", job.source, outcome.result["preset"], outcome.seconds * 1000)
-        else:
-            self.failed += 1
-            log.warning("job %s failed: %s", job.id, outcome.error)
+        if passing and self.retry(job):
+            return self._later(job, outcome)
         if self.finish is not None:
             try:
                 self.finish(job, outcome)
-            except Exception:
+            except Exception as exc:
+                if is_transient(exc) and self.retry(job):
+                    if outcome.ok and outcome.result is not None:  # published: finish it, never match again
+                        self._published[job.id] = outcome.result
+                    return self._later(job, Outcome(job, False, None, problem(exc), outcome.seconds))
                 log.exception("finishing job %s failed", job.id)
+        self._attempts.pop(job.id, None)
+        if outcome.ok and outcome.result is not None:
+            self.completed += 1
+            log.info("%s -> %s (%.0f ms)", printable(job.source), printable(str(outcome.result["preset"])),
+                     outcome.seconds * 1000)
+        else:
+            self.failed += 1
+            log.warning("job %s failed: %s", job.id, outcome.error)
         self.last = outcome
         self.current = None  # before the replies: whoever hears of the result sees an idle worker
         if self.notify is not None:  # the preset is durable already: answer before tidying up
@@ -249,3 +309,12 @@ class Worker:
         except OSError:  # stays journaled: the next start finishes it (publishing is idempotent)
             log.exception("could not complete journal entry of job %s", job.id)
         return outcome
+
+    def _later(self, job: Job, outcome: Outcome) -> Outcome:
+        """Keep a job journaled and run it again after a pause that grows with each try."""
+        attempts = self._attempts[job.id] = self._attempts.get(job.id, 0) + 1
+        delay = retry_delay(attempts)
+        log.warning("job %s (%s): %s; trying again in %.0f s", job.id, printable(job.source), outcome.error, delay)
+        self.current = None
+        self.queue.defer(job, delay)
+        return replace(outcome, retry_in=delay)

@@ -29,12 +29,17 @@ from typing import Any
 
 import numpy as np
 
-from ..core.atomic import link_unique
-from ..core.errors import ConfigError, PresetError
+from ..core.atomic import is_disk_full, link_unique
+from ..core.errors import ConfigError, DeepDivaError, PresetError
+from ..core.filenames import fit_name, printable
 
 log = logging.getLogger(__name__)
 
 PART_PREFIX = ".deepdiva-"
+
+
+class JournalError(DeepDivaError):
+    """The journal folder cannot be written (full, gone, no permission)."""
 
 
 def fsync_dir(folder: Path) -> None:
@@ -106,9 +111,13 @@ class Journal:
         import soundfile as sf
 
         path = self.data_path(job_id)  # its job is journaled after this: no job, no use, swept
-        sf.write(path, np.asarray(samples, dtype=np.float32), int(sample_rate), subtype="FLOAT", format="WAV")
-        fsync_file(path)
-        fsync_dir(self.data_dir)
+        try:
+            sf.write(path, np.asarray(samples, dtype=np.float32), int(sample_rate), subtype="FLOAT", format="WAV")
+            fsync_file(path)
+            fsync_dir(self.data_dir)
+        except (OSError, RuntimeError) as exc:  # soundfile reports a failed write as a RuntimeError
+            path.unlink(missing_ok=True)
+            raise self._error(exc) from None
         return path
 
     def add(self, job_id: str, record: dict[str, Any]) -> None:
@@ -118,12 +127,25 @@ class Journal:
         never acknowledged, and :meth:`pending` sets it aside.
         """
         path = self.jobs_dir / f"{time.time_ns():020d}-{job_id}.json"
-        with open(path, "xb") as f:
-            f.write(json.dumps(record, default=str).encode("utf-8"))
-            f.flush()
-            os.fsync(f.fileno())
-        fsync_dir(self.jobs_dir)
+        try:
+            with open(path, "xb") as f:
+                f.write(json.dumps(record, default=str).encode("utf-8"))
+                f.flush()
+                os.fsync(f.fileno())
+            fsync_dir(self.jobs_dir)
+        except OSError as exc:
+            path.unlink(missing_ok=True)  # not acknowledged: nothing may be left to restore
+            raise self._error(exc) from None
         self._files[job_id] = path
+
+    def _error(self, exc: Exception) -> JournalError:
+        """The clear error for an OS error while writing the journal (what a client is told)."""
+        if isinstance(exc, OSError) and is_disk_full(exc):
+            return JournalError(f"the journal folder {printable(str(self.folder))} is full; free space there "
+                                "and try again")
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        return JournalError(f"cannot write to the journal folder {printable(str(self.folder))}: "
+                            f"{printable(reason)}; check it (queue.journal, --journal-dir)")
 
     def pending(self) -> list[dict[str, Any]]:
         """Journaled jobs not yet completed, oldest first; unreadable files are set aside in ``bad/``."""
@@ -149,7 +171,10 @@ class Journal:
         """An empty stage folder for a (re)run of the match."""
         stage = self.stage_dir(job_id)
         shutil.rmtree(stage, ignore_errors=True)
-        stage.mkdir(parents=True)
+        try:
+            stage.mkdir(parents=True)
+        except OSError as exc:
+            raise self._error(exc) from None
         return stage
 
     def published(self, job_id: str, folder: Path) -> Path | None:
@@ -167,15 +192,19 @@ class Journal:
             folder.mkdir(parents=True, exist_ok=True)
             preset = _publish_file(staged, folder, f"{job_id}.h2p", staged.name)
         except OSError as exc:
-            raise PresetError(f"cannot write the preset into {folder}: {exc.strerror or exc}") from None
+            raise PresetError(f"cannot write the preset into {printable(str(folder))}: "
+                              f"{exc.strerror or exc}") from None
         out = dict(result, preset=str(preset))
-        out["preview"] = self._publish_extra(result.get("preview"), folder, f"{job_id}.wav", preset.stem + ".wav")
+        out["preview"] = self._publish_extra(result.get("preview"), folder, f"{job_id}.wav",
+                                             fit_name(preset.stem, ".wav"))
         alternatives = []
         for rank, alt in enumerate(result.get("alternatives") or [], start=2):
-            stem = f"{preset.stem} alt {rank}"
-            path = self._publish_extra(alt["preset"], folder, f"{job_id}.alt{rank}.h2p", stem + ".h2p")
+            tag = f" alt {rank}"
+            path = self._publish_extra(alt["preset"], folder, f"{job_id}.alt{rank}.h2p",
+                                       fit_name(preset.stem, ".h2p", tag))
             if path is not None:
-                wav = self._publish_extra(alt.get("preview"), folder, f"{job_id}.alt{rank}.wav", stem + ".wav")
+                wav = self._publish_extra(alt.get("preview"), folder, f"{job_id}.alt{rank}.wav",
+                                          fit_name(preset.stem, ".wav", tag))
                 alternatives.append(dict(alt, preset=path, preview=wav))
         if "alternatives" in result:
             out["alternatives"] = alternatives

@@ -7,7 +7,10 @@ daemon does; ``test_service.py`` does the same with ``kill -9`` on a real proces
 
 from __future__ import annotations
 
+import errno
+import os
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -15,9 +18,11 @@ import pytest
 import soundfile as sf
 from daemon_helpers import write_sine
 
-from deepdiva.core.errors import AudioError, ConfigError
+from deepdiva.core.errors import AudioError, ConfigError, PresetError
+from deepdiva.daemon import jobs as jobs_module
+from deepdiva.daemon import journal as journal_module
 from deepdiva.daemon.jobs import Busy, Job, JobQueue, Outcome, Worker, new_job_id
-from deepdiva.daemon.journal import Journal
+from deepdiva.daemon.journal import Journal, JournalError
 from deepdiva.daemon.service import dry_run_match
 from deepdiva.presets.h2p import read_h2p
 
@@ -266,3 +271,97 @@ def test_audio_errors_name_the_file(dirs: dict[str, Path]) -> None:
     job.stage = str(dirs["journal"] / "stage-x")
     with pytest.raises(AudioError, match="missing.wav"):
         dry_run_match()(job)
+
+
+def _full_disk(monkeypatch: pytest.MonkeyPatch, mode: str) -> list[str]:
+    """Journal writes opened with ``mode`` fail with ENOSPC; returns the paths tried."""
+    tried: list[str] = []
+
+    def open_or_full(path, m="r", *args, **kwargs):
+        if m == mode:
+            tried.append(str(path))
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        return open(path, m, *args, **kwargs)
+
+    monkeypatch.setattr(journal_module, "open", open_or_full, raising=False)
+    return tried
+
+
+def test_a_full_journal_refuses_a_job_with_a_clear_error(dirs: dict[str, Path],
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    journal = Journal(dirs["journal"])
+    queue = JobQueue(journal, maxsize=1)
+    tried = _full_disk(monkeypatch, "xb")
+    with pytest.raises(JournalError, match=r"the journal folder .*journal is full; free space there"):
+        queue.submit(make_job(tone(dirs["audio"] / "a.wav"), dirs["presets"]))
+    assert tried and list((dirs["journal"] / "jobs").iterdir()) == []  # no half-written record
+    assert queue.has_room() and len(queue) == 0
+
+    def write_part(path, *args, **kwargs):  # the header made it, the samples did not
+        Path(path).write_bytes(b"RIFF")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(sf, "write", write_part)
+    with pytest.raises(JournalError, match="is full"):
+        queue.submit(make_job(dirs["audio"] / "a.wav", dirs["presets"]),
+                     prepare=lambda j: journal.save_audio(j.id, np.zeros(100, np.float32), SR))
+    assert list((dirs["journal"] / "data").iterdir()) == [] and queue.has_room()
+    journal.close()
+
+
+def test_a_passing_failure_waits_when_the_job_may_wait(dirs: dict[str, Path],
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(jobs_module, "RETRY_FIRST", 0.1)
+    journal = Journal(dirs["journal"])
+    queue = JobQueue(journal, maxsize=4)
+    fast, calls, seen = dry_run_match(), [], []
+
+    def full_twice(job: Job) -> dict:
+        calls.append(job.name)
+        if job.name == "osc" or len(calls) <= 2:  # the stage is on a full disk
+            try:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), job.stage)
+            except OSError:
+                raise PresetError("cannot write x.h2p: No space left on device") from None
+        return fast(job)
+
+    worker = Worker(queue, full_twice, notify=seen.append, retry=lambda job: job.origin == "drop")
+    worker.start()
+    queue.submit(make_job(tone(dirs["audio"] / "dropped.wav"), dirs["presets"], origin="drop"))
+    wait = time.monotonic() + 30
+    while not seen and time.monotonic() < wait:
+        time.sleep(0.02)
+    assert calls == ["dropped"] * 3 and [o.ok for o in seen] == [True]  # reported once, when it finally ran
+    assert (worker.completed, worker.failed) == (1, 0)
+    assert worker.run_one(make_job(tone(dirs["audio"] / "osc.wav"), dirs["presets"])).error == \
+        "cannot write x.h2p: No space left on device"  # a client waiting for a reply is told at once
+    worker.stop(30)
+    assert (worker.completed, worker.failed) == (1, 1)
+    assert list((dirs["journal"] / "jobs").iterdir()) == []
+    journal.close()
+
+
+def test_a_finish_that_fails_for_now_runs_again_without_matching_again(dirs: dict[str, Path],
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(jobs_module, "RETRY_FIRST", 0.1)
+    journal = Journal(dirs["journal"])
+    queue = JobQueue(journal, maxsize=4)
+    match, finished, seen = Counting(), [], []
+
+    def finish(job: Job, outcome: Outcome) -> None:
+        finished.append(outcome.ok)
+        if len(finished) == 1:  # e.g. the done-set in the full journal folder
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    worker = Worker(queue, match, finish=finish, notify=seen.append, retry=lambda job: True)
+    worker.start()
+    queue.submit(make_job(tone(dirs["audio"] / "pad.wav"), dirs["presets"], origin="drop"))
+    wait = time.monotonic() + 30
+    while not seen and time.monotonic() < wait:
+        time.sleep(0.02)
+    worker.stop(30)
+    assert match.calls == 1 and finished == [True, True] and len(seen) == 1
+    assert seen[0].result["normalised"]  # the result of the one match, not a bare recovery
+    assert sorted(p.name for p in dirs["presets"].iterdir()) == ["pad.h2p"]
+    assert (worker.completed, worker.failed) == (1, 0)
+    journal.close()
