@@ -81,7 +81,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("drop.folder", "path", lambda: _data_dir() / "drop",
             "Drop folder: audio files put here are matched, then moved to done/ or failed/.", "--drop-folder"),
     Setting("drop.settle_seconds", "float", 1.0, "A dropped file counts as complete once its size and "
-            "mtime stay unchanged this long (Linux also uses close-write events).", "--settle-seconds",
+            "mtime stay unchanged this long, on every OS (writers that reopen the file for each chunk "
+            "pause between chunks; keep it above their pauses).", "--settle-seconds",
             0.05, 600.0),
     Setting("drop.rescan_seconds", "float", 30.0, "Rescan the drop folder this often (events can be missed).",
             "--rescan-seconds", 0.5, 86400.0),

@@ -13,17 +13,21 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..core.atomic import is_transient
 from ..core.audio import DEFAULT_MAX_SECONDS, AudioClip, prepare_note, read_audio
 from ..core.errors import ConfigError, DeepDivaError
+from ..core.filenames import printable
 from ..core.pitch import detect_pitch
 from ..core.profile import ParameterSet, load_profile
 from ..presets.diva import RESCAN_HINT, write_diva_preset
 from ..presets.folders import preset_location, safe_name
+from ..presets.match_job import open_input, preset_target
 from .config import DaemonConfig
 from .jobs import Busy, Job, JobQueue, MatchFn, Outcome, Worker, new_job_id
 from .journal import Journal
@@ -79,8 +83,8 @@ def dry_run_match(parameter_set: ParameterSet | None = None, max_seconds: float 
         clip = read_audio(job.audio, max_seconds)
         note = prepare_note(AudioClip(clip.samples, clip.sample_rate, job.source))
         pitch = detect_pitch(note, 44100)  # prepare_note's default rate; shown, so a set-up check also checks the input
-        preset = write_diva_preset(pset, defaults, Path(job.stage) / f"{job.name}.h2p", source=job.source,
-                                   overwrite=True)
+        preset = write_diva_preset(pset, defaults, preset_target(Path(job.stage) / f"{job.name}.h2p"),
+                                   source=printable(job.source), overwrite=True)
         return {"source": job.source, "preset": str(preset), "preview": None, "distance": float("nan"),
                 "dry_run": True, **pitch.as_dict(), "params": params_dict(pset, defaults),
                 "normalised": [float(v) for v in defaults]}
@@ -237,22 +241,41 @@ class Service:
         self.restored = self.queue.restore(pending)
 
         def finish(job: Job, outcome: Outcome) -> None:
-            if job.origin == "drop":
+            if job.origin != "drop":
+                return
+            try:
                 finish_drop_job(job, outcome, done)
-                if self.watcher is not None:
-                    self.watcher.release(job.source)
+            except Exception as exc:
+                if self.watcher is not None and not is_transient(exc):  # else the worker runs it again
+                    self.watcher.release(job.source, stuck=True)
+                raise
+            if self.watcher is not None:
+                self.watcher.release(job.source)
 
         if cfg.drop_enabled:  # made (and told about restored jobs) before the worker can finish one
             self.watcher = DropFolder(cfg.drop_folder, self._submit_drop, done, cfg.drop_settle_seconds,
                                       cfg.drop_rescan_seconds, has_room=lambda: queue.has_room(0.5))
             self.watcher.adopt(j.source for j in pending if j.origin == "drop")
-        self.worker = Worker(self.queue, match, finish=finish, notify=self._notify)
+        self.worker = Worker(self.queue, self._opening(match), finish=finish, notify=self._notify,
+                             retry=lambda job: job.origin == "drop")  # nobody waits: a full disk is waited out
         self.worker.start()
         if cfg.osc_enabled:
             self._start_osc()
         if self.watcher is not None:
             self.watcher.start()
         self._announce()
+
+    def _opening(self, match: MatchFn) -> MatchFn:
+        """``match`` reading each job's file as :func:`open_input` opens it: any name the OS allows,
+        and a file a client named (not a drop-folder file) inside ``files.allowed_roots`` when opened."""
+        roots = self.config.files_allowed_roots
+
+        def run(job: Job) -> dict[str, Any]:
+            checked = roots if job.kind == "file" and job.origin != "drop" else None
+            with open_input(job.audio, checked) as name:
+                return match(replace(job, audio=name))
+
+        return run
 
     def _load_match(self) -> MatchFn:
         cfg = self.config
@@ -303,7 +326,7 @@ class Service:
         finished = True
         if self.worker is not None:
             if self.worker.current is not None:
-                log.info("finishing the current job (%s) before exiting", self.worker.current.source)
+                log.info("finishing the current job (%s) before exiting", printable(self.worker.current.source))
             finished = self.worker.stop(timeout)
         elif self.queue is not None:
             self.queue.close()
@@ -344,7 +367,7 @@ class Service:
                  refine: float | None = None, digest: str | None = None, job_id: str | None = None,
                  reply: Reply | None = None, candidates: int | None = None) -> Job:
         assert self.preset_folder is not None
-        return Job(job_id or new_job_id(), kind, origin, audio, source, safe_name(name),
+        return Job(job_id or new_job_id(), kind, origin, audio, source, safe_name(printable(name)),
                    str(self.preset_folder), refine_seconds=refine, candidates=candidates, content_hash=digest,
                    reply=reply)
 

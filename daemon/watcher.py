@@ -1,16 +1,19 @@
 """The drop folder: audio files put into it are matched once complete, then moved out.
 
 Events (watchdog) are only hints. A file is *ready* when its size and mtime have not changed for
-``settle_seconds`` (right away after a close-write event, which only Linux has); files moved in
+``settle_seconds``, on every OS: a close-write event (Linux) does not prove a file complete, as
+many writers (DAWs exporting, copy tools) reopen the file for every chunk. Files moved in
 (``x.wav.part`` -> ``x.wav``) are ready at once. Hidden and temporary names are ignored. The folder
 is scanned at start and every ``rescan_seconds``. A content hash in a persisted done-set makes
 processing idempotent: the same sound is never matched twice. Results: the preset in the preset
 folder, the source moved to ``done/`` or to ``failed/`` with ``<name>.txt`` saying why; names
-there are never overwritten.
+there are never overwritten. A failure that passes (disk full, too many open files) leaves the
+file in the folder and tries it again later, with growing pauses.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
@@ -22,10 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..core.atomic import numbered, write_atomic
-from ..core.errors import ConfigError
+from ..core.atomic import is_transient, numbered, write_atomic
+from ..core.errors import ConfigError, DeepDivaError
+from ..core.filenames import NAME_MAX, printable
 from ..presets.match_job import AUDIO_SUFFIXES
-from .jobs import Busy, Job, Outcome
+from .jobs import Busy, Job, Outcome, problem, retry_delay
 from .journal import fsync_dir, linked_name
 
 log = logging.getLogger(__name__)
@@ -34,8 +38,10 @@ DONE, FAILED = "done", "failed"
 TEMP_SUFFIXES = frozenset({".part", ".partial", ".tmp", ".temp", ".crdownload", ".download", ".opdownload",
                            ".swp", ".lock", ".!qb", ".filepart"})
 IGNORED_NAMES = frozenset({"desktop.ini", "thumbs.db", "icon\r"})
-CLOSE_SETTLE = 0.05  # after close-write: just long enough to see a writer that reopens at once
+MOVED_SETTLE = 0.05  # a file renamed into the folder is complete; just let the rename land
 EMPTY_FACTOR = 5  # an empty file waits longer: it is often created before its bytes arrive
+NOTE_SUFFIX = ".txt"  # the reason beside a file in failed/ (or a duplicate in done/): <name>.txt
+HANDLED, WAIT, RETRY = "handled", "wait", "retry"  # what became of a ready file
 
 
 def is_candidate_name(name: str) -> bool:
@@ -83,30 +89,37 @@ class DoneSet:
             if digest in self._items:
                 return
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            with open(self.path, "a", encoding="utf-8") as f:
-                f.write(json.dumps(entry, default=str) + "\n")
-                f.flush()
-                os.fsync(f.fileno())
+            line = json.dumps(entry, default=str).encode("utf-8") + b"\n"
+            with open(self.path, "ab", buffering=0) as f:  # unbuffered: nothing left to flush after a failure
+                end = f.tell()
+                try:
+                    if f.write(line) != len(line):
+                        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self.path))
+                    os.fsync(f.fileno())
+                except OSError:  # disk full: a cut line would swallow the next entry appended
+                    f.truncate(end)
+                    raise
             self._items[digest] = entry
 
 
 # --------------------------------------------------------------------------- moving files out
 
-def claim(src: Path, folder: Path, companion: Callable[[Path], Path] | None = None) -> Path:
+def claim(src: Path, folder: Path, note: bool = False) -> Path:
     """Give ``src`` a free name in ``folder`` (hard link; ``src`` stays until the caller unlinks it).
 
-    ``companion`` maps a candidate to a file that must also be free (the reason ``.txt``). If a
-    crash came between link and unlink, the existing link is found and reused.
+    With ``note`` the name leaves room for, and needs a free, ``<name>.txt`` beside it. If a crash
+    came between link and unlink, the existing link is found and reused.
     """
     folder.mkdir(parents=True, exist_ok=True)
     existing = linked_name(src, folder)
     if existing is not None:
         return existing
+    limit = NAME_MAX - len(NOTE_SUFFIX) if note else NAME_MAX
     n = 1
     while True:
-        candidate = numbered(folder / src.name, n)
+        candidate = numbered(folder / src.name, n, limit)
         n += 1
-        if candidate.exists() or companion is not None and companion(candidate).exists():
+        if candidate.exists() or note and _note_path(candidate).exists():
             continue
         try:
             os.link(src, candidate)
@@ -119,21 +132,23 @@ def claim(src: Path, folder: Path, companion: Callable[[Path], Path] | None = No
 
 
 def _note_path(path: Path) -> Path:
-    return path.with_name(path.name + ".txt")
+    return path.with_name(path.name + NOTE_SUFFIX)
 
 
 def move_out(src: Path, folder: Path, note: str | None = None) -> Path:
     """Move ``src`` into ``folder`` under a free name, with an optional ``<name>.txt`` note beside it."""
-    dest = claim(src, folder, _note_path if note is not None else None)
+    dest = claim(src, folder, note is not None)
     if note is not None and not _note_path(dest).exists():
-        write_atomic(_note_path(dest), lambda tmp: tmp.write_text(note, encoding="utf-8"), overwrite=False)
+        text = note.encode("utf-8", "backslashreplace")  # an unprintable name that slipped through must not lose it
+        write_atomic(_note_path(dest), lambda tmp: tmp.write_bytes(text), overwrite=False)
     src.unlink(missing_ok=True)
     fsync_dir(src.parent)
     return dest
 
 
 def _reason_text(source: Path, reason: str, job_id: str | None = None) -> str:
-    lines = [reason, "", f"file: {source.name}", f"when: {time.strftime('%Y-%m-%d %H:%M:%S')}"]
+    lines = [printable(reason), "", f"file: {printable(source.name)}",
+             f"when: {time.strftime('%Y-%m-%d %H:%M:%S')}"]
     if job_id:
         lines.append(f"job: {job_id}")
     return "\n".join(lines) + "\n"
@@ -161,8 +176,10 @@ class _Candidate:
     size: int
     mtime_ns: int
     since: float  # monotonic time the (size, mtime) was first seen
-    quick: bool  # closed after writing, or renamed in: complete
+    moved: bool  # renamed into the folder: complete
     digest: str | None = None
+    attempts: int = 0  # failures that pass (disk full) so far
+    retry_at: float = 0.0  # monotonic time before which it is not tried again
 
 
 Submit = Callable[[Path, str], Any]
@@ -202,8 +219,8 @@ class DropFolder:
             for sub in ("", DONE, FAILED):
                 (self.folder / sub).mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise ConfigError(f"cannot create the drop folder {self.folder}: {exc.strerror or exc}; "
-                              "set drop.folder (--drop-folder)") from None
+            raise ConfigError(f"cannot create the drop folder {printable(str(self.folder))}: "
+                              f"{exc.strerror or exc}; set drop.folder (--drop-folder)") from None
         self._observer = Observer()
         self._observer.schedule(_Handler(self), str(self.folder), recursive=False)
         self._observer.daemon = True
@@ -224,9 +241,18 @@ class DropFolder:
         with self._lock:
             self._inflight.update(str(Path(p)) for p in paths)
 
-    def release(self, path: str | Path) -> None:
+    def release(self, path: str | Path, stuck: bool = False) -> None:
+        """A submitted file's job has ended. ``stuck``: it could not be moved out; leave it alone
+        until it changes."""
+        key = str(Path(path))
         with self._lock:
-            self._inflight.discard(str(Path(path)))
+            self._inflight.discard(key)
+            if stuck:
+                try:
+                    st = os.stat(key)
+                    self._given_up[key] = (st.st_size, st.st_mtime_ns)
+                except OSError:
+                    pass
         self._wake.set()
 
     @property
@@ -237,7 +263,7 @@ class DropFolder:
 
     # ----------------------------------------------------------------- events
 
-    def hint(self, path: str, quick: bool = False) -> None:
+    def hint(self, path: str, moved: bool = False) -> None:
         """An event says ``path`` changed; it becomes (or stays) a candidate."""
         p = Path(path)
         if p.parent != self.folder or not is_candidate_name(p.name):
@@ -255,9 +281,9 @@ class DropFolder:
                 return
             c = self._candidates.get(key)
             if c is None or (c.size, c.mtime_ns) != (st.st_size, st.st_mtime_ns):
-                self._candidates[key] = _Candidate(st.st_size, st.st_mtime_ns, now, quick)
-            elif quick:
-                c.quick = True
+                self._candidates[key] = _Candidate(st.st_size, st.st_mtime_ns, now, moved)
+            elif moved:
+                c.moved = True
         self._wake.set()
 
     def scan(self) -> None:
@@ -266,7 +292,7 @@ class DropFolder:
         try:
             entries = list(os.scandir(self.folder))
         except OSError as exc:
-            log.error("cannot read the drop folder %s: %s", self.folder, exc)
+            log.error("cannot read the drop folder %s: %s", printable(str(self.folder)), exc.strerror or exc)
             return
         with self._lock:
             for entry in entries:
@@ -309,6 +335,8 @@ class DropFolder:
         for key, c in items:
             if self._stop.is_set():
                 break
+            if now < c.retry_at:
+                continue
             path = Path(key)
             try:
                 st = path.stat()
@@ -319,12 +347,13 @@ class DropFolder:
                 with self._lock:
                     self._candidates[key] = _Candidate(st.st_size, st.st_mtime_ns, now, False)
                 continue
-            wait = CLOSE_SETTLE if c.quick else self.settle * (EMPTY_FACTOR if st.st_size == 0 else 1)
+            wait = MOVED_SETTLE if c.moved else self.settle * (EMPTY_FACTOR if st.st_size == 0 else 1)
             if now - c.since < wait:
                 continue
-            if self._dispatch(path, c, st):
+            state = self._dispatch(path, c, st)
+            if state == HANDLED:
                 self._forget(key)
-            else:
+            elif state == WAIT:
                 break  # the queue is full: keep the order, try again on the next tick
         with self._lock:
             return bool(self._candidates)
@@ -333,24 +362,27 @@ class DropFolder:
         with self._lock:
             self._candidates.pop(key, None)
 
-    def _dispatch(self, path: Path, c: _Candidate, st: os.stat_result) -> bool:
-        """Handle one ready file; False when it must wait for room in the queue."""
+    def _dispatch(self, path: Path, c: _Candidate, st: os.stat_result) -> str:
+        """Handle one ready file: HANDLED (submitted or moved out), WAIT (no room) or RETRY (later)."""
         key = str(path)
         try:
             if path.suffix.lower() not in AUDIO_SUFFIXES:
                 kinds = ", ".join(sorted(s.lstrip(".") for s in AUDIO_SUFFIXES))
-                self._fail(path, f"not an audio file ({path.suffix or 'no extension'}); deepdiva reads {kinds}")
-                return True
+                self._fail(path, f"not an audio file ({printable(path.suffix) or 'no extension'}); "
+                                 f"deepdiva reads {kinds}")
+                return HANDLED
             if not self.has_room():
-                return False
+                return WAIT
             if c.digest is None:
                 c.digest = file_hash(path)
             seen = self.done.get(c.digest)
             if seen is not None:
                 dest = move_out(path, self.folder / DONE,
-                                f"already matched: same content as {seen.get('source')} -> {seen.get('preset')}\n")
-                log.info("%s: already matched (same content as %s); moved to %s", path.name, seen.get("source"), dest)
-                return True
+                                f"already matched: same content as {printable(str(seen.get('source')))} -> "
+                                f"{printable(str(seen.get('preset')))}\n")
+                log.info("%s: already matched (same content as %s); moved to %s", printable(path.name),
+                         printable(str(seen.get("source"))), printable(str(dest)))
+                return HANDLED
             with self._lock:
                 self._inflight.add(key)
             try:
@@ -358,21 +390,39 @@ class DropFolder:
             except Busy:
                 with self._lock:
                     self._inflight.discard(key)
-                return False
+                return WAIT
             except BaseException:
                 with self._lock:
                     self._inflight.discard(key)
                 raise
-            return True
-        except OSError as exc:
-            log.error("drop folder: cannot handle %s: %s; leaving it in place", path.name, exc)
-            with self._lock:
-                self._given_up[key] = (st.st_size, st.st_mtime_ns)
-            return True
+            return HANDLED
+        except (OSError, DeepDivaError) as exc:
+            return self._trouble(path, c, st, exc)
+
+    def _trouble(self, path: Path, c: _Candidate, st: os.stat_result, exc: Exception) -> str:
+        """A ready file that could not be handed over: later if the cause passes, else to failed/."""
+        reason = problem(exc)
+        if not is_transient(exc):
+            try:
+                self._fail(path, reason)
+                return HANDLED
+            except OSError as again:
+                if not is_transient(again):
+                    log.error("drop folder: cannot handle %s: %s; nor move it to failed/: %s; leaving it in "
+                              "place", printable(path.name), reason, problem(again))
+                    with self._lock:
+                        self._given_up[str(path)] = (st.st_size, st.st_mtime_ns)
+                    return HANDLED
+                reason = problem(again)
+        c.attempts += 1
+        delay = retry_delay(c.attempts)
+        c.retry_at = time.monotonic() + delay
+        log.warning("drop folder: %s: %s; trying again in %.0f s", printable(path.name), reason, delay)
+        return RETRY
 
     def _fail(self, path: Path, reason: str) -> None:
         dest = move_out(path, self.folder / FAILED, _reason_text(path, reason))
-        log.warning("%s: %s; moved to %s", path.name, reason, dest)
+        log.warning("%s: %s; moved to %s", printable(path.name), reason, printable(str(dest)))
 
 
 class _Handler:
@@ -385,9 +435,7 @@ class _Handler:
         if event.is_directory:
             return
         kind = event.event_type
-        if kind in ("created", "modified"):
+        if kind in ("created", "modified", "closed"):  # closed: a hint like any other, not proof
             self.drop.hint(os.fsdecode(event.src_path))
-        elif kind == "closed":
-            self.drop.hint(os.fsdecode(event.src_path), quick=True)
         elif kind == "moved":
-            self.drop.hint(os.fsdecode(event.dest_path), quick=True)
+            self.drop.hint(os.fsdecode(event.dest_path), moved=True)

@@ -6,6 +6,7 @@ with the fast real match function slowed down, so a ``kill -9`` lands in the mid
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -442,5 +443,83 @@ def test_real_matcher_end_to_end(tmp_path: Path, replies: Replies, score: bool) 
             assert np.isfinite(distance) and distance >= 0 and "match distance" in description
         else:  # model.score off: not measured, and the preset does not claim a distance
             assert np.isnan(distance) and "distance" not in description
+    finally:
+        service.stop()
+
+
+class Collect:
+    """A reply target that keeps what it is sent."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple] = []
+
+    def send(self, address: str, *args) -> None:
+        self.sent.append((address, *args))
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink") or os.name == "nt", reason="POSIX symlinks")
+def test_a_folder_swapped_to_outside_the_roots_after_acceptance_is_not_read(tmp_path: Path) -> None:
+    root, outside = tmp_path / "allowed", tmp_path / "outside"
+    (root / "sounds").mkdir(parents=True)
+    outside.mkdir()
+    write_sine(root / "sounds" / "x.wav", 220)
+    write_sine(outside / "x.wav", 880)  # someone else's file of the same name
+    (root / "link").symlink_to(root / "sounds", target_is_directory=True)
+    gate, matched, outcomes = threading.Event(), [], []
+    fast = dry_run_match()
+
+    def match(job):
+        if job.name == "gate":  # holds the worker until the folder has been swapped
+            gate.wait(30)
+        matched.append(job.name)
+        return fast(job)
+
+    config = build_config({}, {"osc.enabled": False, "drop.enabled": False, "midi.enabled": False,
+                               "presets.folder": str(tmp_path / "presets"), "queue.journal": str(tmp_path / "j"),
+                               "files.allowed_roots": [str(root)]})
+    service = Service(config, match=match).start()
+    service.listeners.append(outcomes.append)
+    try:
+        reply = Collect()
+        service.submit_file(write_sine(root / "gate.wav"), None, reply)
+        service.submit_file(root / "link" / "x.wav", None, reply)  # inside the roots when accepted
+        (root / "link").unlink()
+        (root / "link").symlink_to(outside, target_is_directory=True)
+        gate.set()
+        wait_for(lambda: len(outcomes) == 2, 30, "both jobs")
+        refused = outcomes[1]
+        assert not refused.ok and "refused" in refused.error and "files.allowed_roots" in refused.error
+        assert str(root / "link" / "x.wav") in refused.error
+        assert matched == ["gate"]  # the match never ran for it: nothing outside was read
+        assert (osc.ERROR, refused.error, refused.job.id) in reply.sent
+        assert sorted(p.name for p in (tmp_path / "presets").glob("*.h2p")) == ["gate.h2p"]
+    finally:
+        gate.set()
+        service.stop()
+
+
+def test_a_full_journal_is_told_to_the_client_in_words(tmp_path: Path, replies: Replies,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from deepdiva.daemon import journal
+
+    def open_or_full(path, mode="r", *args, **kwargs):
+        if mode == "xb":  # a job record
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        return open(path, mode, *args, **kwargs)
+
+    config = build_config({}, {"osc.port": 0, "osc.tcp_port": 0, "osc.reply_port": replies.port,
+                               "drop.enabled": False, "midi.enabled": False,
+                               "presets.folder": str(tmp_path / "presets"), "queue.journal": str(tmp_path / "j"),
+                               "files.allowed_roots": [str(tmp_path)]})
+    service = Service(config, match=dry_run_match()).start()
+    try:
+        monkeypatch.setattr(journal, "open", open_or_full, raising=False)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.sendto(build_msg(osc.MATCH_FILE, [str(write_sine(tmp_path / "kick.wav"))]).dgram,
+                    tuple(service.udp.address))
+        error = replies.expect(osc.ERROR).params[0]
+        assert f"the journal folder {tmp_path / 'j'} is full; free space there and try again" in error
+        assert "internal error" not in error
+        sock.close()
     finally:
         service.stop()

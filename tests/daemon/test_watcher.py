@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,6 +15,7 @@ import soundfile as sf
 from daemon_helpers import wait_until as wait_for
 from daemon_helpers import write_sine
 
+from deepdiva.daemon import jobs, journal
 from deepdiva.daemon.config import build_config
 from deepdiva.daemon.jobs import Job, Outcome
 from deepdiva.daemon.service import Service, dry_run_match
@@ -204,3 +207,71 @@ def _silent_wav(tmp: Path) -> bytes:
     data = path.read_bytes()
     path.unlink()
     return data
+
+
+def test_any_name_the_os_allows_is_matched_or_failed_with_its_reason(drop: Drop) -> None:
+    drop.drop.mkdir(parents=True)
+    latin1, broken = os.fsdecode(b"caf\xe9.wav"), os.fsdecode(b"bad\xff.wav")
+    long_good, long_bad = "g" * 249 + ".wav", "音" * 83 + ".wav"  # 253 bytes each: legal, at the limit
+    try:
+        (drop.drop / latin1).write_bytes(tone_bytes(drop.root, 300))
+    except OSError:
+        pytest.skip("this file system refuses names that are not UTF-8")
+    (drop.drop / long_good).write_bytes(tone_bytes(drop.root, 350))
+    (drop.drop / broken).write_bytes(b"RIFF not audio")
+    (drop.drop / long_bad).write_bytes(b"RIFF not audio either")
+    drop.start()
+    wait_for(lambda: len(drop.folder(DONE)) == 2 and len(drop.folder(FAILED)) == 4 and drop.settled(),
+             what="2 done, 2 failed with reasons")
+    assert drop.waiting() == [] and drop.folder(DONE) == sorted([latin1, long_good])
+    assert drop.presets_named() == sorted(["caf_xe9.h2p", "g" * 100 + ".h2p"])
+    cut = "音" * 82 + ".wav"  # room for "<name>.txt" beside it
+    assert drop.folder(FAILED) == sorted([broken, broken + ".txt", cut, cut + ".txt"])
+    note = (drop.drop / FAILED / (broken + ".txt")).read_text(encoding="utf-8")
+    assert "not a readable audio file" in note and "file: bad\\xff.wav" in note
+    assert f"file: {long_bad}" in (drop.drop / FAILED / (cut + ".txt")).read_text(encoding="utf-8")
+    assert all(len(os.fsencode(n)) <= 255 for n in drop.folder(FAILED))
+
+
+def test_a_writer_that_reopens_the_file_for_every_chunk_makes_one_job(tmp_path: Path) -> None:
+    data = tone_bytes(tmp_path, 260, seconds=1.0)
+    drop = Drop(tmp_path, **{"drop.settle_seconds": 1.2}).start()  # longer than the writer's pauses
+    try:
+        target = drop.drop / "export.wav"
+        chunks = np.array_split(np.frombuffer(data, np.uint8), 6)
+        for i, chunk in enumerate(chunks):  # as DAWs and copy tools do: open, write, close, wait
+            with open(target, "ab") as f:
+                f.write(chunk.tobytes())
+            if i < len(chunks) - 1:
+                time.sleep(0.5)
+        wait_for(lambda: drop.folder(DONE) == ["export.wav"] and drop.settled(), what="export.wav done")
+        time.sleep(0.5)
+        assert len(drop.outcomes) == 1 and drop.outcomes[0].ok
+        assert (drop.drop / DONE / "export.wav").read_bytes() == data  # the whole file, matched once
+        assert drop.folder(FAILED) == [] and drop.presets_named() == ["export.h2p"]
+    finally:
+        drop.stop()
+
+
+def test_a_full_journal_keeps_the_file_and_tries_again_until_space_returns(
+        drop: Drop, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(jobs, "RETRY_FIRST", 0.2)
+    full, tries = threading.Event(), []
+    full.set()
+
+    def open_or_full(path, mode="r", *args, **kwargs):
+        if mode == "xb" and full.is_set():  # a job record: the disk is full
+            tries.append(path)
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        return open(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(journal, "open", open_or_full, raising=False)
+    drop.start()
+    (drop.drop / "kick.wav").write_bytes(tone_bytes(drop.root, 110))
+    wait_for(lambda: len(tries) >= 3, what="three tries while the journal is full")
+    assert drop.waiting() == ["kick.wav"] and drop.folder(FAILED) == [] and drop.outcomes == []
+    assert list((drop.journal / "jobs").iterdir()) == []  # nothing half-written is left to restore
+    full.clear()  # space returns: no restart needed
+    wait_for(lambda: drop.folder(DONE) == ["kick.wav"] and drop.settled(), what="kick.wav done")
+    assert len(drop.outcomes) == 1 and drop.presets_named() == ["kick.h2p"]
+    assert drop.service.worker.completed == 1 and drop.service.worker.failed == 0
