@@ -15,6 +15,7 @@ import soundfile as sf
 from daemon_helpers import wait_until as wait_for
 from daemon_helpers import write_sine
 
+from deepdiva.core.errors import PresetError
 from deepdiva.daemon import jobs, journal
 from deepdiva.daemon.config import build_config
 from deepdiva.daemon.jobs import Job, Outcome
@@ -275,3 +276,26 @@ def test_a_full_journal_keeps_the_file_and_tries_again_until_space_returns(
     wait_for(lambda: drop.folder(DONE) == ["kick.wav"] and drop.settled(), what="kick.wav done")
     assert len(drop.outcomes) == 1 and drop.presets_named() == ["kick.h2p"]
     assert drop.service.worker.completed == 1 and drop.service.worker.failed == 0
+
+
+def test_a_disk_full_while_matching_keeps_the_file_until_space_returns(
+        drop: Drop, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(jobs, "RETRY_FIRST", 0.2)
+    fast, calls = dry_run_match(), []
+
+    def full_twice(job: Job) -> dict:
+        calls.append(job.id)
+        if len(calls) <= 2:  # writing the preset into the stage (journal folder) fails
+            try:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), job.stage)
+            except OSError:
+                raise PresetError("cannot write the preset: No space left on device") from None
+        return fast(job)
+
+    drop.start(full_twice)
+    (drop.drop / "pad.wav").write_bytes(tone_bytes(drop.root, 440))
+    wait_for(lambda: drop.folder(DONE) == ["pad.wav"] and drop.settled(), what="pad.wav done")
+    assert len(calls) == 3 and len(set(calls)) == 1  # one job, run again: not a new job per try
+    assert len(drop.outcomes) == 1 and drop.outcomes[0].ok and drop.folder(FAILED) == []
+    assert drop.presets_named() == ["pad.h2p"]
+    assert (drop.service.worker.completed, drop.service.worker.failed) == (1, 0)
