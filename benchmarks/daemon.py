@@ -23,19 +23,17 @@ daemon's own plumbing. Each request names a different file, as when users match 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import signal
 import socket
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+from daemon_process import rss_mb, start_daemon, tone  # benchmarks/ is the script's folder
 from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import build_msg
 from pythonosc.tcp_client import SimpleTCPClient
@@ -47,47 +45,6 @@ from deepdiva.daemon.service import dry_run_match, matcher_match
 
 SR = 44100
 SHIPPED = Path(__file__).parents[1] / "models" / "deepdiva-medium33.onnx"
-
-
-# The daemon runs in its own process, as it does for users: the client's work does not compete
-# with it for the GIL, and its memory is its own.
-DAEMON = r"""
-import json, sys
-from deepdiva.daemon.config import build_config
-from deepdiva.daemon.service import Service, dry_run_match, matcher_match
-
-args = json.loads(sys.argv[1])
-if args["model"]:
-    from deepdiva.core.matcher import Matcher
-    match = matcher_match(Matcher.load(args["model"]), 0.0, preview=args["preview"])
-else:
-    match = dry_run_match()
-Service(build_config({}, args["config"]), match=match).run(
-    on_ready=lambda s: print(json.dumps(s.describe()), flush=True))
-"""
-
-
-def start_daemon(config: dict, model: Path | None, preview: bool) -> tuple[subprocess.Popen, dict]:
-    payload = json.dumps({"config": config, "model": str(model) if model else None, "preview": preview})
-    proc = subprocess.Popen([sys.executable, "-c", DAEMON, payload], stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if not line:
-        raise SystemExit(f"the daemon did not start (exit code {proc.wait()})")
-    return proc, json.loads(line)
-
-
-def rss_mb(pid: int) -> float | None:
-    """Resident set size of process ``pid`` (Linux /proc, else psutil if installed)."""
-    statm = Path(f"/proc/{pid}/statm")
-    if statm.exists():
-        return int(statm.read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-    try:
-        import psutil
-
-        return psutil.Process(pid).memory_info().rss / 2**20
-    except ImportError:
-        return None
 
 
 def pct(values: list[float], q: float) -> float:
@@ -112,13 +69,6 @@ class Client:
             message = OscMessage(self.sock.recvfrom(65536)[0])
             if message.address in addresses:
                 return message
-
-
-def tone(path: Path, seconds: float = 2.0, freq: float = 220.0) -> Path:
-    t = np.arange(int(seconds * SR)) / SR
-    saw = 2 * ((freq * t) % 1.0) - 1
-    sf.write(path, (0.5 * saw * np.exp(-1.5 * t)).astype(np.float32), SR)
-    return path
 
 
 def main() -> None:

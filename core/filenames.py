@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 NAME_MAX = 255  # bytes per name: ext4, APFS, NTFS (255 UTF-16 units, never fewer than UTF-8 bytes)
 MIN_STEM = 8  # a suffix is kept only when this many bytes of the stem can stay with it
@@ -74,3 +75,15 @@ def _cut(text: str, room: int) -> str:
         if size > room:
             return text[:i]
     return text
+
+
+def inside_roots(real: Path, roots: Sequence[str | os.PathLike[str]]) -> bool:
+    """Whether the resolved path ``real`` lies inside one of ``roots`` (each resolved first; a
+    root that cannot be resolved allows nothing)."""
+    for root in roots:
+        try:
+            if real.is_relative_to(Path(root).expanduser().resolve()):
+                return True
+        except (OSError, RuntimeError):  # symlink loops, unreadable folders
+            continue
+    return False

@@ -28,6 +28,7 @@ from ..core.atomic import is_disk_full, is_transient
 from ..core.errors import DeepDivaError
 from ..core.filenames import printable
 from .journal import Journal
+from .supervise import Supervised
 
 log = logging.getLogger(__name__)
 
@@ -229,7 +230,7 @@ class Worker:
         self.last: Outcome | None = None
         self.current: Job | None = None
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="deepdiva-worker", daemon=True)
+        self._thread = Supervised("deepdiva-worker", self._run, self._stop)
 
     def start(self) -> None:
         self._thread.start()
@@ -239,11 +240,11 @@ class Worker:
         self._stop.set()
         self.queue.close()
         self._thread.join(timeout)
-        return not self._thread.is_alive()
+        return not self._thread.alive
 
     @property
     def alive(self) -> bool:
-        return self._thread.is_alive()
+        return self._thread.alive
 
     def _run(self) -> None:
         while not self._stop.is_set():

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..core.limits import MAX_AUDIO_SAMPLES
 from .osc_budget import PendingBytes
 from .osc_replies import Reply
 from .osc_spec import BUFFER_BEGIN, ERROR, MAX_RATE, MIN_RATE, ArgError
@@ -151,7 +152,8 @@ def check_rate(sample_rate: int) -> None:
 
 
 def max_bytes(max_seconds: float, sample_rate: int) -> int:
-    return int(max_seconds * sample_rate) * 4
+    """Bytes of one buffer: ``max_seconds`` of float32 samples, never more than a file may decode."""
+    return min(int(max_seconds * sample_rate), MAX_AUDIO_SAMPLES) * 4
 
 
 def blob_to_samples(blob: bytes, sample_rate: int, max_seconds: float) -> np.ndarray:

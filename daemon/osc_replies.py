@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from pythonosc import slip
 from pythonosc.osc_message_builder import build_msg
 
+from ..core.filenames import printable
 from .jobs import Outcome
 from .osc_spec import ALTERNATIVE, ERROR, MAX_DECLARED, PARAMS, QUEUED, RECORDING, RESULT
 
@@ -109,18 +110,18 @@ def send_outcome(reply: Reply, outcome: Outcome) -> None:
     """``/deepdiva/result`` + ``/deepdiva/params`` for a match, or ``/deepdiva/error``."""
     job = outcome.job
     if not outcome.ok or outcome.result is None:
-        reply.send(ERROR, outcome.error or "the match failed", job.id)
+        reply.send(ERROR, printable(outcome.error or "the match failed"), job.id)
         return
     result = outcome.result
     params = {name: p["normalised"] if isinstance(p, dict) else p for name, p in (result.get("params") or {}).items()}
     distance = result.get("distance")  # None: not measured (model.score off, or --dry-run)
     played = result.get("played_at") or {}
-    reply.send(RESULT, str(result["preset"]), float("nan") if distance is None else float(distance),
+    reply.send(RESULT, printable(str(result["preset"])), float("nan") if distance is None else float(distance),
                json.dumps(params, separators=(",", ":")), job.id, str(result.get("note", "unpitched")),
                int(played.get("midi_pitch", -1)), float(played.get("cents", 0.0)))
     normalised = result.get("normalised")
     if normalised:
         reply.send(PARAMS, *[float(v) for v in normalised])
     for rank, alt in enumerate(result.get("alternatives") or [], start=2):
-        reply.send(ALTERNATIVE, str(alt["preset"]), float(alt["distance"]), rank, job.id)
+        reply.send(ALTERNATIVE, printable(str(alt["preset"])), float(alt["distance"]), rank, job.id)
 

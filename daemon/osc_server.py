@@ -20,6 +20,7 @@ import numpy as np
 from pythonosc.osc_packet import OscPacket
 
 from ..core.errors import DeepDivaError
+from ..core.filenames import inside_roots, printable
 from .jobs import Busy
 from .memory import release_free_memory
 from .osc_budget import PendingBytes
@@ -160,21 +161,11 @@ def check_path(text: str, roots: Sequence[Path]) -> Path:
         real = path.resolve()
     except (OSError, RuntimeError) as exc:  # symlink loops
         raise ArgError(f"cannot resolve {text!r}: {exc}") from None
-    if not any(real.is_relative_to(root) for root in _real_roots(roots)):
+    if not inside_roots(real, roots):
         raise ArgError(f"refused: {text} is outside the folders deepdiva may read (files.allowed_roots)")
     if not real.is_file():
         raise ArgError(f"no such file: {text}")
     return real
-
-
-def _real_roots(roots: Sequence[Path]) -> list[Path]:
-    out = []
-    for root in roots:
-        try:
-            out.append(Path(root).expanduser().resolve())
-        except (OSError, RuntimeError):
-            continue
-    return out
 
 
 # --------------------------------------------------------------------------- the protocol
@@ -311,7 +302,7 @@ class OscApp:
     def _status(self, args: list[Any], sender: tuple[str, int], reply: Reply) -> None:
         s = self.backend.status()
         reply.send(STATUS, int(s["queued"]), str(s["state"]), float(s["uptime"]), int(s["completed"]),
-                   int(s["failed"]), str(s.get("last_preset") or ""), float(s.get("last_distance", -1.0)))
+                   int(s["failed"]), printable(str(s.get("last_preset") or "")), float(s.get("last_distance", -1.0)))
 
     def _match_file(self, args: list[Any], sender: tuple[str, int], reply: Reply) -> None:
         path_text, *rest = args

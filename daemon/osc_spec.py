@@ -5,6 +5,7 @@ from __future__ import annotations
 from ..core.errors import DeepDivaError
 from ..core.limits import MAX_CANDIDATES as MAX_CANDIDATES  # re-exported: part of the OSC spec
 from ..core.limits import MAX_REFINE_SECONDS as MAX_REFINE_SECONDS
+from ..core.limits import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
 
 ROOT = "/deepdiva"
 # requests
@@ -18,7 +19,7 @@ PONG, HELLO_OK, QUEUED, RESULT, PARAMS = (f"{ROOT}/pong", f"{ROOT}/hello/ok", f"
 ERROR, BUSY, RECORDING, PUSHED = f"{ROOT}/error", f"{ROOT}/busy", f"{ROOT}/recording", f"{ROOT}/pushed"
 ALTERNATIVE = f"{ROOT}/alternative"
 
-MIN_RATE, MAX_RATE = 8000, 384000
+MIN_RATE, MAX_RATE = MIN_SAMPLE_RATE, MAX_SAMPLE_RATE  # the same limits as for audio files
 MAX_RECORD_SECONDS = 60.0
 MAX_TCP_CONNECTIONS = 64
 MAX_DECLARED = 1024

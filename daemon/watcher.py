@@ -31,6 +31,7 @@ from ..core.filenames import NAME_MAX, printable
 from ..presets.match_job import AUDIO_SUFFIXES
 from .jobs import Busy, Job, Outcome, problem, retry_delay
 from .journal import fsync_dir, linked_name
+from .supervise import Supervised
 
 log = logging.getLogger(__name__)
 
@@ -208,7 +209,7 @@ class DropFolder:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._observer: Any = None
-        self._thread = threading.Thread(target=self._loop, name="deepdiva-drop", daemon=True)
+        self._thread = Supervised("deepdiva-drop", self._loop, self._stop)
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -233,8 +234,7 @@ class DropFolder:
         if self._observer is not None:
             self._observer.stop()
             self._observer.join(timeout)
-        if self._thread.is_alive():
-            self._thread.join(timeout)
+        self._thread.join(timeout)
 
     def adopt(self, paths: Iterable[str | Path]) -> None:
         """Files whose jobs are already queued (restored from the journal)."""

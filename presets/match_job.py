@@ -16,7 +16,7 @@ import numpy as np
 
 from ..core.audio import DEFAULT_MAX_SECONDS, AudioClip, prepare_note, read_audio
 from ..core.errors import AudioError, DeepDivaError
-from ..core.filenames import fit_name, printable
+from ..core.filenames import fit_name, inside_roots, printable
 from ..core.matcher import Match, Matcher
 from ..core.pitch import Pitch
 from .diva import target_path, write_diva_preset
@@ -87,7 +87,7 @@ def open_input(path: str | Path, roots: Sequence[Path] | None = None) -> Iterato
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise AudioError(f"{shown}: not an audio file (a folder, device or pipe)")
-        if roots is not None and not _inside(_opened_path(fd, Path(path)), roots):
+        if roots is not None and not inside_roots(_opened_path(fd, Path(path)), roots):
             raise AudioError(f"refused: {shown} leads outside the folders deepdiva may read "
                              "(files.allowed_roots); nothing was read")
         alias = _fd_name(fd) or os.fspath(path)
@@ -129,16 +129,6 @@ def _opened_path(fd: int, path: Path) -> Path:
     if (st.st_dev, st.st_ino) != (now.st_dev, now.st_ino):
         raise AudioError(f"refused: {printable(str(path))} changed while it was being opened; nothing was read")
     return real
-
-
-def _inside(real: Path, roots: Sequence[Path]) -> bool:
-    for root in roots:
-        try:
-            if real.is_relative_to(Path(root).expanduser().resolve()):
-                return True
-        except (OSError, RuntimeError):  # a root that cannot be resolved allows nothing
-            continue
-    return False
 
 
 def read_input(path: str | Path, max_seconds: float = DEFAULT_MAX_SECONDS,

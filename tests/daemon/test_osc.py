@@ -488,11 +488,13 @@ def test_tcp_packets_in_progress_count_against_the_cap(tmp_path: Path, client: C
     d = Daemon(tmp_path, client.port, **{"osc.max_pending_mb": 1.0})
     conns = [TcpClient(d.tcp) for _ in range(3)]
     try:
-        for conn in conns:  # 600 KB of a packet that never ends, per connection
+        budget = d.service.udp.app.budget
+        for n, conn in enumerate(conns):  # 600 KB of a packet that never ends, one connection after the other
             conn.client.socket.sendall(b"\xc0" + b"/x" * 300_000)
-        wait_until(lambda: d.service.udp.app.budget.evictions >= 1, 10, "the oldest to be dropped")
-        assert d.service.udp.app.budget.total <= d.service.udp.app.budget.cap
-        assert "osc.max_pending_mb" in conns[0].expect(osc.ERROR, timeout=5).params[0]
+            wait_until(lambda n=n: budget.evictions == n and budget.total == 600_000, 10, "the bytes to arrive")
+        assert budget.total <= budget.cap
+        for older in conns[:2]:  # the oldest were dropped first, each told
+            assert "osc.max_pending_mb" in older.expect(osc.ERROR, timeout=5).params[0]
         conns[-1].client.socket.sendall(b"\xc0")  # the newest ends its (garbage) packet: malformed, not dropped
         assert "malformed" in conns[-1].expect(osc.ERROR, timeout=5).params[0]
     finally:
