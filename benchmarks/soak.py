@@ -261,14 +261,16 @@ def report(args, model: Path | None, pid: int, traffic: Traffic, ledger: Ledger,
     doubled = [j for j in queued if outcomes[j] > 1]
     done_dir, failed_dir = drop / "done", drop / "failed"
     drop_done, drop_failed = (len(list(d.glob("*.wav"))) if d.exists() else 0 for d in (done_dir, failed_dir))
+    reasons = len(list(failed_dir.glob("*.wav.txt"))) if failed_dir.exists() else 0
     print(f"  OSC jobs accepted {len(queued)} = results {ledger.results} + failures with a reason "
           f"{ledger.failures}; lost {len(lost)}, answered twice {len(doubled)}")
-    print(f"  drop files written {traffic.drop_files} = done {drop_done} + failed {drop_failed}; "
-          f"left in drop/ {traffic.drop_files - drop_done - drop_failed}")
+    print(f"  drop files written {traffic.drop_files} = done {drop_done} + failed {drop_failed} (with a reason "
+          f"{reasons}); left in drop/ {traffic.drop_files - drop_done - drop_failed}")
     print(f"  replies: {dict(ledger.replies)}")
     print(f"  RSS start {start:.1f} MB, peak {peak:.1f} MB, end {end:.1f} MB: end/start {end / start:.3f} "
           f"({'within' if end <= 1.10 * start else 'NOT within'} 10 %)")
-    ok = not lost and not doubled and drop_done + drop_failed == traffic.drop_files and end <= 1.10 * start
+    ok = (not lost and not doubled and drop_done + drop_failed == traffic.drop_files and reasons == drop_failed
+          and end <= 1.10 * start)
     print("  PASS" if ok else "  FAIL")
 
 
