@@ -78,7 +78,8 @@ def voices(out: Path) -> None:
 
 def amsynth(out: Path, n: int = 24, seed: int = 7) -> None:
     from deepdiva.core.profile import load_profile
-    from deepdiva.core.render import RenderSettings, make_renderer
+    from deepdiva.core.render import RenderSettings
+    from deepdiva.core.renderers import make_renderer
     from deepdiva.training.dataset import is_silent
 
     if not AMSYNTH.exists():

@@ -20,7 +20,8 @@ import numpy as np
 from render_builtin import best_time  # same folder
 
 from deepdiva.core.profile import load_profile
-from deepdiva.core.render import RenderSettings, make_renderer
+from deepdiva.core.render import RenderSettings
+from deepdiva.core.renderers import make_renderer
 from deepdiva.training.dataset import DatasetSpec, generate
 
 AMSYNTH = os.environ.get("DEEPDIVA_AMSYNTH_VST", "/usr/lib/vst/amsynth_vst.so")

@@ -23,7 +23,8 @@ from .model_runtime import OnnxModel
 from .pitch import Pitch, detect_pitches, midi_to_hz, note_name
 from .profile import ParameterSet
 from .refine import refine
-from .render import Renderer, RenderSettings, make_renderer
+from .render import Renderer, RenderSettings
+from .renderers import make_renderer
 from .tuning import FINE_TUNE_DECIMALS, on_harmonics, tidy
 
 DEFAULT_MODEL = "deepdiva-medium33.onnx"

@@ -1,5 +1,5 @@
 """Names of the extensible kinds, in one import-free module: the CLI builds its choices from
-these before numpy loads, and the registries (``core.features``, ``core.render``,
+these before numpy loads, and the registries (``core.features``, ``core.renderers``,
 ``training.models``, ``training.priors``) check that they serve exactly these names.
 """
 

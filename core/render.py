@@ -1,7 +1,8 @@
 """The renderer interface: a batch of normalised parameter vectors in, one mono note each out.
 
-Backends live in their own modules and are imported lazily by :func:`make_renderer`, so that
-``import deepdiva.core`` never pulls in DawDreamer or RenderMan.
+Backends live in their own modules and are made by :func:`deepdiva.core.renderers.make_renderer`
+(the registry), which imports them only when asked for, so that ``import deepdiva.core`` never
+pulls in DawDreamer or RenderMan. Nothing here imports a backend.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from .errors import RenderError
-from .names import RENDERER_KINDS
 from .profile import ParameterSet
 
 
@@ -118,21 +118,3 @@ def per_row(value: float | np.ndarray, n: int, what: str) -> np.ndarray:
     if not np.isfinite(arr).all():
         raise RenderError(f"{what}s must be finite")
     return np.ascontiguousarray(arr)
-
-
-def make_renderer(kind: str, parameter_set: ParameterSet, settings: RenderSettings | None = None,
-                  plugin_path: str | None = None, fixed: Mapping[int, float] | None = None) -> Renderer:
-    """Create a renderer by name; optional backends are imported only when asked for.
-
-    ``fixed`` gives native values for parameters outside the set (e.g. from a base preset).
-    """
-    if kind == "builtin":
-        from .builtin_renderer import BuiltinRenderer
-        return BuiltinRenderer(parameter_set, settings, fixed)
-    if kind == "vst":
-        from .vst_renderer import VstRenderer
-        return VstRenderer(parameter_set, settings, plugin_path=plugin_path, fixed=fixed)
-    if kind == "renderman":
-        from .renderman_renderer import RenderManRenderer
-        return RenderManRenderer(parameter_set, settings, plugin_path=plugin_path, fixed=fixed)
-    raise RenderError(f"unknown renderer {kind!r}; use one of {', '.join(RENDERER_KINDS)}")

@@ -17,9 +17,9 @@ from types import ModuleType
 import numpy as np
 
 from .errors import RenderError
+from .plugin_host import PluginPatches, check_plugin_path, fit_length
 from .profile import ParameterSet
 from .render import Renderer, RenderSettings
-from .vst_renderer import PluginPatches, check_plugin_path, fit_length
 
 BUFFER_SIZE = 512
 FFT_SIZE = 512

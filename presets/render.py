@@ -8,7 +8,8 @@ import numpy as np
 
 from ..core.atomic import write_atomic
 from ..core.profile import load_profile
-from ..core.render import RenderSettings, make_renderer
+from ..core.render import RenderSettings
+from ..core.renderers import make_renderer
 from .h2p import read_h2p
 
 

@@ -35,7 +35,8 @@ from ..core.atomic import write_json_atomic
 from ..core.errors import DatasetError
 from ..core.features import FeatureConfig
 from ..core.profile import ParameterSet, load_profile
-from ..core.render import Renderer, RenderSettings, make_renderer
+from ..core.render import Renderer, RenderSettings
+from ..core.renderers import make_renderer
 from .priors import PRIORS, draw_patches
 
 __all__ = ["Chunk", "Dataset", "DatasetSpec", "ShardResult", "draw_patches", "generate", "is_silent", "write_shard"]

@@ -20,7 +20,8 @@ from ..core.matcher import Matcher
 from ..core.metrics import log_mel_l1, mfcc_distance, multires_stft_distance, spectral_convergence
 from ..core.model_runtime import OnnxModel
 from ..core.profile import ParameterSet
-from ..core.render import Renderer, make_renderer
+from ..core.render import Renderer
+from ..core.renderers import make_renderer
 from ..core.tuning import relative_to_pitch
 from .dataset import Dataset, draw_patches, is_silent
 from .plots import plot_examples

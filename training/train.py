@@ -274,7 +274,7 @@ def train(cfg: TrainConfig, say: Logger | None = None) -> RunResult:
     steps = cfg.epochs * math.ceil(min(cfg.epoch_size or n_train, n_train) / cfg.batch_size)
     weights = None
     if cfg.loss_weights == "sensitivity":
-        from ..core.render import make_renderer
+        from ..core.renderers import make_renderer
         from .sensitivity import loss_weights, parameter_sensitivity
 
         if say:

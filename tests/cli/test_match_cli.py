@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from deepdiva.cli import cli
 from deepdiva.core.profile import load_profile
-from deepdiva.core.render import make_renderer
+from deepdiva.core.renderers import make_renderer
 from deepdiva.presets.h2p import read_h2p
 
 SR = 44100

@@ -12,7 +12,8 @@ from deepdiva.core.errors import ModelError
 from deepdiva.core.metrics import SpectralTarget
 from deepdiva.core.profile import load_profile
 from deepdiva.core.refine import refine
-from deepdiva.core.render import RenderSettings, make_renderer
+from deepdiva.core.render import RenderSettings
+from deepdiva.core.renderers import make_renderer
 
 
 @pytest.fixture(scope="module")

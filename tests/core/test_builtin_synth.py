@@ -12,7 +12,8 @@ from deepdiva.core import builtin_synth as bs
 from deepdiva.core.builtin_renderer import BuiltinRenderer
 from deepdiva.core.errors import RenderError
 from deepdiva.core.profile import load_profile
-from deepdiva.core.render import RenderSettings, make_renderer
+from deepdiva.core.render import RenderSettings
+from deepdiva.core.renderers import make_renderer
 
 SR = 44100
 

@@ -7,7 +7,8 @@ import pytest
 
 from deepdiva.core.level import level_matched, rms
 from deepdiva.core.profile import load_profile
-from deepdiva.core.render import RenderSettings, make_renderer
+from deepdiva.core.render import RenderSettings
+from deepdiva.core.renderers import make_renderer
 from deepdiva.core.tuning import VOL1_ID, VOL2_ID
 
 

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from deepdiva.core.profile import load_profile
-from deepdiva.core.render import RenderSettings, make_renderer
+from deepdiva.core.render import RenderSettings
+from deepdiva.core.renderers import make_renderer
 from deepdiva.core.tuning import TUNE1_ID, TUNE2_ID, VOL2_ID, relative_to_pitch, tidy
 
 SHORT = RenderSettings(note_length=0.3, render_length=0.4)

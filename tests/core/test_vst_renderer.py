@@ -12,10 +12,12 @@ import numpy as np
 import pytest
 
 from deepdiva.core.errors import RenderError
+from deepdiva.core.plugin_host import match_parameters
 from deepdiva.core.profile import Parameter, ParameterSet, load_profile, parse_profile
-from deepdiva.core.render import RenderSettings, make_renderer
+from deepdiva.core.render import RenderSettings
+from deepdiva.core.renderers import make_renderer
 from deepdiva.core.renderman_renderer import MISSING, RenderManRenderer, parse_description
-from deepdiva.core.vst_renderer import VstRenderer, match_parameters
+from deepdiva.core.vst_renderer import VstRenderer
 
 AMSYNTH = os.environ.get("DEEPDIVA_AMSYNTH_VST", "/usr/lib/vst/amsynth_vst.so")
 HAVE_DAWDREAMER = importlib.util.find_spec("dawdreamer") is not None

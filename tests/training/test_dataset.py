@@ -132,7 +132,7 @@ def test_save_audio_writes_wavs(tmp_path: Path) -> None:
 
 
 def test_chunked_shard_equals_one_render(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from deepdiva.core.render import make_renderer
+    from deepdiva.core.renderers import make_renderer
 
     monkeypatch.setattr(dataset_module, "RENDER_CHUNK", 3)  # 8 rows: chunks of 3, 3, 2
     ds = generate(tmp_path / "ds", spec(n_shards=1, save_audio=True))
@@ -193,7 +193,7 @@ def test_rows_carry_the_note_they_were_played_at(tmp_path: Path) -> None:
     assert len(np.unique(np.concatenate([ds.played_notes(s) for s in ds.shards]))) > 5
     # a plain saw of the base preset played at a row's note is heard there
     pset = ds.parameter_set
-    from deepdiva.core.render import make_renderer
+    from deepdiva.core.renderers import make_renderer
 
     renderer = make_renderer("builtin", pset, RenderSettings())
     base = pset.defaults_normalised()[None, :]

@@ -100,7 +100,8 @@ def test_head_loss_mae_and_weights() -> None:
 
 
 def test_sensitivity_weights_follow_what_the_audio_shows() -> None:
-    from deepdiva.core.render import RenderSettings, make_renderer
+    from deepdiva.core.render import RenderSettings
+    from deepdiva.core.renderers import make_renderer
     from deepdiva.training.sensitivity import loss_weights, parameter_sensitivity
 
     pset = load_profile("diva").parameter_set("tiny11")
