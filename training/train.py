@@ -3,12 +3,20 @@
 A run is a folder ``RUNS/<name>/``::
 
     config.json           settings, dataset summary, feature config, split, scaler, versions
-    history.json          one record per epoch, appended across resumes
+    history.json          one record per epoch, appended across resumes; the dropout seeds' state
     checkpoints/last.keras          after every epoch (what --resume continues from)
     checkpoints/epoch-0005.keras    every --save-freq epochs
     best.keras            lowest validation loss so far (what export uses)
     metrics.json          validation MAE of best.keras (overall and per parameter)
     loss.png              loss and MAE curves
+
+Resuming is exact: a run killed at any point and resumed ends with the same weights as one
+never interrupted (CPU; the epoch that was cut short is redone). Epoch ``e`` trains on the same
+rows whenever it runs (:func:`batches`), ``last.keras`` holds the weights and the optimizer state
+(with the learning-rate schedule's step), and history.json the dropout layers' random state,
+which Keras does not save. history.json is the commit point of an epoch: its checkpoint is
+first saved as ``checkpoints/last-NNNN.keras`` and renamed to ``last.keras`` only after the
+history records the epoch (:func:`committed_checkpoint` finishes a rename a kill cut short).
 """
 
 from __future__ import annotations
@@ -227,7 +235,8 @@ def _recorder(run_dir: Path, history: dict, save_freq: int, monitor: str, say: L
             for key, value in (logs or {}).items():
                 record[key.replace("params_mae", "mae")] = float(value)
             ckpt = run_dir / "checkpoints"
-            save_keras_atomic(self.model, ckpt / "last.keras")
+            pending = _pending_checkpoint(run_dir, epoch + 1)
+            save_keras_atomic(self.model, pending)
             if (epoch + 1) % save_freq == 0:
                 save_keras_atomic(self.model, ckpt / f"epoch-{epoch + 1:04d}.keras")
             value = record.get(monitor)
@@ -236,13 +245,44 @@ def _recorder(run_dir: Path, history: dict, save_freq: int, monitor: str, say: L
                 save_keras_atomic(self.model, run_dir / "best.keras")
                 record["best"] = True
             history["epochs"].append(record)
-            write_json_atomic(run_dir / "history.json", history)
+            history["seed_state"] = seed_state(self.model)
+            write_json_atomic(run_dir / "history.json", history)  # the epoch is committed
+            os.replace(pending, ckpt / "last.keras")
             if say:
                 parts = [f"{k} {record[k]:.4f}" for k in ("loss", "mae", "val_loss", "val_mae") if k in record]
                 say(f"epoch {epoch + 1}/{self.params.get('epochs')}: {', '.join(parts)} "
                     f"({record['seconds']:.1f} s){' *' if record.get('best') else ''}")
 
     return RunRecorder()
+
+
+def _pending_checkpoint(run_dir: Path, epoch: int) -> Path:
+    return run_dir / "checkpoints" / f"last-{epoch:04d}.keras"
+
+
+def committed_checkpoint(run_dir: Path, epochs_done: int) -> Path:
+    """``checkpoints/last.keras`` as of the last epoch history.json records: a checkpoint saved
+    for it but not yet renamed (killed in between) takes its place; one of an epoch the history
+    does not record is dropped (that epoch is redone), as are half-written saves."""
+    ckpt = run_dir / "checkpoints"
+    pending = _pending_checkpoint(run_dir, epochs_done)
+    if epochs_done and pending.exists():
+        os.replace(pending, ckpt / "last.keras")
+    for stale in [*ckpt.glob("last-*.keras"), *ckpt.glob(".*.tmp.keras")]:
+        stale.unlink()
+    return ckpt / "last.keras"
+
+
+def seed_state(model) -> dict[str, list[int]]:
+    """The state of every random seed generator (dropout) by variable path: Keras saves weights
+    and optimizer but not these, and a resumed run needs them to draw the same dropout masks."""
+    return {v.path: np.asarray(v.numpy()).tolist() for v in model.variables if v.name == "seed_generator_state"}
+
+
+def restore_seed_state(model, state: dict[str, list[int]]) -> None:
+    for v in model.variables:
+        if v.path in state:
+            v.assign(np.asarray(state[v.path]).astype(v.dtype))
 
 
 # --------------------------------------------------------------------------- train / resume
@@ -317,7 +357,7 @@ def resume(run: str | os.PathLike, epochs: int | None = None, say: Logger | None
     cfg = TrainConfig.from_dict(config["train"])
     if epochs is not None:
         cfg = TrainConfig.from_dict({**asdict(cfg), "epochs": epochs})
-    last = run_dir / "checkpoints" / "last.keras"
+    last = committed_checkpoint(run_dir, len(history["epochs"]))
     if not last.exists():
         raise ModelError(f"{run_dir} has no checkpoint to resume from (checkpoints/last.keras)")
     ds = Dataset.open(cfg.dataset)
@@ -327,6 +367,7 @@ def resume(run: str | os.PathLike, epochs: int | None = None, say: Logger | None
                            "start a new run")
     store = open_store(ds, config["feature"]["name"], config["feature"]["scaler"])
     model = keras.models.load_model(last)
+    restore_seed_state(model, history.get("seed_state", {}))  # runs from before it was kept: new masks
     config["train"] = asdict(cfg)
     write_json_atomic(run_dir / "config.json", config)
     if say:
@@ -358,8 +399,10 @@ def _fit(run_dir: Path, model, cfg: TrainConfig, ds: Dataset, store: CachedFeatu
                              cfg.epoch_size)
         val_rows = split.val
         val_data = batches(store, val_rows, cfg.batch_size, n_out, False) if val_rows.size else None
+        # shuffle=False: batches() already draws each epoch's rows from a seeded permutation, while
+        # Keras would reorder the batches with Python's global random, which a resumed run does not continue
         model.fit(train_data, validation_data=val_data, epochs=cfg.epochs, initial_epoch=initial,
-                  callbacks=callbacks, verbose=0)
+                  callbacks=callbacks, verbose=0, shuffle=False)
     elif say:
         say(f"{run_dir} already has {initial} epochs; pass a larger --epochs to train more")
     write_json_atomic(run_dir / "history.json", history)
