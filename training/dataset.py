@@ -411,15 +411,19 @@ def _new_manifest(spec: DatasetSpec) -> dict:
     }
 
 
+def _content(spec: DatasetSpec) -> dict:
+    """What a spec says about a dataset's content, in JSON types (the manifest's augment ranges are
+    lists where a new spec has tuples); the shard count and wav copies may change on a rerun."""
+    return {**json.loads(json.dumps(spec.to_dict())), "n_shards": 0, "save_audio": False}
+
+
 def prepare(folder: Path, spec: DatasetSpec) -> dict:
     """Create or reopen a dataset folder; a rerun must ask for the same content."""
     folder.mkdir(parents=True, exist_ok=True)
     mpath = manifest_path(folder, spec.file_prefix)
     if mpath.exists():
         manifest = json.loads(mpath.read_text(encoding="utf-8"))
-        old = DatasetSpec.from_dict(manifest["spec"])
-        same = {**old.to_dict(), "n_shards": 0, "save_audio": False}
-        new = {**spec.to_dict(), "n_shards": 0, "save_audio": False}
+        same, new = _content(DatasetSpec.from_dict(manifest["spec"])), _content(spec)
         if same != new:
             diff = sorted(k for k in new if same.get(k) != new.get(k))
             raise DatasetError(
