@@ -1,8 +1,9 @@
 """Run an exported model: ONNX + its JSON model card, with onnxruntime and numpy only.
 
 ``deepdiva export`` writes ``NAME.onnx`` and ``NAME.json`` side by side. The card says which
-synth parameters the output columns are, which feature (and feature settings and scaler) the
-input is, and how the model was trained. :meth:`OnnxModel.features_for` computes the input with
+synth parameters the output columns are, which synth rendered the training data (``synth``:
+profile, renderer, plugin, render settings, notes; see :mod:`.model_synth`), which feature (and
+feature settings and scaler) the input is, and how the model was trained. :meth:`OnnxModel.features_for` computes the input with
 :func:`deepdiva.core.features.extract`, the same function that made the training features.
 
 Never imports TensorFlow: the daemon and ``deepdiva match`` use this module.
@@ -21,6 +22,7 @@ import numpy as np
 
 from .errors import AudioError, DeepDivaError, ModelError
 from .features import FEATURE_NAMES, FeatureConfig, as_batch, extract, feature_shape
+from .model_synth import TrainedSynth
 from .profile import ParameterSet, load_profile
 from .scaler import MinMaxScaler
 
@@ -60,6 +62,9 @@ class ModelCard:
         if names is not None and len(names) != len(ids):
             raise ModelError(f"model card {where}: {len(names)} parameter names for {len(ids)} ids")
         _require(data, "profile", str, where)
+        if self.synth.profile != data["profile"]:
+            raise ModelError(f"model card {where}: synth.profile {self.synth.profile!r} differs from "
+                             f"profile {data['profile']!r}")
         feature = _require(data, "feature", dict, where)
         if _require(feature, "name", str, where) not in FEATURE_NAMES:
             raise ModelError(f"model card {where}: unknown feature {feature['name']!r}")
@@ -124,10 +129,25 @@ class ModelCard:
         data = self.data["feature"].get("scaler")
         return MinMaxScaler.from_dict(data) if data else None
 
+    @cached_property
+    def synth(self) -> TrainedSynth:
+        """The synth the training data was rendered with: the card's ``synth`` section, or for
+        cards written before it (the first shipped model) what ``training`` and ``profile`` say."""
+        where = str(self.path) if self.path else "<dict>"
+        if "synth" in self.data:
+            return TrainedSynth.from_dict(self.data["synth"], where)
+        training = self.data.get("training", {})
+        try:
+            return TrainedSynth.of(str(self.data.get("profile")), str(training.get("renderer", "builtin")),
+                                   str(self.data.get("parameter_set", {}).get("name", "")),
+                                   training.get("render") or {}, training.get("pitch_range"))
+        except (DeepDivaError, TypeError, ValueError, IndexError) as exc:
+            raise ModelError(f"model card {where}: cannot tell which synth it was trained on ({exc})") from None
+
     @property
     def render(self) -> dict:
         """Render settings of the training data (sample rate, note, lengths)."""
-        return dict(self.data.get("training", {}).get("render") or {})
+        return dict(self.synth.render)
 
     @property
     def sample_rate(self) -> int:
@@ -141,8 +161,7 @@ class ModelCard:
     @property
     def pitch_range(self) -> tuple[int, int] | None:
         """The notes the training data was played at (None: one note, the render settings')."""
-        value = self.data.get("training", {}).get("pitch_range")
-        return None if value is None else (int(value[0]), int(value[1]))
+        return self.synth.pitch_range
 
     @property
     def input_name(self) -> str:

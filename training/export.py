@@ -20,7 +20,9 @@ from ..core.atomic import write_bytes_atomic, write_json_atomic
 from ..core.errors import DeepDivaError, ModelError
 from ..core.features import PITCHED_FEATURES
 from ..core.model_runtime import CARD_FORMAT, PARAMS_OUTPUT, ModelCard, make_session
-from .dataset import Dataset
+from ..core.model_synth import TrainedSynth
+from ..core.profile import load_profile
+from .dataset import Dataset, DatasetSpec, base_preset_values
 from .features_cache import split_for
 from .train import best_model_path, open_store, read_json
 
@@ -133,9 +135,30 @@ def pitch_card(config: dict) -> dict:
     }
 
 
+def trained_synth(config: dict, spec: DatasetSpec | None = None) -> TrainedSynth:
+    """The card's ``synth`` section: what rendered the run's dataset (``spec``: its manifest, for
+    the plugin file and the base preset's values; without it, what the run's config records).
+
+    The plugin's version is left out: DawDreamer reports none (the profile's ``synth_version``
+    says which version the profile was made from)."""
+    ds = config["dataset"]
+    fixed: dict[int, float] = {}
+    if spec is not None and spec.base_preset:
+        profile = load_profile(ds["profile"])
+        in_set = set(ds["parameter_ids"])
+        try:
+            values = base_preset_values(ds["profile"], spec.base_preset)
+        except DeepDivaError as exc:
+            raise ModelError(f"the dataset's base preset is needed for the model card: {exc}") from None
+        fixed = {i: v for i, v in values.items() if i not in in_set and v != profile.by_id(i).default}
+    return TrainedSynth.of(ds["profile"], ds["renderer"], ds["parameter_set"], ds["render"], ds.get("pitch_range"),
+                           plugin_path=spec.plugin_path if spec is not None else None, fixed=fixed)
+
+
 def build_card(name: str, model_bytes: bytes, config: dict, metrics: dict, parity: dict,
-               outputs: list[dict]) -> dict:
-    """The model card for ``name``.onnx (validated by :class:`ModelCard` before it is written)."""
+               outputs: list[dict], synth: TrainedSynth | None = None) -> dict:
+    """The model card for ``name``.onnx (validated by :class:`ModelCard` before it is written);
+    ``synth`` defaults to :func:`trained_synth` of the run's config alone."""
     import onnx
     import onnxruntime
     import tensorflow as tf
@@ -152,6 +175,7 @@ def build_card(name: str, model_bytes: bytes, config: dict, metrics: dict, parit
         "architecture": train["model"],
         "profile": ds["profile"],
         "parameter_set": {"name": ds["parameter_set"], "ids": ds["parameter_ids"], "names": ds["parameter_names"]},
+        "synth": (synth or trained_synth(config)).as_dict(),
         "feature": config["feature"],
         "input": {"name": INPUT_NAME, "shape": [None, *config["input_shape"]], "dtype": "float32"},
         "outputs": outputs,
@@ -214,7 +238,8 @@ def export_run(run: str | os.PathLike, out: str | os.PathLike, overwrite: bool =
     session = make_session(model_bytes)
     outputs = [{"name": o.name, "shape": [d if isinstance(d, int) else None for d in o.shape],
                 "dtype": "float32"} for o in session.get_outputs()]
-    card = build_card(out.stem, model_bytes, config, metrics, parity, outputs)
+    card = build_card(out.stem, model_bytes, config, metrics, parity, outputs,
+                      trained_synth(config, Dataset.open(config["train"]["dataset"]).spec))
     card["training"]["checkpoint"] = model_file.name
     if "heads" in model.output_names:
         card["training"]["decode"] = model.get_layer(PARAMS_OUTPUT).decode

@@ -194,6 +194,19 @@ def test_export_then_runtime_matches_keras(cnn2_run: Path, dataset: Dataset, tmp
         export_run(cnn2_run, onnx_path)
 
 
+def test_export_names_the_synth_of_the_training_data(cnn2_run: Path, dataset: Dataset, tmp_path: Path) -> None:
+    from deepdiva.core.model_runtime import ModelCard
+    from deepdiva.training.export import export_run
+
+    _, card_path = export_run(cnn2_run, tmp_path / "tiny.onnx")
+    synth = json.loads(card_path.read_text())["synth"]
+    assert synth == {"profile": "diva", "renderer": "builtin", "parameter_set": "tiny11",
+                     "render": dataset.spec.render.to_dict(), "pitch_range": None, "plugin": None,
+                     "plugin_version": None, "synth": "u-he Diva", "synth_version": None, "fixed": {}}
+    card = ModelCard.load(card_path)
+    assert card.synth.as_dict() == synth and card.pitch_range is None and card.render == synth["render"]
+
+
 def test_export_refuses_when_onnx_disagrees(cnn2_run: Path, tmp_path: Path, monkeypatch) -> None:
     from deepdiva.training import export
 
