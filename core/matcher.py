@@ -20,11 +20,11 @@ from .errors import ModelError
 from .level import level_matched, scored_gains, with_gain
 from .metrics import SpectralTarget
 from .model_runtime import OnnxModel
+from .model_synth import choose_synth, renderer_for
 from .pitch import Pitch, detect_pitches, midi_to_hz, note_name
 from .profile import ParameterSet
 from .refine import refine
 from .render import Renderer, RenderSettings
-from .renderers import make_renderer
 from .tuning import FINE_TUNE_DECIMALS, on_harmonics, tidy
 
 DEFAULT_MODEL = "deepdiva-medium33.onnx"
@@ -98,14 +98,20 @@ class Matcher:
     """Holds one onnxruntime session, one renderer and the refinement's threads; call
     :meth:`match` per note.
 
+    The renderer plays the model's answers: by default the synth its card names
+    (:func:`~deepdiva.core.model_synth.renderer_for`); ``synth_note`` says when it is another
+    one that plays the same parameters (e.g. a real Diva for a model trained on the builtin synth).
+
     A model trained across notes (its card has a ``pitch_range``) is played at the note detected
     in the target, with the cents as fine tune, or at the default note when the target is
     unpitched; a model trained at one note (deepdiva's first model) is played at that note.
     """
 
     def __init__(self, model: OnnxModel, renderer: Renderer | None = None, threads: int | None = None,
-                 bank: Bank | None = None, use_bank: bool = False, say: Callable[[str], None] | None = None) -> None:
+                 bank: Bank | None = None, use_bank: bool = False, say: Callable[[str], None] | None = None,
+                 synth_note: str | None = None) -> None:
         self.model = model
+        self.synth_note = synth_note
         self.bank = bank
         self.use_bank = use_bank or bank is not None  # without a bank given, build or load it on the first search
         self._say = say
@@ -113,21 +119,37 @@ class Matcher:
         card_render = {k: v for k, v in model.card.render.items() if k in RenderSettings.__dataclass_fields__}
         self.settings = RenderSettings(**card_render)
         self.follows_pitch = model.card.pitch_range is not None
-        self.renderer = renderer or make_renderer("builtin", self.parameter_set, self.settings)
+        self.renderer = renderer or renderer_for(model.card)
         self.threads = default_threads() if threads is None else max(1, int(threads))
         self._executor = (ThreadPoolExecutor(self.threads, thread_name_prefix="deepdiva-refine")
                           if self.threads > 1 else None)
 
     @classmethod
     def load(cls, model_path: str | os.PathLike | None = None, intra_op_threads: int = 1, bank: bool = False,
-             say: Callable[[str], None] | None = None) -> Matcher:
+             say: Callable[[str], None] | None = None, synth: str | None = None,
+             plugin_path: str | os.PathLike | None = None, workers: int = 1) -> Matcher:
         """Load the model once and warm up model and renderer, so the first match is as fast as any.
         ``bank``: warm-start searches from the patch bank (:mod:`~deepdiva.core.bank`), loaded from
-        the user cache or built there on the first search (``say`` is told)."""
-        matcher = cls(OnnxModel.load(model_path or default_model_path(), intra_op_threads=intra_op_threads),
-                      use_bank=bank, say=say)
-        matcher.match(matcher.renderer.render(matcher.parameter_set.defaults_normalised()[None, :])[0])
+        the user cache or built there on the first search (``say`` is told). ``synth`` and
+        ``plugin_path``: the renderer (default: the synth the model card names), refused with a
+        :class:`~deepdiva.core.errors.RenderError` if it cannot play the model's synth
+        (:func:`~deepdiva.core.model_synth.choose_synth`); ``workers``: see ``renderer_for``."""
+        model = OnnxModel.load(model_path or default_model_path(), intra_op_threads=intra_op_threads)
+        choice = choose_synth(model.card.synth, synth, plugin_path)
+        renderer = renderer_for(model.card, choice, workers)
+        try:
+            matcher = cls(model, renderer, use_bank=bank, say=say, synth_note=choice.note)
+            matcher.match(renderer.render(matcher.parameter_set.defaults_normalised()[None, :])[0])
+        except BaseException:
+            renderer.close()
+            raise
         return matcher
+
+    def close(self) -> None:
+        """Release the renderer (a plugin host) and the refinement's threads."""
+        self.renderer.close()
+        if self._executor is not None:
+            self._executor.shutdown(wait=False)
 
     @property
     def sample_rate(self) -> int:

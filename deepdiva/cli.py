@@ -83,15 +83,23 @@ def _progress(total: int, desc: str, quiet: bool):
 @click.option("--refine", "refine_seconds", type=click.FloatRange(min=0), default=0.0, show_default=True,
               help="Seconds of search refinement per target after the network's answer.")
 @click.option("--out", type=click.Path(), default=None,
-              help="Folder or .h2p file (default: Diva's UserPresets/Diva/deepdiva folder).")
+              help="Folder or preset file (.h2p; amsynth: .bank or .amSynthPreset). Default: Diva's "
+                   "UserPresets/Diva/deepdiva folder, or amsynth's banks folder for an amsynth model.")
 @click.option("--preset-dir", type=click.Path(file_okay=False), default=None,
-              help="Diva preset folder to use instead of the one found on this machine.")
+              help="Preset folder to use instead of the one found on this machine.")
 @click.option("--name", default=None, help="Preset name (default: the target's file name).")
 @click.option("--preview/--no-preview", default=True, show_default=True,
               help="Also write a wav of the matched preset beside it.")
 @click.option("--score/--no-score", default=True, show_default=True,
-              help="Network only: re-render the answer with the builtin synth and measure its distance to the "
+              help="Network only: re-render the answer with the model's synth and measure its distance to the "
                    "target. --no-score leaves that out (2-3x faster for big batches; distance null).")
+@click.option("--synth", "synth", type=click.Choice(RENDERER_KINDS), default=None,
+              help="Renderer of the answer's score, the refinement's candidates and the preview: the builtin "
+                   "synth, a plugin through DawDreamer (vst) or RenderMan. Default: the synth the model card "
+                   "names (builtin for the shipped model). A synth that cannot play the model's is refused.")
+@click.option("--plugin-path", "--vst-path", "plugin_path", type=click.Path(), default=None,
+              help="The plugin for --synth vst or renderman; its file name must contain the model's synth "
+                   "profile (diva, amsynth), e.g. /usr/lib/vst/amsynth_vst.so for an amsynth model.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the search.")
 @click.option("--candidates", type=click.IntRange(1, MAX_CANDIDATES), default=1, show_default=True,
               help="With --refine: also write up to N-1 clearly different runners-up of the search "
@@ -107,8 +115,10 @@ def _progress(total: int, desc: str, quiet: bool):
 @click.pass_context
 def match_cmd(ctx: click.Context, targets: tuple[str, ...], model_path: str | None, refine_seconds: float,
               out: str | None, preset_dir: str | None, name: str | None, preview: bool, score: bool, seed: int,
-              candidates: int, as_json: bool, push_midi: str | None, max_seconds: float, bank: bool) -> None:
-    """Match sounds: write a Diva preset for each target file (or folder of files)."""
+              candidates: int, as_json: bool, push_midi: str | None, max_seconds: float, bank: bool,
+              synth: str | None, plugin_path: str | None) -> None:
+    """Match sounds: write a preset of the model's synth for each target file (or folder of files):
+    a Diva .h2p, or an amsynth .bank in amsynth's banks folder."""
     import json
 
     from tqdm import tqdm
@@ -117,8 +127,8 @@ def match_cmd(ctx: click.Context, targets: tuple[str, ...], model_path: str | No
     from .core.filenames import printable, printable_data
     from .core.matcher import Matcher
     from .core.pitch import note_name
-    from .presets.diva import RESCAN_HINT
     from .presets.folders import preset_location
+    from .presets.formats import preset_format
     from .presets.match_job import expand_targets, match_file
 
     files = expand_targets(list(targets))
@@ -128,10 +138,15 @@ def match_cmd(ctx: click.Context, targets: tuple[str, ...], model_path: str | No
         raise click.UsageError("--name needs a single target")
     if candidates > 1 and refine_seconds <= 0:
         raise click.UsageError("--candidates needs --refine SECONDS: the alternatives come from the search")
-    destination = out if out is not None else preset_location(preset_dir).folder
     quiet = ctx.obj["quiet"]
     matcher = Matcher.load(model_path, bank=bank and refine_seconds > 0,
-                           say=None if quiet else lambda text: click.echo(text, err=True))
+                           say=None if quiet else lambda text: click.echo(text, err=True),
+                           synth=synth, plugin_path=plugin_path)  # a refused synth stops here, before any file
+    ctx.call_on_close(matcher.close)
+    if matcher.synth_note and not quiet:
+        click.echo(f"note: {matcher.synth_note}", err=True)
+    profile = matcher.parameter_set.profile.name
+    destination = out if out is not None else preset_location(preset_dir, synth=profile).folder
     sender = None
     if push_midi:
         from .daemon.midi import CCSender
@@ -164,7 +179,7 @@ def match_cmd(ctx: click.Context, targets: tuple[str, ...], model_path: str | No
         payload = reports[0] if len(files) == 1 else {"results": reports, "failures": failures}
         click.echo(json.dumps(printable_data(payload), indent=2))
     elif reports and not quiet:
-        click.echo(RESCAN_HINT, err=True)
+        click.echo(preset_format(profile).hint, err=True)
     if failures:
         ctx.exit(2)
 
@@ -181,9 +196,14 @@ def match_cmd(ctx: click.Context, targets: tuple[str, ...], model_path: str | No
 @click.option("--seed", default=0, show_default=True, help="Seed of the random-patch baseline.")
 @click.option("--update-card", is_flag=True, help="Store the results in the model card's metrics.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--plugin-path", "--vst-path", "plugin_path", type=click.Path(), default=None,
+              help="The dataset's plugin on this machine (default: the path its manifest records).")
 def evaluate_cmd(model_path: str, dataset_path: str, out: str | None, limit: int | None, seed: int,
-                 update_card: bool, as_json: bool) -> None:
-    """Per-parameter MAE and re-rendered spectral distances vs base-preset and random baselines."""
+                 update_card: bool, as_json: bool, plugin_path: str | None) -> None:
+    """Per-parameter MAE and re-rendered spectral distances vs base-preset and random baselines.
+
+    Answers are re-rendered as the dataset was (its renderer, plugin and settings); a dataset of
+    another synth than the model card names is refused."""
     import json
     from pathlib import Path
 
@@ -199,7 +219,7 @@ def evaluate_cmd(model_path: str, dataset_path: str, out: str | None, limit: int
 
     model = OnnxModel.load(model_path)
     ds = Dataset.open(dataset_path)
-    report, examples = evaluate(model, ds, limit=limit, seed=seed)
+    report, examples = evaluate(model, ds, limit=limit, seed=seed, plugin_path=plugin_path)
     folder = Path(out) if out else default_report_dir(model_path)
     report["files"] = [str(p) for p in write_outputs(report, examples, folder, ds.spec.render.sample_rate)]
     if update_card:
@@ -506,7 +526,7 @@ def _daemon_setting_options(f):
         if s.kind == "paths":
             kw.update(multiple=True, default=(), type=click.Path(file_okay=False))
         elif s.kind == "choice":
-            kw["type"] = click.Choice(s.choices)
+            kw["type"] = click.Choice([c for c in s.choices if c])  # "" (automatic) is the flag left out
         elif s.kind != "bool":
             kw["type"] = types.get(s.kind, str)
         f = click.option(s.flag, s.attr, **kw)(f)

@@ -9,6 +9,10 @@ Two text formats, both ``<parameter> name value`` lines of stored values (the pr
 
 The suffix of the path picks the format when writing. Like amsynth, the reader fills parameters
 a file leaves out with their defaults and clamps values to the parameter's range.
+
+``deepdiva match`` writes one one-preset bank per match into amsynth's banks folder
+(``presets.folders.amsynth_banks_dir``): amsynth lists every bank file there, by its file name up
+to the first dot, and reads the folder when it starts.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ PRESET_HEADER = "amSynth1.0preset"
 BANK_HEADER = "amSynth"
 PRESET_SUFFIX = ".amSynthPreset"
 BANK_SUFFIX = ".bank"
+BANKS_HINT = ("amsynth reads its banks folder when it starts: restart amsynth (or reload the plugin in "
+              "your host) to see the new bank in its bank menu.")
 _PRESET = "<preset> <name>"
 _PARAMETER = "<parameter>"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")

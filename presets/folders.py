@@ -1,4 +1,5 @@
-"""Where presets go: Diva's preset folders per OS (user presets, our subfolder, a fallback).
+"""Where presets go: Diva's preset folders per OS (user presets, our subfolder, a fallback),
+and amsynth's user banks folder.
 
 Everything that depends on the machine (OS name, home folder, environment) can be passed in,
 so the search is testable for every OS on any OS.
@@ -19,6 +20,7 @@ from ..core.errors import PresetError
 log = logging.getLogger(__name__)
 
 OUR_SUBFOLDER = "deepdiva"
+AMSYNTH = "amsynth"
 # Windows: where an installer may put Diva.data beside the plugin (relative to an env folder).
 _WINDOWS_PLUGIN_DIRS = (
     ("CommonProgramFiles", r"C:\Program Files\Common Files", ("VST3", "Diva.data")),
@@ -76,6 +78,19 @@ def find_diva_root(system: str | None = None, home: Path | None = None,
     return next((p for p in diva_root_candidates(system, home, env, system_root) if p.is_dir()), None)
 
 
+def amsynth_data_dir(home: Path | None = None, env: Mapping[str, str] | None = None) -> Path:
+    """amsynth's data folder, as amsynth finds it on every OS: ``$XDG_DATA_HOME/amsynth``, by
+    default ``~/.local/share/amsynth`` (amsynth makes it on its first start)."""
+    env = os.environ if env is None else env
+    home = home or Path(env.get("HOME") or Path.home())
+    return Path(env.get("XDG_DATA_HOME") or home / ".local" / "share") / "amsynth"
+
+
+def amsynth_banks_dir(home: Path | None = None, env: Mapping[str, str] | None = None) -> Path:
+    """The folder amsynth lists banks from (every file in it that is a bank, not its subfolders)."""
+    return amsynth_data_dir(home, env) / "banks"
+
+
 def user_presets_dir(root: Path) -> Path:
     """``UserPresets/Diva`` under a Diva root (``Presets/Diva`` on older installs)."""
     current, older = root / "UserPresets" / "Diva", root / "Presets" / "Diva"
@@ -92,24 +107,34 @@ def default_data_dir() -> Path:
 def preset_location(explicit: str | Path | None = None, *, system: str | None = None,
                     home: Path | None = None, env: Mapping[str, str] | None = None,
                     system_root: Path | None = None, data_dir: Path | None = None,
-                    create: bool = True) -> PresetLocation:
-    """Resolve where to write presets: ``explicit`` (config / ``--preset-dir``) if given, else
-    ``<Diva root>/UserPresets/Diva/deepdiva``, else deepdiva's data folder (with a warning).
+                    create: bool = True, synth: str = "diva") -> PresetLocation:
+    """Resolve where to write presets of ``synth`` (a profile name): ``explicit`` (config /
+    ``--preset-dir``) if given, else the synth's own folder if it is installed, else deepdiva's data
+    folder (with a warning; ``presets/amsynth`` in it for amsynth).
 
+    Diva: ``<Diva root>/UserPresets/Diva/deepdiva``. amsynth: its banks folder
+    (:func:`amsynth_banks_dir`), which amsynth does not search below, so no subfolder.
     ``create`` makes the folder (and parents) if needed.
     """
     if explicit is not None:
         location = PresetLocation(Path(explicit).expanduser(), None, False)
     else:
-        searched = tuple(diva_root_candidates(system, home, env, system_root))
-        root = next((p for p in searched if p.is_dir()), None)
-        if root is not None:
-            location = PresetLocation(user_presets_dir(root) / OUR_SUBFOLDER, root, False, searched)
+        if synth == AMSYNTH:
+            searched: tuple[Path, ...] = (amsynth_data_dir(home, env),)
+            root = searched[0] if searched[0].is_dir() else None
+            folder = None if root is None else root / "banks"
+            name, fallback = "amsynth data", (data_dir or default_data_dir()) / AMSYNTH
         else:
-            folder = data_dir or default_data_dir()
-            log.warning("no u-he Diva preset folder found (looked in %s); writing presets to %s. "
-                        "Use --preset-dir to choose a folder.", ", ".join(map(str, searched)), folder)
-            location = PresetLocation(folder, None, True, searched)
+            searched = tuple(diva_root_candidates(system, home, env, system_root))
+            root = next((p for p in searched if p.is_dir()), None)
+            folder = None if root is None else user_presets_dir(root) / OUR_SUBFOLDER
+            name, fallback = "u-he Diva preset", data_dir or default_data_dir()
+        if folder is not None:
+            location = PresetLocation(folder, root, False, searched)
+        else:
+            log.warning("no %s folder found (looked in %s); writing presets to %s. "
+                        "Use --preset-dir to choose a folder.", name, ", ".join(map(str, searched)), fallback)
+            location = PresetLocation(fallback, None, True, searched)
     if create:
         make_dir(location.folder)
     return location

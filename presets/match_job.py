@@ -19,7 +19,7 @@ from ..core.errors import AudioError, DeepDivaError
 from ..core.filenames import fit_name, inside_roots, printable
 from ..core.matcher import Match, Matcher
 from ..core.pitch import Pitch
-from .diva import target_path, write_diva_preset
+from .formats import PresetFormat, preset_format
 from .render import write_wav
 
 AUDIO_SUFFIXES = {".wav", ".wave", ".flac", ".aif", ".aiff", ".ogg", ".oga", ".mp3", ".caf", ".w64"}
@@ -139,17 +139,20 @@ def read_input(path: str | Path, max_seconds: float = DEFAULT_MAX_SECONDS,
     return AudioClip(clip.samples, clip.sample_rate, os.fspath(path))
 
 
-def preset_target(out: str | Path, name: str | None = None, source: str | Path | None = None) -> Path:
-    """Where a preset goes (``out`` or ``out/<name or source stem>.h2p``), its name printable and
-    short enough for the file system."""
-    path = target_path(out, printable(name) if name else None, printable(os.fspath(source)) if source else None)
+def preset_target(out: str | Path, name: str | None = None, source: str | Path | None = None,
+                  fmt: PresetFormat | None = None) -> Path:
+    """Where a preset of format ``fmt`` (default: Diva's) goes (``out`` or ``out/<name or source
+    stem>.h2p``), its name printable and short enough for the file system."""
+    fmt = fmt or preset_format("diva")
+    path = fmt.target(out, printable(name) if name else None, printable(os.fspath(source)) if source else None)
     return path.with_name(fit_name(path.stem, path.suffix))
 
 
 def match_clip(matcher: Matcher, clip: AudioClip, out: str | Path, name: str | None = None,
                preview: bool = True, refine_seconds: float = 0.0, seed: int = 0,
                candidates: int = 1, score: bool = True) -> MatchReport:
-    """Match an in-memory clip and write its preset (+ preview) into ``out`` (folder or .h2p).
+    """Match an in-memory clip and write its preset (+ preview) into ``out`` (folder or preset file),
+    in the format of the model's synth (:mod:`.formats`: ``.h2p`` for Diva, ``.bank`` for amsynth).
 
     With ``candidates`` > 1 the search's distinct runners-up are written beside it as
     ``<name> alt 2.h2p``, ``<name> alt 3.h2p``, ... (each with its preview). ``score=False``
@@ -162,7 +165,7 @@ def match_clip(matcher: Matcher, clip: AudioClip, out: str | Path, name: str | N
     alternatives = []
     for rank, alt in enumerate(result.alternatives, start=2):
         path, alt_wav = _write(matcher, alt.params, alt.audio, alt.distance,
-                               preset.parent / fit_name(preset.stem, ".h2p", f" alt {rank}"), None, clip.source,
+                               preset.parent / fit_name(preset.stem, preset.suffix, f" alt {rank}"), None, clip.source,
                                preview, result.played)
         alternatives.append(AlternativeReport(path, alt_wav, alt.distance))
     return MatchReport(clip.source, preset, wav, result, tuple(alternatives))
@@ -170,8 +173,9 @@ def match_clip(matcher: Matcher, clip: AudioClip, out: str | Path, name: str | N
 
 def _write(matcher: Matcher, params: np.ndarray, audio: np.ndarray | None, distance: float | None,
            out: str | Path, name: str | None, source: str, preview: bool, played: Pitch) -> tuple[Path, Path | None]:
-    preset = write_diva_preset(matcher.parameter_set, params, preset_target(out, name, source),
-                               source=printable(source), distance=distance, pitch=played)
+    fmt = preset_format(matcher.parameter_set.profile.name)
+    preset = fmt.write(matcher.parameter_set, params, preset_target(out, name, source, fmt), source=printable(source),
+                       distance=distance, pitch=played, fixed=matcher.renderer.fixed)  # what the preview played
     wav = write_wav(preset.with_suffix(".wav"), audio, matcher.sample_rate) if preview and audio is not None else None
     return preset, wav
 

@@ -19,11 +19,11 @@ from ..core.features import FeatureConfig
 from ..core.matcher import Matcher
 from ..core.metrics import log_mel_l1, mfcc_distance, multires_stft_distance, spectral_convergence
 from ..core.model_runtime import OnnxModel
+from ..core.model_synth import choose_synth, renderer_for
 from ..core.profile import ParameterSet
 from ..core.render import Renderer
-from ..core.renderers import make_renderer
 from ..core.tuning import relative_to_pitch
-from .dataset import Dataset, draw_patches, is_silent
+from .dataset import Dataset, base_preset_values, draw_patches, is_silent
 from .plots import plot_examples
 
 DISTANCES = ("mrstft", "sc", "log_mel_l1", "mfcc")
@@ -53,11 +53,24 @@ def _distances(pred_audio: np.ndarray, target: np.ndarray, cfg: FeatureConfig) -
 
 
 def _check_compatible(model: OnnxModel, ds: Dataset) -> None:
+    if model.card.synth.profile != ds.spec.profile:
+        raise ModelError(f"the model predicts {model.card.synth.profile} parameters but the dataset is of "
+                         f"{ds.spec.profile}")
     if list(model.parameter_set.ids) != list(ds.parameter_set.ids):
         raise ModelError(f"the model predicts {model.parameter_set.describe()} but the dataset varies "
                          f"{ds.parameter_set.describe()}")
     if model.card.n_samples != ds.spec.render.n_samples or model.card.sample_rate != ds.spec.render.sample_rate:
         raise ModelError("the model and the dataset use different clip lengths or sample rates")
+
+
+def dataset_renderer(model: OnnxModel, ds: Dataset, plugin_path: str | None = None) -> Renderer:
+    """The renderer of the dataset's audio (its renderer, render settings and base preset), with
+    ``plugin_path`` for its plugin if it moved; refused if it cannot play the model's synth
+    (:func:`~deepdiva.core.model_synth.choose_synth`)."""
+    spec = ds.spec
+    choice = choose_synth(model.card.synth, spec.renderer, plugin_path or spec.plugin_path)
+    fixed = base_preset_values(spec.profile, spec.base_preset) if spec.base_preset else {}
+    return renderer_for(model.card, choice, settings=spec.render, fixed=fixed)
 
 
 def _rows(ds: Dataset, limit: int | None):
@@ -76,8 +89,10 @@ def _rows(ds: Dataset, limit: int | None):
 
 
 def evaluate(model: OnnxModel, ds: Dataset, limit: int | None = None, seed: int = 0,
-             renderer: Renderer | None = None, keep_examples: int = 3) -> tuple[dict, dict]:
-    """Score the model and the baselines; returns (report, examples for plots).
+             renderer: Renderer | None = None, keep_examples: int = 3,
+             plugin_path: str | None = None) -> tuple[dict, dict]:
+    """Score the model and the baselines; returns (report, examples for plots). Every answer is
+    re-rendered as the dataset was (:func:`dataset_renderer`; ``plugin_path``: its plugin here).
 
     The model answers as ``deepdiva match`` does (:meth:`Matcher.answer`): a model trained across
     notes is played at the pitch detected in each target, one trained at one note at that note;
@@ -87,7 +102,7 @@ def evaluate(model: OnnxModel, ds: Dataset, limit: int | None = None, seed: int 
     """
     _check_compatible(model, ds)
     pset: ParameterSet = model.parameter_set
-    engine = renderer or make_renderer(ds.spec.renderer, pset, ds.spec.render, plugin_path=ds.spec.plugin_path)
+    engine = renderer or dataset_renderer(model, ds, plugin_path)
     matcher = Matcher(model, engine, threads=1)
     cfg = model.card.feature_config
     # A stream of its own: default_rng(seed) would equal shard 0 of a dataset made with that seed.
@@ -129,6 +144,8 @@ def evaluate(model: OnnxModel, ds: Dataset, limit: int | None = None, seed: int 
     n_rows = len(scores["model"].mae)
     report: dict[str, Any] = {
         "model": str(model.card.path),
+        "trained_on": model.card.synth.describe(),
+        "rendered_with": engine.kind,
         "dataset": str(ds.folder),
         "n": n_rows,
         "skipped_silent": skipped,

@@ -335,12 +335,13 @@ def stand_in_matcher():
 
     from deepdiva.core.matcher import Matcher
     from deepdiva.core.profile import load_profile
+    from deepdiva.core.renderers import make_renderer
 
     pset = load_profile("diva").parameter_set("medium33")
     network = SimpleNamespace(parameter_set=pset, card=SimpleNamespace(render={}, pitch_range=(36, 84)),
                               features_for=lambda notes, f0=None: notes,
                               predict=lambda x: np.full((len(x), len(pset)), 0.5, np.float32))
-    return Matcher(network)
+    return Matcher(network, make_renderer("builtin", pset))
 
 
 def test_real_matcher_around_a_stand_in_network(tmp_path: Path, replies: Replies) -> None:

@@ -9,6 +9,7 @@ import pytest
 
 from deepdiva.core.errors import PresetError
 from deepdiva.presets.folders import (
+    amsynth_banks_dir,
     diva_root_candidates,
     find_diva_root,
     preset_location,
@@ -112,3 +113,14 @@ def test_folder_that_cannot_be_made(tmp_path: Path) -> None:
 ])
 def test_safe_name(text: str, expected: str) -> None:
     assert safe_name(text) == expected
+
+
+def test_amsynth_presets_go_to_its_banks_folder(home: Path, data_dir: Path, tmp_path: Path, caplog) -> None:
+    assert amsynth_banks_dir(home, {}) == home / ".local/share/amsynth/banks"
+    assert amsynth_banks_dir(home, {"XDG_DATA_HOME": str(tmp_path / "xdg")}) == tmp_path / "xdg/amsynth/banks"
+    with caplog.at_level(logging.WARNING):  # amsynth never ran here: deepdiva's own folder, said
+        location = preset_location(synth="amsynth", home=home, env={}, data_dir=data_dir)
+    assert location.fallback and location.folder == data_dir / "amsynth" and "no amsynth data folder" in caplog.text
+    make(home / ".local/share/amsynth")  # made by amsynth on its first start; banks/ may not be there yet
+    location = preset_location(synth="amsynth", home=home, env={}, data_dir=data_dir)
+    assert not location.fallback and location.folder == home / ".local/share/amsynth/banks" and location.folder.is_dir()
