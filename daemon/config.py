@@ -18,6 +18,7 @@ from typing import Any
 from ..core.atomic import write_atomic
 from ..core.errors import ConfigError
 from ..core.limits import MAX_CANDIDATES, MAX_REFINE_SECONDS
+from ..core.names import RENDERER_KINDS
 
 APP = "deepdiva"
 CC_MODES = ("7bit", "14bit")
@@ -87,12 +88,18 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("drop.rescan_seconds", "float", 30.0, "Rescan the drop folder this often (events can be missed).",
             "--rescan-seconds", 0.5, 86400.0),
     Setting("presets.folder", "optional_path", "", "Where presets go; empty: Diva's "
-            "UserPresets/Diva/deepdiva folder (or deepdiva's data folder when Diva is not found).",
-            "--preset-dir"),
+            "UserPresets/Diva/deepdiva folder, amsynth's banks folder for an amsynth model (or deepdiva's "
+            "data folder when the synth's folder is not found).", "--preset-dir"),
     Setting("presets.preview", "bool", True, "Also write a preview .wav of each matched preset.",
             "--preview/--no-preview"),
     Setting("model.path", "optional_path", "", "ONNX model with its .json card; empty: the shipped model.",
             "--model"),
+    Setting("model.synth", "choice", "", "Renderer of each answer's score, the refinement and the preview: "
+            "builtin, vst (a plugin through DawDreamer) or renderman; empty: the synth the model card names. "
+            "One that cannot play the model's synth stops the daemon at start.", "--synth",
+            choices=("", *RENDERER_KINDS)),
+    Setting("model.plugin_path", "optional_path", "", "The plugin for model.synth vst or renderman; its file "
+            "name must contain the model's synth profile (diva, amsynth).", "--plugin-path"),
     Setting("model.refine_seconds", "float", 0.0, "Seconds of search refinement per match (0: network only).",
             "--refine", 0.0, MAX_REFINE_SECONDS),
     Setting("model.candidates", "int", 1, "Presets per match: with refinement, also publish up to N-1 "
@@ -155,6 +162,8 @@ class DaemonConfig:
     presets_folder: Path | None
     presets_preview: bool
     model_path: Path | None
+    model_synth: str
+    model_plugin_path: Path | None
     model_refine_seconds: float
     model_candidates: int
     model_bank: bool
@@ -306,6 +315,8 @@ def _cross_checks(values: Mapping[str, Any]) -> list[str]:
     if reply == port and values["osc.host"] in ("127.0.0.1", "::1", "0.0.0.0", "::"):
         problems.append(f"osc.reply_port must differ from osc.port ({port}): replies would come back to "
                         "deepdiva itself")
+    if values["model.plugin_path"] is not None and values["model.synth"] == "builtin":
+        problems.append("model.plugin_path is set but model.synth = builtin hosts no plugin: use vst or renderman")
     if values["model.candidates"] > 1 and values["model.refine_seconds"] <= 0:
         problems.append("model.candidates > 1 needs model.refine_seconds > 0: the alternatives come from the search")
     return problems

@@ -21,12 +21,13 @@ import numpy as np
 
 from ..core.atomic import is_transient
 from ..core.audio import DEFAULT_MAX_SECONDS, AudioClip, prepare_note, read_audio
-from ..core.errors import ConfigError, DeepDivaError
+from ..core.errors import ConfigError, DeepDivaError, RenderError
 from ..core.filenames import printable
 from ..core.pitch import detect_pitch
 from ..core.profile import ParameterSet, load_profile
-from ..presets.diva import RESCAN_HINT, write_diva_preset
+from ..presets.diva import write_diva_preset
 from ..presets.folders import preset_location, safe_name
+from ..presets.formats import preset_format
 from ..presets.match_job import open_input, preset_target
 from .config import DaemonConfig
 from .jobs import Busy, Job, JobQueue, MatchFn, Outcome, Worker, new_job_id
@@ -53,14 +54,17 @@ def params_dict(parameter_set: ParameterSet, normalised: np.ndarray) -> dict[str
 
 def matcher_match(matcher: Any, refine_seconds: float = 0.0, preview: bool = True,
                   max_seconds: float = DEFAULT_MAX_SECONDS, candidates: int = 1, score: bool = True) -> MatchFn:
-    """The real job: read and validate the audio, run the matcher, write the preset into the stage."""
+    """The real job: read and validate the audio, run the matcher, write the preset (in the format of
+    the model's synth) into the stage."""
     from ..presets.match_job import match_clip
+
+    suffix = preset_format(matcher.parameter_set.profile.name).suffix
 
     def run(job: Job) -> dict[str, Any]:
         clip = read_audio(job.audio, max_seconds)
         clip = AudioClip(clip.samples, clip.sample_rate, job.source)
         refine = refine_seconds if job.refine_seconds is None else job.refine_seconds
-        report = match_clip(matcher, clip, Path(job.stage) / f"{job.name}.h2p", preview=preview,
+        report = match_clip(matcher, clip, Path(job.stage) / f"{job.name}{suffix}", preview=preview,
                             refine_seconds=refine, candidates=candidates if job.candidates is None else job.candidates,
                             score=score)
         out = report.as_dict(matcher)
@@ -230,7 +234,7 @@ class Service:
     def _start(self) -> None:
         cfg = self.config
         match = self._match or self._load_match()
-        self.preset_folder = preset_location(cfg.presets_folder).folder
+        self.preset_folder = preset_location(cfg.presets_folder, synth=self._parameter_set().profile.name).folder
         self.journal = Journal(cfg.queue_journal)
         self.queue = queue = JobQueue(self.journal, cfg.queue_size)
         done = DoneSet(self.journal.folder / "drop-done.jsonl")
@@ -283,9 +287,17 @@ class Service:
             return dry_run_match(self.parameter_set)
         from ..core.matcher import Matcher
 
-        matcher = Matcher.load(cfg.model_path, bank=cfg.model_bank, say=log.info)
+        try:
+            matcher = Matcher.load(cfg.model_path, bank=cfg.model_bank, say=log.info, synth=cfg.model_synth or None,
+                                   plugin_path=cfg.model_plugin_path)
+        except RenderError as exc:  # a synth that cannot play the model, a plugin that does not load
+            raise ConfigError(f"model.synth / model.plugin_path (--synth / --plugin-path): {exc}") from None
         self.parameter_set = matcher.parameter_set
-        self.model_name = str(cfg.model_path or "the shipped model")
+        plugin = getattr(matcher.renderer, "plugin_path", None)
+        self.model_name = (f"{cfg.model_path or 'the shipped model'}, rendered with {matcher.renderer.kind}"
+                           + (f" ({Path(plugin).name})" if plugin else ""))
+        if matcher.synth_note:
+            self.say(f"note: {matcher.synth_note}")
         return matcher_match(matcher, cfg.model_refine_seconds, cfg.presets_preview,
                              candidates=cfg.model_candidates, score=cfg.model_score)
 
@@ -496,7 +508,7 @@ class Service:
         assert self.recorder is not None
         lines.append("  record     " + (f"input {cfg.audio_input_device or 'default'}" if d["recording"]
                                         else f"unavailable: {self.recorder.problem}"))
-        lines.append(f"  {RESCAN_HINT}")
+        lines.append(f"  {preset_format(self._parameter_set().profile.name).hint}")
         lines.append("  Ctrl-C (SIGINT) or SIGTERM stops after the current job.")
         self.say("\n".join(lines))
 

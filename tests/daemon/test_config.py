@@ -70,6 +70,8 @@ def test_rendered_file_round_trips(tmp_path: Path) -> None:
     ("[osc]\nport = 9000\nreply_port = 9000\n", "osc.reply_port", "must differ"),
     ("[model]\ncandidates = 3\n", "model.candidates", "needs model.refine_seconds > 0"),
     ("[model]\ncandidates = 11\nrefine_seconds = 1.0\n", "model.candidates", "between 1 and 10"),
+    ("[model]\nsynth = \"surge\"\n", "model.synth", "builtin, vst, renderman"),
+    ("[model]\nsynth = \"builtin\"\nplugin_path = \"amsynth_vst.so\"\n", "model.plugin_path", "hosts no plugin"),
 ])
 def test_invalid_values_name_the_key(tmp_path: Path, text: str, key: str, words: str) -> None:
     path = write(tmp_path, text)
