@@ -185,7 +185,7 @@ class Journal:
         """Copy the staged preset (and preview) into ``folder`` under free names, exactly once.
 
         A preview is only published with its preset: a crash between the two loses the preview.
-        So are the search's alternatives (``<preset> alt 2.h2p``, ...), if the match made any.
+        So are the search's alternatives (``<preset> alt 2.h2p`` or ``.bank``, ...), if the match made any.
         """
         staged = Path(result["preset"])
         try:
@@ -201,7 +201,7 @@ class Journal:
         for rank, alt in enumerate(result.get("alternatives") or [], start=2):
             tag = f" alt {rank}"
             path = self._publish_extra(alt["preset"], folder, f"{job_id}.alt{rank}.h2p",
-                                       fit_name(preset.stem, ".h2p", tag))
+                                       fit_name(preset.stem, Path(alt["preset"]).suffix, tag))  # .h2p, .bank
             if path is not None:
                 wav = self._publish_extra(alt.get("preview"), folder, f"{job_id}.alt{rank}.wav",
                                           fit_name(preset.stem, ".wav", tag))

@@ -117,6 +117,11 @@ def test_match_refines_in_amsynth_and_writes_a_bank_amsynth_plays_as_previewed(
     assert rate == 44100 and np.abs(audio).max() > 0
     again = render_bank(preset, report["played_at"]["midi_pitch"])
     assert np.abs(again - audio).max() < 1e-4  # the vst renderer is deterministic to ~3e-5
+    wav = tmp_path / "rendered.wav"  # the same through the command a user checks a preset with
+    rendered = run("render", str(preset), "-o", str(wav), "--synth", "vst", "--plugin-path", str(AMSYNTH),
+                   "--midi-pitch", str(report["played_at"]["midi_pitch"]))
+    assert rendered.exit_code == 0, rendered.output
+    assert np.abs(sf.read(wav, dtype="float32")[0] - audio).max() < 1e-4
 
 
 def test_presets_go_to_amsynths_banks_folder_and_are_never_overwritten(
@@ -192,31 +197,29 @@ def test_an_amsynth_model_without_its_plugin_says_what_to_pass(amsynth_model: Pa
 
 def test_serve_matches_through_the_plugin_into_a_bank(amsynth_model: Path, amsynth_target: Path,
                                                       tmp_path: Path) -> None:
+    """The daemon end to end on amsynth: a file dropped into the drop folder comes out as a bank."""
     from deepdiva.daemon.config import build_config
-    from deepdiva.daemon.jobs import Job, new_job_id
     from deepdiva.daemon.service import Service
 
-    target = tmp_path / "target.wav"
-    target.write_bytes(amsynth_target.read_bytes())
-    config = build_config({}, {"osc.enabled": False, "drop.enabled": False, "midi.enabled": False,
+    drop = tmp_path / "drop"
+    config = build_config({}, {"osc.enabled": False, "drop.enabled": True, "drop.folder": str(drop),
+                               "drop.settle_seconds": 0.2, "midi.enabled": False,
                                "model.path": str(amsynth_model), "model.plugin_path": str(AMSYNTH),
-                               "presets.folder": str(tmp_path / "presets"), "queue.journal": str(tmp_path / "j"),
-                               "files.allowed_roots": [str(tmp_path)]})
+                               "presets.folder": str(tmp_path / "presets"), "queue.journal": str(tmp_path / "j")})
     said: list[str] = []
     service = Service(config, say=said.append).start()
     try:
         done = []
         service.listeners.append(done.append)
-        job = Job(new_job_id(), "file", "osc", str(target), str(target), "target", str(service.preset_folder))
-        assert service.queue is not None
-        service.queue.submit(job)
+        (drop / "pad.wav").write_bytes(amsynth_target.read_bytes())
         deadline = time.monotonic() + 60
         while not done and time.monotonic() < deadline:
             time.sleep(0.05)
         assert done and done[0].ok, done
         preset = Path(done[0].result["preset"])
-        assert preset.parent == tmp_path / "presets" and preset.suffix == ".bank"
+        assert preset == tmp_path / "presets" / "pad.bank"
         assert preset.read_bytes().startswith(b"amSynth\n")
+        assert (drop / "done" / "pad.wav").exists()
         assert "rendered with vst (amsynth_vst.so)" in said[-1] and "restart amsynth" in said[-1]
     finally:
         service.stop()

@@ -365,3 +365,16 @@ def test_a_finish_that_fails_for_now_runs_again_without_matching_again(dirs: dic
     assert sorted(p.name for p in dirs["presets"].iterdir()) == ["pad.h2p"]
     assert (worker.completed, worker.failed) == (1, 0)
     journal.close()
+
+
+def test_alternatives_are_published_with_their_own_format(dirs: dict[str, Path]) -> None:
+    """An amsynth match stages .bank files: its runners-up are published as '<name> alt 2.bank'."""
+    journal = Journal(dirs["journal"])
+    stage = journal.clear_stage("job1")
+    (stage / "pad.bank").write_text("amSynth\nEOF\n")
+    (stage / "pad alt 2.bank").write_text("amSynth\nEOF\n")
+    out = journal.publish("job1", dirs["presets"], {"preset": str(stage / "pad.bank"),
+                                                     "alternatives": [{"preset": str(stage / "pad alt 2.bank")}]})
+    assert Path(out["preset"]).name == "pad.bank"
+    assert Path(out["alternatives"][0]["preset"]).name == "pad alt 2.bank"
+    journal.close()
