@@ -1,0 +1,126 @@
+"""Refinement on a real plugin (amsynth through DawDreamer): renders per second with 1 and 2 worker
+processes, side by side in one run.
+
+Rows: the plain ``vst`` renderer in this process (not thread-safe: one render after another,
+each generation scored after it), then :class:`~deepdiva.core.renderer_pool.RendererPool` with
+1 and 2 workers, refined as the matcher does (a thread per core, each rendering and scoring a
+block of every generation), and the 2-worker pool given whole generations by one thread. Each
+refinement searches ``--budget`` seconds from a random patch towards another one's render; the
+rows take turns ``--repeats`` times, so load from other processes hits them alike, and the
+medians are reported. "renders/s" counts every candidate rendered and scored; "distance" is the
+median final distance (lower is better).
+
+    .venv/bin/python benchmarks/refine_plugin.py [--plugin /usr/lib/vst/amsynth_vst.so] [--budget 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from deepdiva.core.metrics import SpectralTarget
+from deepdiva.core.profile import ParameterSet, load_profile
+from deepdiva.core.refine import refine
+from deepdiva.core.render import Renderer, RenderSettings
+from deepdiva.core.renderer_pool import RendererPool
+from deepdiva.core.vst_renderer import VstRenderer
+
+THREADS = 2  # the matcher's default_threads() on a 2-core machine
+
+
+def pitched(pset: ParameterSet, rows: np.ndarray) -> np.ndarray:
+    """amsynth's noise waveforms swapped for saw: their noise is not reproducible between hosts."""
+    native = pset.from_normalised(rows)
+    for j, p in enumerate(pset.parameters):
+        if p.name.endswith("_waveform"):
+            native[:, j] = np.minimum(native[:, j], 2)
+    return pset.to_normalised(native).astype(np.float32)
+
+
+def run(renderer: Renderer, threads: int, target: SpectralTarget, start: np.ndarray,
+        budget: float) -> tuple[float, float]:
+    """(candidates rendered and scored per second, final distance) of one refinement."""
+    executor = ThreadPoolExecutor(threads) if threads > 1 else None
+    try:
+        result = refine(renderer, target.distance, start, budget, executor=executor, blocks=threads)
+    finally:
+        if executor is not None:
+            executor.shutdown()
+    return result.evaluations / result.seconds, result.distance
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--plugin", default="/usr/lib/vst/amsynth_vst.so")
+    parser.add_argument("--set", default="medium", help="amsynth parameter set to search")
+    parser.add_argument("--budget", type=float, default=3.0, help="seconds per refinement")
+    parser.add_argument("--repeats", type=int, default=5, help="refinements per row (median)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args()
+    if not Path(args.plugin).exists():
+        raise SystemExit(f"no plugin at {args.plugin}: apt-get install amsynth, or pass --plugin")
+    import cma  # noqa: F401 - imported before any clock runs (seconds of scipy on a cold start)
+
+    settings = RenderSettings()  # 2 s notes, as the matcher plays them
+    pset = load_profile("amsynth").parameter_set(args.set)
+    single = VstRenderer(pset, settings, plugin_path=args.plugin)
+    started: dict[int, float] = {}
+    pools: dict[int, RendererPool] = {}
+    for workers in (1, 2):
+        tick = time.perf_counter()
+        pools[workers] = RendererPool("vst", pset, settings, plugin_path=args.plugin, workers=workers)
+        started[workers] = time.perf_counter() - tick
+    rows: dict[str, Callable[[SpectralTarget, np.ndarray], tuple[float, float]]] = {
+        "in-process vst renderer": lambda t, s: run(single, 1, t, s, args.budget),
+        "pool, 1 worker": lambda t, s: run(pools[1], THREADS, t, s, args.budget),
+        "pool, 2 workers": lambda t, s: run(pools[2], THREADS, t, s, args.budget),
+        "pool, 2 workers, whole batches": lambda t, s: run(pools[2], 1, t, s, args.budget),
+    }
+    load = [os.getloadavg()[0]]
+    rng = np.random.default_rng(0)
+    measured: dict[str, list[tuple[float, float]]] = {name: [] for name in rows}
+    try:
+        for _ in range(max(1, args.repeats)):
+            target_row, start = pitched(pset, rng.random((2, len(pset))))
+            target = SpectralTarget(single.render(target_row)[0])
+            for name, measure in rows.items():
+                measured[name].append(measure(target, start))
+        load.append(os.getloadavg()[0])
+    finally:
+        single.close()
+        for pool in pools.values():
+            pool.close()
+    rates = {name: float(np.median([r for r, _ in m])) for name, m in measured.items()}
+    distances = {name: float(np.median([d for _, d in m])) for name, m in measured.items()}
+    base, one, two = rates["in-process vst renderer"], rates["pool, 1 worker"], rates["pool, 2 workers"]
+    result = {
+        "plugin": args.plugin, "set": pset.describe(), "budget_s": args.budget, "repeats": args.repeats,
+        "renders_per_s": {k: round(v, 1) for k, v in rates.items()},
+        "median_distance": {k: round(v, 3) for k, v in distances.items()},
+        "two_over_one_worker": round(two / one, 2), "two_workers_over_in_process": round(two / base, 2),
+        "pool_start_s": {str(k): round(v, 2) for k, v in started.items()},
+        "load_average_start_end": load, "cpus": os.cpu_count(),
+    }
+    if args.json:
+        print(json.dumps(result))
+        return
+    print(f"{result['set']}: refinement of {args.budget:g} s from a random patch, {settings.render_length:g} s "
+          f"notes at {settings.sample_rate} Hz, median of {args.repeats}")
+    for name in rows:
+        print(f"  {name:32s} {rates[name]:7.1f} renders/s   distance {distances[name]:8.3f}")
+    print(f"  2 workers / 1 worker             {two / one:7.2f}")
+    print(f"  2 workers / in-process           {two / base:7.2f}")
+    print(f"  pool start: {started[1]:.2f} s (1 worker), {started[2]:.2f} s (2 workers)")
+    print(f"  load average {load[0]:.1f} at the start, {load[-1]:.1f} at the end, on {os.cpu_count()} CPUs "
+          "(other processes take cores from the workers)")
+
+
+if __name__ == "__main__":
+    main()
