@@ -174,20 +174,23 @@ class _Crew:
                 continue
             try:
                 future.set_result(worker.render(*part))
-            except _Died as died:
+            except RenderError as exc:  # the renderer's own error: the worker is fine
+                future.set_exception(exc)
+            except Exception as exc:  # it died, or its pipe failed: a fresh worker replaces it
+                why = str(exc) if isinstance(exc, _Died) else (
+                    f"renderer worker {worker.index} failed: {type(exc).__name__}: {exc}")
                 restarting = not self.closed
-                future.set_exception(RenderError(f"{died}; {'it is being restarted' if restarting else 'closing'}"))
+                future.set_exception(RenderError(f"{why}; {'it is being restarted' if restarting else 'closing'}"))
+                worker.kill()
                 if restarting:
                     self._restart(worker)
-            except RenderError as exc:
-                future.set_exception(exc)
         worker.stop()
 
     def _restart(self, worker: _Worker) -> None:
         try:
             worker.start()
             worker.wait_ready()
-        except RenderError as exc:
+        except Exception as exc:  # whatever it is, no thread may die of it: queued parts would wait forever
             worker.kill()
             self.broken = (f"renderer worker {worker.index} stopped and could not be started again ({exc}); "
                            "make a new renderer")
