@@ -514,6 +514,65 @@ def export_cmd(ctx: click.Context, run: str, out: str, overwrite: bool, opset: i
     click.echo(f"{onnx_path}\n{card_path}")
 
 
+# --------------------------------------------------------------------------- build-model
+
+@cli.command("build-model")
+@click.option("--synth", "renderer", type=click.Choice(RENDERER_KINDS), default="builtin", show_default=True,
+              help="Synth to learn: the embedded one, a VST via DawDreamer, or RenderMan.")
+@click.option("--plugin-path", "--vst-path", type=click.Path(), default=None,
+              help="The plugin (vst, renderman); with --ray-address it must be at this path on every node "
+                   "and on this machine (loss weights and evaluation render here).")
+@click.option("--profile", default="diva", show_default=True, help="Synth profile (diva, amsynth).")
+@click.option("--set", "parameter_set", default="medium33", show_default=True,
+              help="Parameters the model predicts: a set name or ids.")
+@click.option("--samples", type=click.IntRange(min=1), default=240_000, show_default=True,
+              help="Training patches (rounded up to whole shards).")
+@click.option("--shard-size", type=click.IntRange(min=1), default=5000, show_default=True,
+              help="Patches per dataset shard (the unit a killed build keeps).")
+@click.option("--eval-samples", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="Patches in each of the two held-out sets (random keys; one note).")
+@click.option("--pitch-range", nargs=2, type=click.IntRange(0, 127), default=(36, 84), show_default=True,
+              metavar="LOW HIGH", help="Keys the patches are played at.")
+@click.option("--prior", type=click.Choice(PATCH_PRIORS), default="mixed", show_default=True,
+              help="How training patches are drawn (see dataset generate).")
+@click.option("--augment/--no-augment", default=True, show_default=True,
+              help="Detune, early release, room, noise, EQ... on part of the training patches.")
+@click.option("--feature", type=click.Choice(FEATURE_NAMES), default="mel_db_pitch", show_default=True,
+              help="Feature computed while rendering and trained on (cnn2: mel_db, lstm: mfcc).")
+@click.option("--model", type=click.Choice(MODEL_NAMES), default="cnn3", show_default=True, help="Architecture.")
+@click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--epoch-size", type=click.IntRange(min=1), default=40_000, show_default=True,
+              help="Patches per epoch (a checkpoint each).")
+@click.option("--loss-weights", type=click.Choice(["equal", "sensitivity"]), default="sensitivity",
+              show_default=True, help="Count each parameter's error by how much it changes the sound "
+                                      "(measured with 5,440 renders first), or equally.")
+@click.option("--seed", default=0, show_default=True,
+              help="Seed of training; the datasets use SEED+3 (training), SEED+1001 and SEED+1002 (held out).")
+@click.option("--name", default=None, help="Model file name (default: <profile>-<set>).")
+@click.option("--out", "out", type=click.Path(file_okay=False), default=None,
+              help="Build folder (default: ./build-<profile>-<set>); rerun with the same settings to continue.")
+@click.option("--workers", default=1, show_default=True, help="Local rendering processes.")
+@click.option("--ray-address", default=None,
+              help="Render the datasets on this Ray cluster (its nodes need the plugin; 'local' starts one).")
+@click.option("--restart", is_flag=True, help="Discard what this build folder holds and build again.")
+@click.option("--quiet", "local_quiet", is_flag=True, help="No progress lines; only where the model is.")
+@click.pass_context
+def build_model_cmd(ctx: click.Context, out: str | None, workers: int, ray_address: str | None, restart: bool,
+                    local_quiet: bool, name: str | None, **settings) -> None:
+    """Build a model in one command: held-out data, training data, training, ONNX export, evaluation.
+
+    Each stage is resumable: run the same command again after a crash or kill and it continues.
+    """
+    from .training.build import BuildConfig, build_model, default_name
+
+    cfg = BuildConfig(name=name or "", **settings)
+    folder = out or f"build-{default_name(cfg.profile, cfg.parameter_set)}"
+    quiet = local_quiet or ctx.obj["quiet"]
+    build = build_model(folder, cfg, workers=workers, ray_address=ray_address, restart=restart,
+                        say=None if quiet else lambda text: click.echo(text, err=True))
+    click.echo("\n".join(build.usage()))
+
+
 # --------------------------------------------------------------------------- serve, config (the daemon)
 
 def _daemon_setting_options(f):
