@@ -545,7 +545,7 @@ def export_cmd(ctx: click.Context, run: str, out: str, overwrite: bool, opset: i
               help="Patches per epoch (a checkpoint each).")
 @click.option("--loss-weights", type=click.Choice(["equal", "sensitivity"]), default="sensitivity",
               show_default=True, help="Count each parameter's error by how much it changes the sound "
-                                      "(measured with 5,440 renders first), or equally.")
+                                      "(measured on 160 random patches when training starts), or equally.")
 @click.option("--seed", default=0, show_default=True,
               help="Seed of training; the datasets use SEED+3 (training), SEED+1001 and SEED+1002 (held out).")
 @click.option("--name", default=None, help="Model file name (default: <profile>-<set>).")
