@@ -333,14 +333,16 @@ def dataset_inspect(path: str, plots: bool, out: str | None, examples: int, as_j
 @click.option("--synth", "renderer", type=click.Choice(RENDERER_KINDS), default="builtin",
               show_default=True)
 @click.option("--plugin-path", "--vst-path", type=click.Path(), default=None, help="VST plugin (vst, renderman).")
-@click.option("--set", "set_name", default="medium33", show_default=True,
-              help="Parameters taken from the preset (others stay at the base preset).")
+@click.option("--set", "set_name", default=None,
+              help="Parameter set the preset's values go through (default: Diva medium33, amsynth large); every "
+                   "value of the file is played either way.")
 @click.option("--overwrite", is_flag=True, help="Replace OUT if it exists (default: pick a new name).")
 @render_settings_options
 @click.pass_context
 def render_cmd(ctx: click.Context, preset: str, out: str, renderer: str, plugin_path: str | None,
-               set_name: str, overwrite: bool, **kw) -> None:
-    """Render a Diva preset (.h2p) to a wav file."""
+               set_name: str | None, overwrite: bool, **kw) -> None:
+    """Render a preset to a wav file: a Diva .h2p (builtin synth, or Diva itself with --synth vst
+    --plugin-path), or an amsynth .bank / .amSynthPreset (--synth vst --plugin-path amsynth_vst.so)."""
     from pathlib import Path
 
     from .presets.render import render_preset_to_wav
