@@ -100,6 +100,9 @@ SETTINGS: tuple[Setting, ...] = (
             choices=("", *RENDERER_KINDS)),
     Setting("model.plugin_path", "optional_path", "", "The plugin for model.synth vst or renderman; its file "
             "name must contain the model's synth profile (diva, amsynth).", "--plugin-path"),
+    Setting("model.render_workers", "int", 1, "Plugin hosts the refinement renders on, one process each "
+            "(model.synth vst or renderman; a plugin is not thread-safe): 2 uses both cores of a 2-core machine.",
+            "--render-workers", 1, 64),
     Setting("model.refine_seconds", "float", 0.0, "Seconds of search refinement per match (0: network only).",
             "--refine", 0.0, MAX_REFINE_SECONDS),
     Setting("model.candidates", "int", 1, "Presets per match: with refinement, also publish up to N-1 "
@@ -164,6 +167,7 @@ class DaemonConfig:
     model_path: Path | None
     model_synth: str
     model_plugin_path: Path | None
+    model_render_workers: int
     model_refine_seconds: float
     model_candidates: int
     model_bank: bool

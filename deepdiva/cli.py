@@ -100,6 +100,9 @@ def _progress(total: int, desc: str, quiet: bool):
 @click.option("--plugin-path", "--vst-path", "plugin_path", type=click.Path(), default=None,
               help="The plugin for --synth vst or renderman; its file name must contain the model's synth "
                    "profile (diva, amsynth), e.g. /usr/lib/vst/amsynth_vst.so for an amsynth model.")
+@click.option("--render-workers", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="Plugin hosts the refinement renders on, one process each (a plugin is not thread-safe): "
+                   "2 uses both cores of a 2-core machine. The builtin synth uses every core anyway.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the search.")
 @click.option("--candidates", type=click.IntRange(1, MAX_CANDIDATES), default=1, show_default=True,
               help="With --refine: also write up to N-1 clearly different runners-up of the search "
@@ -116,7 +119,7 @@ def _progress(total: int, desc: str, quiet: bool):
 def match_cmd(ctx: click.Context, targets: tuple[str, ...], model_path: str | None, refine_seconds: float,
               out: str | None, preset_dir: str | None, name: str | None, preview: bool, score: bool, seed: int,
               candidates: int, as_json: bool, push_midi: str | None, max_seconds: float, bank: bool,
-              synth: str | None, plugin_path: str | None) -> None:
+              synth: str | None, plugin_path: str | None, render_workers: int) -> None:
     """Match sounds: write a preset of the model's synth for each target file (or folder of files):
     a Diva .h2p, or an amsynth .bank in amsynth's banks folder."""
     import json
@@ -141,7 +144,8 @@ def match_cmd(ctx: click.Context, targets: tuple[str, ...], model_path: str | No
     quiet = ctx.obj["quiet"]
     matcher = Matcher.load(model_path, bank=bank and refine_seconds > 0,
                            say=None if quiet else lambda text: click.echo(text, err=True),
-                           synth=synth, plugin_path=plugin_path)  # a refused synth stops here, before any file
+                           synth=synth, plugin_path=plugin_path,  # a refused synth stops here, before any file
+                           workers=render_workers)
     ctx.call_on_close(matcher.close)
     if matcher.synth_note and not quiet:
         click.echo(f"note: {matcher.synth_note}", err=True)

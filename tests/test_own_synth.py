@@ -104,7 +104,8 @@ def test_match_refines_in_amsynth_and_writes_a_bank_amsynth_plays_as_previewed(
         amsynth_model: Path, amsynth_target: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     result = run("match", str(amsynth_target), "--model", str(amsynth_model), "--synth", "vst",
-                 "--plugin-path", str(AMSYNTH), "--refine", "2", "--out", str(out), "--json")
+                 "--plugin-path", str(AMSYNTH), "--refine", "2", "--render-workers", "2", "--out", str(out),
+                 "--json")  # two plugin hosts, one process each
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     preset, preview = Path(report["preset"]), Path(report["preview"])
