@@ -30,19 +30,23 @@ from deepdiva.core.refine import refine
 from deepdiva.core.renderer_pool import RendererPool, pooled_renderer
 from deepdiva.core.vst_renderer import VstRenderer
 
+posix_only = pytest.mark.skipif(os.name != "posix", reason="kills processes with POSIX signals")
+
 
 def alive(pid: int | None) -> bool:
+    """Running (on Linux: not a zombie); never reaps it, which is the pool's business."""
     if pid is None:
         return False
-    try:
-        os.waitpid(pid, os.WNOHANG)  # reap it if it is our dead child
-    except ChildProcessError:
-        pass
+    if Path("/proc/self/stat").exists():
+        try:
+            return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        except OSError:
+            return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    return Path(f"/proc/{pid}/stat").exists() and Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    return True
 
 
 def gone_within(pids: list[int | None], seconds: float = 10.0) -> bool:
@@ -118,6 +122,7 @@ def test_renders_from_several_threads_at_once(builtin_pool: RendererPool, medium
     assert np.array_equal(np.concatenate(parts), want)
 
 
+@posix_only
 def test_killed_worker_fails_that_render_and_is_replaced(medium33: ParameterSet) -> None:
     rows = random_rows(medium33, 40, seed=2)
     with RendererPool("builtin", medium33, workers=2) as pool:
@@ -125,17 +130,19 @@ def test_killed_worker_fails_that_render_and_is_replaced(medium33: ParameterSet)
         errors: list[BaseException] = []
 
         def render_all() -> None:
-            try:
-                for _ in range(20):
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                try:
                     pool.render(rows)
-            except RenderError as exc:
-                errors.append(exc)
+                except RenderError as exc:
+                    errors.append(exc)
+                    return
 
         busy = threading.Thread(target=render_all)
         busy.start()
         time.sleep(0.3)
         os.kill(old[1], signal.SIGKILL)  # type: ignore[arg-type]
-        busy.join(30)
+        busy.join(40)
         assert not busy.is_alive(), "a render hung after its worker was killed"
         assert len(errors) == 1
         assert "renderer worker 1" in str(errors[0]) and "killed by SIGKILL" in str(errors[0])
@@ -145,11 +152,12 @@ def test_killed_worker_fails_that_render_and_is_replaced(medium33: ParameterSet)
         assert new[0] == old[0] and new[1] not in (None, old[1])
 
 
+@posix_only
 def test_worker_killed_while_idle_fails_the_next_render_only(medium33: ParameterSet) -> None:
     with RendererPool("builtin", medium33, SHORT, workers=1) as pool:
         os.kill(pool.pids()[0], signal.SIGKILL)  # type: ignore[arg-type]
-        assert gone_within(pool.pids())
-        with pytest.raises(RenderError, match="stopped while rendering"):
+        time.sleep(0.5)  # dead before the render is sent
+        with pytest.raises(RenderError, match=r"stopped while rendering \(killed by SIGKILL\)"):
             pool.render(random_rows(medium33, 2))
         assert pool.render(random_rows(medium33, 2)).shape == (2, SHORT.n_samples)
 
@@ -172,6 +180,7 @@ def test_close_and_garbage_collection_stop_the_workers(medium33: ParameterSet) -
 
 
 @pytest.mark.slow
+@posix_only
 def test_workers_end_when_the_parent_is_killed(tmp_path: Path) -> None:
     script = tmp_path / "parent.py"
     script.write_text(textwrap.dedent("""
@@ -256,6 +265,7 @@ class TestOnAmsynth:
         with pytest.raises(RenderError, match=r"not found in amsynth_vst.so .*41 parameters"):
             RendererPool("vst", diva, plugin_path=AMSYNTH, workers=2)
 
+    @posix_only
     def test_worker_that_cannot_restart_stops_the_pool(self, amsynth: ParameterSet, tmp_path: Path) -> None:
         plugin = tmp_path / "amsynth_vst.so"
         shutil.copy(AMSYNTH, plugin)
