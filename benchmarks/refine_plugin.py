@@ -7,8 +7,10 @@ each generation scored after it), then :class:`~deepdiva.core.renderer_pool.Rend
 block of every generation), and the 2-worker pool given whole generations by one thread. Each
 refinement searches ``--budget`` seconds from a random patch towards another one's render; the
 rows take turns ``--repeats`` times, so load from other processes hits them alike, and the
-medians are reported. "renders/s" counts every candidate rendered and scored; "distance" is the
-median final distance (lower is better).
+medians are reported. "renders/s" counts every candidate rendered and scored; "cores" is the CPU
+time this process and the workers took per second of search (the pool costs no more CPU per render
+than one host, so renders/s follows the cores it gets: on a busy machine, fewer than the workers);
+"distance" is the median final distance (lower is better).
 
     .venv/bin/python benchmarks/refine_plugin.py [--plugin /usr/lib/vst/amsynth_vst.so] [--budget 3]
 """
@@ -44,16 +46,30 @@ def pitched(pset: ParameterSet, rows: np.ndarray) -> np.ndarray:
     return pset.to_normalised(native).astype(np.float32)
 
 
+def cpu_seconds(renderer: Renderer) -> float:
+    """CPU time of this process and the renderer's worker processes (Linux /proc; else this one)."""
+    total = time.process_time()
+    for pid in renderer.pids() if isinstance(renderer, RendererPool) else []:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+    return total
+
+
 def run(renderer: Renderer, threads: int, target: SpectralTarget, start: np.ndarray,
-        budget: float) -> tuple[float, float]:
-    """(candidates rendered and scored per second, final distance) of one refinement."""
+        budget: float) -> tuple[float, float, float]:
+    """(candidates rendered and scored per second, final distance, cores used) of one refinement."""
     executor = ThreadPoolExecutor(threads) if threads > 1 else None
+    cpu = cpu_seconds(renderer)
     try:
         result = refine(renderer, target.distance, start, budget, executor=executor, blocks=threads)
     finally:
         if executor is not None:
             executor.shutdown()
-    return result.evaluations / result.seconds, result.distance
+    cores = (cpu_seconds(renderer) - cpu) / result.seconds
+    return result.evaluations / result.seconds, result.distance, cores
 
 
 def main() -> None:
@@ -77,7 +93,7 @@ def main() -> None:
         tick = time.perf_counter()
         pools[workers] = RendererPool("vst", pset, settings, plugin_path=args.plugin, workers=workers)
         started[workers] = time.perf_counter() - tick
-    rows: dict[str, Callable[[SpectralTarget, np.ndarray], tuple[float, float]]] = {
+    rows: dict[str, Callable[[SpectralTarget, np.ndarray], tuple[float, float, float]]] = {
         "in-process vst renderer": lambda t, s: run(single, 1, t, s, args.budget),
         "pool, 1 worker": lambda t, s: run(pools[1], THREADS, t, s, args.budget),
         "pool, 2 workers": lambda t, s: run(pools[2], THREADS, t, s, args.budget),
@@ -85,7 +101,7 @@ def main() -> None:
     }
     load = [os.getloadavg()[0]]
     rng = np.random.default_rng(0)
-    measured: dict[str, list[tuple[float, float]]] = {name: [] for name in rows}
+    measured: dict[str, list[tuple[float, float, float]]] = {name: [] for name in rows}
     try:
         for _ in range(max(1, args.repeats)):
             target_row, start = pitched(pset, rng.random((2, len(pset))))
@@ -97,13 +113,14 @@ def main() -> None:
         single.close()
         for pool in pools.values():
             pool.close()
-    rates = {name: float(np.median([r for r, _ in m])) for name, m in measured.items()}
-    distances = {name: float(np.median([d for _, d in m])) for name, m in measured.items()}
+    rates, distances, cores = ({name: float(np.median([row[i] for row in m])) for name, m in measured.items()}
+                               for i in range(3))
     base, one, two = rates["in-process vst renderer"], rates["pool, 1 worker"], rates["pool, 2 workers"]
     result = {
         "plugin": args.plugin, "set": pset.describe(), "budget_s": args.budget, "repeats": args.repeats,
         "renders_per_s": {k: round(v, 1) for k, v in rates.items()},
         "median_distance": {k: round(v, 3) for k, v in distances.items()},
+        "cores_used": {k: round(v, 2) for k, v in cores.items()},
         "two_over_one_worker": round(two / one, 2), "two_workers_over_in_process": round(two / base, 2),
         "pool_start_s": {str(k): round(v, 2) for k, v in started.items()},
         "load_average_start_end": load, "cpus": os.cpu_count(),
@@ -114,7 +131,8 @@ def main() -> None:
     print(f"{result['set']}: refinement of {args.budget:g} s from a random patch, {settings.render_length:g} s "
           f"notes at {settings.sample_rate} Hz, median of {args.repeats}")
     for name in rows:
-        print(f"  {name:32s} {rates[name]:7.1f} renders/s   distance {distances[name]:8.3f}")
+        print(f"  {name:32s} {rates[name]:7.1f} renders/s   {cores[name]:4.2f} cores   "
+              f"distance {distances[name]:8.3f}")
     print(f"  2 workers / 1 worker             {two / one:7.2f}")
     print(f"  2 workers / in-process           {two / base:7.2f}")
     print(f"  pool start: {started[1]:.2f} s (1 worker), {started[2]:.2f} s (2 workers)")
