@@ -9,8 +9,10 @@ refinement searches ``--budget`` seconds from a random patch towards another one
 rows take turns ``--repeats`` times, so load from other processes hits them alike, and the
 medians are reported. "renders/s" counts every candidate rendered and scored; "cores" is the CPU
 time this process and the workers took per second of search (the pool costs no more CPU per render
-than one host, so renders/s follows the cores it gets: on a busy machine, fewer than the workers);
-"distance" is the median final distance (lower is better).
+than one host, so renders/s follows the cores it gets: on a busy machine, fewer than the workers;
+Linux's autogroup scheduler gives each busy terminal session an equal share, so while another
+session computes, this one gets about one core whatever its process count); "distance" is the
+median final distance (lower is better).
 
     .venv/bin/python benchmarks/refine_plugin.py [--plugin /usr/lib/vst/amsynth_vst.so] [--budget 3]
 """
@@ -137,7 +139,7 @@ def main() -> None:
     print(f"  2 workers / in-process           {two / base:7.2f}")
     print(f"  pool start: {started[1]:.2f} s (1 worker), {started[2]:.2f} s (2 workers)")
     print(f"  load average {load[0]:.1f} at the start, {load[-1]:.1f} at the end, on {os.cpu_count()} CPUs "
-          "(other processes take cores from the workers)")
+          "(busy sessions take cores from the workers: see 'cores')")
 
 
 if __name__ == "__main__":
