@@ -125,12 +125,15 @@ class ParameterSet:
     def quantise(self, normalised: np.ndarray) -> np.ndarray:
         """Snap normalised values to what the synth can represent and its presets store: discrete
         parameters to their steps, continuous ones to the profile's ``preset_decimals`` if it has
-        them (Diva's: 2), so a written preset plays exactly what was rendered from these values."""
+        them (Diva's: 2) or to float32 when its presets store that (``preset_precision =
+        "float32"``: amsynth), so a written preset plays exactly what was rendered from these values."""
         native = self.from_normalised(normalised)
+        continuous = [j for j, p in enumerate(self.parameters) if p.kind == "continuous"]
         decimals = self.profile.meta.get("preset_decimals")
         if isinstance(decimals, int):
-            continuous = [j for j, p in enumerate(self.parameters) if p.kind == "continuous"]
             native[:, continuous] = np.round(native[:, continuous], decimals)
+        elif self.profile.meta.get("preset_precision") == "float32":
+            native[:, continuous] = native[:, continuous].astype(np.float32)
         return self.to_normalised(native)
 
     def defaults_native(self) -> np.ndarray:

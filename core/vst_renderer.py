@@ -25,6 +25,13 @@ tails, limiter envelopes), so every render of one patch takes three steps, all o
 
 The same patch then gives the same audio: bit-identical twice in a row, and within about 3e-5
 (-90 dBFS) whatever was rendered before it (amsynth; a longer ``tail`` shrinks that further).
+Not for every patch, though: amsynth's voices keep their oscillator phases from earlier notes, and
+a pulse + detuned-saw patch came out differently (MR-STFT 0.46) after other patches than after
+itself, while right after itself it always sounds the same. So a single patch (a preview, the
+network's answer, ``deepdiva render`` of a preset) is played twice and the second kept, which
+makes a written preset render exactly as its preview in a new host; a batch (the search's
+candidates) plays each patch once, and its scores carry that phase noise. A new instance also
+renders one throwaway note first: a fresh plugin's very first note starts from other phases still.
 This costs ``2 * settle + tail`` seconds of extra audio per render: 5-15% fewer renders per
 second than a bare set-parameters-and-render loop for amsynth's 2 s notes
 (``benchmarks/render_vst.py``).
@@ -100,6 +107,11 @@ class VstRenderer(Renderer):
         self._midi: tempfile.TemporaryDirectory[str] | None = tempfile.TemporaryDirectory(prefix="deepdiva-midi-")
         self._prelude = Path(self._midi.name) / "prelude.mid"
         _write_prelude(self._prelude, self.settings, self.settle)
+        # A fresh plugin instance plays its very first note from other oscillator phases than every
+        # later one (amsynth: a pulse + detuned saw patch differs by MR-STFT 0.46 between its first
+        # and second render, and never after); one throwaway render makes every measured render a
+        # later one, so a preset renders the same in a new host (deepdiva render) as in the match.
+        self.render(parameter_set.defaults_normalised()[None, :])
 
     def _schedule(self, note: int | None = None, length: float = 0.0) -> None:
         """The prelude (reset, short note, reset), plus the measured ``note`` when given."""
@@ -119,14 +131,16 @@ class VstRenderer(Renderer):
         offset = int(round(self.settle * self.settings.sample_rate))
         out = np.empty((len(values), n), dtype=np.float32)
         keys = np.rint(notes).astype(int).tolist()
+        plays = 2 if len(values) == 1 else 1  # a single patch is kept as played right after itself (see above)
         for row, patch, note, length in zip(out, values, keys, note_lengths.tolist(), strict=True):
-            self._engine.load_graph([(self._synth, [])])  # re-prepares the plugin (amsynth: limiter)
-            self._apply(self.patches.flush)
-            self._schedule()
-            self._engine.render(self.settle + self.tail)
-            self._apply(patch)
-            self._schedule(note, length)
-            self._engine.render(self.settle + self.settings.render_length)
+            for _ in range(plays):
+                self._engine.load_graph([(self._synth, [])])  # re-prepares the plugin (amsynth: limiter)
+                self._apply(self.patches.flush)
+                self._schedule()
+                self._engine.render(self.settle + self.tail)
+                self._apply(patch)
+                self._schedule(note, length)
+                self._engine.render(self.settle + self.settings.render_length)
             row[:] = fit_length(_mono(self._engine.get_audio())[offset:], n)
         return out
 

@@ -181,6 +181,7 @@ def build_toml(version: str) -> str:
         f'synth_version = "{version}"',
         'preset_format = "amSynth1.0preset"',
         'plugin_value_mapping = "linear"',
+        'preset_precision = "float32"  # presets store each value as its shortest float32 text',
         "",
         "# Set during a renderer's flush note (native values): amsynth's triangle LFO keeps the",
         "# polarity of the last sawtooth LFO, so the flush selects sawtooth (down) to reset it.",
