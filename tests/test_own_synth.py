@@ -22,6 +22,7 @@ from deepdiva.core.renderers import make_renderer
 
 AMSYNTH = Path(os.environ.get("DEEPDIVA_AMSYNTH_VST", "/usr/lib/vst/amsynth_vst.so"))
 SHIPPED = Path(__file__).parents[1] / "models" / "deepdiva-medium33.onnx"
+SHIPPED_AMSYNTH = Path(__file__).parents[1] / "models" / "deepdiva-amsynth-medium.onnx"
 # amsynth/small without its two oscillator waveforms: amsynth's noise waveforms draw from one
 # generator per process, so a noise patch never renders the same twice and could not be compared
 # sample by sample with its preview. The waveforms stay at their default (saw).
@@ -123,6 +124,25 @@ def test_match_refines_in_amsynth_and_writes_a_bank_amsynth_plays_as_previewed(
                    "--midi-pitch", str(report["played_at"]["midi_pitch"]))
     assert rendered.exit_code == 0, rendered.output
     assert np.abs(sf.read(wav, dtype="float32")[0] - audio).max() < 1e-4
+
+
+def test_the_shipped_amsynth_model_writes_a_bank_that_renders_as_its_preview(amsynth_target: Path,
+                                                                            tmp_path: Path) -> None:
+    """The issue's acceptance with the shipped amsynth model: match --refine 2, then render the bank
+    in a new plugin host with the command users check presets with: the same audio as the preview."""
+    out = tmp_path / "out"
+    result = run("match", str(amsynth_target), "--model", str(SHIPPED_AMSYNTH), "--synth", "vst",
+                 "--plugin-path", str(AMSYNTH), "--refine", "2", "--out", str(out), "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert Path(report["preset"]).suffix == ".bank" and report["distance"] <= report["network_distance"]
+    wav = tmp_path / "in-amsynth.wav"
+    rendered = run("render", report["preset"], "-o", str(wav), "--synth", "vst", "--plugin-path", str(AMSYNTH),
+                   "--midi-pitch", str(report["played_at"]["midi_pitch"]))
+    assert rendered.exit_code == 0, rendered.output
+    preview = sf.read(report["preview"], dtype="float32")[0]
+    again = sf.read(wav, dtype="float32")[0]
+    assert np.abs(preview).max() > 0.01 and np.abs(again - preview).max() < 1e-3  # measured 1.5e-4 at most
 
 
 def test_presets_go_to_amsynths_banks_folder_and_are_never_overwritten(
