@@ -127,13 +127,17 @@ class Matcher:
     @classmethod
     def load(cls, model_path: str | os.PathLike | None = None, intra_op_threads: int = 1, bank: bool = False,
              say: Callable[[str], None] | None = None, synth: str | None = None,
-             plugin_path: str | os.PathLike | None = None, workers: int = 1) -> Matcher:
+             plugin_path: str | os.PathLike | None = None, workers: int = 1, refine: bool = False) -> Matcher:
         """Load the model once and warm up model and renderer, so the first match is as fast as any.
         ``bank``: warm-start searches from the patch bank (:mod:`~deepdiva.core.bank`), loaded from
         the user cache or built there on the first search (``say`` is told). ``synth`` and
         ``plugin_path``: the renderer (default: the synth the model card names), refused with a
         :class:`~deepdiva.core.errors.RenderError` if it cannot play the model's synth
-        (:func:`~deepdiva.core.model_synth.choose_synth`); ``workers``: see ``renderer_for``."""
+        (:func:`~deepdiva.core.model_synth.choose_synth`); ``workers``: see ``renderer_for``.
+        ``refine``: searches will follow, so the search library is loaded now (cma and scipy take
+        0.5-3 s on a cold start, which would otherwise come on top of the first search's budget)."""
+        if refine:
+            import cma  # noqa: F401
         model = OnnxModel.load(model_path or default_model_path(), intra_op_threads=intra_op_threads)
         choice = choose_synth(model.card.synth, synth, plugin_path)
         renderer = renderer_for(model.card, choice, workers)

@@ -133,8 +133,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("midi.cc_mode", "choice", "7bit", "7bit: one CC per parameter; 14bit: MSB on CC n, LSB on n+32.",
             "--cc-mode", choices=CC_MODES),
     Setting("midi.cc_map", "optional_path", "", "CC map file; empty: the profile's map.", "--cc-map"),
-    Setting("audio.input_device", "device", "", "Input device for /deepdiva/record: a name or an index; "
-            "empty: the system default.", "--input-device"),
+    Setting("audio.input_device", "device", "", "Input device for /deepdiva/record: a name or an index as "
+            "'deepdiva audio inputs' lists them; empty: the system default.", "--input-device"),
     Setting("audio.record_seconds", "float", 2.0, "Default recording length.", "--record-seconds", 0.1, 60.0),
     Setting("audio.probe_seconds", "float", 0.2, "Length of the check, before each recording, that the "
             "input delivers anything but exact zeros (a missing microphone permission records zeros "

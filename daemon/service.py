@@ -289,7 +289,8 @@ class Service:
 
         try:
             matcher = Matcher.load(cfg.model_path, bank=cfg.model_bank, say=log.info, synth=cfg.model_synth or None,
-                                   plugin_path=cfg.model_plugin_path, workers=cfg.model_render_workers)
+                                   plugin_path=cfg.model_plugin_path, workers=cfg.model_render_workers,
+                                   refine=True)  # any OSC request may ask for a search
         except RenderError as exc:  # a synth that cannot play the model, a plugin that does not load
             raise ConfigError(f"model.synth / model.plugin_path (--synth / --plugin-path): {exc}") from None
         self.parameter_set = matcher.parameter_set

@@ -145,7 +145,7 @@ def match_cmd(ctx: click.Context, targets: tuple[str, ...], model_path: str | No
     matcher = Matcher.load(model_path, bank=bank and refine_seconds > 0,
                            say=None if quiet else lambda text: click.echo(text, err=True),
                            synth=synth, plugin_path=plugin_path,  # a refused synth stops here, before any file
-                           workers=render_workers)
+                           workers=render_workers, refine=refine_seconds > 0)
     ctx.call_on_close(matcher.close)
     if matcher.synth_note and not quiet:
         click.echo(f"note: {matcher.synth_note}", err=True)
