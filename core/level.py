@@ -16,7 +16,7 @@ from collections.abc import Callable
 import numpy as np
 
 from .profile import ParameterSet
-from .tuning import VOL1_ID, VOL2_ID
+from .tuning import OSC1_VOLUME, OSC2_VOLUME
 
 TOLERANCE_DB = 1.0  # a gain this close to 1 leaves the patch as it is
 BELOW_RMS_DB = (0.0, -6.0, -12.0)  # gains tried, relative to matching the target's RMS
@@ -56,7 +56,7 @@ def _rms_ratio(answer: np.ndarray, target: np.ndarray) -> float | None:
 def with_gain(pset: ParameterSet, params: np.ndarray, gain: float) -> np.ndarray:
     """``params`` (k,) with both oscillator volumes times ``gain``; unchanged within
     :data:`TOLERANCE_DB` or when the set has no oscillator volumes."""
-    columns = [pset.ids.index(pid) for pid in (VOL1_ID, VOL2_ID) if pid in pset.ids]
+    columns = [j for j in (pset.role_column(OSC1_VOLUME), pset.role_column(OSC2_VOLUME)) if j is not None]
     if not columns or not gain > 0 or abs(20 * np.log10(gain)) < TOLERANCE_DB:
         return np.asarray(params, dtype=np.float32)
     native = pset.from_normalised(np.asarray(params, dtype=np.float64)[None, :])

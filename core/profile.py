@@ -136,6 +136,17 @@ class ParameterSet:
             native[:, continuous] = native[:, continuous].astype(np.float32)
         return self.to_normalised(native)
 
+    def role_column(self, role: str) -> int | None:
+        """The column of the parameter that plays ``role`` (the profile's ``[roles]``) in this
+        set, or None when the profile has no such role or the set leaves it out."""
+        pid = self.profile.role(role)
+        return self.ids.index(pid) if isinstance(pid, int) and pid in self.ids else None
+
+    def role_columns(self, role: str) -> list[int]:
+        """The columns of a role that lists several parameters (e.g. ``modulation_depths``)."""
+        ids = self.profile.roles.get(role) or []
+        return [self.ids.index(pid) for pid in (ids if isinstance(ids, list) else [ids]) if pid in self.ids]
+
     def defaults_native(self) -> np.ndarray:
         return np.array([p.default for p in self.parameters], dtype=np.float64)
 
@@ -170,6 +181,17 @@ class Profile:
 
     def __repr__(self) -> str:
         return f"Profile({self.name!r}, {len(self.parameters)} parameters)"
+
+    @property
+    def roles(self) -> dict[str, object]:
+        """What some parameters mean to deepdiva's steps (``[roles]`` in the profile file)."""
+        roles = self.meta.get("roles")
+        return dict(roles) if isinstance(roles, dict) else {}
+
+    def role(self, role: str) -> int | None:
+        """The id of the parameter that plays ``role``, or None."""
+        pid = self.roles.get(role)
+        return pid if isinstance(pid, int) else None
 
     def by_id(self, pid: int) -> Parameter:
         try:

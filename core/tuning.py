@@ -23,18 +23,14 @@ from .profile import ParameterSet
 TRANSPOSE_ID = 14  # VCC:Trsp, the master transpose in semitones
 FINE_TUNE_ID = 15  # VCC:FTun, the master fine tune in cents
 FINE_TUNE_DECIMALS = 2  # as a Diva preset stores it
-TUNE1_ID = 86  # OSC:Tune1, octave steps -24..24
-TUNE2_ID = 87  # OSC:Tune2, continuous -30..30 semitones
-VOL1_ID = 97  # OSC:Vol1, 0..100
-VOL2_ID = 98  # OSC:Vol2, 0..100
+# The oscillators' tuning and volumes are found by the profile's roles (Diva: OSC:Tune1 86, octave
+# steps; OSC:Tune2 87, semitones; OSC:Vol1 97 and OSC:Vol2 98, 0..100); a profile without them
+# (amsynth) leaves its patches as they are.
+OSC1_OCTAVE, OSC2_TUNE, OSC1_VOLUME, OSC2_VOLUME = "osc1_octave", "osc2_tune", "osc1_volume", "osc2_volume"
 SILENT_VOLUME = 2.0  # an oscillator below 2 % (-34 dB against one at full level) is not heard
 # Harmonics 1-5 of a note, in semitones above it: where oscillator 2 can sit in a periodic sound
 HARMONIC_INTERVALS = tuple(float(12.0 * np.log2(k)) for k in range(1, 6))
 OCTAVE_TOLERANCE = 0.5  # semitones: how far a shift may lie from whole octaves for Tune1 to carry it
-
-
-def _column(pset: ParameterSet, pid: int) -> int | None:
-    return pset.ids.index(pid) if pid in pset.ids else None
 
 
 def _native_range(pset: ParameterSet, column: int) -> tuple[float, float]:
@@ -61,7 +57,7 @@ def relative_to_pitch(pset: ParameterSet, params: np.ndarray, played: np.ndarray
     shift = np.asarray(played, dtype=np.float64) - np.where(pitched, heard, DEFAULT_MIDI)
     ok = np.ones(len(x), dtype=bool)
     native = pset.from_normalised(x)
-    c1, c2 = _column(pset, TUNE1_ID), _column(pset, TUNE2_ID)
+    c1, c2 = pset.role_column(OSC1_OCTAVE), pset.role_column(OSC2_TUNE)
     if c1 is not None:
         octaves = 12.0 * np.round(shift / 12.0)
         ok &= np.abs(shift - octaves) <= OCTAVE_TOLERANCE
@@ -86,8 +82,8 @@ def tidy(pset: ParameterSet, params: np.ndarray) -> np.ndarray:
     x = np.array(params, dtype=np.float32, copy=True)
     rows = x[None, :] if x.ndim == 1 else x
     defaults = pset.defaults_normalised()
-    for vol_id, tune_id in ((VOL1_ID, TUNE1_ID), (VOL2_ID, TUNE2_ID)):
-        cv, ct = _column(pset, vol_id), _column(pset, tune_id)
+    for volume, tune in ((OSC1_VOLUME, OSC1_OCTAVE), (OSC2_VOLUME, OSC2_TUNE)):
+        cv, ct = pset.role_column(volume), pset.role_column(tune)
         if cv is None or ct is None:
             continue
         p = pset.parameters[cv]
@@ -105,7 +101,7 @@ def on_harmonics(pset: ParameterSet, params: np.ndarray) -> np.ndarray:
     (a detune the network was unsure of) cannot be part of it. Oscillator 1 is on the note already.
     """
     x = np.array(params, dtype=np.float32, copy=True)
-    c2 = _column(pset, TUNE2_ID)
+    c2 = pset.role_column(OSC2_TUNE)
     if c2 is None:
         return x
     rows = x[None, :] if x.ndim == 1 else x

@@ -18,10 +18,9 @@ from ..core.names import PATCH_PRIORS
 from ..core.profile import ParameterSet
 
 PRIORS = PATCH_PRIORS
-# Depths that bend pitch or sweep a filter: OSC:VtoD, TM1Dpt, TM2Dpt, HPF:FMDpt, VCF1:FMDpt,
-# VCF1:FM2Dpt, VCF1:FFM (ids of the Diva profile)
-MODULATION_DEPTH_IDS = (89, 104, 106, 145, 151, 153, 155)
-TUNE1_ID, TUNE2_ID = 86, 87
+# Depths that bend pitch or sweep a filter, and the oscillators' tuning: the profile's roles
+# (``modulation_depths``, ``osc2_tune``, ``osc1_octave``; Diva: VtoD, TM1Dpt, TM2Dpt, HPF:FMDpt,
+# VCF1:FMDpt, VCF1:FM2Dpt, VCF1:FFM, OSC:Tune2, OSC:Tune1). A profile without them draws uniformly.
 INTERVALS = (0.0, 0.0, 0.0, 12.0, -12.0, 7.0, -5.0, 19.0, 24.0, -24.0, 5.0, 3.0, 4.0)  # semitones
 DETUNE = 0.1  # semitones, standard deviation of a musical patch's osc2 detune
 P_MODULATION_OFF = 0.6
@@ -35,18 +34,16 @@ def _musical(pset: ParameterSet, rng: np.random.Generator, uniform: np.ndarray) 
     native = pset.from_normalised(uniform)
     defaults = pset.defaults_native()
     n = len(native)
-    for pid in MODULATION_DEPTH_IDS:
-        if pid in pset.ids:
-            j = pset.ids.index(pid)
-            off = rng.random(n) < P_MODULATION_OFF
-            native[off, j] = defaults[j]
-    if TUNE2_ID in pset.ids:
-        j = pset.ids.index(TUNE2_ID)
+    for j in pset.role_columns("modulation_depths"):
+        off = rng.random(n) < P_MODULATION_OFF
+        native[off, j] = defaults[j]
+    j2 = pset.role_column("osc2_tune")
+    if j2 is not None:
         on = rng.random(n) < P_INTERVAL
-        native[on, j] = rng.choice(INTERVALS, on.sum()) + rng.normal(0.0, DETUNE, on.sum())
-    if TUNE1_ID in pset.ids:
-        j = pset.ids.index(TUNE1_ID)
-        native[rng.random(n) < P_TUNE1_ZERO, j] = 0.0
+        native[on, j2] = rng.choice(INTERVALS, on.sum()) + rng.normal(0.0, DETUNE, on.sum())
+    j1 = pset.role_column("osc1_octave")
+    if j1 is not None:
+        native[rng.random(n) < P_TUNE1_ZERO, j1] = 0.0
     return pset.to_normalised(native)
 
 

@@ -9,7 +9,8 @@ from deepdiva.core.level import level_matched, rms
 from deepdiva.core.profile import load_profile
 from deepdiva.core.render import RenderSettings
 from deepdiva.core.renderers import make_renderer
-from deepdiva.core.tuning import VOL1_ID, VOL2_ID
+
+VOL1_ID, VOL2_ID = (load_profile("diva").role(r) for r in ("osc1_volume", "osc2_volume"))
 
 
 @pytest.fixture(scope="module")

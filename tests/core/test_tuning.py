@@ -5,12 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from deepdiva.core.level import with_gain
 from deepdiva.core.profile import load_profile
 from deepdiva.core.render import RenderSettings
 from deepdiva.core.renderers import make_renderer
-from deepdiva.core.tuning import TUNE1_ID, TUNE2_ID, VOL2_ID, relative_to_pitch, tidy
+from deepdiva.core.tuning import on_harmonics, relative_to_pitch, tidy
 
 SHORT = RenderSettings(note_length=0.3, render_length=0.4)
+DIVA = load_profile("diva")
+TUNE1_ID, TUNE2_ID, VOL2_ID = (DIVA.role(r) for r in ("osc1_octave", "osc2_tune", "osc2_volume"))
 
 
 @pytest.fixture(scope="module")
@@ -66,3 +69,23 @@ def test_on_harmonics_moves_oscillator_2_to_the_nearest_harmonic(pset) -> None:
         assert native[pset.ids.index(TUNE2_ID)] == pytest.approx(expected, abs=0.01)
         np.testing.assert_array_equal(np.delete(on_harmonics(pset, x), pset.ids.index(TUNE2_ID), axis=1),
                                       np.delete(x, pset.ids.index(TUNE2_ID), axis=1))
+
+
+def test_the_diva_roles_name_the_oscillator_controls() -> None:
+    located = {role: DIVA.by_id(DIVA.role(role)).location
+               for role in ("osc1_octave", "osc2_tune", "osc1_volume", "osc2_volume")}
+    assert located == {"osc1_octave": "OSC:Tune1", "osc2_tune": "OSC:Tune2", "osc1_volume": "OSC:Vol1",
+                       "osc2_volume": "OSC:Vol2"}
+    assert [DIVA.by_id(i).location for i in DIVA.roles["modulation_depths"]][:2] == ["OSC:VtoD", "OSC:TM1Dpt"]
+
+
+def test_a_profile_without_roles_keeps_its_patches() -> None:
+    """amsynth has no octave-step tuning or oscillator volumes: its ids 0-40 are other controls,
+    which the tuning and level steps must not touch."""
+    amsynth = load_profile("amsynth").parameter_set("large")
+    assert amsynth.profile.roles == {}
+    x = amsynth.quantise(np.random.default_rng(0).random((4, len(amsynth))).astype(np.float32))
+    restated, ok = relative_to_pitch(amsynth, x, np.full(4, 60.0), np.full(4, 48.0))
+    assert np.allclose(restated, x, atol=1e-6) and not ok.any()  # an octave off cannot be carried by anything
+    assert np.array_equal(tidy(amsynth, x), x) and np.array_equal(on_harmonics(amsynth, x), x)
+    assert np.array_equal(with_gain(amsynth, x[0], 2.0), x[0])
