@@ -28,8 +28,7 @@ from deepdiva.core.audio import AudioClip, prepare_note
 from deepdiva.core.matcher import Matcher
 from deepdiva.core.metrics import multires_stft_distance, parameter_mae, spectral_convergence
 from deepdiva.core.model_runtime import OnnxModel
-from deepdiva.core.render import RenderSettings
-from deepdiva.core.renderers import make_renderer
+from deepdiva.core.model_synth import choose_synth, renderer_for
 from deepdiva.training.dataset import Dataset
 
 ROOT = Path(__file__).parents[1]
@@ -48,17 +47,6 @@ def held_out(path: Path, plugin: Path) -> Dataset:
     return Dataset.open(path)
 
 
-def renderer_for(model: OnnxModel, plugin: Path, workers: int):
-    """amsynth through DawDreamer: one host, or a pool of ``workers`` processes when it exists."""
-    card = {k: v for k, v in model.card.render.items() if k in RenderSettings.__dataclass_fields__}
-    settings = RenderSettings(**card)
-    try:
-        from deepdiva.core.renderer_pool import pooled_renderer
-    except ImportError:
-        return make_renderer("vst", model.parameter_set, settings, plugin_path=str(plugin))
-    return pooled_renderer("vst", model.parameter_set, settings, str(plugin), None, workers)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=MODEL)
@@ -74,7 +62,7 @@ def main() -> None:
     model = OnnxModel.load(args.model)
     if model.card.data.get("profile") != "amsynth":
         raise SystemExit(f"{args.model} is not an amsynth model (profile {model.card.data.get('profile')!r})")
-    renderer = renderer_for(model, args.plugin, args.workers)
+    renderer = renderer_for(model.card, choose_synth(model.card.synth, "vst", args.plugin), args.workers)
     matcher = Matcher(model, renderer=renderer)
     pset = matcher.parameter_set
     if list(ds.parameter_set.ids) != list(pset.ids):
