@@ -114,54 +114,50 @@ class UdpServer:
             log.error("OSC handler stuck for %.0f s on a packet from %s; replacing its thread",
                       handler.stuck_for(), handler.current_sender)
             handler.abandon()
-            self.abandoned = [t for t in self.abandoned if t.thread_alive()] + [handler]
+            self.abandoned = [*self.stuck_threads(), handler]
             self._handler = _HandlerThread(self)
         now = time.monotonic()
         if now - self._last_housekeeping >= HOUSEKEEPING_SECONDS:
             self._last_housekeeping = now
             self.app.housekeeping()
 
-    def handle_next(self, stop: threading.Event) -> None:
-        """Handler thread body: one packet at a time until ``stop``."""
-        while not stop.is_set():
-            try:
-                data, sender = self._packets.get(timeout=0.25)
-            except queue.Empty:
-                continue
-            handler = self._handler
-            if handler is not None and handler.stop_event is not stop:  # abandoned meanwhile: hand it back
-                self._packets.put((data, sender))
-                return
-            if len([t for t in self.abandoned if t.thread_alive()]) >= MAX_ABANDONED:
-                self.app.replier.target(sender).send(BUSY, "the OSC server is stuck; try again later")
-                continue
-            if handler is not None:
-                handler.begin(sender)
-            try:
-                self.app.handle_packet(data, sender, self.app.replier.target(sender))
-            except Exception:
-                log.exception("OSC packet from %s", sender[0])
-            finally:
-                if handler is not None:
-                    handler.end()
+    def stuck_threads(self) -> list[_HandlerThread]:
+        """Replaced handler threads still inside their packet."""
+        return [t for t in self.abandoned if t.loop.alive]
 
 
 class _HandlerThread:
-    """The thread that runs the app for UDP packets, with what it is busy with since when."""
+    """The thread that runs the app for UDP packets, one at a time in arrival order, and what it
+    is busy with since when (so the receiving thread can replace it when it is stuck)."""
 
     def __init__(self, server: UdpServer) -> None:
+        self.server = server
         self.stop_event = threading.Event()
         self.current_sender: str | None = None
         self._since: float | None = None
-        self.loop = Supervised("deepdiva-osc-udp-handler", lambda: server.handle_next(self.stop_event),
-                               self.stop_event)
+        self.loop = Supervised("deepdiva-osc-udp-handler", self._run, self.stop_event)
         self.loop.start()
 
-    def begin(self, sender: tuple[str, int]) -> None:
-        self.current_sender, self._since = sender[0], time.monotonic()
-
-    def end(self) -> None:
-        self._since = None
+    def _run(self) -> None:
+        server = self.server
+        while not self.stop_event.is_set():
+            try:
+                data, sender = server._packets.get(timeout=0.25)
+            except queue.Empty:
+                continue
+            if self.stop_event.is_set():  # replaced while waiting: the new thread takes it
+                server._packets.put((data, sender))
+                return
+            if len(server.stuck_threads()) >= MAX_ABANDONED:
+                server.app.replier.target(sender).send(BUSY, "the OSC server is stuck; try again later")
+                continue
+            self.current_sender, self._since = sender[0], time.monotonic()
+            try:
+                server.app.handle_packet(data, sender, server.app.replier.target(sender))
+            except Exception:
+                log.exception("OSC packet from %s", sender[0])
+            finally:
+                self._since = None
 
     def stuck_for(self) -> float:
         since = self._since
@@ -169,9 +165,6 @@ class _HandlerThread:
 
     def abandon(self) -> None:
         self.stop_event.set()  # it exits once its handler returns, if ever
-
-    def thread_alive(self) -> bool:
-        return self.loop.alive
 
     def stop(self) -> None:
         self.stop_event.set()
