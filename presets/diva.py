@@ -18,7 +18,7 @@ from ..core.errors import ParameterValueError, PresetError, ProfileError
 from ..core.pitch import Pitch
 from ..core.profile import ParameterRangeWarning, ParameterSet, Profile, load_profile
 from ..core.tuning import FINE_TUNE_DECIMALS, FINE_TUNE_ID
-from .folders import safe_name
+from .folders import preset_target
 from .h2p import H2PPreset, parse_h2p, read_h2p, write_h2p
 
 BASE_REF = "base"
@@ -226,11 +226,7 @@ def pitch_values(pitch: Pitch | None) -> dict[int, float]:
 
 def target_path(out: str | Path, name: str | None = None, source: str | Path | None = None) -> Path:
     """``out`` itself when it ends in ``.h2p``, else ``out/<name or source stem>.h2p``."""
-    out = Path(out).expanduser()
-    if out.suffix.lower() == ".h2p":
-        return out
-    stem = safe_name(name or (Path(source).stem if source is not None else AUTHOR))
-    return out / f"{stem}.h2p"
+    return preset_target(out, (".h2p",), name, source)
 
 
 def write_values(values: Mapping[int, float], out: str | Path, *, base: PresetRef | None = None,

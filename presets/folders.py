@@ -153,3 +153,12 @@ def safe_name(text: str, default: str = "deepdiva") -> str:
     """A file name stem without path separators or characters Windows forbids."""
     name = _UNSAFE.sub("_", text).strip(" .")[:100].strip(" .")
     return name or default
+def preset_target(out: str | Path, suffixes: tuple[str, ...], name: str | None = None,
+                  source: str | Path | None = None) -> Path:
+    """``out`` itself when it ends in one of ``suffixes``, else ``out/<name or source stem><first suffix>``."""
+    out = Path(out).expanduser()
+    if out.suffix.lower() in (s.lower() for s in suffixes):
+        return out
+    return out / f"{safe_name(name or (Path(source).stem if source is not None else 'deepdiva'))}{suffixes[0]}"
+
+

@@ -23,9 +23,7 @@ from ..core.pitch import Pitch
 from ..core.profile import ParameterSet
 from .amsynth import BANK_SUFFIX, BANKS_HINT, PRESET_SUFFIX, write_amsynth_preset
 from .diva import RESCAN_HINT, load_base_preset, write_diva_preset
-from .folders import safe_name
-
-DEFAULT_STEM = "deepdiva"
+from .folders import preset_target
 
 
 class PresetWriter(Protocol):
@@ -49,10 +47,7 @@ class PresetFormat:
 
     def target(self, out: str | Path, name: str | None = None, source: str | Path | None = None) -> Path:
         """``out`` itself when it ends in one of the suffixes, else ``out/<name or source stem><suffix>``."""
-        out = Path(out).expanduser()
-        if out.suffix.lower() in (s.lower() for s in self.suffixes):
-            return out
-        return out / f"{safe_name(name or (Path(source).stem if source is not None else DEFAULT_STEM))}{self.suffix}"
+        return preset_target(out, self.suffixes, name, source)
 
 
 def _write_diva(parameter_set: ParameterSet, normalised: np.ndarray, path: Path, *, source: str | None,
