@@ -24,7 +24,7 @@ from .model_synth import choose_synth, renderer_for
 from .pitch import Pitch, detect_pitches, midi_to_hz, note_name
 from .profile import ParameterSet
 from .refine import refine
-from .render import Renderer
+from .render import Renderer, RenderSettings
 from .tuning import FINE_TUNE_DECIMALS, on_harmonics, tidy
 
 DEFAULT_MODEL = "deepdiva-medium33.onnx"
@@ -116,7 +116,8 @@ class Matcher:
         self.use_bank = use_bank or bank is not None  # without a bank given, build or load it on the first search
         self._say = say
         self.parameter_set = model.parameter_set
-        self.settings = model.card.synth.render_settings()
+        card_render = {k: v for k, v in model.card.render.items() if k in RenderSettings.__dataclass_fields__}
+        self.settings = RenderSettings(**card_render)
         self.follows_pitch = model.card.pitch_range is not None
         self.renderer = renderer or renderer_for(model.card)
         self.threads = default_threads() if threads is None else max(1, int(threads))
