@@ -59,6 +59,21 @@ def read_audio(path: str | Path, max_seconds: float = DEFAULT_MAX_SECONDS) -> Au
     import soundfile as sf
 
     p = Path(path)
+    with open_checked(p, max_seconds) as f:
+        try:
+            samples = _decode_mono(f, f.frames)
+        except (sf.LibsndfileError, RuntimeError) as exc:
+            raise AudioError(f"{p}: cannot decode the audio ({_short(exc)})") from None
+        rate = f.samplerate
+    return AudioClip(samples, int(rate), str(p))
+
+
+def open_checked(path: str | Path, max_seconds: float = DEFAULT_MAX_SECONDS):
+    """An open ``soundfile.SoundFile`` whose header passed the checks (rate, length, frames x
+    channels); nothing is decoded. Close it (it is a context manager)."""
+    import soundfile as sf
+
+    p = Path(path)
     if not p.is_file():
         raise AudioError(f"{p}: no such audio file")
     if p.stat().st_size == 0:
@@ -67,7 +82,7 @@ def read_audio(path: str | Path, max_seconds: float = DEFAULT_MAX_SECONDS) -> Au
         f = sf.SoundFile(str(p))
     except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
         raise AudioError(f"{p}: not a readable audio file ({_short(exc)})") from None
-    with f:
+    try:
         frames, channels, rate = f.frames, f.channels, f.samplerate
         if frames <= 0:
             raise AudioError(f"{p}: the audio file is empty (0 samples)")
@@ -77,11 +92,10 @@ def read_audio(path: str | Path, max_seconds: float = DEFAULT_MAX_SECONDS) -> Au
                              f"limit of {max_seconds:.0f} s; trim it to the note you want matched")
         check_samples(frames * channels, f"{frames / rate:.0f} s of {channels}-channel audio at {rate} Hz",
                       str(p), "or save it as mono" if channels > 1 else "")
-        try:
-            samples = _decode_mono(f, frames)
-        except (sf.LibsndfileError, RuntimeError) as exc:
-            raise AudioError(f"{p}: cannot decode the audio ({_short(exc)})") from None
-    return AudioClip(samples, int(rate), str(p))
+    except BaseException:
+        f.close()
+        raise
+    return f
 
 
 def _decode_mono(f, frames: int) -> np.ndarray:

@@ -70,3 +70,19 @@ def level_matched(pset: ParameterSet, params: np.ndarray, answer: np.ndarray, ta
     """``params`` with both oscillator volumes scaled by the RMS ratio of ``target`` to ``answer``."""
     ratio = _rms_ratio(answer, target)
     return with_gain(pset, params, 1.0 if ratio is None else ratio)
+
+
+def listening_gains(clips: list[np.ndarray], rms_db: float = -20.0, ceiling_db: float = -1.0) -> list[float]:
+    """Gains that bring ``clips`` to one RMS level (``rms_db`` dBFS) for back-to-back listening.
+
+    If that would push any peak over ``ceiling_db``, every gain comes down together, so the clips
+    stay equally loud. A silent clip keeps gain 1.
+    """
+    levels = [float(rms(c)[0]) if len(c) else 0.0 for c in clips]
+    peaks = [float(np.max(np.abs(c))) if len(c) else 0.0 for c in clips]
+    wanted = 10.0 ** (rms_db / 20.0)
+    gains = [wanted / level if level > 1e-7 else 1.0 for level in levels]
+    loudest = max((g * p for g, p in zip(gains, peaks, strict=True)), default=0.0)
+    ceiling = 10.0 ** (ceiling_db / 20.0)
+    scale = min(1.0, ceiling / loudest) if loudest > 0 else 1.0
+    return [g * scale for g in gains]

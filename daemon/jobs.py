@@ -121,6 +121,7 @@ class JobQueue:
         self._reserved = 0
         self._cv = threading.Condition()
         self._closed = False
+        self.watchers: list[Callable[[Job], None]] = []  # told of each job once it is queued
 
     def __len__(self) -> int:
         with self._cv:
@@ -166,7 +167,16 @@ class JobQueue:
             self._reserved -= 1
             self._items.append(job)
             self._cv.notify()
-            return len(self._items)
+            position = len(self._items)
+        self._tell(job)
+        return position
+
+    def _tell(self, job: Job) -> None:
+        for watcher in list(self.watchers):
+            try:
+                watcher(job)
+            except Exception:  # an observer (the web page's feed) must not lose a job
+                log.exception("telling about job %s failed", job.id)
 
     def restore(self, jobs: Iterable[Job]) -> int:
         """Put journaled jobs back (after a restart), ignoring the bound."""
@@ -215,14 +225,17 @@ class Worker:
 
     def __init__(self, queue: JobQueue, match: MatchFn, finish: Hook | None = None,
                  notify: Callable[[Outcome], None] | None = None,
-                 retry: Callable[[Job], bool] | None = None) -> None:
-        """``retry(job)``: whether a job may wait out a failure that passes (disk full) instead of failing."""
+                 retry: Callable[[Job], bool] | None = None,
+                 started: Callable[[Job], None] | None = None) -> None:
+        """``retry(job)``: whether a job may wait out a failure that passes (disk full) instead of failing;
+        ``started(job)`` is told when a job starts matching."""
         self.queue = queue
         self.journal = queue.journal
         self.match = match
         self.finish = finish
         self.notify = notify
         self.retry = retry or (lambda job: False)
+        self.started = started
         self.completed = 0
         self.failed = 0
         self._attempts: dict[str, int] = {}
@@ -262,6 +275,11 @@ class Worker:
         began = time.perf_counter()
         folder = Path(job.preset_folder)
         self.current = job
+        if self.started is not None:
+            try:
+                self.started(job)
+            except Exception:
+                log.exception("telling that job %s started failed", job.id)
         passing = False
         try:
             published = self.journal.published(job.id, folder)

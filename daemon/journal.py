@@ -103,8 +103,9 @@ class Journal:
     def stage_dir(self, job_id: str) -> Path:
         return self.stage_root / job_id
 
-    def data_path(self, job_id: str) -> Path:
-        return self.data_dir / f"{job_id}.wav"
+    def data_path(self, job_id: str, suffix: str = ".wav") -> Path:
+        """Where audio that exists nowhere else is kept: ``data/<id><suffix>`` (an upload keeps its type)."""
+        return self.data_dir / f"{job_id}{suffix}"
 
     def save_audio(self, job_id: str, samples: np.ndarray, sample_rate: int) -> Path:
         """Keep audio that exists nowhere else (a buffer, a recording) as a float32 wav."""
@@ -235,7 +236,8 @@ class Journal:
             for part in folder.glob(f"{PART_PREFIX}{job_id}.*.part"):  # preset, preview, alternatives
                 part.unlink(missing_ok=True)
         shutil.rmtree(self.stage_dir(job_id), ignore_errors=True)
-        self.data_path(job_id).unlink(missing_ok=True)
+        for data in self.data_dir.glob(f"{job_id}.*"):  # a buffer's .wav, an upload's own type
+            data.unlink(missing_ok=True)
 
     def sweep(self, folders: list[Path]) -> int:
         """Remove leftovers of jobs that are no longer journaled; returns how many."""

@@ -34,14 +34,23 @@ def plot_examples(examples: dict, sample_rate: int, path: Path, cfg: FeatureConf
     fig.savefig(path, format="png", dpi=90)
 
 
-def spectrogram_panel(ax, audio: np.ndarray, cfg: FeatureConfig):
-    """A mel spectrogram (dB re full scale, ``[db_floor, 0]``) on ``ax``: seconds across, Hz up."""
+DIFFERENCE_DB = 30.0  # the difference panel's colour scale: +-this many dB
+
+
+def spectrogram_panel(ax, audio: np.ndarray, cfg: FeatureConfig, reference: np.ndarray | None = None):
+    """A mel spectrogram (dB re full scale, ``[db_floor, 0]``) on ``ax``: seconds across, Hz up.
+    With ``reference``: the difference ``audio - reference`` in dB instead (+-``DIFFERENCE_DB``)."""
     from matplotlib.ticker import FuncFormatter
 
     spec = mel_db(np.asarray(audio, dtype=np.float32)[None, :], cfg)[0]
     seconds = len(audio) / cfg.sample_rate
-    image = ax.imshow(spec, origin="lower", aspect="auto", cmap="magma", vmin=cfg.db_floor, vmax=0.0,
-                      extent=(0.0, seconds, 0, spec.shape[0]))
+    if reference is None:
+        image = ax.imshow(spec, origin="lower", aspect="auto", cmap="magma", vmin=cfg.db_floor, vmax=0.0,
+                          extent=(0.0, seconds, 0, spec.shape[0]))
+    else:
+        spec = spec - mel_db(np.asarray(reference, dtype=np.float32)[None, :], cfg)[0]
+        image = ax.imshow(spec, origin="lower", aspect="auto", cmap="RdBu_r", vmin=-DIFFERENCE_DB,
+                          vmax=DIFFERENCE_DB, extent=(0.0, seconds, 0, spec.shape[0]))
     centres = mel_to_hz(np.linspace(hz_to_mel(cfg.fmin), hz_to_mel(cfg.fmax), cfg.n_mels + 2))[1:-1]
     ticks = [hz for hz in (200, 500, 1000, 2000, 5000, 10000) if centres[0] <= hz <= centres[-1]]
     ax.set_yticks(np.interp(ticks, centres, np.arange(cfg.n_mels)) + 0.5)
@@ -51,3 +60,31 @@ def spectrogram_panel(ax, audio: np.ndarray, cfg: FeatureConfig):
     ax.set_ylabel("frequency (Hz)", fontsize=8)
     ax.tick_params(labelsize=7)
     return image
+
+
+def comparison_png(target: np.ndarray, candidate: np.ndarray, sample_rate: int, titles: tuple[str, str],
+                   cfg: FeatureConfig | None = None) -> bytes:
+    """One wide PNG: target | candidate on one dB colour scale, then their difference (candidate
+    minus target, dB), each panel with seconds across and Hz up."""
+    import io
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    cfg = cfg or FeatureConfig(sample_rate=sample_rate)
+    n = max(len(target), len(candidate))
+    a, b = (np.pad(np.asarray(x, dtype=np.float32), (0, n - len(x))) for x in (target, candidate))
+    fig = Figure(figsize=(13, 3.2), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, 3)
+    image = spectrogram_panel(axes[0], a, cfg)
+    spectrogram_panel(axes[1], b, cfg)
+    axes[0].set_title(titles[0], fontsize=9)
+    axes[1].set_title(titles[1], fontsize=9)
+    fig.colorbar(image, ax=axes[:2], label="dB re full scale", shrink=0.9, pad=0.01)
+    diff = spectrogram_panel(axes[2], b, cfg, reference=a)
+    axes[2].set_title("difference (candidate - target)", fontsize=9)
+    fig.colorbar(diff, ax=axes[2], label="dB", shrink=0.9, pad=0.01)
+    out = io.BytesIO()
+    fig.savefig(out, format="png", dpi=80)
+    return out.getvalue()

@@ -40,3 +40,16 @@ def test_close_enough_or_silent_answers_are_left_alone(renderer) -> None:
     audio = renderer.render(x[None, :])[0]
     np.testing.assert_array_equal(level_matched(pset, x, audio, 1.05 * audio), x)
     np.testing.assert_array_equal(level_matched(pset, x, np.zeros_like(audio), audio), x)
+
+
+def test_listening_gains_make_clips_equally_loud_without_clipping() -> None:
+    from deepdiva.core.level import listening_gains, rms
+
+    t = np.arange(44100) / 44100
+    quiet, loud, spiky = 0.01 * np.sin(440 * t), 0.8 * np.sin(220 * t), np.zeros(44100)
+    spiky[::4410] = 1.0  # low RMS, high peaks: it decides the common ceiling
+    gains = listening_gains([quiet, loud, spiky])
+    levels = [rms(g * c)[0] for g, c in zip(gains, (quiet, loud, spiky), strict=True)]
+    assert max(levels) / min(levels) < 1.0001
+    assert max(np.abs(g * c).max() for g, c in zip(gains, (quiet, loud, spiky), strict=True)) <= 10 ** (-1 / 20) + 1e-9
+    assert listening_gains([np.zeros(100)]) == [1.0]
