@@ -10,7 +10,11 @@ so the cost of the journal's fsyncs shows. Printed side by side in one run:
   the match function alone;
 - throughput: a burst of requests sent at once vs. back-to-back requests, and how many of a
   burst the default queue (16) turns away with ``/deepdiva/busy``;
-- the daemon's resident memory (RSS) after 100 jobs vs. after 1,000 jobs (flat = no leak).
+- the daemon's resident memory (RSS) after 100 jobs vs. after 1,000 jobs (flat = no leak);
+- the web page off vs. on and open but idle (its event stream connected, as a browser keeps it):
+  UDP ping and paced match/file -> result, alternating between the two daemons so that drift of
+  the machine hits both alike; and the page's first load in bytes and whether it names any other
+  machine (it must not: no CDN).
 
 Network only (no refinement). It uses the shipped model (models/deepdiva-medium33.onnx, or
 ``--model``) when present; otherwise the fast real match function of ``deepdiva serve --dry-run``
@@ -103,6 +107,7 @@ def main() -> None:
             columns.append((label, run(args, model, match, root, memory=index == 0)))
         finally:
             shutil.rmtree(root, ignore_errors=True)
+    columns.append(("", web_rows(args, model, Path(tempfile.mkdtemp(prefix="deepdiva-bench-web-")))))
     names = list(dict.fromkeys(name for _, rows in columns for name in rows))
     width = max(map(len, names))
     print()
@@ -124,7 +129,8 @@ def run(args: argparse.Namespace, model: Path | None, match, root: Path, memory:
     client = Client(("127.0.0.1", 0))
     config = {"osc.port": 0, "osc.tcp_port": 0, "osc.reply_port": client.port, "drop.enabled": False,
               "midi.enabled": False, "presets.folder": str(root / "presets"), "queue.journal": str(root / "journal"),
-              "files.allowed_roots": [str(root)], "queue.size": 16, "presets.preview": args.preview}
+              "files.allowed_roots": [str(root)], "queue.size": 16, "presets.preview": args.preview,
+              "web.enabled": False}  # the page's own rows: web_rows
     big = dict(config, **{"queue.journal": str(root / "journal-big"), "queue.size": max(args.burst, 16) + 8})
     proc, info = start_daemon(big, model, args.preview)
     try:
@@ -153,6 +159,84 @@ def run(args: argparse.Namespace, model: Path | None, match, root: Path, memory:
         proc.send_signal(signal.SIGTERM)
         proc.wait(120)
     return rows
+
+
+def web_rows(args: argparse.Namespace, model: Path | None, root: Path) -> dict[str, tuple[str, str]]:
+    """OSC latency with the web page off vs. on and idle (an event stream open), side by side."""
+    import http.client
+    import re
+    import threading
+
+    rows: dict[str, tuple[str, str]] = {}
+    wav = tone(root / "target.wav")
+    daemons = {}
+    try:
+        for web in (False, True):
+            client = Client(("127.0.0.1", 0))
+            config = {"osc.port": 0, "osc.tcp_port": 0, "osc.reply_port": client.port, "drop.enabled": False,
+                      "midi.enabled": False, "presets.folder": str(root / f"presets-{web}"),
+                      "queue.journal": str(root / f"journal-{web}"), "files.allowed_roots": [str(root)],
+                      "presets.preview": args.preview, "web.enabled": web, "web.port": 0}
+            proc, info = start_daemon(config, model, args.preview)
+            client.udp = tuple(info["udp"])
+            daemons[web] = (proc, info, client, Targets(wav))
+        page = urlparse_port(daemons[True][1]["web"])
+        events: list[bytes] = []
+
+        def listen() -> None:  # an open page: its event stream stays connected
+            conn = http.client.HTTPConnection("127.0.0.1", page, timeout=600)
+            conn.request("GET", "/api/events", headers={"Host": f"127.0.0.1:{page}"})
+            for line in conn.getresponse():
+                if line.startswith(b"data: "):
+                    events.append(line)
+
+        threading.Thread(target=listen, daemon=True).start()
+        ping: dict[bool, list[float]] = {False: [], True: []}
+        paced: dict[bool, list[float]] = {False: [], True: []}
+        for _, _, client, target in daemons.values():
+            for _ in range(5):
+                client.send(osc.MATCH_FILE, target())
+                client.expect(osc.RESULT)
+        for i in range(args.latency):
+            for web, (_, _, client, target) in daemons.items():  # alternate: drift hits both alike
+                began = time.perf_counter()
+                client.send(osc.PING, i)
+                client.expect(osc.PONG)
+                ping[web].append(time.perf_counter() - began)
+                time.sleep(args.pause)
+                began = time.perf_counter()
+                client.send(osc.MATCH_FILE, target())
+                client.expect(osc.RESULT, osc.ERROR)
+                paced[web].append(time.perf_counter() - began)
+        rows["web page off: UDP ping (p50 / p95)"] = (ms(ping[False]), "")
+        rows["web page open, idle: UDP ping"] = (ms(ping[True]), f"{pct(ping[True], 50) / pct(ping[False], 50):.2f}x off")
+        rows["web page off: match/file -> result, paced"] = (ms(paced[False]), "")
+        rows["web page open: match/file -> result, paced"] = (
+            ms(paced[True]), f"{pct(paced[True], 50) - pct(paced[False], 50):+.2f} ms p50 vs off; the page heard "
+            f"{len(events)} job events (queued, matching, done) over its event stream")
+        total, outside = 0, []
+        for path in ("/", "/static/app.js", "/static/app.css"):
+            conn = http.client.HTTPConnection("127.0.0.1", page, timeout=30)
+            conn.request("GET", path, headers={"Host": f"127.0.0.1:{page}"})
+            body = conn.getresponse().read()
+            total += len(body)
+            outside += re.findall(rb"(?:src|href)\s*=\s*[\"']?https?://|url\(\s*[\"']?https?://|@import", body)
+        rows["web page first load"] = (f"{total / 1024:.1f} KB", f"index.html + app.js + app.css, target < 300 KB; "
+                                       f"references to other machines: {len(outside)}")
+    finally:
+        for proc, _, _, _ in daemons.values():
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(120)
+        shutil.rmtree(root, ignore_errors=True)
+    return rows
+
+
+def urlparse_port(url: str) -> int:
+    from urllib.parse import urlparse
+
+    port = urlparse(url).port
+    assert port is not None, url
+    return port
 
 
 def ms(values: list[float]) -> str:

@@ -208,7 +208,7 @@ def main() -> None:
     reply_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # replies before a sender's hello
     reply_sock.bind(("127.0.0.1", 0))
     listener.add_udp(reply_sock)
-    config = {"osc.port": 0, "osc.tcp_port": 0, "osc.reply_port": reply_sock.getsockname()[1],
+    config = {"osc.port": 0, "osc.tcp_port": 0, "web.port": 0, "osc.reply_port": reply_sock.getsockname()[1],
               "drop.enabled": True, "drop.folder": str(drop), "drop.settle_seconds": 0.5,
               "drop.rescan_seconds": 2.0, "midi.enabled": False, "presets.folder": str(root / "presets"),
               "queue.journal": str(root / "journal"), "files.allowed_roots": [str(root)], "queue.size": 64,

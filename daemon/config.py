@@ -21,6 +21,7 @@ from ..core.limits import MAX_CANDIDATES, MAX_REFINE_SECONDS
 from ..core.names import RENDERER_KINDS
 
 APP = "deepdiva"
+DEFAULT_WEB_PORT = 9003  # a name, so the test suite can make it 0 (any free port)
 CC_MODES = ("7bit", "14bit")
 
 
@@ -127,6 +128,16 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("osc.max_pending_mb", "float", 128.0, "Memory for unfinished chunked buffers and partly received "
             "TCP packets, all senders together; past it the oldest are dropped and their senders told.",
             "--max-pending-mb", 1.0, 65536.0),
+    Setting("web.enabled", "bool", True, "Serve the web page: drop or record a sound, hear target and match "
+            "back to back, see their spectrograms, pick a candidate.", "--web/--no-web"),
+    Setting("web.host", "host", "127.0.0.1", "Interface the web page listens on; beyond this machine "
+            "(e.g. 0.0.0.0, for a phone) it needs the token printed at start (in the URL).", "--web-host"),
+    Setting("web.port", "port", lambda: DEFAULT_WEB_PORT, "TCP port of the web page (0: any free port).",
+            "--web-port", 0, 65535),
+    Setting("web.max_upload_mb", "float", 64.0, "Largest audio file the page accepts.", "--max-upload-mb",
+            0.1, 2048.0),
+    Setting("web.history", "int", 50, "Finished matches the page keeps to listen to again (also after a "
+            "restart), in the journal folder's results/.", "--web-history", 1, 10000),
     Setting("midi.enabled", "bool", True, "Send matched parameters as MIDI CC.", "--midi/--no-midi"),
     Setting("midi.port", "str", "deepdiva", "MIDI output port: a virtual port of this name (macOS, Linux) "
             "or an existing port (Windows: e.g. a loopMIDI port).", "--midi-port"),
@@ -179,6 +190,11 @@ class DaemonConfig:
     osc_reply_port: int
     osc_tcp_idle_seconds: float
     osc_max_pending_mb: float
+    web_enabled: bool
+    web_host: str
+    web_port: int
+    web_max_upload_mb: float
+    web_history: int
     midi_enabled: bool
     midi_port: str
     midi_cc_mode: str
@@ -319,6 +335,9 @@ def _cross_checks(values: Mapping[str, Any]) -> list[str]:
     if reply == port and values["osc.host"] in ("127.0.0.1", "::1", "0.0.0.0", "::"):
         problems.append(f"osc.reply_port must differ from osc.port ({port}): replies would come back to "
                         "deepdiva itself")
+    web = values["web.port"]
+    if values["web.enabled"] and web and web in (values["osc.tcp_port"], values["osc.port"]):
+        problems.append(f"web.port ({web}) must differ from osc.port and osc.tcp_port")
     if values["model.plugin_path"] is not None and values["model.synth"] == "builtin":
         problems.append("model.plugin_path is set but model.synth = builtin hosts no plugin: use vst or renderman")
     if values["model.candidates"] > 1 and values["model.refine_seconds"] <= 0:

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -23,22 +23,28 @@ from ..core.atomic import is_transient
 from ..core.audio import DEFAULT_MAX_SECONDS, AudioClip, prepare_note, read_audio
 from ..core.errors import ConfigError, DeepDivaError, RenderError
 from ..core.filenames import printable
+from ..core.limits import MAX_CANDIDATES, MAX_REFINE_SECONDS
 from ..core.pitch import detect_pitch
 from ..core.profile import ParameterSet, load_profile
 from ..presets.diva import write_diva_preset
 from ..presets.folders import preset_location, safe_name
 from ..presets.formats import preset_format
 from ..presets.match_job import open_input, preset_target
-from .config import DaemonConfig
+from ..presets.render import write_wav
+from .config import BY_KEY, DaemonConfig
 from .jobs import Busy, Job, JobQueue, MatchFn, Outcome, Worker, new_job_id
 from .journal import Journal
 from .osc_server import ERROR, OscApp, Reply, SlipTcpServer, UdpReplier, UdpServer, max_bytes, send_outcome
 from .watcher import DoneSet, DropFolder, finish_drop_job
 
+if TYPE_CHECKING:
+    from .web import WebPage
+
 log = logging.getLogger(__name__)
 
 Accepted = Callable[[Job, int], None]
 
+TARGET_NAME = "target.wav"  # the prepared note a match compared against, kept in the job's stage for listening
 MAX_TCP_RATE = 192000  # the TCP frame limit allows max_buffer_seconds at up to this rate
 
 
@@ -64,10 +70,13 @@ def matcher_match(matcher: Any, refine_seconds: float = 0.0, preview: bool = Tru
         clip = read_audio(job.audio, max_seconds)
         clip = AudioClip(clip.samples, clip.sample_rate, job.source)
         refine = refine_seconds if job.refine_seconds is None else job.refine_seconds
+        target = Path(job.stage) / TARGET_NAME
         report = match_clip(matcher, clip, Path(job.stage) / f"{job.name}{suffix}", preview=preview,
                             refine_seconds=refine, candidates=candidates if job.candidates is None else job.candidates,
-                            score=score)
+                            score=score, keep_target=target)
         out = report.as_dict(matcher)
+        out["target"] = str(target)
+        out["sample_rate"] = matcher.sample_rate
         out["normalised"] = [float(v) for v in report.match.params]
         return out
 
@@ -89,9 +98,10 @@ def dry_run_match(parameter_set: ParameterSet | None = None, max_seconds: float 
         pitch = detect_pitch(note, 44100)  # prepare_note's default rate; shown, so a set-up check also checks the input
         preset = write_diva_preset(pset, defaults, preset_target(Path(job.stage) / f"{job.name}.h2p"),
                                    source=printable(job.source), overwrite=True)
+        target = write_wav(Path(job.stage) / TARGET_NAME, note, 44100, overwrite=True)
         return {"source": job.source, "preset": str(preset), "preview": None, "distance": float("nan"),
                 "dry_run": True, **pitch.as_dict(), "params": params_dict(pset, defaults),
-                "normalised": [float(v) for v in defaults]}
+                "normalised": [float(v) for v in defaults], "target": str(target), "sample_rate": 44100}
 
     return run
 
@@ -218,6 +228,7 @@ class Service:
         self.midi: MidiOut | None = None
         self.recorder: Recorder | None = None
         self.preset_folder: Path | None = None
+        self.web: WebPage | None = None
         self._last: tuple[np.ndarray, dict[str, Any]] | None = None
         self._stopped = threading.Event()
 
@@ -261,7 +272,10 @@ class Service:
                                       cfg.drop_rescan_seconds, has_room=lambda: queue.has_room(0.5))
             self.watcher.adopt(j.source for j in pending if j.origin == "drop")
         self.worker = Worker(self.queue, self._opening(match), finish=finish, notify=self._notify,
-                             retry=lambda job: job.origin == "drop")  # nobody waits: a full disk is waited out
+                             retry=lambda job: job.origin == "drop",  # nobody waits: a full disk is waited out
+                             started=self._started)
+        if cfg.web_enabled:  # before the worker: the page hears of every job
+            self._start_web()
         self.worker.start()
         if cfg.osc_enabled:
             self._start_osc()
@@ -301,6 +315,32 @@ class Service:
             self.say(f"note: {matcher.synth_note}")
         return matcher_match(matcher, cfg.model_refine_seconds, cfg.presets_preview,
                              candidates=cfg.model_candidates, score=cfg.model_score)
+
+    def _start_web(self) -> None:
+        from .results import ResultArchive
+        from .web import WebPage
+        from .web_guard import Guard, is_loopback, load_token
+
+        cfg = self.config
+        assert self.journal is not None and self.queue is not None
+        token = None if is_loopback(cfg.web_host) else load_token(self.journal.folder / "web-token")
+        archive = ResultArchive(self.journal.folder / "results", cfg.web_history, self._parameter_set())
+        web = WebPage(self, archive, Guard(cfg.web_host, cfg.web_port, token),
+                      int(cfg.web_max_upload_mb * (1 << 20)), DEFAULT_MAX_SECONDS)
+        try:
+            web.start(cfg.web_host, cfg.web_port)
+        except OSError as exc:
+            raise ConfigError(f"cannot serve the web page on {cfg.web_host}:{cfg.web_port}: {exc.strerror or exc} "
+                              "(another program, or another deepdiva?); choose another with web.port "
+                              "(--web-port) or turn it off with --no-web") from None
+        web.guard = replace(web.guard, port=web.address[1])  # the port chosen, when 0 was asked for
+        self.web = web
+        self.queue.watchers.append(web.job_queued)
+        self.listeners.insert(0, web.job_ended)
+
+    def _started(self, job: Job) -> None:
+        if self.web is not None:
+            self.web.job_started(job)
 
     def _start_osc(self) -> None:
         cfg = self.config
@@ -345,6 +385,8 @@ class Service:
             self.queue.close()
         if self.replier is not None:
             self.replier.close()
+        if self.web is not None:
+            self.web.stop()
         if self.midi is not None:
             self.midi.close()
         if self.journal is not None and finished:
@@ -409,6 +451,47 @@ class Service:
         journal = self.journal
         self.queue.submit(job, prepare=lambda j: journal.save_audio(j.id, samples, sample_rate), accepted=accepted)
         return job_id
+
+    def upload_path(self, job_id: str, suffix: str) -> Path:
+        """Where the page streams an upload: the journal's data folder (removed with its job)."""
+        assert self.journal is not None
+        return self.journal.data_path(job_id, suffix)
+
+    def submit_upload(self, job_id: str, path: Path, source: str, refine: float | None,
+                      candidates: int | None) -> int:
+        """Queue an uploaded file (already in :meth:`upload_path`); returns its position."""
+        assert self.queue is not None
+        job = self._new_job("buffer", "web", str(path), source, Path(source).stem or "upload", refine,
+                            job_id=job_id, candidates=candidates)
+        return self.queue.submit(job)
+
+    def page_state(self) -> dict[str, Any]:
+        """What the web page shows on opening: the daemon's settings and the jobs not yet finished."""
+        from .results import summary
+
+        cfg = self.config
+        current = self.worker.current if self.worker is not None else None
+        jobs = ([summary(current, "matching")] if current is not None else []) + \
+            [summary(j, "queued") for j in (self.queue.snapshot() if self.queue is not None else [])]
+        midi = self.midi is not None and self.midi.sender is not None
+        return {"daemon": {"model": self.model_name, "synth": self._parameter_set().profile.name,
+                           "preset_folder": str(self.preset_folder), "midi": midi,
+                           "midi_problem": None if midi or self.midi is None else self.midi.problem,
+                           "refine_seconds": cfg.model_refine_seconds, "candidates": cfg.model_candidates,
+                           "max_refine_seconds": MAX_REFINE_SECONDS, "max_candidates": MAX_CANDIDATES,
+                           "max_upload_mb": cfg.web_max_upload_mb, "record_seconds": cfg.audio_record_seconds,
+                           "max_record_seconds": BY_KEY["audio.record_seconds"].high},
+                "jobs": jobs}
+
+    def push_params(self, normalised: list[float]) -> int:
+        """Send one answer's parameters as MIDI CC (the page's push button)."""
+        if self.midi is None:
+            raise DeepDivaError("MIDI output is off")
+        params = np.asarray(normalised, dtype=np.float32)
+        if len(params) != len(self._parameter_set().parameters):
+            raise DeepDivaError("this result's parameters do not fit the model's synth")
+        self.midi.send(self._parameter_set(), params)
+        return len(params)
 
     def record(self, seconds: float | None, reply: Reply, started: Callable[[float], None] | None = None,
                refine: float | None = None, candidates: int | None = None) -> float:
@@ -486,6 +569,7 @@ class Service:
             "midi": None if self.midi is None or self.midi.sender is None else self.midi.describe(),
             "midi_problem": self.midi.problem if self.midi is not None else None,
             "recording": self.recorder is not None and self.recorder.problem is None,
+            "web": self.web.url() if self.web is not None else None,
         }
 
     def _announce(self) -> None:
@@ -502,6 +586,13 @@ class Service:
             lines.append("  OSC        off")
         lines.append(f"  drop       {d['drop_folder']} (results: done/, failed/)" if d["drop_folder"]
                      else "  drop       off")
+        if d["web"]:
+            lines.append(f"  web page   {d['web']}")
+            if cfg.web_host not in ("127.0.0.1", "::1"):
+                lines.append(f"  warning    the web page listens on {cfg.web_host}: other machines on your "
+                             "network can open it with the token in that URL")
+        else:
+            lines.append("  web page   off")
         lines.append(f"  presets -> {d['preset_folder']}")
         lines.append(f"  journal    {d['journal']}" + (f" ({d['restored_jobs']} unfinished jobs restored)"
                                                         if d["restored_jobs"] else ""))

@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(python3-venv libsndfile1 libportaudio2 jackd2 amsynth)
+APT_PACKAGES=(python3-venv libsndfile1 libportaudio2 jackd2 amsynth chromium)
 if command -v apt-get >/dev/null 2>&1; then
   SUDO=()
   [ "$(id -u)" -eq 0 ] || SUDO=(sudo)

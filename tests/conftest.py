@@ -14,6 +14,13 @@ except ImportError:
 DATA = Path(__file__).parent / "data"
 
 
+def pytest_configure(config) -> None:
+    """Daemons started by tests serve their web page on any free port, not on 9003."""
+    from deepdiva.daemon import config as daemon_config
+
+    daemon_config.DEFAULT_WEB_PORT = 0
+
+
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     return DATA

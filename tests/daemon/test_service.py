@@ -72,7 +72,7 @@ class Runner:
         self.root = root
         config = {"drop.folder": str(root / "drop"), "presets.folder": str(root / "presets"),
                   "queue.journal": str(root / "journal"), "osc.port": 0, "osc.tcp_port": 0,
-                  "osc.reply_port": reply_port, "midi.enabled": False, "files.allowed_roots": [str(root)],
+                  "web.port": 0, "osc.reply_port": reply_port, "midi.enabled": False, "files.allowed_roots": [str(root)],
                   "drop.settle_seconds": 0.2, "queue.size": 32}
         self.stderr = open(root / f"runner-{time.monotonic_ns()}.log", "w")  # noqa: SIM115
         self.proc = subprocess.Popen([sys.executable, "-c", RUNNER, json.dumps({"delay": delay, "config": config})],
@@ -226,7 +226,7 @@ def test_sigterm_finishes_the_current_job_and_keeps_the_rest(tmp_path: Path, rep
 
 @POSIX_ONLY
 def test_deepdiva_serve_command(tmp_path: Path, replies: Replies) -> None:
-    args = [sys.executable, "-m", "deepdiva", "serve", "--dry-run", "--port", "0", "--tcp-port", "0",
+    args = [sys.executable, "-m", "deepdiva", "serve", "--dry-run", "--port", "0", "--tcp-port", "0", "--web-port", "0",
             "--reply-port", str(replies.port), "--no-midi", "--drop-folder", str(tmp_path / "drop"),
             "--preset-dir", str(tmp_path / "presets"), "--journal-dir", str(tmp_path / "journal"),
             "--allow-root", str(tmp_path)]

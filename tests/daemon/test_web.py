@@ -1,0 +1,282 @@
+"""The web page's server over real HTTP on loopback: uploads become jobs, the event stream, the
+request rules (Host, Origin, token: 403 and nothing changes), the upload cap (413, nothing left).
+
+The page itself in a real browser: ``test_web_browser.py``.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import re
+import socket
+import threading
+import time
+import urllib.parse
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from daemon_helpers import wait_until
+
+from deepdiva.daemon.config import build_config
+from deepdiva.daemon.service import Service
+
+SR = 44100
+
+
+def saw_wav(path: Path, hz: float = 220.0, seconds: float = 1.5) -> Path:
+    t = np.arange(int(seconds * SR)) / SR
+    sf.write(path, (0.4 * (2 * ((hz * t) % 1.0) - 1) * np.exp(-t)).astype(np.float32), SR)
+    return path
+
+
+def start(tmp_path: Path, **settings) -> Service:
+    config = build_config({}, {"osc.port": 0, "osc.tcp_port": 0, "midi.enabled": False, "drop.enabled": False,
+                               "presets.folder": str(tmp_path / "presets"), "queue.journal": str(tmp_path / "journal"),
+                               **settings})
+    return Service(config, dry_run=True).start()
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> Iterator[Service]:
+    s = start(tmp_path, **{"web.max_upload_mb": 1.0})
+    yield s
+    s.stop()
+
+
+class Client:
+    """HTTP to the page as a browser on this machine would send it (Host and Origin set)."""
+
+    def __init__(self, service: Service) -> None:
+        assert service.web is not None
+        self.port = service.web.address[1]
+        self.host = f"127.0.0.1:{self.port}"
+
+    def request(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None,
+                origin: str | None = "same") -> tuple[int, bytes, http.client.HTTPResponse]:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        sent = {"Host": self.host, **(headers or {})}
+        if origin == "same":
+            sent["Origin"] = f"http://{sent['Host']}"
+        elif origin is not None:
+            sent["Origin"] = origin
+        conn.request(method, path, body=body, headers=sent)
+        response = conn.getresponse()
+        data = response.read()
+        conn.close()
+        return response.status, data, response
+
+    def json(self, path: str) -> dict:
+        status, data, _ = self.request("GET", path)
+        assert status == 200, data
+        return json.loads(data)
+
+    def upload(self, path: Path, name: str | None = None, **kw) -> tuple[int, dict]:
+        query = urllib.parse.urlencode({"name": name or path.name})
+        status, data, _ = self.request("POST", f"/api/upload?{query}", path.read_bytes(), **kw)
+        return status, json.loads(data)
+
+
+def leftovers(service: Service) -> list[str]:
+    """Files an upload could have left: journal data and job records."""
+    assert service.journal is not None
+    return sorted(os.listdir(service.journal.data_dir)) + sorted(os.listdir(service.journal.jobs_dir))
+
+
+def test_an_upload_is_a_job_like_any_other(service: Service, tmp_path: Path) -> None:
+    client = Client(service)
+    events: list[dict] = []
+    threading.Thread(target=read_events, args=(client, events), daemon=True).start()
+    wait_until(lambda: service.web is not None and service.web._listeners, 5)
+    status, answer = client.upload(saw_wav(tmp_path / "lead A3.wav"))
+    assert status == 202 and answer["position"] >= 1
+    wait_until(lambda: any(e["id"] == answer["id"] and e["state"] == "done" for e in events), 30)
+    states = [e["state"] for e in events if e["id"] == answer["id"]]
+    assert states == ["queued", "matching", "done"]
+    assert service.status()["completed"] == 1  # what OSC's /deepdiva/status reports
+    result = client.json(f"/api/results/{answer['id']}")
+    assert result["origin"] == "web" and result["source"] == "lead A3.wav"
+    assert result["pitch"]["note"] == "A3" and abs(result["pitch"]["cents"]) < 50
+    assert Path(result["preset"]).is_file() and Path(result["preset"]).parent == tmp_path / "presets"
+    assert [s["section"] for s in result["sections"]][:2] == ["ENV1", "ENV2"]
+    status, data, response = client.request("GET", f"/api/results/{answer['id']}/preset/1")
+    assert status == 200 and data == Path(result["preset"]).read_bytes()
+    assert "attachment" in response.getheader("Content-Disposition")
+    status, data, _ = client.request("GET", f"/api/results/{answer['id']}/audio/target.wav")
+    assert status == 200 and data[:4] == b"RIFF"
+    assert leftovers(service) == []  # the upload went with its job
+
+
+def read_events(client: Client, into: list[dict]) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", client.port, timeout=60)
+    conn.request("GET", "/api/events", headers={"Host": client.host})
+    response = conn.getresponse()
+    for raw in response:
+        line = raw.decode().strip()
+        if line.startswith("data: "):
+            into.append(json.loads(line[6:]))
+
+
+def test_history_survives_a_restart(tmp_path: Path) -> None:
+    first = start(tmp_path)
+    try:
+        status, answer = Client(first).upload(saw_wav(tmp_path / "a.wav"))
+        assert status == 202
+        wait_until(lambda: first.status()["completed"] == 1, 30)
+    finally:
+        first.stop()
+    second = start(tmp_path)
+    try:
+        history = Client(second).json("/api/state")["history"]
+        assert [h["id"] for h in history] == [answer["id"]] and history[0]["state"] == "done"
+    finally:
+        second.stop()
+
+
+@pytest.mark.parametrize("body, name, message", [
+    (b"this is not audio at all" * 50, "notes.txt", "not a readable audio file"),
+    (b"", "empty.wav", "the upload was empty"),
+])
+def test_a_bad_file_is_refused_with_its_reason(service: Service, body: bytes, name: str, message: str) -> None:
+    client = Client(service)
+    status, data, _ = client.request("POST", f"/api/upload?name={name}", body)
+    assert status == 400 and message in json.loads(data)["error"]
+    if body:
+        assert name in json.loads(data)["error"] and "journal" not in json.loads(data)["error"]
+    assert leftovers(service) == [] and service.status()["completed"] == 0
+
+
+def test_bad_options_are_refused(service: Service, tmp_path: Path) -> None:
+    client = Client(service)
+    for query, message in (("refine=abc", "refine must be a number"), ("refine=9999", "between 0 and"),
+                           ("candidates=3", "needs refine seconds"), ("candidates=99&refine=1", "between 1 and")):
+        status, data, _ = client.request("POST", f"/api/upload?name=a.wav&{query}", b"RIFF")
+        assert status == 400 and message in json.loads(data)["error"], query
+    assert leftovers(service) == []
+
+
+def test_an_upload_over_the_cap_gets_413_and_leaves_nothing(service: Service, tmp_path: Path) -> None:
+    client = Client(service)
+    big = saw_wav(tmp_path / "long.wav", seconds=12.0)  # ~2 MB of float32 > 1 MB cap
+    status, answer = client.upload(big)
+    assert status == 413 and "limit of 1 MB" in answer["error"]
+    # without a Content-Length (chunked): refused once the stream passes the cap
+    conn = http.client.HTTPConnection("127.0.0.1", client.port, timeout=30)
+    conn.putrequest("POST", "/api/upload?name=long.wav", skip_host=True)
+    for k, v in (("Host", client.host), ("Origin", f"http://{client.host}"), ("Transfer-Encoding", "chunked")):
+        conn.putheader(k, v)
+    conn.endheaders()
+    data = big.read_bytes()
+    try:
+        for i in range(0, len(data), 65536):
+            chunk = data[i:i + 65536]
+            conn.send(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+        conn.send(b"0\r\n\r\n")
+    except OSError:
+        pass  # the server may close once it has refused
+    response = conn.getresponse()
+    assert response.status == 413
+    wait_until(lambda: leftovers(service) == [], 5)
+    assert service.status()["completed"] == 0 and len(service.queue) == 0
+
+
+@pytest.mark.parametrize("headers, origin", [
+    ({}, "http://evil.example"),                             # another web site posting to us (CSRF)
+    ({}, None),                                              # no Origin at all
+    ({}, "null"),                                            # a sandboxed frame
+    ({"Host": "rebind.example:{port}"}, "http://rebind.example:{port}"),  # DNS rebinding
+    ({"Host": "127.0.0.1:1"}, "same"),                      # another port's name
+])
+def test_foreign_requests_get_403_and_change_nothing(service: Service, tmp_path: Path,
+                                                     headers: dict, origin: str | None) -> None:
+    client = Client(service)
+    headers = {k: v.format(port=client.port) for k, v in headers.items()}
+    origin = origin.format(port=client.port) if origin else origin
+    status, data, _ = client.request("POST", "/api/upload?name=a.wav", saw_wav(tmp_path / "a.wav").read_bytes(),
+                                     headers=headers, origin=origin)
+    assert status == 403, data
+    assert "error" in json.loads(data)
+    assert leftovers(service) == [] and service.status()["completed"] == 0 and len(service.queue) == 0
+    if "Host" in headers:  # a rebinding page cannot read anything either
+        status, _, _ = client.request("GET", "/api/state", headers=headers)
+        assert status == 403
+
+
+def test_other_sites_cannot_embed_results(service: Service) -> None:
+    status, _, _ = Client(service).request("GET", "/api/state", headers={"Sec-Fetch-Site": "cross-site"})
+    assert status == 403
+
+
+def test_beyond_loopback_a_token_is_required(tmp_path: Path) -> None:
+    s = start(tmp_path, **{"web.host": "0.0.0.0"})
+    try:
+        assert s.web is not None and s.web.guard.token
+        token = s.web.guard.token
+        assert f"?token={token}" in s.describe()["web"]
+        client = Client(s)
+        wav = saw_wav(tmp_path / "a.wav").read_bytes()
+        for path in ("/", "/api/state"):
+            assert client.request("GET", path)[0] == 403
+        status, data, _ = client.request("POST", "/api/upload?name=a.wav", wav)
+        assert status == 403 and "token" in json.loads(data)["error"]
+        assert client.request("POST", "/api/upload?name=a.wav", wav, headers={"X-Deepdiva-Token": "x" * 24})[0] == 403
+        assert leftovers(s) == []
+        # the printed URL sets a cookie the page's later requests carry
+        status, _, response = client.request("GET", f"/?token={token}")
+        assert status == 200
+        cookie = response.getheader("Set-Cookie")
+        assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
+        jar = cookie.split(";", 1)[0]
+        assert client.request("GET", "/api/state", headers={"Cookie": jar})[0] == 200
+        assert client.request("POST", "/api/upload?name=a.wav", wav, headers={"Cookie": jar})[0] == 202
+        # the machine's own name and addresses are fine, other names are not
+        name = socket.gethostname()
+        assert client.request("GET", "/api/state", headers={"Cookie": jar, "Host": f"{name}:{client.port}"})[0] == 200
+        assert client.request("GET", "/api/state", headers={"Cookie": jar, "Host": f"evil.example:{client.port}"})[0] == 403
+    finally:
+        s.stop()
+    again = start(tmp_path, **{"web.host": "0.0.0.0"})  # the same token after a restart (a phone's bookmark)
+    try:
+        assert again.web is not None and again.web.guard.token == token
+    finally:
+        again.stop()
+
+
+def test_the_page_has_no_outside_references_and_is_small(service: Service) -> None:
+    client = Client(service)
+    total = 0
+    for path in ("/", "/static/app.js", "/static/app.css"):
+        status, data, response = client.request("GET", path)
+        assert status == 200, path
+        total += len(data)
+        text = data.decode()
+        outside = re.findall(r"""(?:src|href|action)\s*=\s*["']?(?:https?:)?//|url\(\s*["']?(?:https?:)?//|"""
+                             r"""(?:fetch|EventSource|import)\s*\(\s*[`"'](?:https?:)?//|@import""", text)
+        assert outside == [], path  # the browser test also watches every request the page makes
+        assert "default-src 'self'" in response.getheader("Content-Security-Policy")
+    assert total < 300_000
+
+
+def test_push_without_midi_says_why(service: Service, tmp_path: Path) -> None:
+    client = Client(service)
+    status, answer = client.upload(saw_wav(tmp_path / "a.wav"))
+    wait_until(lambda: service.status()["completed"] == 1, 30)
+    status, data, _ = client.request("POST", f"/api/results/{answer['id']}/push/1", b"")
+    assert status == 503 and "MIDI output is off" in json.loads(data)["error"]
+    assert client.request("POST", f"/api/results/{answer['id']}/push/1", b"", origin="http://evil.example")[0] == 403
+    assert client.request("GET", "/api/results/nope")[0] == 404
+    assert client.request("GET", f"/api/results/{answer['id']}/preset/7")[0] == 404
+
+
+def test_the_page_adds_no_thread_work_when_idle(service: Service) -> None:
+    """Idle, the page's loop sleeps: its thread uses (almost) no CPU."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    time.sleep(1.0)
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    assert (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime) < 0.3
