@@ -107,7 +107,7 @@ def main() -> None:
             columns.append((label, run(args, model, match, root, memory=index == 0)))
         finally:
             shutil.rmtree(root, ignore_errors=True)
-    columns.append(("", web_rows(args, model, Path(tempfile.mkdtemp(prefix="deepdiva-bench-web-")))))
+    columns.append(("web page off vs on (disk)", web_rows(args, model, Path(tempfile.mkdtemp(prefix="deepdiva-bench-web-")))))
     names = list(dict.fromkeys(name for _, rows in columns for name in rows))
     width = max(map(len, names))
     print()
@@ -168,7 +168,6 @@ def web_rows(args: argparse.Namespace, model: Path | None, root: Path) -> dict[s
     import threading
 
     rows: dict[str, tuple[str, str]] = {}
-    wav = tone(root / "target.wav")
     daemons = {}
     try:
         for web in (False, True):
@@ -179,7 +178,7 @@ def web_rows(args: argparse.Namespace, model: Path | None, root: Path) -> dict[s
                       "presets.preview": args.preview, "web.enabled": web, "web.port": 0}
             proc, info = start_daemon(config, model, args.preview)
             client.udp = tuple(info["udp"])
-            daemons[web] = (proc, info, client, Targets(wav))
+            daemons[web] = (proc, info, client, Targets(tone(root / f"target-{'web' if web else 'plain'}.wav")))
         page = urlparse_port(daemons[True][1]["web"])
         events: list[bytes] = []
 

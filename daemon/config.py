@@ -134,6 +134,9 @@ SETTINGS: tuple[Setting, ...] = (
             "(e.g. 0.0.0.0, for a phone) it needs the token printed at start (in the URL).", "--web-host"),
     Setting("web.port", "port", lambda: DEFAULT_WEB_PORT, "TCP port of the web page (0: any free port).",
             "--web-port", 0, 65535),
+    Setting("web.tls", "choice", "auto", "HTTPS for the page with a self-signed certificate made once (a "
+            "browser lets a page record from the microphone only over HTTPS or on this machine): auto = "
+            "when web.host listens beyond this machine, on, off.", "--web-tls", choices=("auto", "on", "off")),
     Setting("web.max_upload_mb", "float", 64.0, "Largest audio file the page accepts.", "--max-upload-mb",
             0.1, 2048.0),
     Setting("web.history", "int", 50, "Finished matches the page keeps to listen to again (also after a "
@@ -193,6 +196,7 @@ class DaemonConfig:
     web_enabled: bool
     web_host: str
     web_port: int
+    web_tls: str
     web_max_upload_mb: float
     web_history: int
     midi_enabled: bool

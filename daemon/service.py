@@ -229,6 +229,7 @@ class Service:
         self.recorder: Recorder | None = None
         self.preset_folder: Path | None = None
         self.web: WebPage | None = None
+        self.web_fingerprint: str | None = None
         self._last: tuple[np.ndarray, dict[str, Any]] | None = None
         self._stopped = threading.Event()
 
@@ -324,9 +325,12 @@ class Service:
         cfg = self.config
         assert self.journal is not None and self.queue is not None
         token = None if is_loopback(cfg.web_host) else load_token(self.journal.folder / "web-token")
+        tls = None
+        if cfg.web_tls == "on" or (cfg.web_tls == "auto" and not is_loopback(cfg.web_host)):
+            tls = self._web_certificate()
         archive = ResultArchive(self.journal.folder / "results", cfg.web_history, self._parameter_set())
         web = WebPage(self, archive, Guard(cfg.web_host, cfg.web_port, token),
-                      int(cfg.web_max_upload_mb * (1 << 20)), DEFAULT_MAX_SECONDS)
+                      int(cfg.web_max_upload_mb * (1 << 20)), DEFAULT_MAX_SECONDS, tls)
         try:
             web.start(cfg.web_host, cfg.web_port)
         except OSError as exc:
@@ -337,6 +341,23 @@ class Service:
         self.web = web
         self.queue.watchers.append(web.job_queued)
         self.listeners.insert(0, web.job_ended)
+
+    def _web_certificate(self) -> Any:
+        """The page's TLS context from its self-signed certificate (made once, beside the journal)."""
+        from .web_guard import lan_address, machine_names
+        from .web_tls import ensure_certificate, fingerprint, server_context
+
+        assert self.journal is not None
+        host = self.config.web_host
+        addresses = ["127.0.0.1"] + [a for a in (lan_address(), host) if a and a not in ("0.0.0.0", "::")]
+        try:
+            cert, key = ensure_certificate(self.journal.folder, sorted(machine_names() | {"localhost"}), addresses)
+            context = server_context(cert, key)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"cannot make the web page's HTTPS certificate in {self.journal.folder}: {exc}; "
+                              "set web.tls = off (--web-tls off) to serve plain HTTP") from None
+        self.web_fingerprint = fingerprint(cert)
+        return context
 
     def _started(self, job: Job) -> None:
         if self.web is not None:
@@ -588,6 +609,9 @@ class Service:
                      else "  drop       off")
         if d["web"]:
             lines.append(f"  web page   {d['web']}")
+            if self.web_fingerprint:
+                lines.append(f"  https      self-signed certificate (your browser asks once), SHA-256 "
+                             f"{self.web_fingerprint}")
             if cfg.web_host not in ("127.0.0.1", "::1"):
                 lines.append(f"  warning    the web page listens on {cfg.web_host}: other machines on your "
                              "network can open it with the token in that URL")

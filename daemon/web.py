@@ -7,7 +7,7 @@ server-sent events (``/api/events``) when it is queued, starts and ends. Finishe
 back from the :class:`~.results.ResultArchive`. The server runs its own asyncio loop on one
 thread; anything that touches files or the CPU runs in the loop's executor, so the page never
 delays the worker or OSC. Request rules (Host, token, Origin) are in :mod:`.web_guard`; the API
-is described in ``OSC.md``'s sibling ``WEB.md``.
+is described in the README (section "The web page"). HTTPS beyond loopback: :mod:`.web_tls`.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import asyncio
 import concurrent.futures
 import json
 import logging
+import ssl
 import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -30,7 +31,7 @@ from ..core.limits import MAX_CANDIDATES, MAX_REFINE_SECONDS
 from ..presets.match_job import AUDIO_SUFFIXES
 from .jobs import Busy, Job, Outcome, new_job_id
 from .results import ResultArchive, summary
-from .web_guard import TOKEN_HEADER, Guard
+from .web_guard import TOKEN_HEADER, Guard, lan_address
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +64,9 @@ class WebPage:
     """The page's server on its own thread. ``publish`` may be called from any thread."""
 
     def __init__(self, backend: Backend, archive: ResultArchive, guard: Guard, max_upload_bytes: int,
-                 max_seconds: float) -> None:
+                 max_seconds: float, tls: ssl.SSLContext | None = None) -> None:
         self.backend = backend
+        self.tls = tls
         self.archive = archive
         self.guard = guard
         self.max_upload_bytes = max_upload_bytes
@@ -94,7 +96,7 @@ class WebPage:
     async def _listen(self, host: str, port: int) -> tuple[str, int]:
         self._runner = web.AppRunner(self.app(), access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port)
+        site = web.TCPSite(self._runner, host, port, ssl_context=self.tls)
         await site.start()
         server = site._server  # noqa: SLF001 - the only way to learn the port chosen for port 0
         sockets = getattr(server, "sockets", None) or []
@@ -118,10 +120,10 @@ class WebPage:
 
     def url(self) -> str:
         host, port = self.address
-        shown = host if host not in ("0.0.0.0", "::") else _lan_address() or "127.0.0.1"
+        shown = host if host not in ("0.0.0.0", "::") else lan_address() or "127.0.0.1"
         shown = f"[{shown}]" if ":" in shown else shown
         token = f"/?token={self.guard.token}" if self.guard.token else "/"
-        return f"http://{shown}:{port}{token}"
+        return f"{'https' if self.tls else 'http'}://{shown}:{port}{token}"
 
     # ----------------------------------------------------------------- events
 
@@ -261,6 +263,7 @@ class WebPage:
         job_id = new_job_id()
         suffix = Path(name).suffix.lower()
         path = self.backend.upload_path(job_id, suffix if suffix in AUDIO_SUFFIXES else ".audio")
+        leftover: Path | None = path  # removed unless a job takes it
         try:
             status = await self._receive(request, path, cap)
             if status is not None:
@@ -272,12 +275,12 @@ class WebPage:
                 return _error(503, str(exc))
             except DeepDivaError as exc:
                 return _error(400, str(exc))
-            path = None  # the job owns it now
+            leftover = None  # the job owns it now
             return web.json_response({"id": job_id, "position": position}, status=202)
         finally:
             self._uploads -= 1
-            if path is not None:
-                path.unlink(missing_ok=True)
+            if leftover is not None:
+                leftover.unlink(missing_ok=True)
 
     async def _receive(self, request: web.Request, path: Path, cap: int) -> web.Response | None:
         """Stream the body into ``path``; an error response if it is too big, stalls or breaks off."""
@@ -328,7 +331,7 @@ class WebPage:
             return _error(404, "no such result (finished jobs are kept up to web.history)")
         return web.json_response(detail)
 
-    async def _audio(self, request: web.Request) -> web.Response:
+    async def _audio(self, request: web.Request) -> web.StreamResponse:
         wav = await self._run(self.archive.listening, request.match_info["id"], request.match_info["which"])
         if wav is None:
             return _error(404, "no such sound for this result")
@@ -392,15 +395,3 @@ def _quote(text: str) -> str:
     from urllib.parse import quote
 
     return quote(text, safe="")
-
-
-def _lan_address() -> str | None:
-    """This machine's address on its local network (no packet is sent), for the URL printed at start."""
-    import socket
-
-    try:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.connect(("192.0.2.1", 9))  # TEST-NET: only picks the outgoing interface
-            return s.getsockname()[0]
-    except OSError:
-        return None

@@ -61,6 +61,16 @@ def machine_names() -> frozenset[str]:
     return frozenset({name, f"{name}.local"} - {""})
 
 
+def lan_address() -> str | None:
+    """This machine's address on its local network (no packet is sent), for the URL printed at start."""
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect(("192.0.2.1", 9))  # TEST-NET: only picks the outgoing interface
+            return str(s.getsockname()[0])
+    except OSError:
+        return None
+
+
 def load_token(path: Path) -> str:
     """The page's token, kept in ``path`` (made on first use, readable only by this user)."""
     try:

@@ -327,7 +327,7 @@ function setupRecorder() {
   const ok = window.isSecureContext !== false && navigator.mediaDevices?.getUserMedia
     && (window.AudioContext || window.webkitAudioContext);
   if (!ok) {
-    const why = 'Recording needs a secure page (https, or http://localhost on the daemon’s machine).';
+    const why = 'Your browser allows recording only on a secure page: HTTPS (leave web.tls = auto or on), or localhost on the daemon’s machine.';
     button.disabled = true;
     button.title = why;
     $('record-note').textContent = `${why} Use the file picker above instead; on a phone it can record too.`;
@@ -560,6 +560,8 @@ function selectRank(rank) {
   }
   const what = rank === 1 ? 'match' : `candidate ${rank}`;
   $('match-tag').textContent = `B · ${what}`;
+  $('convergence').textContent = cand.convergence != null
+    ? `${cand.convergence.toFixed(2)}${rank === 1 ? '' : ` (${what})`}` : '—';
   setMatchSource(cand.audio ? resultUrl(data.id, `/audio/${rank}.wav`) : null);
 
   const img = $('spectrogram');

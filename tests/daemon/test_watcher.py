@@ -70,7 +70,8 @@ class Drop:
         svc = self.service
         assert svc is not None and svc.queue is not None and svc.watcher is not None
         return (not any(n for n in self.waiting() if is_candidate_name(n)) and len(svc.queue) == 0
-                and svc.worker.current is None and svc.watcher.waiting == 0)
+                and svc.worker.current is None and svc.watcher.waiting == 0
+                and svc.worker.completed + svc.worker.failed == len(self.outcomes))  # every outcome told
 
 
 @pytest.fixture()

@@ -11,6 +11,7 @@ import json
 import os
 import re
 import socket
+import ssl
 import threading
 import time
 import urllib.parse
@@ -55,13 +56,20 @@ class Client:
         assert service.web is not None
         self.port = service.web.address[1]
         self.host = f"127.0.0.1:{self.port}"
+        self.scheme = "https" if service.web.tls else "http"
+
+    def connect(self) -> http.client.HTTPConnection:
+        if self.scheme == "http":
+            return http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        return http.client.HTTPSConnection("127.0.0.1", self.port, timeout=30,
+                                           context=ssl._create_unverified_context())  # self-signed
 
     def request(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None,
                 origin: str | None = "same") -> tuple[int, bytes, http.client.HTTPResponse]:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        conn = self.connect()
         sent = {"Host": self.host, **(headers or {})}
         if origin == "same":
-            sent["Origin"] = f"http://{sent['Host']}"
+            sent["Origin"] = f"{self.scheme}://{sent['Host']}"
         elif origin is not None:
             sent["Origin"] = origin
         conn.request(method, path, body=body, headers=sent)
@@ -216,7 +224,8 @@ def test_beyond_loopback_a_token_is_required(tmp_path: Path) -> None:
     try:
         assert s.web is not None and s.web.guard.token
         token = s.web.guard.token
-        assert f"?token={token}" in s.describe()["web"]
+        assert s.describe()["web"].startswith("https://") and f"?token={token}" in s.describe()["web"]
+        assert s.web_fingerprint and (tmp_path / "journal" / "web-key.pem").stat().st_mode & 0o077 == 0
         client = Client(s)
         wav = saw_wav(tmp_path / "a.wav").read_bytes()
         for path in ("/", "/api/state"):
@@ -239,9 +248,9 @@ def test_beyond_loopback_a_token_is_required(tmp_path: Path) -> None:
         assert client.request("GET", "/api/state", headers={"Cookie": jar, "Host": f"evil.example:{client.port}"})[0] == 403
     finally:
         s.stop()
-    again = start(tmp_path, **{"web.host": "0.0.0.0"})  # the same token after a restart (a phone's bookmark)
+    again = start(tmp_path, **{"web.host": "0.0.0.0"})  # the same token and certificate after a restart
     try:
-        assert again.web is not None and again.web.guard.token == token
+        assert again.web is not None and again.web.guard.token == token and again.web_fingerprint == s.web_fingerprint
     finally:
         again.stop()
 
@@ -280,3 +289,78 @@ def test_the_page_adds_no_thread_work_when_idle(service: Service) -> None:
     time.sleep(1.0)
     after = resource.getrusage(resource.RUSAGE_SELF)
     assert (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime) < 0.3
+
+
+def test_hostile_names_and_lying_headers(service: Service, tmp_path: Path) -> None:
+    client = Client(service)
+    wav = saw_wav(tmp_path / "a.wav")
+    for name in ("../../../etc/passwd.wav", "a\x00b\x1b[31m.wav", "é" * 300 + ".wav", "CON.wav", ".hidden"):
+        status, answer = client.upload(wav, name=name)
+        assert status == 202, (name, answer)
+    wait_until(lambda: service.status()["completed"] == 5, 60)
+    presets = sorted(p.name for p in (tmp_path / "presets").iterdir() if not p.name.startswith(".deepdiva-"))
+    assert len(presets) == 5 and all("/" not in p and "\x00" not in p and len(p.encode()) <= 255 for p in presets)
+    assert not any((tmp_path / "presets").parent.glob("etc*"))
+    sources = [h["source"] for h in client.json("/api/state")["history"]]
+    assert all("\x1b" not in s and "\x00" not in s for s in sources)
+    # a 36 KB FLAC of 34 million samples (8 channels at 384 kHz): refused from its header
+    with sf.SoundFile(tmp_path / "bomb.flac", "w", 384000, 8, "PCM_16", format="FLAC") as f:
+        for _ in range(11):
+            f.write(np.zeros((384000, 8), np.int16))
+    status, answer = client.upload(tmp_path / "bomb.flac")
+    assert status == 400 and "more than the limit of 32 million" in answer["error"], answer
+    assert leftovers(service) == []
+
+
+def test_slow_writers_and_crowds_are_bounded(service: Service, tmp_path: Path, monkeypatch) -> None:
+    from deepdiva.daemon import web
+
+    monkeypatch.setattr(web, "READ_TIMEOUT", 0.5)
+    monkeypatch.setattr(web, "MAX_LISTENERS", 3)
+    client = Client(service)
+    # a writer that stops sending: 408, its partial file removed
+    conn = http.client.HTTPConnection("127.0.0.1", client.port, timeout=10)
+    conn.putrequest("POST", "/api/upload?name=slow.wav", skip_host=True)
+    for k, v in (("Host", client.host), ("Origin", f"http://{client.host}"), ("Content-Length", "100000")):
+        conn.putheader(k, v)
+    conn.endheaders()
+    conn.send(b"RIFF" + b"\0" * 1000)
+    assert conn.getresponse().status == 408
+    wait_until(lambda: leftovers(service) == [], 5)
+    # event streams beyond the cap are turned away; the page still answers
+    streams = []
+    for _ in range(3):
+        s = http.client.HTTPConnection("127.0.0.1", client.port, timeout=10)
+        s.request("GET", "/api/events", headers={"Host": client.host})
+        assert s.getresponse().status == 200
+        streams.append(s)
+    assert client.request("GET", "/api/events")[0] == 503
+    assert client.request("GET", "/api/state")[0] == 200
+    for s in streams:
+        s.close()
+
+
+def test_garbage_requests_do_not_hurt_the_page(service: Service) -> None:
+    """A bounded fuzz on loopback: random bytes, broken request lines, huge headers, odd methods."""
+    client = Client(service)
+    rng = np.random.default_rng(15)
+    probes = [b"\x00" * 100, b"GET / HTTP/1.1\r\n" + b"X: " + b"a" * 100_000 + b"\r\n\r\n", b"BREW /api/state HTTP/1.1\r\n\r\n",
+              b"POST /api/upload HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: -5\r\n\r\n",
+              b"POST /api/upload HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", b"GET /%00%ff/../.. HTTP/1.1\r\n\r\n"]
+    probes += [bytes(rng.integers(0, 256, int(rng.integers(1, 4000)), dtype=np.uint8)) for _ in range(200)]
+    paths = ["/api/results/../../etc/passwd", "/static/../web.py", "/api/results/x/audio/../../result.json.wav",
+             "/api/results/%2e%2e/preset/1", "/static/app.js%00.png"]
+    for raw in probes:
+        with socket.create_connection(("127.0.0.1", client.port), timeout=5) as s:
+            try:
+                s.sendall(raw)
+                s.shutdown(socket.SHUT_WR)
+                s.recv(65536)
+            except OSError:
+                pass
+    for path in paths:
+        status, data, _ = client.request("GET", path)
+        assert status in (403, 404), (path, status)
+        assert b"import" not in data and b"\"id\"" not in data
+    assert client.request("GET", "/api/state")[0] == 200
+    assert leftovers(service) == [] and service.status()["completed"] == 0

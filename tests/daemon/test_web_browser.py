@@ -161,7 +161,8 @@ def test_upload_listen_look_pick_download(page, daemon: Service, tmp_path: Path)
     page.wait_for_function("""() => { const i = document.querySelector('[data-testid=spectrogram]');
                                       return i && i.complete && i.naturalWidth > 300; }""", timeout=30_000)
     page.screenshot(path=str(SCREENSHOTS / "web-result.png"), full_page=True)
-    print(f"screenshot of the result view: {SCREENSHOTS / 'web-result.png'}")
+    page.screenshot(path=str(SCREENSHOTS / "web-result-top.png"))  # what a person sees first (README)
+    print(f"screenshots of the result view: {SCREENSHOTS}/web-result.png, web-result-top.png")
 
 
 def test_a_bad_file_shows_its_error(page, tmp_path: Path) -> None:
@@ -184,3 +185,41 @@ def test_recording_from_the_browser_microphone(page, daemon: Service) -> None:
     newest = page.locator("[data-testid=history-item]").first
     assert "recording" in newest.inner_text().lower()
     assert newest.get_attribute("data-state") in ("done", "failed")
+
+
+@pytest.mark.parametrize("tls", ["auto", "off"])
+def test_a_phone_on_the_network_can_record_only_over_https(browser, tmp_path: Path, tls: str) -> None:
+    """Opened by this machine's network address, as a phone would: over HTTPS (the default beyond
+    loopback) the page is a secure context and records; over plain HTTP the browser withholds the
+    microphone and the page says why instead of failing."""
+    from deepdiva.daemon.web_guard import lan_address
+
+    address = lan_address()
+    if address is None or address.startswith("127."):
+        pytest.skip("this machine has no network address besides loopback")
+    config = build_config({}, {"osc.enabled": False, "midi.enabled": False, "drop.enabled": False,
+                               "presets.folder": str(tmp_path / "presets"), "queue.journal": str(tmp_path / "journal"),
+                               "web.host": "0.0.0.0", "web.tls": tls})
+    service = Service(config, dry_run=True).start()
+    context = browser.new_context(ignore_https_errors=True)  # self-signed: a person accepts it once
+    try:
+        assert service.web is not None
+        url = service.web.url()
+        assert url.startswith(("https://" if tls == "auto" else "http://") + address)
+        page = context.new_page()
+        page.goto(url)
+        assert page.evaluate("window.isSecureContext") is (tls == "auto")
+        if tls == "off":
+            assert page.locator("[data-testid=record]").is_disabled()
+            assert "HTTPS" in page.locator("#record-note").inner_text()
+            return
+        page.fill("[data-testid=record-seconds]", "1")
+        page.click("[data-testid=record]")
+        item = page.locator("[data-testid=history-item]").first
+        item.wait_for(timeout=60_000)
+        page.wait_for_function("""() => ['done', 'failed'].includes(
+            document.querySelector('[data-testid=history-item]').dataset.state)""", timeout=60_000)
+        assert "recording" in item.inner_text().lower()
+    finally:
+        context.close()
+        service.stop()
