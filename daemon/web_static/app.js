@@ -568,7 +568,7 @@ function selectRank(rank) {
   img.hidden = false;
   img.src = resultUrl(data.id, `/spectrogram/${rank}.png`);
   img.alt = `Spectrograms: target, ${what}, difference`;
-  $('spectrogram-caption').textContent = `target | ${what} | difference`;
+  $('spectrogram-caption').textContent = `target | ${what} | difference (click to enlarge)`;
 
   $('params-title').textContent = rank === 1 ? 'Parameters' : `Parameters of candidate ${rank}`;
   renderParams(sectionsOf(rank));
@@ -645,6 +645,10 @@ function setupPlayers() {
     if (e.target.id === 'audio-target') setHearing('A');
     if (e.target.id === 'audio-match') setHearing('B');
   }, true);
+  // The picture is wide; on a phone it is small: a tap opens it full size.
+  $('spectrogram').addEventListener('click', (e) => {
+    if (e.target.src) window.open(e.target.src, '_blank', 'noopener');
+  });
   $('spectrogram').addEventListener('error', (e) => {
     if (e.target.getAttribute('src')) {
       e.target.hidden = true;

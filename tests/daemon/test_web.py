@@ -364,3 +364,103 @@ def test_garbage_requests_do_not_hurt_the_page(service: Service) -> None:
         assert b"import" not in data and b"\"id\"" not in data
     assert client.request("GET", "/api/state")[0] == 200
     assert leftovers(service) == [] and service.status()["completed"] == 0
+
+
+def test_the_page_hears_of_osc_and_drop_folder_jobs(tmp_path: Path) -> None:
+    from pythonosc.osc_message_builder import build_msg
+
+    from deepdiva.daemon import osc_server as osc
+
+    replies = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    replies.bind(("127.0.0.1", 0))
+    s = start(tmp_path, **{"drop.enabled": True, "drop.folder": str(tmp_path / "drop"), "drop.settle_seconds": 0.2,
+                           "osc.reply_port": replies.getsockname()[1], "files.allowed_roots": [str(tmp_path)]})
+    try:
+        client = Client(s)
+        events: list[dict] = []
+        threading.Thread(target=read_events, args=(client, events), daemon=True).start()
+        wait_until(lambda: s.web is not None and s.web._listeners, 5)
+        assert s.udp is not None
+        replies.sendto(build_msg(osc.MATCH_FILE, [str(saw_wav(tmp_path / "from osc.wav"))]).dgram, s.udp.address)
+        saw_wav(tmp_path / "drop" / "dropped.wav")
+        wait_until(lambda: {e["origin"] for e in events if e["state"] == "done"} == {"osc", "drop"}, 30)
+        history = client.json("/api/state")["history"]
+        assert sorted(h["source"].rsplit("/", 1)[-1] for h in history) == ["dropped.wav", "from osc.wav"]
+    finally:
+        s.stop()
+        replies.close()
+
+
+def test_an_accepted_upload_is_matched_after_a_restart(tmp_path: Path) -> None:
+    """Accepted means journaled: a daemon stopped with the upload still queued matches it on its next start."""
+    import threading as th
+
+    from deepdiva.daemon.service import dry_run_match
+
+    gate, fast = th.Event(), dry_run_match()
+
+    def held(job):
+        gate.wait(30)
+        return fast(job)
+
+    config = build_config({}, {"osc.enabled": False, "midi.enabled": False, "drop.enabled": False,
+                               "presets.folder": str(tmp_path / "presets"),
+                               "queue.journal": str(tmp_path / "journal")})
+    first = Service(config, match=held).start()
+    try:
+        client = Client(first)
+        ids = [client.upload(saw_wav(tmp_path / f"take {i}.wav"))[1]["id"] for i in range(2)]
+        wait_until(lambda: first.worker is not None and first.worker.current is not None, 10)
+    finally:  # stop while the first is matching: it finishes, the second stays queued (journaled)
+        stopping = th.Thread(target=first.stop)
+        stopping.start()
+        wait_until(lambda: first.worker is not None and first.worker._stop.is_set(), 10)
+        gate.set()
+        stopping.join(30)
+    second = Service(config, match=fast).start()
+    try:
+        assert second.restored == 1
+        wait_until(lambda: len(second.queue) == 0 and second.worker.current is None, 30)
+        done = {h["id"] for h in Client(second).json("/api/state")["history"] if h["state"] == "done"}
+        assert done == set(ids)
+        assert sorted(p.name for p in (tmp_path / "presets").glob("*.h2p")) == ["take 0.h2p", "take 1.h2p"]
+        assert leftovers(second) == []
+    finally:
+        second.stop()
+
+
+@pytest.mark.jack
+def test_the_push_button_sends_the_preset_as_midi_cc(request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    """Through a real JACK server: the match sends its 33 CCs, the page's push sends the same again."""
+    import rtmidi
+
+    try:
+        request.getfixturevalue("jack_server")  # tests/daemon/conftest.py; it skips without jackd
+    except pytest.fail.Exception as exc:
+        pytest.skip(f"no JACK server for this test: {str(exc).splitlines()[0]}")
+    port = f"dd-web-{os.getpid()}"
+    s = start(tmp_path, **{"midi.enabled": True, "midi.port": port, "osc.enabled": False})
+    reader = rtmidi.MidiIn(rtapi=rtmidi.API_UNIX_JACK, name="dd-web-reader")
+    try:
+        assert s.describe()["midi"], s.describe()["midi_problem"]
+        reader.open_port(next(i for i, n in enumerate(reader.get_ports()) if port in n))
+        client = Client(s)
+        assert client.json("/api/state")["daemon"]["midi"] is True
+        status, answer = client.upload(saw_wav(tmp_path / "a.wav"))
+        wait_until(lambda: s.status()["completed"] == 1, 30)
+        got: list[tuple[int, int]] = []
+
+        def received(n: int) -> bool:
+            while (event := reader.get_message()) is not None:
+                got.append((event[0][1], event[0][2]))
+            return len(got) >= n
+
+        wait_until(lambda: received(33), 20)
+        status, data, _ = client.request("POST", f"/api/results/{answer['id']}/push/1", b"")
+        assert status == 200 and json.loads(data) == {"sent": 33}
+        wait_until(lambda: received(66), 20)
+        assert got[:33] == got[33:]
+    finally:
+        reader.close_port()
+        reader.delete()
+        s.stop()
