@@ -41,6 +41,7 @@ CHUNK = 1 << 16
 READ_TIMEOUT = 30.0  # seconds an upload may stall between chunks
 MAX_UPLOADS = 4  # uploads streaming at once
 MAX_LISTENERS = 32  # event streams at once
+MAX_CONNECTIONS = 64  # open connections at once (pages, streams, uploads, idle keep-alives)
 PING_SECONDS = 15.0
 CSP = ("default-src 'self'; script-src 'self' blob:; worker-src 'self' blob:; img-src 'self' data: blob:; "
        "media-src 'self' blob:; connect-src 'self'; style-src 'self'; frame-ancestors 'none'; base-uri 'none'")
@@ -75,6 +76,7 @@ class WebPage:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="deepdiva-web", daemon=True)
         self._runner: web.AppRunner | None = None
+        self._listener: asyncio.AbstractServer | None = None
         self._listeners: set[asyncio.Queue[str | None]] = set()
         self._uploads = 0
         self._pictures = threading.Lock()  # one spectrogram drawn at a time: the worker needs the CPU
@@ -94,13 +96,22 @@ class WebPage:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)  # type: ignore[arg-type]
 
     async def _listen(self, host: str, port: int) -> tuple[str, int]:
-        self._runner = web.AppRunner(self.app(), access_log=None, shutdown_timeout=1.0)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port, ssl_context=self.tls)
-        await site.start()
-        server = site._server  # noqa: SLF001 - the only way to learn the port chosen for port 0
-        sockets = getattr(server, "sockets", None) or []
-        return (host, sockets[0].getsockname()[1]) if sockets else (host, port)
+        """Listen with aiohttp's connection handler behind a cap on open connections: past
+        ``MAX_CONNECTIONS`` a new one gets a short 503 and is closed, so many idle or slow clients
+        cannot use up the daemon's file descriptors (which OSC and the journal need too)."""
+        self._runner = runner = web.AppRunner(self.app(), access_log=None, shutdown_timeout=1.0)
+        await runner.setup()
+        server = runner.server
+        assert server is not None
+
+        def accept() -> asyncio.BaseProtocol:
+            if len(server.connections) >= MAX_CONNECTIONS:
+                return _TooMany()
+            return server()
+
+        self._listener = await asyncio.get_running_loop().create_server(accept, host, port, ssl=self.tls,
+                                                                       reuse_address=True)
+        return host, int(self._listener.sockets[0].getsockname()[1])
 
     def stop(self) -> None:
         if not self._thread.is_alive():
@@ -115,6 +126,8 @@ class WebPage:
     async def _close(self) -> None:
         for queue in list(self._listeners):
             queue.put_nowait(None)
+        if self._listener is not None:
+            self._listener.close()
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -369,6 +382,17 @@ class WebPage:
         except DeepDivaError as exc:
             return _error(503, str(exc))
         return web.json_response({"sent": sent})
+
+
+class _TooMany(asyncio.Protocol):
+    """A connection past the cap: told so and closed."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        body = b'{"error": "too many connections to the deepdiva page; close some tabs and reload"}'
+        assert isinstance(transport, asyncio.WriteTransport)
+        transport.write(b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+                        b"Connection: close\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+        transport.close()
 
 
 def _job_options(query: Any) -> tuple[float | None, int | None]:

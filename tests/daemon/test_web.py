@@ -464,3 +464,32 @@ def test_the_push_button_sends_the_preset_as_midi_cc(request: pytest.FixtureRequ
         reader.close_port()
         reader.delete()
         s.stop()
+
+
+def test_many_idle_connections_are_capped_and_osc_keeps_working(service: Service, monkeypatch) -> None:
+    from pythonosc.osc_message import OscMessage
+    from pythonosc.osc_message_builder import build_msg
+
+    from deepdiva.daemon import osc_server as osc
+    from deepdiva.daemon import web
+
+    monkeypatch.setattr(web, "MAX_CONNECTIONS", 8)
+    client = Client(service)
+    idle = [socket.create_connection(("127.0.0.1", client.port)) for _ in range(8)]
+    try:
+        time.sleep(0.3)
+        status, data, _ = client.request("GET", "/api/state")
+        assert status == 503 and "too many connections" in json.loads(data)["error"]
+        replies = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # OSC is untouched
+        replies.bind(("127.0.0.1", 0))
+        replies.settimeout(5)
+        assert service.udp is not None
+        replies.sendto(build_msg(osc.HELLO, [replies.getsockname()[1]]).dgram, service.udp.address)
+        replies.sendto(build_msg(osc.PING, [7]).dgram, service.udp.address)
+        while OscMessage(replies.recvfrom(65536)[0]).address != osc.PONG:
+            pass
+        replies.close()
+    finally:
+        for s in idle:
+            s.close()
+    wait_until(lambda: client.request("GET", "/api/state")[0] == 200, 10)
