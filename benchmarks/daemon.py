@@ -213,6 +213,10 @@ def web_rows(args: argparse.Namespace, model: Path | None, root: Path) -> dict[s
         rows["web page open: match/file -> result, paced"] = (
             ms(paced[True]), f"{pct(paced[True], 50) - pct(paced[False], 50):+.2f} ms p50 vs off; the page heard "
             f"{len(events)} job events (queued, matching, done) over its event stream")
+        rss = [rss_mb(daemons[web][0].pid) for web in (False, True)]
+        if None not in rss:
+            rows["daemon RSS, web page off / on"] = (f"{rss[0]:.1f} / {rss[1]:.1f} MB", f"after {args.latency + 5} "
+                                                     "jobs each; on: aiohttp loaded, results archive written")
         total, outside = 0, []
         for path in ("/", "/static/app.js", "/static/app.css"):
             conn = http.client.HTTPConnection("127.0.0.1", page, timeout=30)
