@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 RECORD = "result.json"
 TARGET = "target"
+SUMMARY_KEYS = ("id", "state", "origin", "source", "name", "created", "finished", "error", "distance", "note")
 
 
 def summary(job: Job, state: str, record: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -43,6 +44,11 @@ def summary(job: Job, state: str, record: dict[str, Any] | None = None) -> dict[
             "note": (record.get("pitch") or {}).get("note")}
 
 
+def brief(record: dict[str, Any]) -> dict[str, Any]:
+    """The :func:`summary` part of a kept record (what lists and the event stream carry)."""
+    return {k: record.get(k) for k in SUMMARY_KEYS}
+
+
 class ResultArchive:
     """The newest ``keep`` outcomes on disk, with their audio; thread-safe."""
 
@@ -52,11 +58,18 @@ class ResultArchive:
         self.parameter_set = parameter_set
         self._lock = threading.Lock()
         self._entries: dict[str, Path] = {}  # id -> folder, oldest first
+        self._briefs: dict[str, dict[str, Any]] = {}  # id -> brief(record): lists without reading files
         self.folder.mkdir(parents=True, exist_ok=True)
         for leftover in self.folder.glob(".new-*"):  # an entry cut short by a crash
             shutil.rmtree(leftover, ignore_errors=True)
         for entry in sorted(p for p in self.folder.iterdir() if p.is_dir() and (p / RECORD).is_file()):
-            self._entries[entry.name.split("-", 1)[-1]] = entry
+            job_id = entry.name.split("-", 1)[-1]
+            self._entries[job_id] = entry
+            record = self.record(job_id)
+            if record is None:
+                self._entries.pop(job_id)
+                continue
+            self._briefs[job_id] = brief(record)
         self._prune()
 
     # ----------------------------------------------------------------- writing
@@ -79,6 +92,7 @@ class ResultArchive:
             raise
         with self._lock:
             self._entries[job.id] = final
+            self._briefs[job.id] = brief(record)
             self._prune()
         return record
 
@@ -125,6 +139,7 @@ class ResultArchive:
     def _prune(self) -> None:
         while len(self._entries) > self.keep:
             job_id = next(iter(self._entries))
+            self._briefs.pop(job_id, None)
             shutil.rmtree(self._entries.pop(job_id), ignore_errors=True)
 
     # ----------------------------------------------------------------- reading
@@ -132,14 +147,7 @@ class ResultArchive:
     def summaries(self) -> list[dict[str, Any]]:
         """The kept jobs, newest first, as :func:`summary` shapes them."""
         with self._lock:
-            ids = list(self._entries)
-        out = []
-        for job_id in reversed(ids):
-            record = self.record(job_id)
-            if record is not None:
-                out.append({k: record.get(k) for k in ("id", "state", "origin", "source", "name", "created",
-                                                       "finished", "error", "distance", "note")})
-        return out
+            return [dict(self._briefs[job_id]) for job_id in reversed(self._entries) if job_id in self._briefs]
 
     def record(self, job_id: str) -> dict[str, Any] | None:
         folder = self._folder(job_id)

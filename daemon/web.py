@@ -30,7 +30,7 @@ from ..core.filenames import printable
 from ..core.limits import MAX_CANDIDATES, MAX_REFINE_SECONDS
 from ..presets.match_job import AUDIO_SUFFIXES
 from .jobs import Busy, Job, Outcome, new_job_id
-from .results import ResultArchive, summary
+from .results import ResultArchive, brief, summary
 from .web_guard import TOKEN_HEADER, Guard, lan_address
 
 log = logging.getLogger(__name__)
@@ -170,8 +170,7 @@ class WebPage:
             log.warning("could not keep job %s for the page: %s", outcome.job.id, exc)
             record = {"finished": None, "error": outcome.error}
             record = summary(outcome.job, "done" if outcome.ok else "failed", record)
-        self.publish({k: record.get(k) for k in ("id", "state", "origin", "source", "name", "created",
-                                                 "finished", "error", "distance", "note")})
+        self.publish(brief(record))
 
     # ----------------------------------------------------------------- the app
 
