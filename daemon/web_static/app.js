@@ -194,6 +194,8 @@ function renderLists() {
   const history = all.filter((j) => FINAL.has(j.state))
     .sort((a, b) => (b.finished ?? b.created) - (a.finished ?? a.created))
     .slice(0, HISTORY_LIMIT);
+  const kept = new Set(history.map((j) => j.id));
+  for (const job of all) if (FINAL.has(job.state) && !kept.has(job.id)) app.jobs.delete(job.id); // bounded
   const focusedId = document.activeElement?.closest?.('.list [data-id]')?.dataset.id;
 
   $('jobs').replaceChildren(...queue.map((job, i) => jobRow(job, i + 1)));
