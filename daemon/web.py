@@ -125,7 +125,7 @@ class WebPage:
 
     async def _close(self) -> None:
         for queue in list(self._listeners):
-            queue.put_nowait(None)
+            self._end_stream(queue)
         if self._listener is not None:
             self._listener.close()
         if self._runner is not None:
@@ -152,9 +152,14 @@ class WebPage:
             try:
                 queue.put_nowait(data)
             except asyncio.QueueFull:  # a page that does not read: cut it off, it reconnects and reloads
-                self._listeners.discard(queue)
-                queue._queue.clear()  # type: ignore[attr-defined]  # noqa: SLF001
-                queue.put_nowait(None)
+                self._end_stream(queue)
+
+    def _end_stream(self, queue: asyncio.Queue[str | None]) -> None:
+        """Make one event stream end: drop what it has not read, then the end mark."""
+        self._listeners.discard(queue)
+        while not queue.empty():
+            queue.get_nowait()
+        queue.put_nowait(None)
 
     def job_queued(self, job: Job) -> None:
         self.publish(summary(job, "queued"))

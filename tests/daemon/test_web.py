@@ -493,3 +493,23 @@ def test_many_idle_connections_are_capped_and_osc_keeps_working(service: Service
         for s in idle:
             s.close()
     wait_until(lambda: client.request("GET", "/api/state")[0] == 200, 10)
+
+
+def test_a_page_that_falls_behind_is_cut_off_and_can_reconnect(service: Service) -> None:
+    """Events for one stream are bounded (256): a stream that cannot keep up is ended, not buffered."""
+    client = Client(service)
+    conn = http.client.HTTPConnection("127.0.0.1", client.port, timeout=10)
+    conn.request("GET", "/api/events", headers={"Host": client.host})
+    response = conn.getresponse()
+    assert response.status == 200
+    wait_until(lambda: service.web is not None and len(service.web._listeners) == 1, 5)
+    assert service.web is not None
+    for i in range(2000):  # queued faster than the stream's coroutine gets a turn
+        service.web.publish({"id": f"flood-{i}", "state": "queued"})
+    wait_until(lambda: not service.web._listeners, 10)
+    body = response.read()  # the server ended the stream: read returns
+    assert body.count(b"event: job") < 2000
+    again = http.client.HTTPConnection("127.0.0.1", client.port, timeout=10)
+    again.request("GET", "/api/events", headers={"Host": client.host})
+    assert again.getresponse().status == 200
+    again.close()
