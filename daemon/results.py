@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from ..core.atomic import write_atomic, write_bytes_atomic
 from ..core.filenames import printable
 from ..core.metrics import spectral_convergence
 from ..core.profile import ParameterSet
@@ -111,11 +112,11 @@ class ResultArchive:
         record["played_at"] = result.get("played_at")
         record["preset"] = result.get("preset")
         record["sample_rate"] = int(result.get("sample_rate") or 44100)
-        candidates = [{"rank": 1, "distance": record["distance"], "path": result.get("preset"),
-                       "preview": result.get("preview"), "normalised": result.get("normalised") or []}]
-        for rank, alt in enumerate(result.get("alternatives") or [], start=2):
-            candidates.append({"rank": rank, "distance": alt.get("distance"), "path": alt.get("preset"),
-                               "preview": alt.get("preview"), "normalised": alt.get("normalised") or []})
+        match = {"preset": result.get("preset"), "distance": record["distance"], "preview": result.get("preview"),
+                 "normalised": result.get("normalised")}
+        candidates = [{"rank": rank, "distance": c.get("distance"), "path": c.get("preset"),
+                       "preview": c.get("preview"), "normalised": c.get("normalised") or []}
+                      for rank, c in enumerate([match, *(result.get("alternatives") or [])], start=1)]
         record["candidates"] = candidates
         return record
 
@@ -190,19 +191,10 @@ class ResultArchive:
         return [{"section": name, "rows": rows} for name, rows in groups.items()]
 
     def candidate(self, job_id: str, rank: int) -> dict[str, Any] | None:
-        record = self.record(job_id) or {}
-        return next((c for c in record.get("candidates", []) if c["rank"] == rank), None)
-
-    def audio(self, job_id: str, which: str) -> tuple[np.ndarray, int] | None:
-        """``which`` = ``"target"`` or a rank: (samples, rate), or None when it was not kept."""
-        folder = self._folder(job_id)
-        clip = _read(folder / f"{which}.flac") if folder is not None else None
-        if clip is None:
-            return None
-        return clip, int((self.record(job_id) or {}).get("sample_rate") or 44100)
+        return _candidate(self.record(job_id) or {}, rank)
 
     def listening(self, job_id: str, which: str) -> Path | None:
-        """A 16-bit wav of :meth:`audio` at the level shared by the target and every candidate
+        """A 16-bit wav of the kept sound ``which`` (``"target"`` or a rank) at the level shared by the target and every candidate
         (:func:`~deepdiva.core.level.listening_gains`), made once; None when it was not kept."""
         import soundfile as sf
 
@@ -217,43 +209,36 @@ class ResultArchive:
         wav = folder / f"listen-{which}.wav"
         if wav.is_file():
             return wav
-        clips = {n: self.audio(job_id, n) for n in names}
+        clips = {n: _read(folder / f"{n}.flac") for n in names}
         kept = {n: c for n, c in clips.items() if c is not None}
         if which not in kept:
             return None
-        gains = dict(zip(kept, listening_gains([c[0] for c in kept.values()]), strict=True))
-        audio, rate = kept[which]
-        tmp = wav.with_suffix(".tmp")
-        sf.write(tmp, _clip(audio * gains[which]), rate, subtype="PCM_16", format="WAV")
-        os.replace(tmp, wav)
-        return wav
+        gains = dict(zip(kept, listening_gains(list(kept.values())), strict=True))
+        heard = _clip(kept[which] * gains[which])
+        return write_atomic(wav, lambda tmp: sf.write(tmp, heard, _rate(record), subtype="PCM_16", format="WAV"))
 
     def spectrogram(self, job_id: str, rank: int) -> bytes | None:
         """Target | candidate ``rank`` | difference as PNG, made once and kept beside the audio."""
-        folder = self._folder(job_id)
-        if folder is None:
+        folder, record = self._folder(job_id), self.record(job_id)
+        if folder is None or record is None:
             return None
         cached = folder / f"{rank}.png"
         if cached.is_file():
             return cached.read_bytes()
-        target, candidate = self.audio(job_id, TARGET), self.audio(job_id, str(rank))
+        target, candidate = _read(folder / f"{TARGET}.flac"), _read(folder / f"{rank}.flac")
         if target is None or candidate is None:
             return None
         from ..training.plots import comparison_png
 
-        record = self.record(job_id) or {}
         pitch = record.get("pitch") or {}
         note = f"{pitch.get('note')} ({pitch.get('cents'):+.0f} cents)" if pitch.get("pitched") else "unpitched"
-        info = self.candidate(job_id, rank) or {}
-        distance = info.get("distance")
+        distance = (_candidate(record, rank) or {}).get("distance")
         label = "match" if rank == 1 else f"runner-up {rank}"
-        png = comparison_png(target[0], candidate[0], target[1],
+        png = comparison_png(target, candidate, _rate(record),
                              (f"target, {note}",
                               f"{label}, distance {distance:.3f}" if isinstance(distance, float) else label))
         try:
-            tmp = cached.with_suffix(".png.tmp")
-            tmp.write_bytes(png)
-            os.replace(tmp, cached)
+            write_bytes_atomic(cached, png)
         except OSError as exc:  # pruned meanwhile, or a full disk: still answer
             log.debug("could not keep %s: %s", cached, exc)
         return png
@@ -261,6 +246,14 @@ class ResultArchive:
     def _folder(self, job_id: str) -> Path | None:
         with self._lock:
             return self._entries.get(job_id)
+
+
+def _candidate(record: dict[str, Any], rank: int) -> dict[str, Any] | None:
+    return next((c for c in record.get("candidates", []) if c["rank"] == rank), None)
+
+
+def _rate(record: dict[str, Any]) -> int:
+    return int(record.get("sample_rate") or 44100)
 
 
 def _read(path: str | Path | None) -> np.ndarray | None:

@@ -337,7 +337,6 @@ class Service:
             raise ConfigError(f"cannot serve the web page on {cfg.web_host}:{cfg.web_port}: {exc.strerror or exc} "
                               "(another program, or another deepdiva?); choose another with web.port "
                               "(--web-port) or turn it off with --no-web") from None
-        web.guard = replace(web.guard, port=web.address[1])  # the port chosen, when 0 was asked for
         self.web = web
         self.queue.watchers.append(web.job_queued)
         self.listeners.insert(0, web.job_ended)

@@ -19,6 +19,7 @@ import logging
 import ssl
 import threading
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -111,7 +112,9 @@ class WebPage:
 
         self._listener = await asyncio.get_running_loop().create_server(accept, host, port, ssl=self.tls,
                                                                        reuse_address=True)
-        return host, int(self._listener.sockets[0].getsockname()[1])
+        chosen = int(self._listener.sockets[0].getsockname()[1])
+        self.guard = replace(self.guard, port=chosen)  # the port chosen when 0 was asked for, before any request
+        return host, chosen
 
     def stop(self) -> None:
         if not self._thread.is_alive():
@@ -328,18 +331,11 @@ class WebPage:
 
     # ----------------------------------------------------------------- out
 
-    def _record(self, request: web.Request) -> dict[str, Any]:
-        record = self.archive.record(request.match_info["id"])
-        if record is None:
-            raise web.HTTPNotFound(reason="no such result (finished jobs are kept up to web.history)")
-        return record
-
-    def _candidate(self, request: web.Request) -> dict[str, Any]:
-        record = self._record(request)
+    async def _candidate(self, request: web.Request) -> dict[str, Any]:
         rank = request.match_info["rank"]
-        found = next((c for c in record.get("candidates", []) if str(c["rank"]) == rank), None)
+        found = await self._run(self.archive.candidate, request.match_info["id"], int(rank)) if rank.isdigit() else None
         if found is None:
-            raise web.HTTPNotFound(reason=f"this result has no candidate {printable(rank)}")
+            raise web.HTTPNotFound(reason=f"no such result, or it has no candidate {printable(rank)}")
         return found
 
     async def _result(self, request: web.Request) -> web.Response:
@@ -369,7 +365,7 @@ class WebPage:
         return web.Response(body=png, content_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
 
     async def _preset(self, request: web.Request) -> web.StreamResponse:
-        candidate = self._candidate(request)
+        candidate = await self._candidate(request)
         path = Path(candidate.get("path") or "")
         if not path.is_file():
             return _error(404, f"the preset is no longer at {printable(str(path))} (moved or deleted)")
@@ -380,7 +376,7 @@ class WebPage:
                                    f"{_quote(filename)}"})
 
     async def _push(self, request: web.Request) -> web.Response:
-        candidate = self._candidate(request)
+        candidate = await self._candidate(request)
         try:
             sent = await self._run(self.backend.push_params, candidate.get("normalised") or [])
         except DeepDivaError as exc:
