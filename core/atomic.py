@@ -48,8 +48,10 @@ def link_unique(src: Path, target: Path) -> Path:
             n += 1
 
 
-def write_atomic(path: Path, write: Callable[[Path], object], overwrite: bool = True) -> Path:
+def write_atomic(path: Path, write: Callable[[Path], object], overwrite: bool = True, private: bool = False) -> Path:
     """Call ``write(tmp)`` on a temp file beside ``path``, then move it into place.
+
+    ``private``: the file stays readable by this user only (0600) from its first byte (secrets).
 
     With ``overwrite=False`` an existing file is never replaced: the result goes to the first
     free name of ``stem.ext``, ``stem (2).ext``, ... and claiming that name is atomic (a hard
@@ -63,7 +65,8 @@ def write_atomic(path: Path, write: Callable[[Path], object], overwrite: bool = 
     tmp = Path(tmp_name)
     try:
         write(tmp)
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files
+        if not private:
+            os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files
         if overwrite:
             os.replace(tmp, path)
             return path
@@ -82,8 +85,8 @@ def _read_umask() -> int:
 _UMASK = _read_umask()
 
 
-def write_bytes_atomic(path: Path, data: bytes, overwrite: bool = True) -> Path:
-    return write_atomic(path, lambda tmp: tmp.write_bytes(data), overwrite)
+def write_bytes_atomic(path: Path, data: bytes, overwrite: bool = True, private: bool = False) -> Path:
+    return write_atomic(path, lambda tmp: tmp.write_bytes(data), overwrite, private)
 
 
 def write_json_atomic(path: Path, data: object, overwrite: bool = True) -> Path:

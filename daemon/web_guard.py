@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
-import os
 import secrets
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from ..core.atomic import write_bytes_atomic
 
 SAFE_METHODS = frozenset({"GET", "HEAD"})
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
@@ -80,11 +81,7 @@ def load_token(path: Path) -> str:
     except (OSError, UnicodeDecodeError):
         pass
     token = secrets.token_urlsafe(18)
-    tmp = path.with_suffix(".tmp")
-    tmp.unlink(missing_ok=True)
-    with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w", encoding="ascii") as f:
-        f.write(token + "\n")
-    tmp.replace(path)
+    write_bytes_atomic(path, (token + "\n").encode("ascii"), private=True)
     return token
 
 

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
-import os
 import ssl
 from pathlib import Path
+
+from ..core.atomic import write_bytes_atomic
 
 CERT, KEY = "web-cert.pem", "web-key.pem"
 VALID_DAYS = 3650
@@ -42,9 +43,9 @@ def ensure_certificate(folder: Path, names: list[str], addresses: list[str]) -> 
                    .add_extension(x509.SubjectAlternativeName(alt), critical=False)
                    .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
                    .sign(private, hashes.SHA256()))
-    _write_private(key, private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                              serialization.NoEncryption()))
-    _write_private(cert, certificate.public_bytes(serialization.Encoding.PEM))
+    write_bytes_atomic(key, private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                  serialization.NoEncryption()), private=True)
+    write_bytes_atomic(cert, certificate.public_bytes(serialization.Encoding.PEM), private=True)
     return cert, key
 
 
@@ -60,14 +61,6 @@ def _covers(cert: Path, names: list[str], addresses: list[str]) -> bool:
         {str(a) for a in alt.get_values_for_type(x509.IPAddress)}
     soon = datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=30)
     return {n.lower() for n in names} | set(addresses) <= have and loaded.not_valid_after_utc > soon
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.unlink(missing_ok=True)
-    with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as f:
-        f.write(data)
-    tmp.replace(path)
 
 
 def fingerprint(cert: Path) -> str:

@@ -46,3 +46,12 @@ def test_transient_errors_are_found_behind_user_errors() -> None:
     assert is_transient(wrapped(errno.EMFILE))
     assert not is_transient(wrapped(errno.EACCES)) and not is_transient(PresetError("bad"))
     assert not is_transient(FileNotFoundError(errno.ENOENT, "gone"))
+
+
+def test_a_private_file_is_readable_by_its_owner_only(tmp_path: Path) -> None:
+    from deepdiva.core import atomic
+
+    secret = write_bytes_atomic(tmp_path / "token", b"s3cret", private=True)
+    plain = write_bytes_atomic(tmp_path / "plain", b"x")
+    assert secret.read_bytes() == b"s3cret" and secret.stat().st_mode & 0o777 == 0o600
+    assert plain.stat().st_mode & 0o777 == 0o666 & ~atomic._UMASK  # plain files follow the umask
