@@ -37,20 +37,22 @@ def plot_examples(examples: dict, sample_rate: int, path: Path, cfg: FeatureConf
 DIFFERENCE_DB = 30.0  # the difference panel's colour scale: +-this many dB
 
 
-def spectrogram_panel(ax, audio: np.ndarray, cfg: FeatureConfig, reference: np.ndarray | None = None):
-    """A mel spectrogram (dB re full scale, ``[db_floor, 0]``) on ``ax``: seconds across, Hz up.
-    With ``reference``: the difference ``audio - reference`` in dB instead (+-``DIFFERENCE_DB``)."""
+def spectrogram_panel(ax, audio: np.ndarray, cfg: FeatureConfig):
+    """A mel spectrogram (dB re full scale, ``[db_floor, 0]``) on ``ax``: seconds across, Hz up."""
+    return _panel(ax, _mel(audio, cfg), len(audio) / cfg.sample_rate, cfg)
+
+
+def _mel(audio: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
+    return mel_db(np.asarray(audio, dtype=np.float32)[None, :], cfg)[0]
+
+
+def _panel(ax, spec: np.ndarray, seconds: float, cfg: FeatureConfig, difference: bool = False):
+    """``spec`` (mel bands x frames, dB) on ``ax``; ``difference``: a +-``DIFFERENCE_DB`` diverging scale."""
     from matplotlib.ticker import FuncFormatter
 
-    spec = mel_db(np.asarray(audio, dtype=np.float32)[None, :], cfg)[0]
-    seconds = len(audio) / cfg.sample_rate
-    if reference is None:
-        image = ax.imshow(spec, origin="lower", aspect="auto", cmap="magma", vmin=cfg.db_floor, vmax=0.0,
-                          extent=(0.0, seconds, 0, spec.shape[0]))
-    else:
-        spec = spec - mel_db(np.asarray(reference, dtype=np.float32)[None, :], cfg)[0]
-        image = ax.imshow(spec, origin="lower", aspect="auto", cmap="RdBu_r", vmin=-DIFFERENCE_DB,
-                          vmax=DIFFERENCE_DB, extent=(0.0, seconds, 0, spec.shape[0]))
+    scale = dict(cmap="RdBu_r", vmin=-DIFFERENCE_DB, vmax=DIFFERENCE_DB) if difference else \
+        dict(cmap="magma", vmin=cfg.db_floor, vmax=0.0)
+    image = ax.imshow(spec, origin="lower", aspect="auto", extent=(0.0, seconds, 0, spec.shape[0]), **scale)
     centres = mel_to_hz(np.linspace(hz_to_mel(cfg.fmin), hz_to_mel(cfg.fmax), cfg.n_mels + 2))[1:-1]
     ticks = [hz for hz in (200, 500, 1000, 2000, 5000, 10000) if centres[0] <= hz <= centres[-1]]
     ax.set_yticks(np.interp(ticks, centres, np.arange(cfg.n_mels)) + 0.5)
@@ -77,12 +79,14 @@ def comparison_png(target: np.ndarray, candidate: np.ndarray, sample_rate: int, 
     fig = Figure(figsize=(13, 3.2), layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, 3)
-    image = spectrogram_panel(axes[0], a, cfg)
-    spectrogram_panel(axes[1], b, cfg)
+    seconds = n / cfg.sample_rate
+    spec_a, spec_b = _mel(a, cfg), _mel(b, cfg)  # each once: the difference panel reuses them
+    image = _panel(axes[0], spec_a, seconds, cfg)
+    _panel(axes[1], spec_b, seconds, cfg)
     axes[0].set_title(titles[0], fontsize=9)
     axes[1].set_title(titles[1], fontsize=9)
     fig.colorbar(image, ax=axes[:2], label="dB re full scale", shrink=0.9, pad=0.01)
-    diff = spectrogram_panel(axes[2], b, cfg, reference=a)
+    diff = _panel(axes[2], spec_b - spec_a, seconds, cfg, difference=True)
     axes[2].set_title("difference (candidate - target)", fontsize=9)
     fig.colorbar(diff, ax=axes[2], label="dB", shrink=0.9, pad=0.01)
     out = io.BytesIO()
