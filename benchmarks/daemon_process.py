@@ -21,11 +21,12 @@ from deepdiva.daemon.config import build_config
 from deepdiva.daemon.service import Service, dry_run_match, matcher_match
 
 args = json.loads(sys.argv[1])
+listening = args["config"].get("web.enabled", True)  # the page keeps each target, as `deepdiva serve` does
 if args["model"]:
     from deepdiva.core.matcher import Matcher
-    match = matcher_match(Matcher.load(args["model"]), 0.0, preview=args["preview"])
+    match = matcher_match(Matcher.load(args["model"]), 0.0, preview=args["preview"], keep_target=listening)
 else:
-    match = dry_run_match()
+    match = dry_run_match(keep_target=listening)
 Service(build_config({}, args["config"]), match=match).run(
     on_ready=lambda s: print(json.dumps(s.describe()), flush=True))
 """

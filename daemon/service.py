@@ -36,6 +36,7 @@ from .jobs import Busy, Job, JobQueue, MatchFn, Outcome, Worker, new_job_id
 from .journal import Journal
 from .osc_server import ERROR, OscApp, Reply, SlipTcpServer, UdpReplier, UdpServer, max_bytes, send_outcome
 from .watcher import DoneSet, DropFolder, finish_drop_job
+from .web_guard import Guard, is_loopback, lan_address, load_token, machine_names
 
 if TYPE_CHECKING:
     from .web import WebPage
@@ -59,9 +60,11 @@ def params_dict(parameter_set: ParameterSet, normalised: np.ndarray) -> dict[str
 
 
 def matcher_match(matcher: Any, refine_seconds: float = 0.0, preview: bool = True,
-                  max_seconds: float = DEFAULT_MAX_SECONDS, candidates: int = 1, score: bool = True) -> MatchFn:
+                  max_seconds: float = DEFAULT_MAX_SECONDS, candidates: int = 1, score: bool = True,
+                  keep_target: bool = False) -> MatchFn:
     """The real job: read and validate the audio, run the matcher, write the preset (in the format of
-    the model's synth) into the stage."""
+    the model's synth) into the stage. ``keep_target``: also the prepared note (``TARGET_NAME``, for
+    the web page's listening), only written when someone listens."""
     from ..presets.match_job import match_clip
 
     suffix = preset_format(matcher.parameter_set.profile.name).suffix
@@ -70,12 +73,12 @@ def matcher_match(matcher: Any, refine_seconds: float = 0.0, preview: bool = Tru
         clip = read_audio(job.audio, max_seconds)
         clip = AudioClip(clip.samples, clip.sample_rate, job.source)
         refine = refine_seconds if job.refine_seconds is None else job.refine_seconds
-        target = Path(job.stage) / TARGET_NAME
+        target = Path(job.stage) / TARGET_NAME if keep_target else None
         report = match_clip(matcher, clip, Path(job.stage) / f"{job.name}{suffix}", preview=preview,
                             refine_seconds=refine, candidates=candidates if job.candidates is None else job.candidates,
                             score=score, keep_target=target)
         out = report.as_dict(matcher)
-        out["target"] = str(target)
+        out["target"] = str(target) if target else None
         out["sample_rate"] = matcher.sample_rate
         out["normalised"] = [float(v) for v in report.match.params]
         return out
@@ -83,8 +86,10 @@ def matcher_match(matcher: Any, refine_seconds: float = 0.0, preview: bool = Tru
     return run
 
 
-def dry_run_match(parameter_set: ParameterSet | None = None, max_seconds: float = DEFAULT_MAX_SECONDS) -> MatchFn:
-    """No model: read and validate the audio like a match, then write the base preset.
+def dry_run_match(parameter_set: ParameterSet | None = None, max_seconds: float = DEFAULT_MAX_SECONDS,
+                  keep_target: bool = False) -> MatchFn:
+    """No model: read and validate the audio like a match, then write the base preset (and with
+    ``keep_target`` the prepared note, as :func:`matcher_match`).
 
     For checking a set-up (drop folder, OSC, MIDI) before a model is installed, and for tests
     and benchmarks of the daemon's plumbing.
@@ -98,10 +103,11 @@ def dry_run_match(parameter_set: ParameterSet | None = None, max_seconds: float 
         pitch = detect_pitch(note, 44100)  # prepare_note's default rate; shown, so a set-up check also checks the input
         preset = write_diva_preset(pset, defaults, preset_target(Path(job.stage) / f"{job.name}.h2p"),
                                    source=printable(job.source), overwrite=True)
-        target = write_wav(Path(job.stage) / TARGET_NAME, note, 44100, overwrite=True)
+        target = write_wav(Path(job.stage) / TARGET_NAME, note, 44100, overwrite=True) if keep_target else None
         return {"source": job.source, "preset": str(preset), "preview": None, "distance": float("nan"),
                 "dry_run": True, **pitch.as_dict(), "params": params_dict(pset, defaults),
-                "normalised": [float(v) for v in defaults], "target": str(target), "sample_rate": 44100}
+                "normalised": [float(v) for v in defaults], "target": str(target) if target else None,
+                "sample_rate": 44100}
 
     return run
 
@@ -299,7 +305,7 @@ class Service:
     def _load_match(self) -> MatchFn:
         cfg = self.config
         if self.dry_run:
-            return dry_run_match(self.parameter_set)
+            return dry_run_match(self.parameter_set, keep_target=cfg.web_enabled)
         from ..core.matcher import Matcher
 
         try:
@@ -315,12 +321,11 @@ class Service:
         if matcher.synth_note:
             self.say(f"note: {matcher.synth_note}")
         return matcher_match(matcher, cfg.model_refine_seconds, cfg.presets_preview,
-                             candidates=cfg.model_candidates, score=cfg.model_score)
+                             candidates=cfg.model_candidates, score=cfg.model_score, keep_target=cfg.web_enabled)
 
     def _start_web(self) -> None:
         from .results import ResultArchive
         from .web import WebPage
-        from .web_guard import Guard, is_loopback, load_token
 
         cfg = self.config
         assert self.journal is not None and self.queue is not None
@@ -343,7 +348,6 @@ class Service:
 
     def _web_certificate(self) -> Any:
         """The page's TLS context from its self-signed certificate (made once, beside the journal)."""
-        from .web_guard import lan_address, machine_names
         from .web_tls import ensure_certificate, fingerprint, server_context
 
         assert self.journal is not None
@@ -611,7 +615,7 @@ class Service:
             if self.web_fingerprint:
                 lines.append(f"  https      self-signed certificate (your browser asks once), SHA-256 "
                              f"{self.web_fingerprint}")
-            if cfg.web_host not in ("127.0.0.1", "::1"):
+            if not is_loopback(cfg.web_host):
                 lines.append(f"  warning    the web page listens on {cfg.web_host}: other machines on your "
                              "network can open it with the token in that URL")
         else:
