@@ -42,6 +42,14 @@ def write_sine(path: Path, freq: float = 220.0, seconds: float = 0.3, amplitude:
     return path
 
 
+def write_saw(path: Path, freq: float = 220.0, seconds: float = 1.5, amplitude: float = 0.4,
+              decay: float = 1.0) -> Path:
+    """A naive sawtooth fading as ``exp(-decay t)``, written as a wav file at ``path``: a plucked note."""
+    t = np.arange(int(seconds * SR)) / SR
+    sf.write(path, (amplitude * (2 * ((freq * t) % 1.0) - 1) * np.exp(-decay * t)).astype(np.float32), SR)
+    return path
+
+
 def run_child(script: str, server, tmp_path, actions: dict[str, Callable[[], None]]) -> None:
     """Run ``script`` against JACK ``server`` in a child process (its first argument: this folder).
 

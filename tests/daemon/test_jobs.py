@@ -10,13 +10,12 @@ from __future__ import annotations
 import errno
 import os
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
-from daemon_helpers import write_sine
+from daemon_helpers import wait_until, write_sine
 
 from deepdiva.core.errors import AudioError, ConfigError, PresetError
 from deepdiva.daemon import jobs as jobs_module
@@ -328,9 +327,7 @@ def test_a_passing_failure_waits_when_the_job_may_wait(dirs: dict[str, Path],
     worker = Worker(queue, full_twice, notify=seen.append, retry=lambda job: job.origin == "drop")
     worker.start()
     queue.submit(make_job(tone(dirs["audio"] / "dropped.wav"), dirs["presets"], origin="drop"))
-    wait = time.monotonic() + 30
-    while not seen and time.monotonic() < wait:
-        time.sleep(0.02)
+    wait_until(lambda: seen, 30)
     assert calls == ["dropped"] * 3 and [o.ok for o in seen] == [True]  # reported once, when it finally ran
     assert (worker.completed, worker.failed) == (1, 0)
     assert worker.run_one(make_job(tone(dirs["audio"] / "osc.wav"), dirs["presets"])).error == \
@@ -356,9 +353,7 @@ def test_a_finish_that_fails_for_now_runs_again_without_matching_again(dirs: dic
     worker = Worker(queue, match, finish=finish, notify=seen.append, retry=lambda job: True)
     worker.start()
     queue.submit(make_job(tone(dirs["audio"] / "pad.wav"), dirs["presets"], origin="drop"))
-    wait = time.monotonic() + 30
-    while not seen and time.monotonic() < wait:
-        time.sleep(0.02)
+    wait_until(lambda: seen, 30)
     worker.stop(30)
     assert match.calls == 1 and finished == [True, True] and len(seen) == 1
     assert seen[0].result["normalised"]  # the result of the one match, not a bare recovery

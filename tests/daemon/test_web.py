@@ -21,18 +21,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from daemon_helpers import wait_until
+from daemon_helpers import wait_until, write_saw
 
 from deepdiva.daemon.config import build_config
 from deepdiva.daemon.service import Service
-
-SR = 44100
-
-
-def saw_wav(path: Path, hz: float = 220.0, seconds: float = 1.5) -> Path:
-    t = np.arange(int(seconds * SR)) / SR
-    sf.write(path, (0.4 * (2 * ((hz * t) % 1.0) - 1) * np.exp(-t)).astype(np.float32), SR)
-    return path
 
 
 def start(tmp_path: Path, **settings) -> Service:
@@ -100,7 +92,7 @@ def test_an_upload_is_a_job_like_any_other(service: Service, tmp_path: Path) -> 
     events: list[dict] = []
     threading.Thread(target=read_events, args=(client, events), daemon=True).start()
     wait_until(lambda: service.web is not None and service.web._listeners, 5)
-    status, answer = client.upload(saw_wav(tmp_path / "lead A3.wav"))
+    status, answer = client.upload(write_saw(tmp_path / "lead A3.wav"))
     assert status == 202 and answer["position"] >= 1
     wait_until(lambda: any(e["id"] == answer["id"] and e["state"] == "done" for e in events), 30)
     states = [e["state"] for e in events if e["id"] == answer["id"]]
@@ -132,7 +124,7 @@ def read_events(client: Client, into: list[dict]) -> None:
 def test_history_survives_a_restart(tmp_path: Path) -> None:
     first = start(tmp_path)
     try:
-        status, answer = Client(first).upload(saw_wav(tmp_path / "a.wav"))
+        status, answer = Client(first).upload(write_saw(tmp_path / "a.wav"))
         assert status == 202
         wait_until(lambda: first.status()["completed"] == 1, 30)
     finally:
@@ -169,7 +161,7 @@ def test_bad_options_are_refused(service: Service, tmp_path: Path) -> None:
 
 def test_an_upload_over_the_cap_gets_413_and_leaves_nothing(service: Service, tmp_path: Path) -> None:
     client = Client(service)
-    big = saw_wav(tmp_path / "long.wav", seconds=12.0)  # ~2 MB of float32 > 1 MB cap
+    big = write_saw(tmp_path / "long.wav", seconds=12.0)  # ~2 MB of float32 > 1 MB cap
     status, answer = client.upload(big)
     assert status == 413 and "limit of 1 MB" in answer["error"]
     # without a Content-Length (chunked): refused once the stream passes the cap
@@ -204,7 +196,7 @@ def test_foreign_requests_get_403_and_change_nothing(service: Service, tmp_path:
     client = Client(service)
     headers = {k: v.format(port=client.port) for k, v in headers.items()}
     origin = origin.format(port=client.port) if origin else origin
-    status, data, _ = client.request("POST", "/api/upload?name=a.wav", saw_wav(tmp_path / "a.wav").read_bytes(),
+    status, data, _ = client.request("POST", "/api/upload?name=a.wav", write_saw(tmp_path / "a.wav").read_bytes(),
                                      headers=headers, origin=origin)
     assert status == 403, data
     assert "error" in json.loads(data)
@@ -227,7 +219,7 @@ def test_beyond_loopback_a_token_is_required(tmp_path: Path) -> None:
         assert s.describe()["web"].startswith("https://") and f"?token={token}" in s.describe()["web"]
         assert s.web_fingerprint and (tmp_path / "journal" / "web-key.pem").stat().st_mode & 0o077 == 0
         client = Client(s)
-        wav = saw_wav(tmp_path / "a.wav").read_bytes()
+        wav = write_saw(tmp_path / "a.wav").read_bytes()
         for path in ("/", "/api/state"):
             assert client.request("GET", path)[0] == 403
         status, data, _ = client.request("POST", "/api/upload?name=a.wav", wav)
@@ -272,7 +264,7 @@ def test_the_page_has_no_outside_references_and_is_small(service: Service) -> No
 
 def test_push_without_midi_says_why(service: Service, tmp_path: Path) -> None:
     client = Client(service)
-    status, answer = client.upload(saw_wav(tmp_path / "a.wav"))
+    status, answer = client.upload(write_saw(tmp_path / "a.wav"))
     wait_until(lambda: service.status()["completed"] == 1, 30)
     status, data, _ = client.request("POST", f"/api/results/{answer['id']}/push/1", b"")
     assert status == 503 and "MIDI output is off" in json.loads(data)["error"]
@@ -293,7 +285,7 @@ def test_the_page_adds_no_thread_work_when_idle(service: Service) -> None:
 
 def test_hostile_names_and_lying_headers(service: Service, tmp_path: Path) -> None:
     client = Client(service)
-    wav = saw_wav(tmp_path / "a.wav")
+    wav = write_saw(tmp_path / "a.wav")
     for name in ("../../../etc/passwd.wav", "a\x00b\x1b[31m.wav", "é" * 300 + ".wav", "CON.wav", ".hidden"):
         status, answer = client.upload(wav, name=name)
         assert status == 202, (name, answer)
@@ -381,8 +373,8 @@ def test_the_page_hears_of_osc_and_drop_folder_jobs(tmp_path: Path) -> None:
         threading.Thread(target=read_events, args=(client, events), daemon=True).start()
         wait_until(lambda: s.web is not None and s.web._listeners, 5)
         assert s.udp is not None
-        replies.sendto(build_msg(osc.MATCH_FILE, [str(saw_wav(tmp_path / "from osc.wav"))]).dgram, s.udp.address)
-        saw_wav(tmp_path / "drop" / "dropped.wav")
+        replies.sendto(build_msg(osc.MATCH_FILE, [str(write_saw(tmp_path / "from osc.wav"))]).dgram, s.udp.address)
+        write_saw(tmp_path / "drop" / "dropped.wav")
         wait_until(lambda: {e["origin"] for e in events if e["state"] == "done"} == {"osc", "drop"}, 30)
         history = client.json("/api/state")["history"]
         assert sorted(h["source"].rsplit("/", 1)[-1] for h in history) == ["dropped.wav", "from osc.wav"]
@@ -409,7 +401,7 @@ def test_an_accepted_upload_is_matched_after_a_restart(tmp_path: Path) -> None:
     first = Service(config, match=held).start()
     try:
         client = Client(first)
-        ids = [client.upload(saw_wav(tmp_path / f"take {i}.wav"))[1]["id"] for i in range(2)]
+        ids = [client.upload(write_saw(tmp_path / f"take {i}.wav"))[1]["id"] for i in range(2)]
         wait_until(lambda: first.worker is not None and first.worker.current is not None, 10)
     finally:  # stop while the first is matching: it finishes, the second stays queued (journaled)
         stopping = th.Thread(target=first.stop)
@@ -446,7 +438,7 @@ def test_the_push_button_sends_the_preset_as_midi_cc(request: pytest.FixtureRequ
         reader.open_port(next(i for i, n in enumerate(reader.get_ports()) if port in n))
         client = Client(s)
         assert client.json("/api/state")["daemon"]["midi"] is True
-        status, answer = client.upload(saw_wav(tmp_path / "a.wav"))
+        status, answer = client.upload(write_saw(tmp_path / "a.wav"))
         wait_until(lambda: s.status()["completed"] == 1, 30)
         got: list[tuple[int, int]] = []
 

@@ -16,10 +16,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlparse
 
-import numpy as np
 import pytest
-import soundfile as sf
 from click.testing import CliRunner
+from daemon_helpers import write_saw
 
 from deepdiva.cli import cli
 from deepdiva.daemon.config import build_config
@@ -28,7 +27,6 @@ from deepdiva.daemon.service import Service
 REPO = Path(__file__).parents[2]
 SCREENSHOTS = REPO / "build" / "screenshots"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-SR = 44100
 CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--use-fake-ui-for-media-stream",
@@ -88,14 +86,6 @@ def page(browser, daemon: Service):
     context.close()
 
 
-def pluck(path: Path, hz: float = 110.0, seconds: float = 2.0) -> Path:
-    """A decaying, slightly filtered saw: a bass pluck at A2."""
-    t = np.arange(int(seconds * SR)) / SR
-    saw = 2 * ((hz * t) % 1.0) - 1
-    sf.write(path, (0.5 * saw * np.exp(-2.0 * t)).astype(np.float32), SR)
-    return path
-
-
 def media_duration(page, selector: str) -> float:
     return page.eval_on_selector(selector, """a => new Promise((resolve, reject) => {
         if (a.readyState >= 1 && isFinite(a.duration)) return resolve(a.duration);
@@ -106,7 +96,8 @@ def media_duration(page, selector: str) -> float:
 
 
 def test_upload_listen_look_pick_download(page, daemon: Service, tmp_path: Path) -> None:
-    page.set_input_files("[data-testid=file-input]", str(pluck(tmp_path / "bass pluck.wav")))
+    pluck = write_saw(tmp_path / "bass pluck.wav", 110.0, 2.0, amplitude=0.5, decay=2.0)  # a bass pluck at A2
+    page.set_input_files("[data-testid=file-input]", str(pluck))
     row = page.locator("[data-testid=job], [data-testid=history-item]").first
     row.wait_for(timeout=15_000)  # the job shows up in the queue (or already finished)
     result = page.locator("[data-testid=result][data-id]")
