@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from amsynth_plugin import AMSYNTH  # benchmarks/ is the script's folder
 
 from deepdiva.core.audio import AudioClip, prepare_note
 from deepdiva.core.matcher import Matcher
@@ -32,7 +33,6 @@ from deepdiva.core.model_synth import choose_synth, renderer_for
 from deepdiva.training.dataset import Dataset
 
 ROOT = Path(__file__).parents[1]
-AMSYNTH = Path("/usr/lib/vst/amsynth_vst.so")
 MODEL = ROOT / "models" / "deepdiva-amsynth-medium.onnx"
 EVAL = ROOT / "data" / "eval-amsynth"
 

@@ -23,10 +23,10 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+from amsynth_plugin import AMSYNTH  # benchmarks/ is the script's folder
 
 SR = 44100
 SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
-AMSYNTH = Path("/usr/lib/vst/amsynth_vst.so")
 # (name, GM program, notes, seconds held)
 INSTRUMENTS = [
     ("piano", 0, (48, 72), 1.5), ("epiano", 4, (55, 67), 1.5), ("vibraphone", 11, (60, 79), 1.0),

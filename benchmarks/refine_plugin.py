@@ -28,6 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+from amsynth_plugin import add_plugin_option, require_plugin  # benchmarks/ is the script's folder
 
 from deepdiva.core.metrics import SpectralTarget
 from deepdiva.core.profile import ParameterSet, load_profile
@@ -76,14 +77,13 @@ def run(renderer: Renderer, threads: int, target: SpectralTarget, start: np.ndar
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--plugin", default="/usr/lib/vst/amsynth_vst.so")
+    add_plugin_option(parser)
     parser.add_argument("--set", default="medium", help="amsynth parameter set to search")
     parser.add_argument("--budget", type=float, default=3.0, help="seconds per refinement")
     parser.add_argument("--repeats", type=int, default=5, help="refinements per row (median)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
-    if not Path(args.plugin).exists():
-        raise SystemExit(f"no plugin at {args.plugin}: apt-get install amsynth, or pass --plugin")
+    require_plugin(args.plugin)
     import cma  # noqa: F401 - imported before any clock runs (seconds of scipy on a cold start)
 
     settings = RenderSettings()  # 2 s notes, as the matcher plays them

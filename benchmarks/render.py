@@ -17,14 +17,13 @@ import time
 from pathlib import Path
 
 import numpy as np
+from amsynth_plugin import AMSYNTH  # benchmarks/ is the script's folder
 from render_builtin import best_time  # same folder
 
 from deepdiva.core.profile import load_profile
 from deepdiva.core.render import RenderSettings
 from deepdiva.core.renderers import make_renderer
 from deepdiva.training.dataset import DatasetSpec, generate
-
-AMSYNTH = os.environ.get("DEEPDIVA_AMSYNTH_VST", "/usr/lib/vst/amsynth_vst.so")
 
 
 def per_core(kind: str, set_name: str, profile: str, n: int, repeats: int, plugin: str | None = None) -> float:
@@ -67,8 +66,8 @@ def main() -> None:
     builtin = per_core("builtin", "medium33", "diva", args.n, args.repeats)
     print(f"{'renderer (2 s notes, 44.1 kHz)':40s} {'renders/s/core':>15s} {'x realtime':>11s}")
     print(f"{'builtin, Diva medium33':40s} {builtin:15.0f} {builtin * note:11.0f}")
-    if Path(AMSYNTH).exists():
-        amsynth = per_core("vst", "medium", "amsynth", args.vst_n, args.repeats, AMSYNTH)
+    if AMSYNTH.exists():
+        amsynth = per_core("vst", "medium", "amsynth", args.vst_n, args.repeats, str(AMSYNTH))
         print(f"{'amsynth VST via DawDreamer, medium':40s} {amsynth:15.1f} {amsynth * note:11.0f}")
         print(f"builtin / amsynth = {builtin / amsynth:.1f}x   (target >= 5x)")
     else:

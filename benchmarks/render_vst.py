@@ -15,9 +15,9 @@ import argparse
 import json
 import resource
 import time
-from pathlib import Path
 
 import numpy as np
+from amsynth_plugin import add_plugin_option, require_plugin  # benchmarks/ is the script's folder
 
 from deepdiva.core.profile import load_profile
 from deepdiva.core.render import RenderSettings
@@ -58,15 +58,14 @@ def bench_bare(renderer: VstRenderer, patches: np.ndarray, settings: RenderSetti
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--plugin", default="/usr/lib/vst/amsynth_vst.so")
+    add_plugin_option(parser)
     parser.add_argument("--set", default="medium", help="amsynth parameter set to randomise")
     parser.add_argument("--n", type=int, default=200, help="patches to render")
     parser.add_argument("--batch", type=int, default=32, help="patches per render() call")
     parser.add_argument("--repeats", type=int, default=3, help="alternating measurements (median)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
-    if not Path(args.plugin).exists():
-        raise SystemExit(f"no plugin at {args.plugin}: apt-get install amsynth, or pass --plugin")
+    require_plugin(args.plugin)
     settings = RenderSettings()  # 2 s note, 2 s render, 44.1 kHz
     pset = load_profile("amsynth").parameter_set(args.set)
     patches = np.random.default_rng(0).random((args.n, len(pset))).astype(np.float32)
