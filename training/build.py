@@ -28,7 +28,7 @@ import shlex
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -118,27 +118,29 @@ def _shards(n: int, shard_size: int) -> tuple[int, int]:
 
 # --------------------------------------------------------------------------- dataset specs (pure)
 
+def _synth_spec(cfg: BuildConfig, samples: int, **fields) -> DatasetSpec:
+    """A dataset of ``samples`` patches of the build's synth and parameter set (silent ones redrawn)."""
+    size, count = _shards(samples, cfg.shard_size)
+    return DatasetSpec(profile=cfg.profile, parameter_set=cfg.parameter_set, renderer=cfg.renderer,
+                       plugin_path=cfg.plugin_path, sample_size=size, n_shards=count, drop_silent=True, **fields)
+
+
 def train_data_spec(cfg: BuildConfig) -> DatasetSpec:
     from .augment import AugmentConfig
 
-    size, count = _shards(cfg.samples, cfg.shard_size)
-    return DatasetSpec(profile=cfg.profile, parameter_set=cfg.parameter_set, renderer=cfg.renderer,
-                       plugin_path=cfg.plugin_path, sample_size=size, n_shards=count,
-                       seed=cfg.seed + TRAIN_DATA_SEED, drop_silent=True, pitch_range=cfg.pitch_range,
+    return _synth_spec(cfg, cfg.samples, seed=cfg.seed + TRAIN_DATA_SEED, pitch_range=cfg.pitch_range,
                        augment=AugmentConfig().to_dict() if cfg.augment else None, features=(cfg.feature,),
                        keep_audio=False, prior=cfg.prior)
 
 
 def eval_data_specs(cfg: BuildConfig) -> dict[str, DatasetSpec]:
     """The held-out sets by folder name: uniform patches at random keys, and at one note."""
-    size, count = _shards(cfg.eval_samples, cfg.shard_size)
     low, high = cfg.pitch_range
-    held_out = DatasetSpec(profile=cfg.profile, parameter_set=cfg.parameter_set, renderer=cfg.renderer,
-                           plugin_path=cfg.plugin_path, sample_size=size, n_shards=count, drop_silent=True)
     one_note = RenderSettings(midi_pitch=min(max(ONE_NOTE, low), high))
-    return {"eval-notes": replace(held_out, seed=cfg.seed + EVAL_NOTES_SEED, pitch_range=cfg.pitch_range),
-            default_name("eval", cfg.parameter_set): replace(held_out, seed=cfg.seed + EVAL_ONE_NOTE_SEED,
-                                                             render=one_note)}
+    return {"eval-notes": _synth_spec(cfg, cfg.eval_samples, seed=cfg.seed + EVAL_NOTES_SEED,
+                                      pitch_range=cfg.pitch_range),
+            default_name("eval", cfg.parameter_set): _synth_spec(cfg, cfg.eval_samples,
+                                                                 seed=cfg.seed + EVAL_ONE_NOTE_SEED, render=one_note)}
 
 
 # --------------------------------------------------------------------------- progress
