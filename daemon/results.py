@@ -124,7 +124,7 @@ class ResultArchive:
         """Copy the target and each candidate's preview as 16-bit FLAC; measure spectral convergence."""
         import soundfile as sf
 
-        target = _read(result.get("target"))
+        target = result.get("target_audio")  # the prepared note, in memory: written here, after the reply
         if target is not None:
             sf.write(folder / f"{TARGET}.flac", _clip(target), record["sample_rate"], subtype="PCM_16")
         for candidate in record["candidates"]:

@@ -30,7 +30,6 @@ from ..presets.diva import write_diva_preset
 from ..presets.folders import preset_location, safe_name
 from ..presets.formats import preset_format
 from ..presets.match_job import open_input, preset_target
-from ..presets.render import write_wav
 from .config import BY_KEY, DaemonConfig
 from .jobs import Busy, Job, JobQueue, MatchFn, Outcome, Worker, new_job_id
 from .journal import Journal
@@ -45,7 +44,6 @@ log = logging.getLogger(__name__)
 
 Accepted = Callable[[Job, int], None]
 
-TARGET_NAME = "target.wav"  # the prepared note a match compared against, kept in the job's stage for listening
 MAX_TCP_RATE = 192000  # the TCP frame limit allows max_buffer_seconds at up to this rate
 
 
@@ -63,8 +61,9 @@ def matcher_match(matcher: Any, refine_seconds: float = 0.0, preview: bool = Tru
                   max_seconds: float = DEFAULT_MAX_SECONDS, candidates: int = 1, score: bool = True,
                   keep_target: bool = False) -> MatchFn:
     """The real job: read and validate the audio, run the matcher, write the preset (in the format of
-    the model's synth) into the stage. ``keep_target``: also the prepared note (``TARGET_NAME``, for
-    the web page's listening), only written when someone listens."""
+    the model's synth) into the stage. ``keep_target``: the result also carries the prepared note
+    (``target_audio``, samples in memory) for the web page's listening; it is written, as FLAC in
+    the result archive, only after the reply."""
     from ..presets.match_job import match_clip
 
     suffix = preset_format(matcher.parameter_set.profile.name).suffix
@@ -73,12 +72,12 @@ def matcher_match(matcher: Any, refine_seconds: float = 0.0, preview: bool = Tru
         clip = read_audio(job.audio, max_seconds)
         clip = AudioClip(clip.samples, clip.sample_rate, job.source)
         refine = refine_seconds if job.refine_seconds is None else job.refine_seconds
-        target = Path(job.stage) / TARGET_NAME if keep_target else None
         report = match_clip(matcher, clip, Path(job.stage) / f"{job.name}{suffix}", preview=preview,
                             refine_seconds=refine, candidates=candidates if job.candidates is None else job.candidates,
-                            score=score, keep_target=target)
+                            score=score)
         out = report.as_dict(matcher)
-        out["target"] = str(target) if target else None
+        if keep_target:
+            out["target_audio"] = report.target
         out["sample_rate"] = matcher.sample_rate
         out["normalised"] = [float(v) for v in report.match.params]
         return out
@@ -103,11 +102,10 @@ def dry_run_match(parameter_set: ParameterSet | None = None, max_seconds: float 
         pitch = detect_pitch(note, 44100)  # prepare_note's default rate; shown, so a set-up check also checks the input
         preset = write_diva_preset(pset, defaults, preset_target(Path(job.stage) / f"{job.name}.h2p"),
                                    source=printable(job.source), overwrite=True)
-        target = write_wav(Path(job.stage) / TARGET_NAME, note, 44100, overwrite=True) if keep_target else None
         return {"source": job.source, "preset": str(preset), "preview": None, "distance": float("nan"),
                 "dry_run": True, **pitch.as_dict(), "params": params_dict(pset, defaults),
-                "normalised": [float(v) for v in defaults], "target": str(target) if target else None,
-                "sample_rate": 44100}
+                "normalised": [float(v) for v in defaults], "sample_rate": 44100,
+                **({"target_audio": note} if keep_target else {})}
 
     return run
 

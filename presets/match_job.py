@@ -44,6 +44,7 @@ class MatchReport:
     preview: Path | None
     match: Match
     alternatives: tuple[AlternativeReport, ...] = ()
+    target: np.ndarray | None = None  # the prepared note that was matched (trimmed, mono, at the synth's rate)
 
     def as_dict(self, matcher: Matcher) -> dict:
         out = {"source": self.source, "preset": str(self.preset),
@@ -151,18 +152,15 @@ def preset_target(out: str | Path, name: str | None = None, source: str | Path |
 
 def match_clip(matcher: Matcher, clip: AudioClip, out: str | Path, name: str | None = None,
                preview: bool = True, refine_seconds: float = 0.0, seed: int = 0,
-               candidates: int = 1, score: bool = True, keep_target: Path | None = None) -> MatchReport:
+               candidates: int = 1, score: bool = True) -> MatchReport:
     """Match an in-memory clip and write its preset (+ preview) into ``out`` (folder or preset file),
     in the format of the model's synth (:mod:`.formats`: ``.h2p`` for Diva, ``.bank`` for amsynth).
 
     With ``candidates`` > 1 the search's distinct runners-up are written beside it as
     ``<name> alt 2.h2p``, ``<name> alt 3.h2p``, ... (each with its preview). ``score=False``
-    (network only) skips measuring the answer's distance to the target. ``keep_target``: also write
-    the prepared note (what was matched: trimmed, mono, at the synth's rate) there, for listening.
+    (network only) skips measuring the answer's distance to the target.
     """
     note = prepare_note(clip, matcher.sample_rate, matcher.seconds)
-    if keep_target is not None:
-        write_wav(keep_target, note, matcher.sample_rate, overwrite=True)
     result = matcher.match(note, refine_seconds, seed=seed, candidates=candidates, score=score, render=preview)
     preset, wav = _write(matcher, result.params, result.audio, result.distance, out, name, clip.source, preview,
                          result.played)
@@ -172,7 +170,7 @@ def match_clip(matcher: Matcher, clip: AudioClip, out: str | Path, name: str | N
                                preset.parent / fit_name(preset.stem, preset.suffix, f" alt {rank}"), None, clip.source,
                                preview, result.played)
         alternatives.append(AlternativeReport(path, alt_wav, alt.distance, tuple(float(v) for v in alt.params)))
-    return MatchReport(clip.source, preset, wav, result, tuple(alternatives))
+    return MatchReport(clip.source, preset, wav, result, tuple(alternatives), note)
 
 
 def _write(matcher: Matcher, params: np.ndarray, audio: np.ndarray | None, distance: float | None,

@@ -30,7 +30,7 @@ def finished(tmp_path: Path, job_id: str, alternatives: int = 2) -> Outcome:
     stage.mkdir()
     params = [0.5] * len(PSET.parameters)
     result = {"preset": str(tmp_path / "pad.h2p"), "preview": tone(stage / "pad.wav", 220, 0.02),
-              "target": tone(stage / "target.wav", 220, 0.5), "sample_rate": SR, "distance": 1.25,
+              "target_audio": sf.read(tone(stage / "target.wav", 220, 0.5), dtype="float32")[0], "sample_rate": SR, "distance": 1.25,
               "note": "A3", "midi_pitch": 57, "cents": 1.0, "hz": 220.1, "pitched": True,
               "played_at": {"note": "A3", "midi_pitch": 57, "cents": 1.0}, "normalised": params,
               "alternatives": [{"preset": str(tmp_path / f"pad alt {r}.h2p"),
