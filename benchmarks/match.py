@@ -1,6 +1,6 @@
 """Match latency and quality, side by side in one run (issues 6 and 12).
 
-    .venv/bin/python benchmarks/match.py --run runs/v2-cnn3 --old-model /tmp/v1/deepdiva-medium33.onnx \
+    .venv/bin/python benchmarks/match.py --run runs/v2-cnn3 --old-model v1=/tmp/v1/deepdiva-medium33.onnx \
         [--eval data/eval-notes] [--eval-48 data/eval-medium33] [--ood data/ood] [--parts latency,lookup,refine]
 
 (a) Latency, file -> preset written, warm, network only, against the original project's
@@ -258,7 +258,7 @@ def target_sets(eval_notes: Path, eval_48: Path, ood: Path, n_builtin: int) -> d
     return sets
 
 
-def lookup_comparison(matcher: Matcher, old: Matcher | None, sets: dict[str, np.ndarray], bank: Bank,
+def lookup_comparison(matcher: Matcher, olds: dict[str, Matcher], sets: dict[str, np.ndarray], bank: Bank,
                       raw: np.ndarray, notes: np.ndarray) -> None:
     """Network only against the lookup table and the base preset, per set: median MR-STFT and
     median spectral convergence (SC, linear: 1.0 is no closer than silence) of each answer's
@@ -278,11 +278,15 @@ def lookup_comparison(matcher: Matcher, old: Matcher | None, sets: dict[str, np.
         for target in targets:
             guess, pitches, keys = matcher.answer(target[None, :])
             add("base preset", renderer.render(base, keys), target)
-            if old is not None:
+            for label, old in olds.items():
                 old_guess, _, old_keys = old.answer(target[None, :])
-                add("v1 network (C3 only), as shipped", renderer.render(old_guess, old_keys), target)
-            add("v2 network", renderer.render(guess, keys), target)
-            add("v2 network + level (deepdiva match)", matcher.match(target).audio, target)
+                add(f"{label} network", renderer.render(old_guess, old_keys), target)
+                add(f"{label} network + level (its match)", old.match(target).audio, target)
+            add("network", renderer.render(guess, keys), target)
+            if matcher.model.has_hypotheses:
+                chosen, audio = matcher.closest(matcher.hypotheses(target, pitches[0]), target, keys[0])
+                add("network, closest of its answers", audio[None, :], target)
+            add("network + level (deepdiva match)", matcher.match(target).audio, target)
             played = matcher.played_at(pitches[0])
             row = bank.nearest(embed(target[None, :])[0], 1)[0]
             own = renderer.render(raw[row:row + 1], notes[row])
@@ -296,7 +300,7 @@ def lookup_comparison(matcher: Matcher, old: Matcher | None, sets: dict[str, np.
                           for m, v in scores.items()}
         print(f"    {set_name} ({len(targets)} targets)")
         for method, (mr, sc) in rows[set_name].items():
-            print(f"        {method:34s} MR-STFT {mr:7.3f}   SC {sc:6.3f}")
+            print(f"        {method:40s} MR-STFT {mr:7.3f}   SC {sc:6.3f}")
     return rows
 
 
@@ -312,7 +316,8 @@ def main() -> None:
     parser.add_argument("--base-budgets", default="10,60", help="searches from the base preset, no network")
     parser.add_argument("--bank", action=argparse.BooleanOptionalAction, default=True,
                         help="also refine from the patch bank's warm starts")
-    parser.add_argument("--old-model", default=None, help="the previous model (v1), for side-by-side rows")
+    parser.add_argument("--old-model", action="append", default=[], metavar="LABEL=ONNX",
+                        help="an earlier model for side-by-side rows, e.g. v1=/tmp/v1/deepdiva-medium33.onnx (repeatable)")
     parser.add_argument("--eval-48", default="data/eval-medium33", help="held-out renders at MIDI 48")
     parser.add_argument("--ood", default="data/ood", help="out-of-domain sets (benchmarks/ood_sets.py)")
     parser.add_argument("--lookup-size", type=int, default=30000)
@@ -328,10 +333,10 @@ def main() -> None:
     if "latency" in parts:
         latency(matcher, Path(args.run) if args.run else None, audio[: args.n_latency], args.repeats)
     if "lookup" in parts:
-        old = Matcher.load(args.old_model) if args.old_model else None
+        olds = {label: Matcher.load(path) for label, path in (o.split("=", 1) for o in args.old_model)}
         bank, raw, notes = lookup_bank(matcher.renderer, args.lookup_size,
                                        Path("data") / f"lookup-{args.lookup_size}.npz")
-        lookup_comparison(matcher, old, target_sets(Path(args.eval_path), Path(args.eval_48), Path(args.ood),
+        lookup_comparison(matcher, olds, target_sets(Path(args.eval_path), Path(args.eval_48), Path(args.ood),
                                                     args.n_lookup), bank, raw, notes)
     if "refine" in parts and args.n_quality > 0:
         banked = Matcher(matcher.model, matcher.renderer, matcher.threads, use_bank=True, say=print)

@@ -29,6 +29,7 @@ from .tuning import FINE_TUNE_DECIMALS, on_harmonics, tidy
 
 DEFAULT_MODEL = "deepdiva-medium33.onnx"
 WARM_STARTS = 8  # bank patches scored beside the network's answer before a search
+CHOICE_FFT_SIZES = (1024,)  # the distance that picks among a network's answers: one resolution of the full four
 HARMONIC_CLARITY = 0.9  # a target this periodic (median autocorrelation at its period) has no inharmonic partner
 
 
@@ -176,15 +177,33 @@ class Matcher:
     def predict(self, notes: np.ndarray, pitches: list[Pitch] | None = None) -> np.ndarray:
         """Network only: notes (n, samples) -> quantised normalised parameters (n, k), the tuning
         of an unheard oscillator tidied, and for a note clearly periodic at the key it is played
-        at, oscillator 2 on a harmonic (:func:`~deepdiva.core.tuning.on_harmonics`).
-        ``pitches``: the notes' detected pitches, if known."""
+        at, oscillator 2 on a harmonic (:func:`~deepdiva.core.tuning.on_harmonics`). A model with
+        several answers gives its most confident one. ``pitches``: the notes' detected pitches, if known."""
         pitches = self.detect(notes) if pitches is None else pitches
-        f0 = np.array([np.nan if p.hz is None else p.hz for p in pitches])
-        params = self.parameter_set.quantise(self.model.predict(self.model.features_for(notes, f0)))
+        return self._tidied(self.model.predict(self._features(notes, pitches)), pitches)
+
+    def hypotheses(self, note: np.ndarray, pitch: Pitch) -> np.ndarray:
+        """Every answer of the network for one note (h, k), most confident first, each tidied as
+        :meth:`predict`'s; one row for a model with one answer."""
+        hyps, _ = self.model.predict_hypotheses(self._features(note[None, :], [pitch]))
+        return self._tidied(hyps[0], [pitch] * hyps.shape[1])
+
+    def _features(self, notes: np.ndarray, pitches: list[Pitch]) -> np.ndarray:
+        return self.model.features_for(notes, np.array([np.nan if p.hz is None else p.hz for p in pitches]))
+
+    def _tidied(self, raw: np.ndarray, pitches: list[Pitch]) -> np.ndarray:
+        params = self.parameter_set.quantise(raw)
         periodic = np.array([self.follows_pitch and p.pitched and p.clarity >= HARMONIC_CLARITY for p in pitches])
         if periodic.any():
             params[periodic] = on_harmonics(self.parameter_set, params[periodic])
         return tidy(self.parameter_set, params)
+
+    def closest(self, answers: np.ndarray, note: np.ndarray, key: float) -> tuple[np.ndarray, np.ndarray]:
+        """The answer (of ``answers`` (h, k)) whose render is closest to ``note`` by a one-
+        resolution spectral distance (a quarter of the full one's cost), and its render."""
+        audio = self.renderer.render(answers, key)
+        best = int(np.argmin(SpectralTarget(note, fft_sizes=CHOICE_FFT_SIZES).distance(audio)))
+        return answers[best], audio[best]
 
     def warm_starts(self, note: np.ndarray, played: Pitch) -> np.ndarray | None:
         """The bank's patches nearest to ``note`` among those heard near the key it is played at
@@ -196,6 +215,12 @@ class Matcher:
         query = embed(note[None, :], self.model.card.feature_config)[0]
         rows = self.bank.nearest(query, WARM_STARTS, near=played.midi_float if played.pitched else float("nan"))
         return self.bank.params[rows]
+
+    def _warm_starts(self, answers: np.ndarray | None, note: np.ndarray, played: Pitch) -> np.ndarray | None:
+        """Patches a search scores beside its start: the network's answers and the bank's nearest."""
+        others = answers if answers is not None and len(answers) > 1 else None  # one answer is the start itself
+        parts = [a for a in (others, self.warm_starts(note, played)) if a is not None]
+        return np.concatenate(parts) if parts else None
 
     def _leveled(self, guess: np.ndarray, audio: np.ndarray, note: np.ndarray, key: float,
                  target: SpectralTarget | None) -> tuple[np.ndarray, np.ndarray, float | None]:
@@ -232,27 +257,33 @@ class Matcher:
         None), and with ``render=False`` too the answer is not rendered (``audio`` None): the
         network's steps alone. Whenever the answer is rendered, its oscillator volumes are then
         set to the level that suits the target best (:mod:`~deepdiva.core.level`: one more render,
-        kept only if it is closer). A refinement always scores and renders, starting from that
-        answer. Every render plays the key of :meth:`played_at`.
+        kept only if it is closer). A model with several answers (``cnn3h``): scored or refined,
+        each is rendered and the one that sounds closest is kept (:meth:`closest`), the others
+        join a search's warm starts; unscored, its most confident answer. A refinement always
+        scores and renders, starting from that answer. Every render plays the key of :meth:`played_at`.
         """
         began = time.perf_counter()
         pitch = self.detect(note[None, :])[0]
         played = self.played_at(pitch)
         key = played.midi_float
-        guess = self.predict(note[None, :], [pitch])[0]
+        answers = self.hypotheses(note, pitch) if score or refine_seconds > 0 else None
+        guess = answers[0] if answers is not None else self.predict(note[None, :], [pitch])[0]
         alternatives: tuple[Alternative, ...] = ()
         distance: float | None = None
         network_distance: float | None = None
         audio = None
         target = SpectralTarget(note) if refine_seconds > 0 or score else None  # spectra cached once
-        if refine_seconds > 0 or score or render:
+        if answers is not None and len(answers) > 1:  # scored: the network's answer that sounds closest
+            guess, audio = self.closest(answers, note, key)
+        elif refine_seconds > 0 or score or render:
             audio = self.renderer.render(guess[None, :], key)[0]
+        if audio is not None:
             guess, audio, network_distance = self._leveled(guess, audio, note, key, target)
         if refine_seconds > 0:
             assert target is not None
             result = refine(self.renderer, target.distance, guess, refine_seconds, seed=seed,
                             keep=candidates, executor=self._executor, blocks=self.threads, note=key,
-                            warm_starts=self.warm_starts(note, played))
+                            warm_starts=self._warm_starts(answers, note, played))
             params, distance, network_distance = result.params, result.distance, result.start_distance
             evaluations = result.evaluations
             runners_up = result.alternatives[1:]

@@ -28,6 +28,7 @@ from .scaler import MinMaxScaler
 
 CARD_FORMAT = "deepdiva-model-card/1"
 PARAMS_OUTPUT = "params"
+HYPOTHESES_OUTPUTS = ("hypotheses", "confidence")  # models with several answers (cnn3h) have these too
 
 
 def _require(data: dict, key: str, kind: type | tuple[type, ...], where: str) -> Any:
@@ -252,6 +253,27 @@ class OnnxModel:
             return np.zeros((0, len(self.card.parameter_ids)), dtype=np.float32)
         (params,) = self.session.run([PARAMS_OUTPUT], {self.card.input_name: np.ascontiguousarray(x)})
         return np.asarray(params, dtype=np.float32)
+
+    @cached_property
+    def has_hypotheses(self) -> bool:
+        """Whether the model gives several answers and a confidence for each (e.g. ``cnn3h``)."""
+        names = {o.name for o in self.session.get_outputs()}
+        return all(name in names for name in HYPOTHESES_OUTPUTS)
+
+    def predict_hypotheses(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Features (n, *input_shape) -> every answer (n, h, k) and its confidence (n, h), most
+        confident first. A model with one answer gives it with confidence 1 (h = 1)."""
+        x = np.asarray(features, dtype=np.float32)
+        if x.ndim == len(self.card.input_shape):
+            x = x[None]
+        if not self.has_hypotheses:
+            params = self.predict(x)
+            return params[:, None, :], np.ones((len(params), 1), dtype=np.float32)
+        self.predict(x[:0])  # the same shape checks as predict
+        hyps, confidence = self.session.run(list(HYPOTHESES_OUTPUTS), {self.card.input_name: np.ascontiguousarray(x)})
+        order = np.argsort(-confidence, axis=1, kind="stable")
+        return (np.take_along_axis(np.asarray(hyps, dtype=np.float32), order[:, :, None], axis=1),
+                np.take_along_axis(np.asarray(confidence, dtype=np.float32), order, axis=1))
 
     def features_for(self, audio: np.ndarray, f0_hz: np.ndarray | None = None) -> np.ndarray:
         """Audio (n, samples) or (samples,) at the card's rate and length -> model input.

@@ -477,6 +477,9 @@ def features_cmd(ctx: click.Context, dataset_path: str, feature_names: tuple[str
 @click.option("--patience", default=None, type=int, help="Stop after N epochs without a better val_loss.")
 @click.option("--runs-dir", default="runs", show_default=True, type=click.Path(file_okay=False))
 @click.option("--name", default=None, help="Run folder name (default: <model>-<date>-<time>).")
+@click.option("--init-from", default=None, type=click.Path(exists=True, file_okay=False),
+              help="Start from this run's trained weights where the layers match (e.g. cnn3 -> cnn3h: "
+                   "its trunk, and its heads copied into every hypothesis).")
 @click.option("--resume", "resume_run", default=None, type=click.Path(exists=True, file_okay=False),
               help="Continue this run folder from its last checkpoint.")
 @click.option("--quiet", "local_quiet", is_flag=True, help="No per-epoch log.")

@@ -95,6 +95,22 @@ class Highway(layers.Layer):
 DECODES = ("argmax", "median")
 
 
+def decode_heads(heads, layout: Sequence[int], decode: str):
+    """Heads (n, H) -> normalised parameters (n, k); see :class:`DecodeParams`."""
+    cont, disc = _head_slices(layout)
+    columns: dict[int, object] = {j: heads[:, i:i + 1] for i, j in enumerate(cont)}
+    for j, off, s in disc:
+        probs = heads[:, off:off + s]
+        if decode == "median":
+            below = ops.cast(ops.cumsum(probs, axis=-1) < 0.5, heads.dtype)
+            step = ops.minimum(ops.sum(below, axis=-1), float(s - 1))
+        else:
+            # tf.argmax, not ops.argmax: Keras' TF argmax adds Bitcast ops that ONNX lacks
+            step = ops.cast(tf.math.argmax(probs, axis=-1), heads.dtype)
+        columns[j] = ops.expand_dims(step / float(s - 1), -1)
+    return ops.concatenate([columns[j] for j in range(len(layout))], axis=-1)
+
+
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class DecodeParams(layers.Layer):
     """``heads`` -> normalised parameters (n, k): sigmoids pass, each softmax becomes a step / (steps - 1).
@@ -113,18 +129,7 @@ class DecodeParams(layers.Layer):
         self.decode = decode
 
     def call(self, heads):
-        cont, disc = _head_slices(self.layout)
-        columns: dict[int, object] = {j: heads[:, i:i + 1] for i, j in enumerate(cont)}
-        for j, off, s in disc:
-            probs = heads[:, off:off + s]
-            if self.decode == "median":
-                below = ops.cast(ops.cumsum(probs, axis=-1) < 0.5, heads.dtype)
-                step = ops.minimum(ops.sum(below, axis=-1), float(s - 1))
-            else:
-                # tf.argmax, not ops.argmax: Keras' TF argmax adds Bitcast ops that ONNX lacks
-                step = ops.cast(tf.math.argmax(probs, axis=-1), heads.dtype)
-            columns[j] = ops.expand_dims(step / float(s - 1), -1)
-        return ops.concatenate([columns[j] for j in range(len(self.layout))], axis=-1)
+        return decode_heads(heads, self.layout, self.decode)
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], len(self.layout))
@@ -135,10 +140,12 @@ class DecodeParams(layers.Layer):
 
 def with_decode(model: keras.Model, decode: str) -> keras.Model:
     """The same network with its ``params`` output decoded by ``decode`` (weights shared)."""
-    layer = model.get_layer("params")
+    layer = decode_layer(model)
     if layer.decode == decode:
         return model
     heads = model.get_layer("heads").output
+    if is_hypothesis_model(model):
+        return keras.Model(model.inputs, _hypothesis_outputs(heads, layer.layout, decode), name=model.name)
     params = DecodeParams(layer.layout, decode=decode, name="params")(heads)
     return keras.Model(model.inputs, [params, heads], name=model.name)
 
@@ -147,6 +154,33 @@ def with_decode(model: keras.Model, decode: str) -> keras.Model:
 def rmse(y_true, y_pred):
     """Root mean squared error over every value of the batch."""
     return ops.sqrt(ops.mean(ops.square(y_pred - y_true)) + 1e-12)
+
+
+def head_errors(layout: Sequence[int], weights: Sequence[float], y_true, y_pred):
+    """Per-sample head loss with an absolute error on the continuous columns.
+
+    ``y_true`` (n, k) normalised parameters; ``y_pred`` (n, ..., H) heads (continuous sigmoids,
+    then the softmaxes; extra middle axes such as hypotheses broadcast). Returns (n, ...): the
+    weighted mean absolute error and each cross-entropy / log(steps), combined by parameter
+    counts as in :class:`HeadLoss`.
+    """
+    cont, disc = _head_slices(layout)
+    k = float(len(layout))
+    truth = y_true
+    for _ in range(len(y_pred.shape) - 2):
+        truth = ops.expand_dims(truth, 1)
+    total = ops.zeros_like(y_pred[..., 0])
+    if cont:
+        idx = ops.convert_to_tensor(cont, dtype="int32")
+        w = ops.convert_to_tensor([weights[j] for j in cont], dtype=y_pred.dtype)
+        diff = ops.take(truth, idx, axis=-1) - y_pred[..., :len(cont)]
+        total = total + (len(cont) / k) * ops.mean(ops.abs(diff) * w, axis=-1)
+    for j, off, s in disc:
+        cls = ops.cast(ops.round(truth[..., j] * (s - 1)), "int32")
+        probs = ops.clip(y_pred[..., off:off + s], 1e-7, 1.0)
+        picked = ops.sum(ops.one_hot(cls, s, dtype=y_pred.dtype) * probs, axis=-1)
+        total = total - weights[j] * ops.log(picked) / (math.log(s) * k)
+    return total
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -174,6 +208,9 @@ class HeadLoss(keras.losses.Loss):
             raise ModelError(f"{len(self.weights)} loss weights for {len(self.layout)} parameters")
 
     def call(self, y_true, y_pred):
+        if self.continuous == "mae":
+            # one value per sample is what Loss expects; their mean is the batch's loss
+            return head_errors(self.layout, self.weights, y_true, y_pred)
         cont, disc = _head_slices(self.layout)
         k = float(len(self.layout))
         total = 0.0
@@ -181,10 +218,7 @@ class HeadLoss(keras.losses.Loss):
             idx = ops.convert_to_tensor(cont, dtype="int32")
             weights = ops.convert_to_tensor([self.weights[j] for j in cont], dtype=y_pred.dtype)
             diff = ops.take(y_true, idx, axis=1) - y_pred[:, :len(cont)]
-            if self.continuous == "mae":
-                error = ops.mean(ops.abs(diff) * weights)
-            else:
-                error = ops.sqrt(ops.mean(ops.square(diff) * weights) + 1e-12)
+            error = ops.sqrt(ops.mean(ops.square(diff) * weights) + 1e-12)
             total = total + (len(cont) / k) * error
         for j, off, s in disc:
             cls = ops.cast(ops.round(y_true[:, j] * (s - 1)), "int32")
@@ -270,14 +304,9 @@ def _heads(x, pset: ParameterSet):
     return DecodeParams(layout, name="params")(heads), heads
 
 
-def build_cnn3(input_shape: Sequence[int], pset: ParameterSet, dense: int = 384, dropout: float = 0.2) -> keras.Model:
-    """CNN for ``mel_db_pitch`` (the spectrogram and the harmonic comb of the detected note),
-    sized for training on a CPU: two strided convolutions shrink the image 4x per side before
-    anything wide runs (5x the training speed of ``cnn2``'s full-resolution first layer and
-    depthwise convolutions on this machine), batch normalisation only where the maps are small,
-    then ``cnn2``'s 1x1 bottleneck, which keeps where energy sits, and its heads.
-    """
-    inp = keras.Input(shape=tuple(input_shape), name="features")
+def _cnn3_trunk(inp, dense: int = 384, dropout: float = 0.2):
+    """``cnn3``'s layers up to its heads: the strided front end, three conv blocks, the 1x1
+    bottleneck, Dense ``dense`` and dropout."""
     x = layers.Conv2D(24, 4, strides=2, padding="same", activation="relu")(inp)
     x = layers.Conv2D(48, 3, strides=2, padding="same", activation="relu")(x)
     for filters, pool in ((64, (2, 2)), (96, (2, 2)), (128, (1, 2))):
@@ -288,9 +317,128 @@ def build_cnn3(input_shape: Sequence[int], pset: ParameterSet, dense: int = 384,
     x = layers.Conv2D(32, 1, activation="relu")(x)
     x = layers.Flatten()(x)
     x = layers.Dense(dense, activation="relu")(x)
-    x = layers.Dropout(dropout)(x)
-    params, heads = _heads(x, pset)
+    return layers.Dropout(dropout)(x)
+
+
+def build_cnn3(input_shape: Sequence[int], pset: ParameterSet, dense: int = 384, dropout: float = 0.2) -> keras.Model:
+    """CNN for ``mel_db_pitch`` (the spectrogram and the harmonic comb of the detected note),
+    sized for training on a CPU: two strided convolutions shrink the image 4x per side before
+    anything wide runs (5x the training speed of ``cnn2``'s full-resolution first layer and
+    depthwise convolutions on this machine), batch normalisation only where the maps are small,
+    then ``cnn2``'s 1x1 bottleneck, which keeps where energy sits, and its heads.
+    """
+    inp = keras.Input(shape=tuple(input_shape), name="features")
+    params, heads = _heads(_cnn3_trunk(inp, dense, dropout), pset)
     return keras.Model(inp, [params, heads], name="cnn3")
+
+
+HYPOTHESES = 8
+
+
+def _hypothesis_heads(x, pset: ParameterSet, k: int):
+    """``k`` sets of heads and a confidence logit each: (n, k, H + 1), H as in :func:`_heads`."""
+    layout = head_layout(pset)
+    cont, disc = _head_slices(layout)
+    parts = []
+    if cont:
+        c = layers.Dense(k * len(cont), activation="sigmoid", name="hyp_continuous")(x)
+        parts.append(layers.Reshape((k, len(cont)))(c))
+    for j, _, s in disc:
+        d = layers.Reshape((k, s))(layers.Dense(k * s, name=f"hyp_discrete_{pset.ids[j]}")(x))
+        parts.append(layers.Softmax(axis=-1)(d))
+    parts.append(layers.Reshape((k, 1))(layers.Dense(k, name="hyp_confidence")(x)))
+    return layers.Concatenate(axis=-1, name="heads")(parts)
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class DecodeHypotheses(layers.Layer):
+    """Hypothesis heads (n, k, H + 1) -> [params (n, p) of the most confident hypothesis,
+    hypotheses (n, k, p), confidence (n, k) softmax]; each decoded as :class:`DecodeParams`."""
+
+    def __init__(self, layout: Sequence[int], decode: str = "argmax", **kwargs) -> None:
+        super().__init__(**kwargs)
+        if decode not in DECODES:
+            raise ModelError(f"unknown decode {decode!r}; use one of {', '.join(DECODES)}")
+        self.layout = [int(s) for s in layout]
+        self.decode = decode
+
+    def call(self, heads):
+        k, width = heads.shape[1], heads.shape[2]
+        flat = ops.reshape(heads[..., :width - 1], (-1, width - 1))
+        hyps = ops.reshape(decode_heads(flat, self.layout, self.decode), (-1, k, len(self.layout)))
+        confidence = ops.softmax(heads[..., width - 1], axis=-1)
+        best = ops.one_hot(tf.math.argmax(confidence, axis=-1), k, dtype=heads.dtype)
+        params = ops.sum(hyps * ops.expand_dims(best, -1), axis=1)
+        return params, hyps, confidence
+
+    def compute_output_shape(self, input_shape):
+        n, k = input_shape[0], input_shape[1]
+        return (n, len(self.layout)), (n, k, len(self.layout)), (n, k)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "layout": self.layout, "decode": self.decode}
+
+
+def _hypothesis_outputs(heads, layout: Sequence[int], decode: str = "argmax") -> list:
+    params, hyps, confidence = DecodeHypotheses(layout, decode, name="decode_hypotheses")(heads)
+    return [layers.Identity(name="params")(params), heads, layers.Identity(name="hypotheses")(hyps),
+            layers.Identity(name="confidence")(confidence)]
+
+
+def build_cnn3h(input_shape: Sequence[int], pset: ParameterSet, hypotheses: int = HYPOTHESES) -> keras.Model:
+    """``cnn3`` with ``hypotheses`` answers and a confidence for each (multiple-choice learning).
+
+    Where the audio cannot tell several patches apart, one answer per parameter (a median) mixes
+    them into a patch that sounds like none; trained winner-takes-all (:class:`HypothesesLoss`),
+    each hypothesis specialises in one kind of answer, the confidence says which one is likely,
+    and a match can render them all and keep the one that sounds closest. ``params`` is the most
+    confident hypothesis, so the model answers like any other.
+    """
+    inp = keras.Input(shape=tuple(input_shape), name="features")
+    heads = _hypothesis_heads(_cnn3_trunk(inp), pset, hypotheses)
+    return keras.Model(inp, _hypothesis_outputs(heads, head_layout(pset)), name="cnn3h")
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class HypothesesLoss(keras.losses.Loss):
+    """Winner-takes-all loss for hypothesis heads (n, k, H + 1).
+
+    Per sample: ``(1 - spread)`` x the best hypothesis' :func:`head_errors` + ``spread`` x their
+    mean (every hypothesis keeps learning) + ``confidence_weight`` x the cross-entropy of the
+    confidence against the index of the best hypothesis.
+    """
+
+    def __init__(self, layout: Sequence[int], weights: Sequence[float] | None = None, spread: float = 0.05,
+                 confidence_weight: float = 0.1, name: str = "hypotheses_loss", **kwargs) -> None:
+        super().__init__(name=name, **kwargs)
+        self.layout = [int(s) for s in layout]
+        self.weights = [1.0] * len(self.layout) if weights is None else [float(w) for w in weights]
+        self.spread = float(spread)
+        self.confidence_weight = float(confidence_weight)
+
+    def call(self, y_true, y_pred):
+        width = y_pred.shape[-1]
+        errors = head_errors(self.layout, self.weights, y_true, y_pred[..., :width - 1])  # (n, k)
+        best = ops.stop_gradient(ops.argmin(errors, axis=-1))
+        k = errors.shape[-1]
+        wta = ops.min(errors, axis=-1)
+        logits = y_pred[..., width - 1]
+        confidence = keras.losses.sparse_categorical_crossentropy(best, logits, from_logits=True)
+        return ((1.0 - self.spread) * wta + self.spread * ops.sum(errors, axis=-1) / k
+                + self.confidence_weight * confidence)
+
+    def get_config(self) -> dict:
+        return {"layout": self.layout, "weights": self.weights, "spread": self.spread,
+                "confidence_weight": self.confidence_weight, "name": self.name}
+
+
+def is_hypothesis_model(model: keras.Model) -> bool:
+    return "hypotheses" in model.output_names
+
+
+def decode_layer(model: keras.Model):
+    """The layer that decodes a model's heads (``layout`` and ``decode`` attributes)."""
+    return model.get_layer("decode_hypotheses" if is_hypothesis_model(model) else "params")
 
 
 @dataclass(frozen=True)
@@ -310,6 +458,8 @@ MODELS: dict[str, ModelSpec] = {
                       "separable CNN on the loudness-keeping mel spectrogram, classification heads"),
     "cnn3": ModelSpec("cnn3", "mel_db_pitch", build_cnn3,
                       "strided CNN on the mel spectrogram plus the detected note's harmonic comb"),
+    "cnn3h": ModelSpec("cnn3h", "mel_db_pitch", build_cnn3h,
+                       f"cnn3 with {HYPOTHESES} answers and a confidence each (winner-takes-all)"),
 }
 
 
@@ -350,7 +500,12 @@ def compile_model(model: keras.Model, optimizer: str = "adam", learning_rate: fl
         opt = keras.optimizers.get({"class_name": optimizer, "config": config})
     except (ValueError, TypeError) as exc:
         raise ModelError(f"unknown optimizer {optimizer!r}: {exc}") from None
-    if "heads" in model.output_names:
+    if is_hypothesis_model(model):
+        layout = decode_layer(model).layout
+        model.compile(optimizer=opt, loss={"params": None, "heads": HypothesesLoss(layout, weights=weights),
+                                           "hypotheses": None, "confidence": None},
+                      metrics={"params": ["mae"]})
+    elif "heads" in model.output_names:
         layout = model.get_layer("params").layout
         head_loss = HeadLoss(layout, continuous="mae" if loss == "mae" else "rmse", weights=weights)
         model.compile(optimizer=opt, loss={"params": None, "heads": head_loss}, metrics={"params": ["mae"]})

@@ -68,6 +68,7 @@ class TrainConfig:
     lr_schedule: str = "constant"  # or "cosine": decays to 5 % of the rate over all epochs
     epoch_size: int | None = None  # rows per epoch (default: the whole training split)
     loss_weights: str = "equal"  # or "sensitivity": each parameter's error counted by how much it moves the sound
+    init_from: str | None = None  # a run folder whose trained weights start this run where layers match
 
     def __post_init__(self) -> None:
         for key in ("batch_size", "epochs", "save_freq"):
@@ -325,7 +326,12 @@ def train(cfg: TrainConfig, say: Logger | None = None) -> RunResult:
                 ds.spec.render.midi_pitch, ds.spec.render.midi_pitch)))
         finally:
             engine.close()
-    model = compile_model(build_model(cfg.model, store.shape, ds.parameter_set), cfg.optimizer,
+    model = build_model(cfg.model, store.shape, ds.parameter_set)
+    if cfg.init_from:
+        copied = warm_start(model, keras.models.load_model(best_model_path(Path(cfg.init_from))), cfg.seed)
+        if say:
+            say(f"started from {cfg.init_from}: {copied} layers' weights")
+    model = compile_model(model, cfg.optimizer,
                           cfg.learning_rate, cfg.loss, decay_steps=steps if cfg.lr_schedule == "cosine" else None,
                           weights=weights)
     run_dir = _new_run_dir(cfg)
@@ -343,6 +349,46 @@ def train(cfg: TrainConfig, say: Logger | None = None) -> RunResult:
             f"{split.train.size} train / {split.val.size} validation patches ({approximate} with tuning restated "
             f"as near as octave steps allow), {_device()}")
     return _fit(run_dir, model, cfg, ds, store, split, history, say)
+
+
+HYPOTHESIS_PREFIX = "hyp_"
+
+
+def warm_start(model, source, seed: int = 0, noise: float = 0.05) -> int:
+    """Copy ``source``'s weights into ``model`` where they fit; returns how many layers got weights.
+
+    The trunks' layers pair up in order while their kinds and weight shapes agree. A hypothesis
+    head (``hyp_<name>``, k answers side by side) starts as k copies of ``source``'s ``<name>``
+    head plus a little noise (``noise`` x that weight's spread), so the answers start at the
+    source's and the noise lets winner-takes-all tell them apart.
+    """
+    def trunk(m) -> list:
+        return [layer for layer in m.layers if layer.weights and not layer.name.startswith(HYPOTHESIS_PREFIX)
+                and layer.name not in HEAD_LAYERS and not layer.name.startswith("discrete_")]
+
+    copied = 0
+    for new, old in zip(trunk(model), trunk(source), strict=False):
+        if type(new) is not type(old) or [w.shape for w in new.weights] != [w.shape for w in old.weights]:
+            break
+        new.set_weights(old.get_weights())
+        copied += 1
+    rng = np.random.default_rng(seed)
+    names = {layer.name for layer in source.layers}
+    for layer in model.layers:
+        name = layer.name.removeprefix(HYPOTHESIS_PREFIX)
+        if layer.name == name or name not in names:
+            continue
+        kernel, bias = source.get_layer(name).get_weights()
+        reps = layer.weights[0].shape[-1] // kernel.shape[-1]
+        kernel = np.tile(kernel, (1, reps))
+        bias = np.tile(bias, reps)
+        layer.set_weights([kernel + rng.normal(0, noise * kernel.std(), kernel.shape).astype(kernel.dtype),
+                           bias + rng.normal(0, noise * max(float(bias.std()), 0.1), bias.shape).astype(bias.dtype)])
+        copied += 1
+    return copied
+
+
+HEAD_LAYERS = ("continuous", "params", "hyp_confidence")
 
 
 def resume(run: str | os.PathLike, epochs: int | None = None, say: Logger | None = None) -> RunResult:

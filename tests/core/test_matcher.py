@@ -99,6 +99,36 @@ def test_candidates_are_distinct_and_ranked(matcher: Matcher) -> None:
     assert matcher.match(note, refine_seconds=0.2, seed=2).alternatives == ()
 
 
+def test_a_scored_match_keeps_the_answer_that_sounds_closest(matcher: Matcher, monkeypatch) -> None:
+    pset = matcher.parameter_set
+    rng = np.random.default_rng(8)
+    patches = pset.quantise(draw_patches(pset, rng, 12))
+    others = patches[~is_silent(matcher.renderer.render(patches))][:3]
+    truth = pset.defaults_normalised()  # the base preset: in tune, so it is played back at the key it is heard at
+    note = matcher.renderer.render(truth[None, :], 57.0)[0]
+    answers = np.stack([*others, truth])  # the right answer is the least confident one
+    monkeypatch.setattr(matcher, "hypotheses", lambda note, pitch: answers)
+    seen: list[np.ndarray] = []
+
+    class Searched(Exception):
+        pass
+
+    def search(*args, warm_starts=None, **kwargs):
+        seen.append(warm_starts)
+        raise Searched
+
+    monkeypatch.setattr("deepdiva.core.matcher.refine", search)
+    result = matcher.match(note)
+    key = result.played.midi_float  # the detected 57 and its cents
+    distances = SpectralTarget(note).distance(matcher.renderer.render(answers, key))
+    assert np.argmin(distances) == 3 and result.distance <= distances[3] + 1e-9
+    unscored = matcher.match(note, score=False, render=False)  # network steps only: the most confident
+    np.testing.assert_array_equal(unscored.params, matcher.predict(note[None, :])[0])
+    with pytest.raises(Searched):  # a search scores the other answers beside its start
+        matcher.match(note, refine_seconds=0.5)
+    np.testing.assert_array_equal(seen[0], answers)
+
+
 @pytest.mark.slow
 def test_matches_beat_the_base_preset_on_50_patches(matcher: Matcher) -> None:
     pset = matcher.parameter_set

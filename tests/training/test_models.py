@@ -13,10 +13,12 @@ pytest.importorskip("tensorflow")
 from deepdiva.core.errors import ModelError  # noqa: E402
 from deepdiva.core.profile import load_profile  # noqa: E402
 from deepdiva.training.models import (  # noqa: E402
+    HYPOTHESES,
     MODELS,
     DecodeParams,
     HeadLoss,
     Highway,
+    HypothesesLoss,
     build_model,
     compile_model,
     head_layout,
@@ -38,7 +40,7 @@ def test_head_layout_marks_discrete_parameters(tiny11) -> None:
 
 
 @pytest.mark.parametrize(("name", "shape"), [("cnn", (16, 16, 1)), ("lstm", (6, 13)), ("cnn2", (16, 32, 1)),
-                                             ("cnn3", (16, 32, 2))])
+                                             ("cnn3", (16, 32, 2)), ("cnn3h", (16, 32, 2))])
 def test_builders_output_shapes(tiny11, name: str, shape: tuple[int, ...]) -> None:
     model = build_model(name, shape, tiny11)
     x = np.random.default_rng(0).random((3, *shape), dtype=np.float32)
@@ -51,11 +53,17 @@ def test_builders_output_shapes(tiny11, name: str, shape: tuple[int, ...]) -> No
     if name in ("cnn2", "cnn3"):
         assert model.output_names == ["params", "heads"]
         assert tuple(out[1].shape) == (3, 8 + 5 + 4 + 4)
+    if name == "cnn3h":
+        assert model.output_names == ["params", "heads", "hypotheses", "confidence"]
+        assert tuple(out[1].shape) == (3, HYPOTHESES, 8 + 5 + 4 + 4 + 1)
+        assert tuple(out[2].shape) == (3, HYPOTHESES, 11)
+        best = np.argmax(np.asarray(out[3]), axis=1)
+        np.testing.assert_allclose(p, np.asarray(out[2])[np.arange(3), best])
 
 
 def test_default_features_per_model() -> None:
     assert {k: v.feature for k, v in MODELS.items()} == {"cnn": "mel", "lstm": "mfcc", "cnn2": "mel_db",
-                                                         "cnn3": "mel_db_pitch"}
+                                                         "cnn3": "mel_db_pitch", "cnn3h": "mel_db_pitch"}
 
 
 def test_registries_serve_exactly_the_names_the_cli_offers() -> None:
@@ -123,6 +131,43 @@ def test_head_loss_prefers_the_right_answer() -> None:
     assert float(loss(y, bad)) > 1.0
     again = HeadLoss.from_config(loss.get_config())
     assert float(again(y, bad)) == pytest.approx(float(loss(y, bad)))
+
+
+def test_hypotheses_loss_rewards_the_closest_answer_and_a_confidence_in_it() -> None:
+    layout = [0, 3]
+    y = np.array([[0.25, 1.0]], dtype=np.float32)
+    exact = [0.25, 0.0, 0.0, 1.0]
+    wrong = [0.9, 1.0, 0.0, 0.0]
+
+    def loss(first, second, logits, spread=0.05):
+        pred = np.array([[first + [logits[0]], second + [logits[1]]]], dtype=np.float32)
+        return float(np.asarray(HypothesesLoss(layout, spread=spread)(y, pred)))
+
+    sure_right, sure_wrong = loss(wrong, exact, [-5.0, 5.0]), loss(wrong, exact, [5.0, -5.0])
+    assert sure_right < sure_wrong  # the confidence should point at the answer that was right
+    assert loss(wrong, exact, [-5.0, 5.0]) == pytest.approx(loss(exact, wrong, [5.0, -5.0]), abs=1e-6)
+    assert loss(wrong, wrong, [0.0, 0.0]) > loss(wrong, exact, [0.0, 0.0])
+    # winner takes all: without spread a wrong second answer costs nothing beside an exact one
+    assert loss(exact, wrong, [9.0, -9.0], spread=0.0) < 1e-3
+    again = HypothesesLoss.from_config(HypothesesLoss(layout, weights=[2.0, 0.5], spread=0.1).get_config())
+    assert again.weights == [2.0, 0.5] and again.spread == 0.1
+
+
+def test_warm_start_gives_every_hypothesis_the_single_answer(tiny11) -> None:
+    from deepdiva.training.train import warm_start
+
+    keras.utils.set_random_seed(3)
+    single = build_model("cnn3", (16, 32, 2), tiny11)
+    several = build_model("cnn3h", (16, 32, 2), tiny11)
+    assert warm_start(several, single, noise=0.0) == 10 + 1 + 3  # trunk, continuous and 3 discrete heads
+    x = np.random.default_rng(4).random((2, 16, 32, 2), dtype=np.float32)
+    one = np.asarray(single(x, training=False)[0])
+    hyps = np.asarray(several(x, training=False)[2])
+    for k in range(HYPOTHESES):
+        np.testing.assert_allclose(hyps[:, k], one, atol=1e-5)
+    warm_start(several, single, noise=0.05)  # noise tells the answers apart
+    hyps = np.asarray(several(x, training=False)[2])
+    assert not np.allclose(hyps[:, 0], hyps[:, 1])
 
 
 def test_rmse_is_sqrt_of_mse() -> None:

@@ -277,3 +277,31 @@ def test_cli_train_seed_cnn_and_resume(tmp_path: Path) -> None:
     report = json.loads(res.stdout)
     assert report["n"] == 32 and set(report["methods"]) == {"model", "base_preset", "random_patch"}
     assert (tmp_path / "eval" / "report.json").exists()
+
+
+def test_hypothesis_model_starts_from_a_run_exports_and_answers_in_confidence_order(
+        cnn2_run: Path, dataset: Dataset, tmp_path: Path) -> None:
+    from deepdiva.core.model_runtime import ModelCard, OnnxModel
+    from deepdiva.training.export import export_run
+    from deepdiva.training.train import TrainConfig, train
+
+    common = dict(feature="mel_db", epochs=1, batch_size=8, validation_split=VAL, runs_dir=str(tmp_path / "runs"))
+    single = train(TrainConfig(str(dataset.folder), model="cnn3", name="one", **common)).run_dir
+    several = train(TrainConfig(str(dataset.folder), model="cnn3h", name="many", init_from=str(single),
+                                loss="mae", **common)).run_dir
+    assert json.loads((several / "config.json").read_text())["train"]["init_from"] == str(single)
+    onnx_path, card_path = export_run(several, tmp_path / "models" / "many.onnx")
+    card = ModelCard.load(card_path)
+    assert card.data["training"]["loss"] == "hypotheses_loss"
+    assert {o["name"] for o in card.data["outputs"]} >= {"params", "hypotheses", "confidence"}
+
+    model = OnnxModel.load(onnx_path)
+    x, _ = CachedFeatures(dataset, "mel_db").get(split_for(dataset, VAL).val)
+    hyps, confidence = model.predict_hypotheses(x)
+    assert model.has_hypotheses and hyps.shape == (8, 8, 11) and confidence.shape == (8, 8)
+    assert np.all(np.diff(confidence, axis=1) <= 0)  # most confident first
+    np.testing.assert_allclose(confidence.sum(axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(hyps[:, 0], model.predict(x), atol=1e-4)
+    # a model with one answer gives it with full confidence
+    one, sure = OnnxModel.load(export_run(single, tmp_path / "models" / "one.onnx")[0]).predict_hypotheses(x)
+    assert one.shape == (8, 1, 11) and np.all(sure == 1.0)
