@@ -281,12 +281,12 @@ def lookup_comparison(matcher: Matcher, olds: dict[str, Matcher], sets: dict[str
             for label, old in olds.items():
                 old_guess, _, old_keys = old.answer(target[None, :])
                 add(f"{label} network", renderer.render(old_guess, old_keys), target)
-                add(f"{label} network + level (its match)", old.match(target).audio, target)
+                add(f"{label}: deepdiva match", old.match(target).audio, target)
             add("network", renderer.render(guess, keys), target)
             if matcher.model.has_hypotheses:
                 chosen, audio = matcher.closest(matcher.hypotheses(target, pitches[0]), target, keys[0])
                 add("network, closest of its answers", audio[None, :], target)
-            add("network + level (deepdiva match)", matcher.match(target).audio, target)
+            add("deepdiva match (answers or base, level)", matcher.match(target).audio, target)
             played = matcher.played_at(pitches[0])
             row = bank.nearest(embed(target[None, :])[0], 1)[0]
             own = renderer.render(raw[row:row + 1], notes[row])

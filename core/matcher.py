@@ -257,9 +257,11 @@ class Matcher:
         None), and with ``render=False`` too the answer is not rendered (``audio`` None): the
         network's steps alone. Whenever the answer is rendered, its oscillator volumes are then
         set to the level that suits the target best (:mod:`~deepdiva.core.level`: one more render,
-        kept only if it is closer). A model with several answers (``cnn3h``): scored or refined,
-        each is rendered and the one that sounds closest is kept (:meth:`closest`), the others
-        join a search's warm starts; unscored, its most confident answer. A refinement always
+        kept only if it is closer). Scored or refined, every answer of the network (a ``cnn3h``
+        model has 8) and the base preset are rendered and the one that sounds closest is kept
+        (:meth:`closest`; the base preset is a plain saw, nearer to simple sounds than any mix of
+        medians), the other answers join a search's warm starts; unscored, the network's most
+        confident answer. A refinement always
         scores and renders, starting from that answer. Every render plays the key of :meth:`played_at`.
         """
         began = time.perf_counter()
@@ -273,8 +275,9 @@ class Matcher:
         network_distance: float | None = None
         audio = None
         target = SpectralTarget(note) if refine_seconds > 0 or score else None  # spectra cached once
-        if answers is not None and len(answers) > 1:  # scored: the network's answer that sounds closest
-            guess, audio = self.closest(answers, note, key)
+        if answers is not None:  # scored: the network's answer, or the base preset, that sounds closest
+            guess, audio = self.closest(np.concatenate([answers, self.parameter_set.defaults_normalised()[None, :]]),
+                                        note, key)
         elif refine_seconds > 0 or score or render:
             audio = self.renderer.render(guess[None, :], key)[0]
         if audio is not None:

@@ -104,7 +104,8 @@ def test_a_scored_match_keeps_the_answer_that_sounds_closest(matcher: Matcher, m
     rng = np.random.default_rng(8)
     patches = pset.quantise(draw_patches(pset, rng, 12))
     others = patches[~is_silent(matcher.renderer.render(patches))][:3]
-    truth = pset.defaults_normalised()  # the base preset: in tune, so it is played back at the key it is heard at
+    truth = pset.defaults_normalised()  # the base preset, in tune (played back at the key it is heard at) ...
+    truth[[pset.ids.index(148), pset.ids.index(33)]] = 0.35, 0.3  # ... with a lower cutoff and a slow attack
     note = matcher.renderer.render(truth[None, :], 57.0)[0]
     answers = np.stack([*others, truth])  # the right answer is the least confident one
     monkeypatch.setattr(matcher, "hypotheses", lambda note, pitch: answers)
@@ -127,6 +128,11 @@ def test_a_scored_match_keeps_the_answer_that_sounds_closest(matcher: Matcher, m
     with pytest.raises(Searched):  # a search scores the other answers beside its start
         matcher.match(note, refine_seconds=0.5)
     np.testing.assert_array_equal(seen[0], answers)
+    # a plain base-preset sound the network misses: the base preset is scored beside its answers
+    answers = np.stack(others)
+    plain = matcher.renderer.render(pset.defaults_normalised()[None, :], 57.0)[0]
+    assert matcher.match(plain).distance < SpectralTarget(plain).distance(
+        matcher.renderer.render(answers, matcher.match(plain).played.midi_float)).min()
 
 
 @pytest.mark.slow
