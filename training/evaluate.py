@@ -109,6 +109,8 @@ def evaluate(model: OnnxModel, ds: Dataset, limit: int | None = None, seed: int 
     rng = np.random.default_rng([EVAL_STREAM, seed])
     base = pset.defaults_normalised()
     parts: dict[str, list[MethodScores]] = {"model": [], "base_preset": [], "random_patch": []}
+    if model.has_hypotheses:  # its answer when a match renders them: the one that sounds closest
+        parts["model_closest"] = []
     examples: dict[str, list] = {"target": [], "model": [], "distance": [], "pitch": []}
     skipped = pitched = 0
     try:
@@ -125,6 +127,9 @@ def evaluate(model: OnnxModel, ds: Dataset, limit: int | None = None, seed: int 
             choices = {"model": guess,
                        "base_preset": np.repeat(base[None, :], n, axis=0),
                        "random_patch": draw_patches(pset, rng, n)}
+            if "model_closest" in parts:
+                choices["model_closest"] = np.stack([matcher.closest(matcher.hypotheses(a, p), a, k)[0]
+                                                     for a, p, k in zip(audio, pitches, keys, strict=True)])
             for method, choice in choices.items():
                 rendered = engine.render(choice, keys)
                 batch_scores = MethodScores(np.abs(choice - truth), _distances(rendered, audio, cfg))

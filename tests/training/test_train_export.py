@@ -302,6 +302,13 @@ def test_hypothesis_model_starts_from_a_run_exports_and_answers_in_confidence_or
     assert np.all(np.diff(confidence, axis=1) <= 0)  # most confident first
     np.testing.assert_allclose(confidence.sum(axis=1), 1.0, atol=1e-5)
     np.testing.assert_allclose(hyps[:, 0], model.predict(x), atol=1e-4)
+    # evaluate also scores the answer a match keeps: the one of them whose render sounds closest
+    from deepdiva.training.evaluate import evaluate
+
+    report, _ = evaluate(model, dataset, limit=4)
+    closest, confident = report["methods"]["model_closest"], report["methods"]["model"]
+    assert np.isfinite(closest["mrstft_median"]) and closest["mae"] >= 0
+    assert closest["mrstft_median"] <= confident["mrstft_median"] * 1.5
     # a model with one answer gives it with full confidence
     one, sure = OnnxModel.load(export_run(single, tmp_path / "models" / "one.onnx")[0]).predict_hypotheses(x)
     assert one.shape == (8, 1, 11) and np.all(sure == 1.0)
