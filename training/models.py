@@ -351,16 +351,9 @@ def _hypothesis_heads(x, pset: ParameterSet, k: int):
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
-class DecodeHypotheses(layers.Layer):
+class DecodeHypotheses(DecodeParams):
     """Hypothesis heads (n, k, H + 1) -> [params (n, p) of the most confident hypothesis,
     hypotheses (n, k, p), confidence (n, k) softmax]; each decoded as :class:`DecodeParams`."""
-
-    def __init__(self, layout: Sequence[int], decode: str = "argmax", **kwargs) -> None:
-        super().__init__(**kwargs)
-        if decode not in DECODES:
-            raise ModelError(f"unknown decode {decode!r}; use one of {', '.join(DECODES)}")
-        self.layout = [int(s) for s in layout]
-        self.decode = decode
 
     def call(self, heads):
         k, width = heads.shape[1], heads.shape[2]
@@ -374,9 +367,6 @@ class DecodeHypotheses(layers.Layer):
     def compute_output_shape(self, input_shape):
         n, k = input_shape[0], input_shape[1]
         return (n, len(self.layout)), (n, k, len(self.layout)), (n, k)
-
-    def get_config(self) -> dict:
-        return {**super().get_config(), "layout": self.layout, "decode": self.decode}
 
 
 def _hypothesis_outputs(heads, layout: Sequence[int], decode: str = "argmax") -> list:
