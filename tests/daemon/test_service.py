@@ -338,9 +338,12 @@ def stand_in_matcher():
     from deepdiva.core.renderers import make_renderer
 
     pset = load_profile("diva").parameter_set("medium33")
+    def predict(x):
+        return np.full((len(x), len(pset)), 0.5, np.float32)
+
     network = SimpleNamespace(parameter_set=pset, card=SimpleNamespace(render={}, pitch_range=(36, 84)),
-                              features_for=lambda notes, f0=None: notes,
-                              predict=lambda x: np.full((len(x), len(pset)), 0.5, np.float32))
+                              features_for=lambda notes, f0=None: notes, predict=predict,
+                              predict_hypotheses=lambda x: (predict(x)[:, None, :], np.ones((len(x), 1), np.float32)))
     return Matcher(network, make_renderer("builtin", pset))
 
 

@@ -28,7 +28,8 @@ def test_evaluate_reports_model_and_baselines(medium33_dataset: Path, tmp_path: 
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["n"] + report["skipped_silent"] == 24
-    assert set(report["methods"]) == {"model", "base_preset", "random_patch"}
+    # a model with several answers is also scored by the one a match keeps (model_closest)
+    assert set(report["methods"]) - {"model_closest"} == {"model", "base_preset", "random_patch"}
     for scores in report["methods"].values():
         assert len(scores["mae_per_parameter"]) == 33
         assert all(scores[k] >= 0 for k in ("mae", "mrstft", "log_mel_l1", "mfcc"))
