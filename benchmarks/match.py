@@ -205,6 +205,8 @@ def quality(matcher: Matcher, clips: np.ndarray, budgets: list[float], base_budg
             distance, spent = run(clip, i)
             rows[name].append(distance)
             evaluations[name].append(spent)
+        print(f"    [{i + 1}/{len(clips)}] medians so far: "
+              + ", ".join(f"{name} {np.median(values):.3f}" for name, values in rows.items()), flush=True)
     print(f"(c) refinement on {len(clips)} held-out builtin renders at random notes: multi-resolution STFT "
           f"distance (lower is better), on {matcher.threads} threads")
     base_median = np.median(rows["base preset"])

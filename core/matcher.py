@@ -29,6 +29,10 @@ from .tuning import FINE_TUNE_DECIMALS, on_harmonics, tidy
 
 DEFAULT_MODEL = "deepdiva-medium33.onnx"
 WARM_STARTS = 8  # bank patches scored beside the network's answer before a search
+# YIN's error on exact synthetic notes (a builtin A3 at 220.00 Hz is heard at 220.10 Hz, +0.8 c), far below
+# the ~5 c anyone hears; a fine tune that small is the detector's, and detunes a render of an in-tune
+# note measurably (MR-STFT 0.48 for 0.8 c on a plain saw)
+IN_TUNE_CENTS = 1.5
 CHOICE_FFT_SIZES = (1024,)  # the distance that picks among a network's answers: one resolution of the full four
 HARMONIC_CLARITY = 0.9  # a target this periodic (median autocorrelation at its period) has no inharmonic partner
 
@@ -165,9 +169,13 @@ class Matcher:
         return self.settings.render_length
 
     def played_at(self, pitch: Pitch) -> Pitch:
-        """The key (and cents) a match of a target with ``pitch`` is played at."""
+        """The key (and cents) a match of a target with ``pitch`` is played at; cents within the
+        detector's own error (:data:`IN_TUNE_CENTS`) count as in tune."""
         if self.follows_pitch:  # cents as the preset stores them (VCC:FTun)
-            return replace(pitch, cents=round(pitch.cents, FINE_TUNE_DECIMALS)) if pitch.pitched else Pitch.unpitched()
+            if not pitch.pitched:
+                return Pitch.unpitched()
+            cents = 0.0 if abs(pitch.cents) <= IN_TUNE_CENTS else round(pitch.cents, FINE_TUNE_DECIMALS)
+            return replace(pitch, cents=cents)
         return Pitch.from_hz(float(midi_to_hz(self.settings.midi_pitch)))
 
     def detect(self, notes: np.ndarray) -> list[Pitch]:

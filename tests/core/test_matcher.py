@@ -151,3 +151,16 @@ def test_matches_beat_the_base_preset_on_50_patches(matcher: Matcher) -> None:
     d_base = multires_stft_distance(base, audio)
     assert np.median(d_match) < np.median(d_base)
     assert np.mean(d_match) < np.mean(d_base)
+
+
+def test_cents_within_the_detectors_error_play_in_tune(matcher: Matcher) -> None:
+    from deepdiva.core.matcher import IN_TUNE_CENTS
+    from deepdiva.core.pitch import Pitch, midi_to_hz
+
+    a3 = float(midi_to_hz(57))
+    heard = matcher.played_at(Pitch.from_hz(220.10))  # how YIN hears an exact builtin A3: +0.8 c
+    assert (heard.midi, heard.cents) == (57, 0.0)
+    sharp = matcher.played_at(Pitch.from_hz(a3 * 2 ** (12 / 1200)))  # 12 c: a real detune, kept
+    assert sharp.midi == 57 and sharp.cents == pytest.approx(12.0, abs=0.01)
+    edge = matcher.played_at(Pitch.from_hz(a3 * 2 ** (-(IN_TUNE_CENTS + 0.5) / 1200)))
+    assert edge.cents == pytest.approx(-(IN_TUNE_CENTS + 0.5), abs=0.01)
