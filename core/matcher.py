@@ -269,8 +269,8 @@ class Matcher:
         model has 8) and the base preset are rendered and the one that sounds closest is kept
         (:meth:`closest`; the base preset is a plain saw, nearer to simple sounds than any mix of
         medians), the other answers join a search's warm starts; unscored, the network's most
-        confident answer. A refinement always
-        scores and renders, starting from that answer. Every render plays the key of :meth:`played_at`.
+        confident answer. A refinement always scores and renders, starting from that answer.
+        Every render plays the key of :meth:`played_at`.
         """
         began = time.perf_counter()
         pitch = self.detect(note[None, :])[0]

@@ -243,16 +243,21 @@ class OnnxModel:
 
     def predict(self, features: np.ndarray) -> np.ndarray:
         """Features (n, *input_shape) -> normalised parameters float32 (n, k)."""
+        x = self._input(features)
+        if x.shape[0] == 0:
+            return np.zeros((0, len(self.card.parameter_ids)), dtype=np.float32)
+        (params,) = self.session.run([PARAMS_OUTPUT], {self.card.input_name: x})
+        return np.asarray(params, dtype=np.float32)
+
+    def _input(self, features: np.ndarray) -> np.ndarray:
+        """``features`` as the session takes them: float32, contiguous, with a batch axis; checked."""
         x = np.asarray(features, dtype=np.float32)
         if x.ndim == len(self.card.input_shape):
             x = x[None]
         if tuple(x.shape[1:]) != tuple(self.card.input_shape):
             raise ModelError(f"features of shape {x.shape} do not fit the model input "
                              f"(n, {', '.join(map(str, self.card.input_shape))})")
-        if x.shape[0] == 0:
-            return np.zeros((0, len(self.card.parameter_ids)), dtype=np.float32)
-        (params,) = self.session.run([PARAMS_OUTPUT], {self.card.input_name: np.ascontiguousarray(x)})
-        return np.asarray(params, dtype=np.float32)
+        return np.ascontiguousarray(x)
 
     @cached_property
     def has_hypotheses(self) -> bool:
@@ -263,14 +268,10 @@ class OnnxModel:
     def predict_hypotheses(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Features (n, *input_shape) -> every answer (n, h, k) and its confidence (n, h), most
         confident first. A model with one answer gives it with confidence 1 (h = 1)."""
-        x = np.asarray(features, dtype=np.float32)
-        if x.ndim == len(self.card.input_shape):
-            x = x[None]
         if not self.has_hypotheses:
-            params = self.predict(x)
+            params = self.predict(features)
             return params[:, None, :], np.ones((len(params), 1), dtype=np.float32)
-        self.predict(x[:0])  # the same shape checks as predict
-        hyps, confidence = self.session.run(list(HYPOTHESES_OUTPUTS), {self.card.input_name: np.ascontiguousarray(x)})
+        hyps, confidence = self.session.run(list(HYPOTHESES_OUTPUTS), {self.card.input_name: self._input(features)})
         order = np.argsort(-confidence, axis=1, kind="stable")
         return (np.take_along_axis(np.asarray(hyps, dtype=np.float32), order[:, :, None], axis=1),
                 np.take_along_axis(np.asarray(confidence, dtype=np.float32), order, axis=1))

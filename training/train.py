@@ -388,7 +388,7 @@ def warm_start(model, source, seed: int = 0, noise: float = 0.05) -> int:
     return copied
 
 
-HEAD_LAYERS = ("continuous", "params", "hyp_confidence")
+HEAD_LAYERS = ("continuous",)  # a single-answer model's heads; discrete_<id> ones are matched by prefix
 
 
 def resume(run: str | os.PathLike, epochs: int | None = None, say: Logger | None = None) -> RunResult:
