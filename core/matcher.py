@@ -23,7 +23,7 @@ from .model_runtime import OnnxModel
 from .model_synth import choose_synth, renderer_for
 from .pitch import Pitch, detect_pitches, midi_to_hz, note_name
 from .profile import ParameterSet
-from .refine import refine
+from .refine import evaluator, refine
 from .render import Renderer, RenderSettings
 from .tuning import FINE_TUNE_DECIMALS, on_harmonics, tidy
 
@@ -208,10 +208,12 @@ class Matcher:
 
     def closest(self, answers: np.ndarray, note: np.ndarray, key: float) -> tuple[np.ndarray, np.ndarray]:
         """The answer (of ``answers`` (h, k)) whose render is closest to ``note`` by a one-
-        resolution spectral distance (a quarter of the full one's cost), and its render."""
-        audio = self.renderer.render(answers, key)
-        best = int(np.argmin(SpectralTarget(note, fft_sizes=CHOICE_FFT_SIZES).distance(audio)))
-        return answers[best], audio[best]
+        resolution spectral distance (a quarter of the full one's cost), and its render. The
+        answers are rendered and scored on the matcher's threads, as a search's generations are."""
+        score = evaluator(self.renderer, SpectralTarget(note, fft_sizes=CHOICE_FFT_SIZES).distance,
+                          self._executor, self.threads, key)
+        best = answers[int(np.argmin(score(answers)))]
+        return best, self.renderer.render(best[None, :], key)[0]
 
     def warm_starts(self, note: np.ndarray, played: Pitch) -> np.ndarray | None:
         """The bank's patches nearest to ``note`` among those heard near the key it is played at

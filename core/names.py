@@ -6,4 +6,4 @@ these before numpy loads, and the registries (``core.features``, ``core.renderer
 FEATURE_NAMES = ("mel", "mel_db", "mfcc", "mel_db_pitch")
 MODEL_NAMES = ("cnn", "lstm", "cnn2", "cnn3", "cnn3h")
 RENDERER_KINDS = ("builtin", "vst", "renderman")
-PATCH_PRIORS = ("uniform", "mixed")
+PATCH_PRIORS = ("uniform", "mixed", "instrumental")

@@ -265,8 +265,9 @@ def dataset() -> None:
 @click.option("--pitch-range", nargs=2, type=click.IntRange(0, 127), default=(36, 84), show_default=True,
               metavar="LOW HIGH", help="Play each patch at a key drawn from LOW..HIGH; --midi-pitch N keeps one note.")
 @click.option("--prior", type=click.Choice(PATCH_PRIORS), default="uniform", show_default=True,
-              help="How patches are drawn: uniform, or mixed (half uniform, half with few modulations "
-                   "and common intervals, as musicians play).")
+              help="How patches are drawn: uniform; mixed (a quarter with few modulations and common "
+                   "intervals, as musicians play); instrumental (half musical and with an instrument's "
+                   "amp envelope, plucked or held).")
 @click.option("--augment/--no-augment", default=False, show_default=True,
               help="Play notes slightly out of tune and released early, add room, noise, EQ, gain and late starts.")
 @click.option("--feature", "features", type=click.Choice(FEATURE_NAMES), multiple=True,

@@ -358,9 +358,10 @@ def warm_start(model, source, seed: int = 0, noise: float = 0.05) -> int:
     """Copy ``source``'s weights into ``model`` where they fit; returns how many layers got weights.
 
     The trunks' layers pair up in order while their kinds and weight shapes agree. A hypothesis
-    head (``hyp_<name>``, k answers side by side) starts as k copies of ``source``'s ``<name>``
-    head plus a little noise (``noise`` x that weight's spread), so the answers start at the
-    source's and the noise lets winner-takes-all tell them apart.
+    head (``hyp_<name>``, k answers side by side) is copied from a ``source`` with the same head
+    (fine-tuning a model with several answers), or else starts as k copies of ``source``'s
+    ``<name>`` head plus a little noise (``noise`` x that weight's spread), so the answers start at
+    the source's and the noise lets winner-takes-all tell them apart.
     """
     def trunk(m) -> list:
         return [layer for layer in m.layers if layer.weights and not layer.name.startswith(HYPOTHESIS_PREFIX)
@@ -368,7 +369,7 @@ def warm_start(model, source, seed: int = 0, noise: float = 0.05) -> int:
 
     copied = 0
     for new, old in zip(trunk(model), trunk(source), strict=False):
-        if type(new) is not type(old) or [w.shape for w in new.weights] != [w.shape for w in old.weights]:
+        if type(new) is not type(old) or not _same_shapes(new, old):
             break
         new.set_weights(old.get_weights())
         copied += 1
@@ -376,7 +377,13 @@ def warm_start(model, source, seed: int = 0, noise: float = 0.05) -> int:
     names = {layer.name for layer in source.layers}
     for layer in model.layers:
         name = layer.name.removeprefix(HYPOTHESIS_PREFIX)
-        if layer.name == name or name not in names:
+        if layer.name == name:
+            continue
+        if layer.name in names and _same_shapes(layer, source.get_layer(layer.name)):  # answers to answers
+            layer.set_weights(source.get_layer(layer.name).get_weights())
+            copied += 1
+            continue
+        if name not in names:
             continue
         kernel, bias = source.get_layer(name).get_weights()
         reps = layer.weights[0].shape[-1] // kernel.shape[-1]
@@ -386,6 +393,10 @@ def warm_start(model, source, seed: int = 0, noise: float = 0.05) -> int:
                            bias + rng.normal(0, noise * max(float(bias.std()), 0.1), bias.shape).astype(bias.dtype)])
         copied += 1
     return copied
+
+
+def _same_shapes(a, b) -> bool:
+    return [w.shape for w in a.weights] == [w.shape for w in b.weights]
 
 
 HEAD_LAYERS = ("continuous",)  # a single-answer model's heads; discrete_<id> ones are matched by prefix

@@ -135,6 +135,16 @@ def test_a_scored_match_keeps_the_answer_that_sounds_closest(matcher: Matcher, m
         matcher.renderer.render(answers, matcher.match(plain).played.midi_float)).min()
 
 
+def test_closest_answer_is_the_same_on_one_thread_or_two(matcher: Matcher) -> None:
+    pset = matcher.parameter_set
+    answers = pset.quantise(draw_patches(pset, np.random.default_rng(9), 9))
+    note = matcher.renderer.render(answers[6:7], 52.0)[0]
+    for threads in (1, 2):
+        best, audio = Matcher(matcher.model, matcher.renderer, threads=threads).closest(answers, note, 52.0)
+        np.testing.assert_array_equal(best, answers[6])
+        np.testing.assert_array_equal(audio, note)
+
+
 @pytest.mark.slow
 def test_matches_beat_the_base_preset_on_50_patches(matcher: Matcher) -> None:
     pset = matcher.parameter_set

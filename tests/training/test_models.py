@@ -170,6 +170,21 @@ def test_warm_start_gives_every_hypothesis_the_single_answer(tiny11) -> None:
     assert not np.allclose(hyps[:, 0], hyps[:, 1])
 
 
+def test_warm_start_from_a_model_with_answers_copies_them(tiny11) -> None:
+    from deepdiva.training.train import warm_start
+
+    keras.utils.set_random_seed(5)
+    trained = build_model("cnn3h", (16, 32, 2), tiny11)
+    keras.utils.set_random_seed(6)
+    fresh = build_model("cnn3h", (16, 32, 2), tiny11)
+    x = np.random.default_rng(7).random((2, 16, 32, 2), dtype=np.float32)
+    assert not np.allclose(np.asarray(fresh(x, training=False)[2]), np.asarray(trained(x, training=False)[2]))
+    warm_start(fresh, trained, noise=0.05)  # fine-tuning: the answers and confidences as they were, no noise
+    for out in (2, 3):
+        np.testing.assert_allclose(np.asarray(fresh(x, training=False)[out]),
+                                   np.asarray(trained(x, training=False)[out]), atol=1e-6)
+
+
 def test_rmse_is_sqrt_of_mse() -> None:
     a = np.zeros((2, 2), dtype=np.float32)
     b = np.full((2, 2), 0.5, dtype=np.float32)
