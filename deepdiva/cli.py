@@ -481,6 +481,9 @@ def features_cmd(ctx: click.Context, dataset_path: str, feature_names: tuple[str
 @click.option("--init-from", default=None, type=click.Path(exists=True, file_okay=False),
               help="Start from this run's trained weights where the layers match (e.g. cnn3 -> cnn3h: "
                    "its trunk, and its heads copied into every hypothesis).")
+@click.option("--diversify", default=0.0, show_default=True, type=float, metavar="LOGITS",
+              help="With --init-from, a model with several answers: push every answer but the first apart "
+                   "by this spread of its output biases, so the answers learn different shapes of sound.")
 @click.option("--resume", "resume_run", default=None, type=click.Path(exists=True, file_okay=False),
               help="Continue this run folder from its last checkpoint.")
 @click.option("--quiet", "local_quiet", is_flag=True, help="No per-epoch log.")

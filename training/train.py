@@ -69,6 +69,7 @@ class TrainConfig:
     epoch_size: int | None = None  # rows per epoch (default: the whole training split)
     loss_weights: str = "equal"  # or "sensitivity": each parameter's error counted by how much it moves the sound
     init_from: str | None = None  # a run folder whose trained weights start this run where layers match
+    diversify: float = 0.0  # with init_from: answers after the first start with output biases this far apart (logits)
 
     def __post_init__(self) -> None:
         for key in ("batch_size", "epochs", "save_freq"):
@@ -80,6 +81,10 @@ class TrainConfig:
             raise ModelError(f"--learning-rate must be > 0, got {self.learning_rate}")
         if self.epoch_size is not None and self.epoch_size < 1:
             raise ModelError(f"--epoch-size must be >= 1, got {self.epoch_size}")
+        if not 0 <= self.diversify <= 5:
+            raise ModelError(f"--diversify must be within 0..5 (logits), got {self.diversify}")
+        if self.diversify and not self.init_from:
+            raise ModelError("--diversify moves the answers of a model it starts from: give --init-from")
         if self.loss_weights not in ("equal", "sensitivity"):
             raise ModelError(f"--loss-weights must be equal or sensitivity, got {self.loss_weights!r}")
         if self.lr_schedule not in LR_SCHEDULES:
@@ -328,7 +333,8 @@ def train(cfg: TrainConfig, say: Logger | None = None) -> RunResult:
             engine.close()
     model = build_model(cfg.model, store.shape, ds.parameter_set)
     if cfg.init_from:
-        copied = warm_start(model, keras.models.load_model(best_model_path(Path(cfg.init_from))), cfg.seed)
+        copied = warm_start(model, keras.models.load_model(best_model_path(Path(cfg.init_from))), cfg.seed,
+                            diversify=cfg.diversify)
         if say:
             say(f"started from {cfg.init_from}: {copied} layers' weights")
     model = compile_model(model, cfg.optimizer,
@@ -354,7 +360,7 @@ def train(cfg: TrainConfig, say: Logger | None = None) -> RunResult:
 HYPOTHESIS_PREFIX = "hyp_"
 
 
-def warm_start(model, source, seed: int = 0, noise: float = 0.05) -> int:
+def warm_start(model, source, seed: int = 0, noise: float = 0.05, diversify: float = 0.0) -> int:
     """Copy ``source``'s weights into ``model`` where they fit; returns how many layers got weights.
 
     The trunks' layers pair up in order while their kinds and weight shapes agree. A hypothesis
@@ -362,6 +368,12 @@ def warm_start(model, source, seed: int = 0, noise: float = 0.05) -> int:
     (fine-tuning a model with several answers), or else starts as k copies of ``source``'s
     ``<name>`` head plus a little noise (``noise`` x that weight's spread), so the answers start at
     the source's and the noise lets winner-takes-all tell them apart.
+
+    ``diversify`` > 0 then pushes every answer but the first apart: their output biases (the
+    logits of the sigmoids and softmaxes) move by normal draws of that spread. Answers that start
+    (nearly) alike win examples at random, learn the same median and stay alike (v3's eight
+    answers differed by 0.01 on average); answers that start in different places win different
+    kinds of sound, so each learns one of the shapes a sound could have.
     """
     def trunk(m) -> list:
         return [layer for layer in m.layers if layer.weights and not layer.name.startswith(HYPOTHESIS_PREFIX)
@@ -392,7 +404,27 @@ def warm_start(model, source, seed: int = 0, noise: float = 0.05) -> int:
         layer.set_weights([kernel + rng.normal(0, noise * kernel.std(), kernel.shape).astype(kernel.dtype),
                            bias + rng.normal(0, noise * max(float(bias.std()), 0.1), bias.shape).astype(bias.dtype)])
         copied += 1
+    if diversify > 0:
+        _push_answers_apart(model, rng, diversify)
     return copied
+
+
+def _push_answers_apart(model, rng: np.random.Generator, spread: float) -> None:
+    """Move the output biases of every answer but the first by normal draws of ``spread``."""
+    k = None
+    for layer in model.layers:
+        if layer.name == f"{HYPOTHESIS_PREFIX}confidence":
+            k = layer.weights[0].shape[-1]
+    if k is None:
+        raise ModelError("--diversify needs a model with several answers (cnn3h)")
+    for layer in model.layers:
+        if not layer.name.startswith(HYPOTHESIS_PREFIX) or layer.name == f"{HYPOTHESIS_PREFIX}confidence":
+            continue
+        kernel, bias = layer.get_weights()
+        width = bias.shape[0] // k  # answer a's outputs are columns a * width .. (a + 1) * width
+        bias = bias.copy()
+        bias[width:] += rng.normal(0, spread, bias.shape[0] - width).astype(bias.dtype)
+        layer.set_weights([kernel, bias])
 
 
 def _same_shapes(a, b) -> bool:

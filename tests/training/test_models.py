@@ -185,6 +185,28 @@ def test_warm_start_from_a_model_with_answers_copies_them(tiny11) -> None:
                                    np.asarray(trained(x, training=False)[out]), atol=1e-6)
 
 
+def test_diversify_pushes_every_answer_but_the_first_apart(tiny11) -> None:
+    from deepdiva.core.errors import ModelError
+    from deepdiva.training.train import TrainConfig, warm_start
+
+    keras.utils.set_random_seed(5)
+    trained = build_model("cnn3h", (16, 32, 2), tiny11)
+    x = np.random.default_rng(8).random((4, 16, 32, 2), dtype=np.float32)
+    before = np.asarray(trained(x, training=False)[2])
+    fresh = build_model("cnn3h", (16, 32, 2), tiny11)
+    warm_start(fresh, trained, diversify=1.5)
+    after = np.asarray(fresh(x, training=False)[2])
+    np.testing.assert_allclose(after[:, 0], before[:, 0], atol=1e-6)  # the first answer is the source's
+    moved = np.abs(after[:, 1:] - before[:, 1:]).mean(axis=(0, 2))
+    assert np.all(moved > 0.05)  # every other answer starts elsewhere
+    alike = before.std(axis=1).mean(axis=0) < 0.01  # the untrained model's continuous answers agree
+    assert alike.sum() >= 5 and np.all(after.std(axis=1).mean(axis=0)[alike] > 0.05)
+    with pytest.raises(ModelError, match="several answers"):
+        warm_start(build_model("cnn3", (16, 32, 2), tiny11), trained, diversify=1.0)
+    with pytest.raises(ModelError, match="--init-from"):
+        TrainConfig(dataset="d", diversify=1.0)
+
+
 def test_rmse_is_sqrt_of_mse() -> None:
     a = np.zeros((2, 2), dtype=np.float32)
     b = np.full((2, 2), 0.5, dtype=np.float32)
