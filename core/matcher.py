@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .bank import Bank, cached_bank, embed
+from .envelope import AmpEnvelope, amp_envelope, with_envelope
 from .errors import ModelError
 from .level import level_matched, scored_gains, with_gain
 from .metrics import SpectralTarget
@@ -218,6 +219,11 @@ class Matcher:
         best = answers[int(np.argmin(score(answers)))]
         return best, self.renderer.render(best[None, :], key)[0]
 
+    def _enveloped(self, answers: np.ndarray, envelope: AmpEnvelope | None) -> np.ndarray | None:
+        """``answers`` with the target's measured amp envelope written in (:mod:`~deepdiva.core.envelope`);
+        None when nothing was measured or the synth has no amp envelope roles."""
+        return None if envelope is None else with_envelope(self.parameter_set, answers, envelope)
+
     def warm_starts(self, note: np.ndarray, played: Pitch) -> np.ndarray | None:
         """The bank's patches nearest to ``note`` among those heard near the key it is played at
         (unpitched among the unpitched), or None without a bank."""
@@ -271,18 +277,27 @@ class Matcher:
         network's steps alone. Whenever the answer is rendered, its oscillator volumes are then
         set to the level that suits the target best (:mod:`~deepdiva.core.level`: one more render,
         kept only if it is closer). Scored or refined, every answer of the network (a ``cnn3h``
-        model has 8) and the base preset are rendered and the one that sounds closest is kept
-        (:meth:`closest`; the base preset is a plain saw, nearer to simple sounds than any mix of
-        medians), the other answers join a search's warm starts; unscored, the network's most
-        confident answer. A refinement always scores and renders, starting from that answer.
+        model has 8), each again with the amp envelope measured in the target
+        (:mod:`~deepdiva.core.envelope`), and the base preset are rendered and the one that sounds
+        closest is kept (:meth:`closest`; the base preset is a plain saw, nearer to simple sounds
+        than any mix of medians), the others join a search's warm starts; unscored, the network's
+        most confident answer, with the measured envelope if the target dies away. A refinement always scores and renders, starting from that answer.
         Every render plays the key of :meth:`played_at`.
         """
         began = time.perf_counter()
         pitch = self.detect(note[None, :])[0]
         played = self.played_at(pitch)
         key = played.midi_float
+        envelope = amp_envelope(note, self.sample_rate)
         answers = self.hypotheses(note, pitch) if score or refine_seconds > 0 else None
-        guess = answers[0] if answers is not None else self.predict(note[None, :], [pitch])[0]
+        if answers is not None:  # each answer also with the envelope measured in the target
+            fitted = self._enveloped(answers, envelope)
+            answers = answers if fitted is None else np.concatenate([answers, fitted])
+            guess = answers[0]
+        else:  # unscored: the network's most confident answer, the measured envelope only if the note dies away
+            guess = self.predict(note[None, :], [pitch])[0]
+            fitted = self._enveloped(guess[None, :], envelope) if envelope is not None and envelope.dies_away else None
+            guess = guess if fitted is None else fitted[0]
         alternatives: tuple[Alternative, ...] = ()
         distance: float | None = None
         network_distance: float | None = None

@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
+from deepdiva.core.envelope import amp_envelope, with_envelope
 from deepdiva.core.matcher import Matcher
 from deepdiva.core.metrics import SpectralTarget, multires_stft_distance
 from deepdiva.core.refine import evaluator, pick_distinct
@@ -127,12 +128,29 @@ def test_a_scored_match_keeps_the_answer_that_sounds_closest(matcher: Matcher, m
     np.testing.assert_array_equal(unscored.params, matcher.predict(note[None, :])[0])
     with pytest.raises(Searched):  # a search scores the other answers beside its start
         matcher.match(note, refine_seconds=0.5)
-    np.testing.assert_array_equal(seen[0], answers)
+    fitted = with_envelope(pset, answers, amp_envelope(note, 44100))  # then each with the target's envelope
+    np.testing.assert_array_equal(seen[0], np.concatenate([answers, fitted]))
     # a plain base-preset sound the network misses: the base preset is scored beside its answers
     answers = np.stack(others)
     plain = matcher.renderer.render(pset.defaults_normalised()[None, :], 57.0)[0]
     assert matcher.match(plain).distance < SpectralTarget(plain).distance(
         matcher.renderer.render(answers, matcher.match(plain).played.midi_float)).min()
+
+
+def test_a_plucked_target_gets_an_answer_that_dies_away(matcher: Matcher, monkeypatch) -> None:
+    pset = matcher.parameter_set
+    attack, decay, sustain = (pset.role_column(r) for r in ("amp_attack", "amp_decay", "amp_sustain"))
+    plucked = pset.defaults_normalised()
+    plucked[[attack, decay, sustain]] = 0.1, 0.5, 0.0  # 2.5 ms attack, 0.1 s decay, no sustain
+    note = matcher.renderer.render(plucked[None, :], 50.0)[0]
+    held = pset.defaults_normalised()  # the network's answers hold their level (sustain 100)
+    monkeypatch.setattr(matcher, "hypotheses", lambda note, pitch: np.stack([held, held]))
+    monkeypatch.setattr(matcher, "predict", lambda notes, pitches=None: held[None, :])
+    for result in (matcher.match(note), matcher.match(note, score=False, render=False)):
+        assert result.params[sustain] == 0.0
+        assert abs(result.params[decay] - 0.5) < 0.05 and result.params[attack] < 0.25
+    scored = matcher.match(note)
+    assert scored.distance < SpectralTarget(note).distance(matcher.renderer.render(held[None, :], 50.0))[0] / 2
 
 
 def test_closest_answer_is_the_same_on_one_thread_or_two(matcher: Matcher) -> None:

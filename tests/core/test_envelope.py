@@ -1,0 +1,80 @@
+"""The amp envelope follower: attack, decay and sustain read from a note's level."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from deepdiva.core.builtin_renderer import BuiltinRenderer
+from deepdiva.core.builtin_synth import env_time
+from deepdiva.core.envelope import amp_envelope, knob, with_envelope
+from deepdiva.core.profile import load_profile
+
+SR = 44100
+
+
+def tone(envelope: np.ndarray, hz: float = 220.0) -> np.ndarray:
+    t = np.arange(len(envelope)) / SR
+    return (0.5 * envelope * np.sin(2 * np.pi * hz * t)).astype(np.float32)
+
+
+def shaped(attack: float, decay: float, sustain: float, seconds: float = 2.0) -> np.ndarray:
+    t = np.arange(int(seconds * SR)) / SR
+    rise = np.clip(t / attack, 0, 1)
+    fall = sustain + (1 - sustain) * np.exp(-np.maximum(t - attack, 0) / decay)
+    return tone(np.where(t < attack, rise, fall))
+
+
+@pytest.mark.parametrize("decay", [0.05, 0.2, 0.5])
+def test_a_note_that_dies_away_has_no_sustain_and_its_decay(decay: float) -> None:
+    env = amp_envelope(shaped(0.01, decay, 0.0), SR)
+    assert env is not None and env.dies_away and env.sustain == 0.0
+    assert env.decay == pytest.approx(decay, rel=0.15)
+    assert env.attack == pytest.approx(0.01, abs=0.012)
+
+
+def test_a_note_that_decays_to_a_sustain() -> None:
+    env = amp_envelope(shaped(0.005, 0.15, 0.25), SR)
+    assert env is not None and not env.dies_away
+    assert env.sustain == pytest.approx(0.25, rel=0.1)
+    assert env.decay == pytest.approx(0.15, rel=0.2)
+
+
+def test_a_held_note_and_a_slow_attack() -> None:
+    env = amp_envelope(shaped(0.6, 1.0, 1.0), SR)
+    assert env is not None and env.decay is None and env.sustain is None
+    assert env.attack == pytest.approx(0.6, rel=0.1)
+
+
+def test_silence_and_a_clip_too_short_to_tell() -> None:
+    assert amp_envelope(np.zeros(2 * SR, np.float32), SR) is None
+    assert amp_envelope(shaped(0.01, 0.1, 0.0, seconds=0.8), SR) is None
+
+
+def test_knob_inverts_the_builtin_synths_envelope_times() -> None:
+    for v in (0.0, 12.5, 50.0, 87.0, 100.0):
+        assert knob(env_time(v)) == pytest.approx(v, abs=1e-9)
+    assert knob(1e-9) == 0.0 and knob(1e6) == 100.0
+
+
+def test_measured_envelope_rendered_again_measures_the_same() -> None:
+    pset = load_profile("diva").parameter_set("medium33")
+    renderer = BuiltinRenderer(pset)
+    columns = [pset.role_column(r) for r in ("amp_attack", "amp_decay", "amp_sustain")]
+    truth = pset.defaults_normalised()
+    truth[columns] = 0.2, 0.55, 0.0  # 6 ms attack, 0.16 s decay, dies away
+    note = renderer.render(truth[None, :], 45.0)[0]
+    env = amp_envelope(note, SR)
+    assert env is not None and env.dies_away
+    fitted = with_envelope(pset, pset.defaults_normalised()[None, :], env)
+    assert fitted is not None and fitted[0, columns[2]] == 0.0
+    assert abs(fitted[0, columns[1]] - 0.55) < 0.03  # the decay knob within 3 of 100
+    again = amp_envelope(renderer.render(fitted, 45.0)[0], SR)
+    assert again is not None and again.decay == pytest.approx(env.decay, rel=0.1)
+
+
+def test_a_set_without_amp_envelope_roles_is_left_alone() -> None:
+    pset = load_profile("amsynth").parameter_set("medium")
+    env = amp_envelope(shaped(0.01, 0.2, 0.0), SR)
+    assert env is not None
+    assert with_envelope(pset, np.full((1, len(pset)), 0.5), env) is None
