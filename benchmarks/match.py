@@ -11,8 +11,11 @@
     original's steps plus pitch detection (read, pitch, features, onnxruntime, preset written):
     the like-for-like comparison. Then where ``match_file``'s time goes, stage by stage. Needs the
     ``train`` and ``test`` extras (TensorFlow, librosa).
-(b) The network alone against a lookup table of 30,000 random builtin renders at random keys
-    (pooled mel_db, L2; built once into data/) and the base preset, on held-out builtin renders
+(b) The network alone (its most confident answer, and the closest of its answers), the same with
+    the amp envelope measured in the target (``core/envelope.py``: what ``--no-score`` writes, and
+    the closest of the answers and their envelope variants) and ``deepdiva match`` against a lookup
+    table of 30,000 random builtin renders at random keys (pooled mel_db, L2; built once into
+    data/) and the base preset, on held-out builtin renders
     (random keys; C3 only) and on out-of-domain sets (benchmarks/ood_sets.py: saws, GM
     instruments, espeak voices, amsynth): median MR-STFT and spectral convergence per set.
 (c) Refinement on 30 held-out renders: base preset, network, network + 2 s and + 10 s (also
@@ -285,9 +288,13 @@ def lookup_comparison(matcher: Matcher, olds: dict[str, Matcher], sets: dict[str
                 add(f"{label} network", renderer.render(old_guess, old_keys), target)
                 add(f"{label}: deepdiva match", old.match(target).audio, target)
             add("network", renderer.render(guess, keys), target)
+            add("network + envelope (--no-score)", renderer.render(matcher.unscored(target, pitches[0])[None, :], keys),
+                target)
             if matcher.model.has_hypotheses:
                 chosen, audio = matcher.closest(matcher.hypotheses(target, pitches[0]), target, keys[0])
                 add("network, closest of its answers", audio[None, :], target)
+            chosen, audio = matcher.closest(matcher.candidates(target, pitches[0]), target, keys[0])
+            add("closest of answers, answers + envelope", audio[None, :], target)
             add("deepdiva match (answers or base, level)", matcher.match(target).audio, target)
             played = matcher.played_at(pitches[0])
             row = bank.nearest(embed(target[None, :])[0], 1)[0]

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .bank import Bank, cached_bank, embed
-from .envelope import AmpEnvelope, amp_envelope, with_envelope
+from .envelope import amp_envelope, with_envelope
 from .errors import ModelError
 from .level import level_matched, scored_gains, with_gain
 from .metrics import SpectralTarget
@@ -219,10 +219,23 @@ class Matcher:
         best = answers[int(np.argmin(score(answers)))]
         return best, self.renderer.render(best[None, :], key)[0]
 
-    def _enveloped(self, answers: np.ndarray, envelope: AmpEnvelope | None) -> np.ndarray | None:
-        """``answers`` with the target's measured amp envelope written in (:mod:`~deepdiva.core.envelope`);
-        None when nothing was measured or the synth has no amp envelope roles."""
-        return None if envelope is None else with_envelope(self.parameter_set, answers, envelope)
+    def candidates(self, note: np.ndarray, pitch: Pitch) -> np.ndarray:
+        """What a scored match chooses from (h', k): every answer of the network (:meth:`hypotheses`),
+        then each again with the amp envelope measured in ``note`` (:mod:`~deepdiva.core.envelope`;
+        not when nothing was measured or the synth has no amp envelope roles)."""
+        answers = self.hypotheses(note, pitch)
+        envelope = amp_envelope(note, self.sample_rate)
+        fitted = None if envelope is None else with_envelope(self.parameter_set, answers, envelope)
+        return answers if fitted is None else np.concatenate([answers, fitted])
+
+    def unscored(self, note: np.ndarray, pitch: Pitch) -> np.ndarray:
+        """What an unscored match answers (k,): the network's most confident answer (:meth:`predict`),
+        with the amp envelope measured in ``note`` if the note dies away (a held patch is far from
+        a pluck, whatever else it gets right)."""
+        guess = self.predict(note[None, :], [pitch])
+        envelope = amp_envelope(note, self.sample_rate)
+        fitted = with_envelope(self.parameter_set, guess, envelope) if envelope and envelope.dies_away else None
+        return (guess if fitted is None else fitted)[0]
 
     def warm_starts(self, note: np.ndarray, played: Pitch) -> np.ndarray | None:
         """The bank's patches nearest to ``note`` among those heard near the key it is played at
@@ -288,16 +301,8 @@ class Matcher:
         pitch = self.detect(note[None, :])[0]
         played = self.played_at(pitch)
         key = played.midi_float
-        envelope = amp_envelope(note, self.sample_rate)
-        answers = self.hypotheses(note, pitch) if score or refine_seconds > 0 else None
-        if answers is not None:  # each answer also with the envelope measured in the target
-            fitted = self._enveloped(answers, envelope)
-            answers = answers if fitted is None else np.concatenate([answers, fitted])
-            guess = answers[0]
-        else:  # unscored: the network's most confident answer, the measured envelope only if the note dies away
-            guess = self.predict(note[None, :], [pitch])[0]
-            fitted = self._enveloped(guess[None, :], envelope) if envelope is not None and envelope.dies_away else None
-            guess = guess if fitted is None else fitted[0]
+        answers = self.candidates(note, pitch) if score or refine_seconds > 0 else None
+        guess = answers[0] if answers is not None else self.unscored(note, pitch)
         alternatives: tuple[Alternative, ...] = ()
         distance: float | None = None
         network_distance: float | None = None
