@@ -7,7 +7,7 @@
 #   bash scripts/build_model.sh [BUILD_DIR]      (default runs/build-medium33, ignored by git)
 # Environment knobs: TRAIN_SHARDS (x5000 patches, default 48), EPOCHS (x EPOCH_SIZE patches, default 10),
 # EPOCH_SIZE (40000), WORKERS (2), H_EPOCHS (cnn3h epochs, default 10), I_SHARDS (x5000 instrumental
-# patches, default 24), I_EPOCHS (fine-tuning epochs, default 10). About 30 min of data, 1.5 h of cnn3,
+# patches, default 24), I_EPOCHS (fine-tuning epochs, default 9). About 30 min of data, 1.5 h of cnn3,
 # 1.5 h of cnn3h and 1.5 h of fine-tuning on 2 cores.
 # A killed run continues where it stopped: rerun the script with the same knobs (finished stages and shards
 # are kept; training resumes from its last finished epoch and ends with the weights of an uninterrupted run).
@@ -48,7 +48,8 @@ fi
 # (v3 itself was this run exported: models/README.md)
 # v4: the v3 run fine-tuned on patches drawn with instruments' amp envelopes (--prior instrumental: half the
 # patches musical and plucked or held, so plucked, struck and mallet notes are common; seed 4, 120,000 patches,
-# augmented as above), I_EPOCHS epochs of EPOCH_SIZE, Adam 3e-4 with a cosine decay; exported with median
+# augmented as above), its answers but the first pushed apart first (--diversify 1.5: v3's eight answers had
+# collapsed into one), I_EPOCHS epochs of EPOCH_SIZE, Adam 3e-4 with a cosine decay; exported with median
 # decoding, evaluated on both held-out sets.
 $DD dataset generate --data-path "$BUILD/data" --folder-name train-instrumental --synth builtin --profile diva \
     --random-parameters medium33 --sample-size 5000 --nr-data-batches "${I_SHARDS:-24}" --workers "$WORKERS" --seed 4 \
@@ -57,8 +58,8 @@ I_RUN="$BUILD/runs/deepdiva-medium33i"
 if [ -f "$I_RUN/config.json" ]; then
     $DD train --resume "$I_RUN"
 else
-    $DD train "$BUILD/data/train-instrumental" --model cnn3h --init-from "$H_RUN" --loss mae \
-        --loss-weights sensitivity --lr-schedule cosine --learning-rate 3e-4 --epochs "${I_EPOCHS:-10}" \
+    $DD train "$BUILD/data/train-instrumental" --model cnn3h --init-from "$H_RUN" --diversify 1.5 --loss mae \
+        --loss-weights sensitivity --lr-schedule cosine --learning-rate 3e-4 --epochs "${I_EPOCHS:-9}" \
         --epoch-size "$EPOCH_SIZE" --validation-split 0.02 --save-freq 1 --seed 0 \
         --runs-dir "$BUILD/runs" --name deepdiva-medium33i
 fi

@@ -76,20 +76,23 @@ def test_no_score_writes_the_networks_preset_without_measuring_it(tmp_path: Path
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["distance"] is None and report["network_distance"] is None and report["preview"] is None
-    # unmeasured, the network's most confident answer; measured, the one of its answers or the base
-    # preset that sounds closest (its level then set: the oscillator volumes)
+    # unmeasured, the network's most confident answer (with the target's envelope if it dies away);
+    # measured, the one of its answers (each also with that envelope) or the base preset that sounds
+    # closest (its level then set: the oscillator volumes)
     from deepdiva.core.audio import prepare_note, read_audio
     from deepdiva.core.matcher import Matcher
 
     matcher = Matcher.load()
     note = prepare_note(read_audio(src))
-    answers = matcher.hypotheses(note, matcher.detect(note[None, :])[0])
+    pitch = matcher.detect(note[None, :])[0]
+    answers = matcher.candidates(note, pitch)
+    assert len(answers) == 16
     columns = [j for j, p in enumerate(matcher.parameter_set.parameters) if p.location not in ("OSC:Vol1", "OSC:Vol2")]
 
     def normalised(params: dict) -> np.ndarray:
         return np.array([v["normalised"] for v in params.values()])[columns]
 
-    np.testing.assert_allclose(normalised(report["params"]), answers[0][columns], atol=1e-6)
+    np.testing.assert_allclose(normalised(report["params"]), matcher.unscored(note, pitch)[columns], atol=1e-6)
     options = np.vstack([answers, matcher.parameter_set.defaults_normalised()])[:, columns]
     assert np.abs(options - normalised(scored["params"])).max(axis=1).min() < 1e-6
     assert written(tmp_path / "b") == [tmp_path / "b" / "pluck.h2p"]
