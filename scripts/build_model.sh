@@ -1,14 +1,12 @@
 #!/usr/bin/env bash
-# Rebuild the shipped model models/deepdiva-medium33.onnx (v4, cnn3h) from scratch on a CPU machine:
+# Rebuild the shipped model models/deepdiva-medium33.onnx (v3, cnn3h) from scratch on a CPU machine:
 # `deepdiva build-model` with the v2 recipe (data, cnn3, held-out sets), then cnn3h trained from that
-# run's weights (`train --init-from`: v3), then that run fine-tuned on instrument-like envelopes (v4),
-# exported, evaluated on the same held-out sets and copied into models/.
+# run's weights (`train --init-from`), exported, evaluated on the same held-out sets and copied into models/.
 # Usage:
 #   bash scripts/build_model.sh [BUILD_DIR]      (default runs/build-medium33, ignored by git)
 # Environment knobs: TRAIN_SHARDS (x5000 patches, default 48), EPOCHS (x EPOCH_SIZE patches, default 10),
-# EPOCH_SIZE (40000), WORKERS (2), H_EPOCHS (cnn3h epochs, default 10), I_SHARDS (x5000 instrumental
-# patches, default 24), I_EPOCHS (fine-tuning epochs, default 9). About 30 min of data, 1.5 h of cnn3,
-# 1.5 h of cnn3h and 1.5 h of fine-tuning on 2 cores.
+# EPOCH_SIZE (40000), WORKERS (2), H_EPOCHS (cnn3h epochs, default 10). About 20 min of data, 1.5 h of
+# cnn3 and 1.5 h of cnn3h training on 2 cores.
 # A killed run continues where it stopped: rerun the script with the same knobs (finished stages and shards
 # are kept; training resumes from its last finished epoch and ends with the weights of an uninterrupted run).
 set -euo pipefail
@@ -45,28 +43,10 @@ else
         --epoch-size "$EPOCH_SIZE" --validation-split 0.02 --save-freq 1 --seed 0 \
         --runs-dir "$BUILD/runs" --name deepdiva-medium33h
 fi
-# (v3 itself was this run exported: models/README.md)
-# v4: the v3 run fine-tuned on patches drawn with instruments' amp envelopes (--prior instrumental: half the
-# patches musical and plucked or held, so plucked, struck and mallet notes are common; seed 4, 120,000 patches,
-# augmented as above), its answers but the first pushed apart first (--diversify 1.5: v3's eight answers had
-# collapsed into one), I_EPOCHS epochs of EPOCH_SIZE, Adam 3e-4 with a cosine decay; exported with median
-# decoding, evaluated on both held-out sets.
-$DD dataset generate --data-path "$BUILD/data" --folder-name train-instrumental --synth builtin --profile diva \
-    --random-parameters medium33 --sample-size 5000 --nr-data-batches "${I_SHARDS:-24}" --workers "$WORKERS" --seed 4 \
-    --drop-silent --pitch-range 36 84 --prior instrumental --augment --feature mel_db_pitch --no-audio
-I_RUN="$BUILD/runs/deepdiva-medium33i"
-if [ -f "$I_RUN/config.json" ]; then
-    $DD train --resume "$I_RUN"
-else
-    $DD train "$BUILD/data/train-instrumental" --model cnn3h --init-from "$H_RUN" --diversify 1.5 --loss mae \
-        --loss-weights sensitivity --lr-schedule cosine --learning-rate 3e-4 --epochs "${I_EPOCHS:-9}" \
-        --epoch-size "$EPOCH_SIZE" --validation-split 0.02 --save-freq 1 --seed 0 \
-        --runs-dir "$BUILD/runs" --name deepdiva-medium33i
-fi
-mkdir -p "$BUILD/v4"
-$DD export "$I_RUN" -o "$BUILD/v4/deepdiva-medium33.onnx" --decode median --overwrite
+mkdir -p "$BUILD/v3"
+$DD export "$H_RUN" -o "$BUILD/v3/deepdiva-medium33.onnx" --decode median --overwrite
 for SET in eval-notes eval-medium33; do
-    $DD evaluate "$BUILD/v4/deepdiva-medium33.onnx" "$BUILD/data/$SET" --out "$BUILD/v4/eval-$SET" --update-card
+    $DD evaluate "$BUILD/v3/deepdiva-medium33.onnx" "$BUILD/data/$SET" --out "$BUILD/v3/eval-$SET" --update-card
 done
-cp "$BUILD/v4/deepdiva-medium33.onnx" "$BUILD/v4/deepdiva-medium33.json" models/
-echo "models/deepdiva-medium33.onnx (reports in $BUILD/v4/)"
+cp "$BUILD/v3/deepdiva-medium33.onnx" "$BUILD/v3/deepdiva-medium33.json" models/
+echo "models/deepdiva-medium33.onnx (reports in $BUILD/v3/)"
