@@ -291,9 +291,10 @@ def lookup_comparison(matcher: Matcher, olds: dict[str, Matcher], sets: dict[str
             add("network + envelope (--no-score)", renderer.render(matcher.unscored(target, pitches[0])[None, :], keys),
                 target)
             if matcher.model.has_hypotheses:
-                chosen, audio = matcher.closest(matcher.hypotheses(target, pitches[0]), target, keys[0])
+                chosen, audio = matcher.closest(matcher.hypotheses(target, pitches[0]), target, keys[0],
+                                               leveled=False)
                 add("network, closest of its answers", audio[None, :], target)
-            chosen, audio = matcher.closest(matcher.candidates(target, pitches[0]), target, keys[0])
+            chosen, audio = matcher.closest(matcher.candidates(target, pitches[0]), target, keys[0], leveled=False)
             add("closest of answers, answers + envelope", audio[None, :], target)
             add("deepdiva match (answers or base, level)", matcher.match(target).audio, target)
             played = matcher.played_at(pitches[0])

@@ -128,7 +128,7 @@ def evaluate(model: OnnxModel, ds: Dataset, limit: int | None = None, seed: int 
                        "base_preset": np.repeat(base[None, :], n, axis=0),
                        "random_patch": draw_patches(pset, rng, n)}
             if "model_closest" in parts:
-                choices["model_closest"] = np.stack([matcher.closest(matcher.hypotheses(a, p), a, k)[0]
+                choices["model_closest"] = np.stack([matcher.closest(matcher.hypotheses(a, p), a, k, leveled=False)[0]
                                                      for a, p, k in zip(audio, pitches, keys, strict=True)])
             for method, choice in choices.items():
                 rendered = engine.render(choice, keys)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from deepdiva.core.envelope import amp_envelope, with_envelope
+from deepdiva.core.level import with_gain
 from deepdiva.core.matcher import Matcher
 from deepdiva.core.metrics import SpectralTarget, multires_stft_distance
 from deepdiva.core.refine import evaluator, pick_distinct
@@ -151,6 +152,25 @@ def test_a_plucked_target_gets_an_answer_that_dies_away(matcher: Matcher, monkey
         assert abs(result.params[decay] - 0.5) < 0.05 and result.params[attack] < 0.25
     scored = matcher.match(note)
     assert scored.distance < SpectralTarget(note).distance(matcher.renderer.render(held[None, :], 50.0))[0] / 2
+
+
+def test_closest_answer_is_chosen_at_the_level_that_suits_it(matcher: Matcher) -> None:  # the level step follows
+    pset = matcher.parameter_set
+    truth = pset.defaults_normalised()
+    truth[pset.ids.index(148)] = 0.45  # a darker saw
+    note = matcher.renderer.render(truth[None, :], 55.0)[0]
+    quiet = with_gain(pset, truth, 0.25)  # the right timbre, 12 dB too quiet
+    other = pset.defaults_normalised()
+    other[pset.ids.index(148)] = 0.5  # a brighter one ...
+    level = matcher.renderer.render(other[None, :], 55.0)[0]
+    other = with_gain(pset, other, float(np.sqrt(np.mean(note**2) / np.mean(level**2))))  # ... at the right level
+    answers = np.stack([quiet, other])
+    as_rendered = SpectralTarget(note, fft_sizes=(1024,)).distance(matcher.renderer.render(answers, 55.0))
+    assert as_rendered[1] < as_rendered[0]  # scored as rendered, the wrong timbre would win
+    best, _ = matcher.closest(answers, note, 55.0)
+    np.testing.assert_array_equal(best, quiet)
+    as_is, _ = matcher.closest(answers, note, 55.0, leveled=False)  # the network alone, as rendered
+    np.testing.assert_array_equal(as_is, other)
 
 
 def test_closest_answer_is_the_same_on_one_thread_or_two(matcher: Matcher) -> None:
