@@ -265,7 +265,8 @@ def test_the_page_has_no_outside_references_and_is_small(service: Service) -> No
 def test_push_without_midi_says_why(service: Service, tmp_path: Path) -> None:
     client = Client(service)
     status, answer = client.upload(write_saw(tmp_path / "a.wav"))
-    wait_until(lambda: service.status()["completed"] == 1, 30)
+    # the worker counts a job completed just before the page keeps its result: wait for the result itself
+    wait_until(lambda: client.request("GET", f"/api/results/{answer['id']}")[0] == 200, 30)
     status, data, _ = client.request("POST", f"/api/results/{answer['id']}/push/1", b"")
     assert status == 503 and "MIDI output is off" in json.loads(data)["error"]
     assert client.request("POST", f"/api/results/{answer['id']}/push/1", b"", origin="http://evil.example")[0] == 403
@@ -439,7 +440,7 @@ def test_the_push_button_sends_the_preset_as_midi_cc(request: pytest.FixtureRequ
         client = Client(s)
         assert client.json("/api/state")["daemon"]["midi"] is True
         status, answer = client.upload(write_saw(tmp_path / "a.wav"))
-        wait_until(lambda: s.status()["completed"] == 1, 30)
+        wait_until(lambda: client.request("GET", f"/api/results/{answer['id']}")[0] == 200, 30)  # kept for the page
         got: list[tuple[int, int]] = []
 
         def received(n: int) -> bool:
