@@ -29,6 +29,7 @@ DIES_AWAY_DB = 30.0  # ... and this far, or still falling then: it dies away (no
 STILL_FALLING_DB_PER_S = 6.0
 KNOB_SECONDS = (0.001, 25.0)  # envelope knob v -> 0.001 x 10**(v / 25) seconds (builtin synth, Diva-like)
 SILENT_DB = -90.0
+AMP_ENVELOPE_ROLES = ("amp_attack", "amp_decay", "amp_sustain")  # profile roles, in this order
 
 
 @dataclass(frozen=True)
@@ -89,12 +90,20 @@ def knob(seconds: float) -> float:
     return float(np.clip(per_decade * np.log10(max(seconds, 1e-6) / base), 0.0, 100.0))
 
 
+def amp_envelope_columns(pset: ParameterSet) -> tuple[int, int, int] | None:
+    """The columns of the amp attack, decay and sustain in ``pset`` (:data:`AMP_ENVELOPE_ROLES`),
+    or None when the profile or the set lacks any of them."""
+    attack, decay, sustain = (pset.role_column(r) for r in AMP_ENVELOPE_ROLES)
+    return None if attack is None or decay is None or sustain is None else (attack, decay, sustain)
+
+
 def with_envelope(pset: ParameterSet, params: np.ndarray, envelope: AmpEnvelope) -> np.ndarray | None:
     """``params`` (h, k) normalised with the measured envelope written in (attack always; decay
     and sustain when the note falls), quantised; None when the set lacks the amp envelope roles."""
-    attack, decay, sustain = (pset.role_column(r) for r in ("amp_attack", "amp_decay", "amp_sustain"))
-    if attack is None or decay is None or sustain is None:
+    columns = amp_envelope_columns(pset)
+    if columns is None:
         return None
+    attack, decay, sustain = columns
     native = pset.from_normalised(np.atleast_2d(np.asarray(params, dtype=np.float64)))
     native[:, attack] = knob(envelope.attack)
     if envelope.decay is not None and envelope.sustain is not None:

@@ -53,6 +53,13 @@ def _rms_ratio(answer: np.ndarray, target: np.ndarray) -> float | None:
     return want / have if have > 0 and want > 0 else None
 
 
+def at_rms_of(clips: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """``clips`` (n, samples) each scaled to ``target``'s RMS level, float32; a silent clip stays silent."""
+    have = rms(clips)
+    gains = np.where(have > 0, float(rms(target)[0]) / np.maximum(have, 1e-30), 1.0)
+    return (np.atleast_2d(clips) * gains[:, None]).astype(np.float32)
+
+
 def with_gain(pset: ParameterSet, params: np.ndarray, gain: float) -> np.ndarray:
     """``params`` (k,) with both oscillator volumes times ``gain``; unchanged within
     :data:`TOLERANCE_DB` or when the set has no oscillator volumes."""

@@ -18,7 +18,7 @@ import numpy as np
 from .bank import Bank, cached_bank, embed
 from .envelope import amp_envelope, with_envelope
 from .errors import ModelError
-from .level import level_matched, rms, scored_gains, with_gain
+from .level import at_rms_of, level_matched, scored_gains, with_gain
 from .metrics import SpectralTarget
 from .model_runtime import OnnxModel
 from .model_synth import choose_synth, renderer_for
@@ -221,12 +221,9 @@ class Matcher:
         as rendered (the network alone). The answers are rendered and scored on the matcher's
         threads, as a search's generations are."""
         pick = SpectralTarget(note, fft_sizes=CHOICE_FFT_SIZES)
-        want = float(rms(note)[0])
 
         def at_target_level(audio: np.ndarray) -> np.ndarray:
-            have = rms(audio)
-            gains = np.where(have > 0, want / np.maximum(have, 1e-30), 1.0)
-            return pick.distance((audio * gains[:, None]).astype(np.float32))
+            return pick.distance(at_rms_of(audio, note))
 
         score = evaluator(self.renderer, at_target_level if leveled else pick.distance, self._executor, self.threads,
                           key)
@@ -308,8 +305,9 @@ class Matcher:
         (:mod:`~deepdiva.core.envelope`), and the base preset are rendered and the one that sounds
         closest is kept (:meth:`closest`; the base preset is a plain saw, nearer to simple sounds
         than any mix of medians), the others join a search's warm starts; unscored, the network's
-        most confident answer, with the measured envelope if the target dies away. A refinement always scores and renders, starting from that answer.
-        Every render plays the key of :meth:`played_at`.
+        most confident answer, with the measured envelope if the target dies away. A refinement
+        always scores and renders, starting from that answer. Every render plays the key of
+        :meth:`played_at`.
         """
         began = time.perf_counter()
         pitch = self.detect(note[None, :])[0]

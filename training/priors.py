@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..core.envelope import amp_envelope_columns
 from ..core.errors import DatasetError
 from ..core.names import PATCH_PRIORS
 from ..core.profile import ParameterSet
@@ -67,9 +68,10 @@ def _musical(pset: ParameterSet, rng: np.random.Generator, uniform: np.ndarray) 
 def _instrument_envelopes(pset: ParameterSet, rng: np.random.Generator, x: np.ndarray) -> np.ndarray:
     """Patches (n, k) normalised with a plucked or a held amp envelope (see the module docstring);
     unchanged where the profile has no amp envelope roles."""
-    attack, decay, sustain = (pset.role_column(r) for r in ("amp_attack", "amp_decay", "amp_sustain"))
-    if attack is None or decay is None or sustain is None:
+    columns = amp_envelope_columns(pset)
+    if columns is None:
         return x
+    attack, decay, sustain = columns
     x = x.copy()
     plucked = rng.random(len(x)) < P_PLUCKED
     held = ~plucked

@@ -411,12 +411,10 @@ def warm_start(model, source, seed: int = 0, noise: float = 0.05, diversify: flo
 
 def _push_answers_apart(model, rng: np.random.Generator, spread: float) -> None:
     """Move the output biases of every answer but the first by normal draws of ``spread``."""
-    k = None
-    for layer in model.layers:
-        if layer.name == f"{HYPOTHESIS_PREFIX}confidence":
-            k = layer.weights[0].shape[-1]
-    if k is None:
-        raise ModelError("--diversify needs a model with several answers (cnn3h)")
+    try:
+        k = model.get_layer(f"{HYPOTHESIS_PREFIX}confidence").weights[0].shape[-1]
+    except ValueError:
+        raise ModelError("--diversify needs a model with several answers (cnn3h)") from None
     for layer in model.layers:
         if not layer.name.startswith(HYPOTHESIS_PREFIX) or layer.name == f"{HYPOTHESIS_PREFIX}confidence":
             continue

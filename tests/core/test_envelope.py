@@ -7,7 +7,7 @@ import pytest
 
 from deepdiva.core.builtin_renderer import BuiltinRenderer
 from deepdiva.core.builtin_synth import env_time
-from deepdiva.core.envelope import amp_envelope, knob, with_envelope
+from deepdiva.core.envelope import amp_envelope, amp_envelope_columns, knob, with_envelope
 from deepdiva.core.profile import load_profile
 
 SR = 44100
@@ -60,7 +60,8 @@ def test_knob_inverts_the_builtin_synths_envelope_times() -> None:
 def test_measured_envelope_rendered_again_measures_the_same() -> None:
     pset = load_profile("diva").parameter_set("medium33")
     renderer = BuiltinRenderer(pset)
-    columns = [pset.role_column(r) for r in ("amp_attack", "amp_decay", "amp_sustain")]
+    columns = list(amp_envelope_columns(pset) or ())
+    assert len(columns) == 3
     truth = pset.defaults_normalised()
     truth[columns] = 0.2, 0.55, 0.0  # 6 ms attack, 0.16 s decay, dies away
     note = renderer.render(truth[None, :], 45.0)[0]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from deepdiva.core.level import level_matched, rms
+from deepdiva.core.level import at_rms_of, level_matched, rms
 from deepdiva.core.profile import load_profile
 from deepdiva.core.render import RenderSettings
 from deepdiva.core.renderers import make_renderer
@@ -53,3 +53,13 @@ def test_listening_gains_make_clips_equally_loud_without_clipping() -> None:
     assert max(levels) / min(levels) < 1.0001
     assert max(np.abs(g * c).max() for g, c in zip(gains, (quiet, loud, spiky), strict=True)) <= 10 ** (-1 / 20) + 1e-9
     assert listening_gains([np.zeros(100)]) == [1.0]
+
+
+def test_at_rms_of_brings_each_clip_to_the_targets_level_and_leaves_silence() -> None:
+    t = np.arange(4410) / 44100
+    target = (0.1 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+    clips = np.stack([0.8 * target, 0.01 * np.sign(target), np.zeros_like(target)])
+    out = at_rms_of(clips, target)
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(rms(out[:2]), rms(target)[0], rtol=1e-5)
+    assert not out[2].any()

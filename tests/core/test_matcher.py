@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from deepdiva.core.envelope import amp_envelope, with_envelope
+from deepdiva.core.envelope import amp_envelope, amp_envelope_columns, with_envelope
 from deepdiva.core.level import with_gain
 from deepdiva.core.matcher import Matcher
 from deepdiva.core.metrics import SpectralTarget, multires_stft_distance
@@ -140,7 +140,9 @@ def test_a_scored_match_keeps_the_answer_that_sounds_closest(matcher: Matcher, m
 
 def test_a_plucked_target_gets_an_answer_that_dies_away(matcher: Matcher, monkeypatch) -> None:
     pset = matcher.parameter_set
-    attack, decay, sustain = (pset.role_column(r) for r in ("amp_attack", "amp_decay", "amp_sustain"))
+    columns = amp_envelope_columns(pset)
+    assert columns is not None
+    attack, decay, sustain = columns
     plucked = pset.defaults_normalised()
     plucked[[attack, decay, sustain]] = 0.1, 0.5, 0.0  # 2.5 ms attack, 0.1 s decay, no sustain
     note = matcher.renderer.render(plucked[None, :], 50.0)[0]
