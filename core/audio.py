@@ -138,11 +138,22 @@ def _short(exc: Exception) -> str:
     return str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
 
 
+def _channel_mean(frames: np.ndarray) -> np.ndarray:
+    """The mean of a (frames, channels) array's columns, column by column: numpy's
+    ``mean(axis=1)`` over a few channels reduces each short row on its own (4 ms for 5 s of
+    stereo against 0.3 ms)."""
+    mono = frames[:, 0].copy()
+    for channel in range(1, frames.shape[1]):
+        mono += frames[:, channel]
+    mono /= np.float32(frames.shape[1])
+    return mono
+
+
 def to_mono(data: np.ndarray) -> np.ndarray:
     """(frames,) or (frames, channels) -> (frames,) float32, channels averaged."""
     arr = np.asarray(data, dtype=np.float32)
     if arr.ndim == 2:
-        arr = arr.mean(axis=1) if arr.shape[1] > 1 else arr[:, 0]
+        arr = _channel_mean(arr) if arr.shape[1] > 1 else arr[:, 0]
     if arr.ndim != 1:
         raise AudioError(f"audio must be 1-D or (frames, channels), got shape {np.shape(data)}")
     return np.ascontiguousarray(arr)

@@ -60,10 +60,15 @@ def at_rms_of(clips: np.ndarray, target: np.ndarray) -> np.ndarray:
     return (np.atleast_2d(clips) * gains[:, None]).astype(np.float32)
 
 
+def volume_columns(pset: ParameterSet) -> list[int]:
+    """The set's oscillator volume columns (none for a synth without the roles: amsynth)."""
+    return [j for j in (pset.role_column(OSC1_VOLUME), pset.role_column(OSC2_VOLUME)) if j is not None]
+
+
 def with_gain(pset: ParameterSet, params: np.ndarray, gain: float) -> np.ndarray:
     """``params`` (k,) with both oscillator volumes times ``gain``; unchanged within
     :data:`TOLERANCE_DB` or when the set has no oscillator volumes."""
-    columns = [j for j in (pset.role_column(OSC1_VOLUME), pset.role_column(OSC2_VOLUME)) if j is not None]
+    columns = volume_columns(pset)
     if not columns or not gain > 0 or abs(20 * np.log10(gain)) < TOLERANCE_DB:
         return np.asarray(params, dtype=np.float32)
     native = pset.from_normalised(np.asarray(params, dtype=np.float64)[None, :])

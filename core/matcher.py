@@ -18,13 +18,13 @@ import numpy as np
 from .bank import Bank, cached_bank, embed
 from .envelope import amp_envelope, with_envelope
 from .errors import ModelError
-from .level import at_rms_of, level_matched, scored_gains, with_gain
+from .level import at_rms_of, level_matched, scored_gains, volume_columns, with_gain
 from .metrics import SpectralTarget
 from .model_runtime import OnnxModel
 from .model_synth import choose_synth, renderer_for
 from .pitch import Pitch, detect_pitches, midi_to_hz, note_name
 from .profile import ParameterSet
-from .refine import evaluator, refine
+from .refine import refine, scorer
 from .render import Renderer, RenderSettings
 from .tuning import FINE_TUNE_DECIMALS, on_harmonics, tidy
 
@@ -210,8 +210,8 @@ class Matcher:
             params[periodic] = on_harmonics(self.parameter_set, params[periodic])
         return tidy(self.parameter_set, params)
 
-    def closest(self, answers: np.ndarray, note: np.ndarray, key: float,
-                leveled: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    def closest(self, answers: np.ndarray, note: np.ndarray, key: float, leveled: bool = True,
+                target: SpectralTarget | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The answer (of ``answers`` (h, k)) whose render is closest to ``note`` by a one-
         resolution spectral distance (a quarter of the full one's cost), and its render.
         ``leveled``: each render is scored at the target's RMS level, for a match, where the level
@@ -219,16 +219,17 @@ class Matcher:
         instruments 1.63 -> 1.58, amsynth 1.98 -> 1.78 median MR-STFT of the match; scoring each at
         the best of the level step's four gains was no better for four times the cost); otherwise
         as rendered (the network alone). The answers are rendered and scored on the matcher's
-        threads, as a search's generations are."""
-        pick = SpectralTarget(note, fft_sizes=CHOICE_FFT_SIZES)
+        threads, as a search's generations are. ``target``: ``note``'s spectra, if already analysed."""
+        pick = (SpectralTarget(note, fft_sizes=CHOICE_FFT_SIZES) if target is None
+                else target.at_sizes(CHOICE_FFT_SIZES))
 
         def at_target_level(audio: np.ndarray) -> np.ndarray:
             return pick.distance(at_rms_of(audio, note))
 
-        score = evaluator(self.renderer, at_target_level if leveled else pick.distance, self._executor, self.threads,
-                          key)
-        best = answers[int(np.argmin(score(answers)))]
-        return best, self.renderer.render(best[None, :], key)[0]
+        score = scorer(self.renderer, at_target_level if leveled else pick.distance, self._executor, self.threads, key)
+        audio, distances = score(answers)
+        best = int(np.argmin(distances))
+        return answers[best], audio[best]
 
     def candidates(self, note: np.ndarray, pitch: Pitch) -> np.ndarray:
         """What a scored match chooses from (h', k): every answer of the network (:meth:`hypotheses`),
@@ -266,12 +267,16 @@ class Matcher:
         return np.concatenate(parts) if parts else None
 
     def _leveled(self, guess: np.ndarray, audio: np.ndarray, note: np.ndarray, key: float,
-                 target: SpectralTarget | None) -> tuple[np.ndarray, np.ndarray, float | None]:
+                 target: SpectralTarget | None, render: bool = True
+                 ) -> tuple[np.ndarray, np.ndarray | None, float | None]:
         """The answer at the level that suits ``note`` best (:mod:`~deepdiva.core.level`), its
         render and its distance to the ``target``; the unchanged answer if the re-render is not
-        closer. Unscored (no ``target``), the answer is simply brought to the target's RMS level."""
+        closer. Unscored (no ``target``), the answer is simply brought to the target's RMS level,
+        and rendered again only if ``render`` (else its render is None)."""
         if target is None:
             leveled = level_matched(self.parameter_set, guess, audio, note)
+            if not render:
+                return leveled, None, None
             if np.array_equal(leveled, guess):
                 return guess, audio, None
             return leveled, self.renderer.render(leveled[None, :], key)[0], None
@@ -297,10 +302,11 @@ class Matcher:
 
         ``candidates`` > 1 (with refinement) also returns up to ``candidates - 1`` alternatives.
         Network only, ``score=False`` skips measuring the answer against the target (distances
-        None), and with ``render=False`` too the answer is not rendered (``audio`` None): the
-        network's steps alone. Whenever the answer is rendered, its oscillator volumes are then
-        set to the level that suits the target best (:mod:`~deepdiva.core.level`: one more render,
-        kept only if it is closer). Scored or refined, every answer of the network (a ``cnn3h``
+        None), and with ``render=False`` too the answer's render is not returned (``audio`` None).
+        The answer's oscillator volumes are then set to the level that suits the target best
+        (:mod:`~deepdiva.core.level`): scored, the best of a few gains (one more render, kept only
+        if it is closer); unscored, the target's RMS level, so the preset written does not
+        depend on whether its render is kept (one render to measure the answer's level). Scored or refined, every answer of the network (a ``cnn3h``
         model has 8), each again with the amp envelope measured in the target
         (:mod:`~deepdiva.core.envelope`), and the base preset are rendered and the one that sounds
         closest is kept (:meth:`closest`; the base preset is a plain saw, nearer to simple sounds
@@ -322,11 +328,11 @@ class Matcher:
         target = SpectralTarget(note) if refine_seconds > 0 or score else None  # spectra cached once
         if answers is not None:  # scored: the network's answer, or the base preset, that sounds closest
             guess, audio = self.closest(np.concatenate([answers, self.parameter_set.defaults_normalised()[None, :]]),
-                                        note, key)
-        elif refine_seconds > 0 or score or render:
+                                        note, key, target=target)
+        elif render or volume_columns(self.parameter_set):  # unscored: rendered to be leveled
             audio = self.renderer.render(guess[None, :], key)[0]
         if audio is not None:
-            guess, audio, network_distance = self._leveled(guess, audio, note, key, target)
+            guess, audio, network_distance = self._leveled(guess, audio, note, key, target, render)
         if refine_seconds > 0:
             assert target is not None
             result = refine(self.renderer, target.distance, guess, refine_seconds, seed=seed,

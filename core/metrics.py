@@ -7,6 +7,7 @@ they return float64 ``(n,)``, 0 for identical audio. Pure numpy/scipy.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -85,6 +86,15 @@ class SpectralTarget:
         mag = stft_magnitude(self.target, n_fft, hop, self.floor)
         norm = np.sqrt(np.einsum("ijk,ijk->i", mag, mag, dtype=np.float64))
         return _Resolution(n_fft, hop, mag, np.log(mag), norm)
+
+    def at_sizes(self, fft_sizes: Sequence[int]) -> SpectralTarget:
+        """The same target's distance at ``fft_sizes`` only, reusing the spectra analysed already."""
+        sizes = _check_resolutions(fft_sizes, self.hop_ratio)
+        analysed = {res.n_fft: res for res in self._resolutions}
+        subset = copy.copy(self)
+        subset.fft_sizes = sizes
+        subset._resolutions = [analysed.get(n) or self._analyse(n) for n in sizes]
+        return subset
 
     @property
     def n_samples(self) -> int:

@@ -12,7 +12,7 @@ import tomllib
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, cached_property
 from importlib import resources
 
 import numpy as np
@@ -95,20 +95,24 @@ class ParameterSet:
     name: str
     ids: tuple[int, ...]
 
-    @property
+    @cached_property
     def parameters(self) -> tuple[Parameter, ...]:
         return tuple(self.profile.by_id(i) for i in self.ids)
+
+    @cached_property
+    def _codec(self) -> _Codec:
+        return _Codec.of(self.parameters)
 
     def __len__(self) -> int:
         return len(self.ids)
 
     def to_normalised(self, native: np.ndarray) -> np.ndarray:
         """Native values (n, k) -> normalised float32 (n, k); discrete values snap to a step."""
-        return _to_normalised(self.parameters, native)
+        return self._codec.to_normalised(self.parameters, native)
 
     def from_normalised(self, normalised: np.ndarray) -> np.ndarray:
         """Normalised (n, k) -> native float64 (n, k); discrete parameters quantise."""
-        return _from_normalised(self.parameters, normalised)
+        return self._codec.from_normalised(self.parameters, normalised)
 
     def vector(self, values: np.ndarray) -> np.ndarray:
         """One patch as float64 ``(k,)`` from ``(k,)`` or ``(1, k)``; ParameterValueError otherwise."""
@@ -128,7 +132,7 @@ class ParameterSet:
         them (Diva's: 2) or to float32 when its presets store that (``preset_precision =
         "float32"``: amsynth), so a written preset plays exactly what was rendered from these values."""
         native = self.from_normalised(normalised)
-        continuous = [j for j, p in enumerate(self.parameters) if p.kind == "continuous"]
+        continuous = self._codec.continuous
         decimals = self.profile.meta.get("preset_decimals")
         if isinstance(decimals, int):
             native[:, continuous] = np.round(native[:, continuous], decimals)
@@ -273,45 +277,67 @@ def _clip(arr: np.ndarray, low: np.ndarray, high: np.ndarray, params: Sequence[P
     return np.clip(arr, low, high)
 
 
-def _nearest_step(steps: np.ndarray, column: np.ndarray) -> np.ndarray:
-    return np.abs(column[:, None] - steps[None, :]).argmin(axis=1)
+@dataclass(frozen=True)
+class _Codec:
+    """A parameter set's conversions as whole-matrix numpy operations, built once per set: the
+    per-column loop they replace cost ~0.5 ms per call on 33 parameters, and a match converts
+    a dozen times."""
 
+    low: np.ndarray  # (k,) native bounds values are clipped to (steps' extremes when discrete)
+    high: np.ndarray
+    continuous: np.ndarray  # column indices by kind
+    discrete: np.ndarray
+    fixed: np.ndarray  # placeholders: native = default, normalised 0
+    cont_low: np.ndarray  # (c,) native range of the continuous columns
+    cont_span: np.ndarray
+    steps: np.ndarray  # (d, most steps) each discrete column's steps, padded with +inf
+    last_step: np.ndarray  # (d,) number of steps - 1
+    defaults: np.ndarray  # (k,) native
 
-def _to_normalised(params: Sequence[Parameter], native: np.ndarray) -> np.ndarray:
-    arr = _as_matrix(native, len(params), "native values")
-    _check_nan(params, arr, "native values")
-    low = np.array([_native_low(p) for p in params])
-    high = np.array([_native_high(p) for p in params])
-    arr = _clip(arr, low, high, params, "native values")
-    out = np.zeros_like(arr)
-    for j, p in enumerate(params):
-        col = arr[:, j]
-        if p.kind == "continuous":
-            out[:, j] = (col - p.low) / (p.high - p.low)
-        elif p.discrete:
-            steps = p.steps
-            assert steps is not None
-            out[:, j] = _nearest_step(steps, col) / max(len(steps) - 1, 1)
-        # placeholders stay at 0: they never vary
-    return out.astype(np.float32)
+    @classmethod
+    def of(cls, params: Sequence[Parameter]) -> _Codec:
+        kinds = [p.kind for p in params]
+        continuous = np.array([j for j, kind in enumerate(kinds) if kind == "continuous"], dtype=np.intp)
+        discrete = np.array([j for j, p in enumerate(params) if p.discrete], dtype=np.intp)
+        fixed = np.array([j for j, kind in enumerate(kinds) if kind == "placeholder"], dtype=np.intp)
+        step_lists = [params[j].steps for j in discrete]
+        width = max((len(s) for s in step_lists if s is not None), default=1)
+        steps = np.full((len(discrete), width), np.inf)
+        for row, values in enumerate(step_lists):
+            assert values is not None
+            steps[row, :len(values)] = values
+        return cls(
+            low=np.array([_native_low(p) for p in params]), high=np.array([_native_high(p) for p in params]),
+            continuous=continuous, discrete=discrete, fixed=fixed,
+            cont_low=np.array([params[j].low for j in continuous], dtype=np.float64),
+            cont_span=np.array([params[j].high - params[j].low for j in continuous], dtype=np.float64),
+            steps=steps, last_step=np.array([len(s) - 1 for s in step_lists if s is not None], dtype=np.intp),
+            defaults=np.array([p.default for p in params], dtype=np.float64))
 
+    def to_normalised(self, params: Sequence[Parameter], native: np.ndarray) -> np.ndarray:
+        arr = _as_matrix(native, len(params), "native values")
+        _check_nan(params, arr, "native values")
+        arr = _clip(arr, self.low, self.high, params, "native values")
+        out = np.zeros_like(arr)  # placeholders stay at 0: they never vary
+        out[:, self.continuous] = (arr[:, self.continuous] - self.cont_low) / self.cont_span
+        if self.discrete.size:
+            # the nearest step (the first of equals); padding at +inf is never nearest
+            nearest = np.abs(arr[:, self.discrete, None] - self.steps[None]).argmin(axis=2)
+            out[:, self.discrete] = nearest / np.maximum(self.last_step, 1)
+        return out.astype(np.float32)
 
-def _from_normalised(params: Sequence[Parameter], normalised: np.ndarray) -> np.ndarray:
-    arr = _as_matrix(normalised, len(params), "normalised values")
-    _check_nan(params, arr, "normalised values")
-    arr = _clip(arr, np.zeros(len(params)), np.ones(len(params)), params, "normalised values")
-    out = np.empty_like(arr)
-    for j, p in enumerate(params):
-        col = arr[:, j]
-        if p.kind == "continuous":
-            out[:, j] = p.low + col * (p.high - p.low)
-        elif p.discrete:
-            steps = p.steps
-            assert steps is not None
-            out[:, j] = steps[np.rint(col * (len(steps) - 1)).astype(np.int64)]
-        else:
-            out[:, j] = p.default
-    return out
+    def from_normalised(self, params: Sequence[Parameter], normalised: np.ndarray) -> np.ndarray:
+        k = len(params)
+        arr = _as_matrix(normalised, k, "normalised values")
+        _check_nan(params, arr, "normalised values")
+        arr = _clip(arr, np.zeros(k), np.ones(k), params, "normalised values")
+        out = np.empty_like(arr)
+        out[:, self.continuous] = self.cont_low + arr[:, self.continuous] * self.cont_span
+        if self.discrete.size:
+            index = np.rint(arr[:, self.discrete] * self.last_step).astype(np.intp)
+            out[:, self.discrete] = self.steps[np.arange(self.discrete.size), index]
+        out[:, self.fixed] = self.defaults[self.fixed]
+        return out
 
 
 def _native_low(p: Parameter) -> float:

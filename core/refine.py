@@ -56,25 +56,34 @@ def pick_distinct(params: np.ndarray, distances: np.ndarray, keep: int,
     return picked
 
 
-def evaluator(renderer: Renderer, distance: Distance, executor: Executor | None = None,
-              blocks: int = 2, note: float | None = None) -> Callable[[np.ndarray], np.ndarray]:
-    """``params (n, k) -> float64 distances (n,)`` of their renders at MIDI ``note`` (default: the
-    renderer's); with an ``executor`` (and a thread-safe renderer) the rows are split into
-    ``blocks`` rendered and scored concurrently."""
+def scorer(renderer: Renderer, distance: Distance, executor: Executor | None = None, blocks: int = 2,
+           note: float | None = None) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """``params (n, k) -> (renders (n, samples), float64 distances (n,))`` at MIDI ``note``
+    (default: the renderer's); with an ``executor`` (and a thread-safe renderer) the rows are
+    split into ``blocks`` rendered and scored concurrently."""
 
-    def evaluate(params: np.ndarray) -> np.ndarray:
-        return np.asarray(distance(renderer.render(params, note)), dtype=np.float64)
+    def score(params: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        audio = renderer.render(params, note)
+        return audio, np.asarray(distance(audio), dtype=np.float64)
 
     if executor is None or blocks < 2 or not renderer.thread_safe:
-        return evaluate
+        return score
 
-    def evaluate_blocks(params: np.ndarray) -> np.ndarray:
+    def score_blocks(params: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if len(params) < 2:
-            return evaluate(params)
+            return score(params)
         parts = np.array_split(params, min(blocks, len(params)))  # none empty: at most one per row
-        return np.concatenate([f.result() for f in [executor.submit(evaluate, part) for part in parts]])
+        done = [f.result() for f in [executor.submit(score, part) for part in parts]]
+        return np.concatenate([audio for audio, _ in done]), np.concatenate([d for _, d in done])
 
-    return evaluate_blocks
+    return score_blocks
+
+
+def evaluator(renderer: Renderer, distance: Distance, executor: Executor | None = None,
+              blocks: int = 2, note: float | None = None) -> Callable[[np.ndarray], np.ndarray]:
+    """``params (n, k) -> float64 distances (n,)`` of their renders: :func:`scorer` without the renders."""
+    score = scorer(renderer, distance, executor, blocks, note)
+    return lambda params: score(params)[1]
 
 
 def refine(renderer: Renderer, distance: Distance, start: np.ndarray, budget_seconds: float,

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from deepdiva.core.envelope import amp_envelope, amp_envelope_columns, with_envelope
-from deepdiva.core.level import with_gain
+from deepdiva.core.level import level_matched, rms, with_gain
 from deepdiva.core.matcher import Matcher
 from deepdiva.core.metrics import SpectralTarget, multires_stft_distance
 from deepdiva.core.refine import evaluator, pick_distinct
@@ -125,8 +125,10 @@ def test_a_scored_match_keeps_the_answer_that_sounds_closest(matcher: Matcher, m
     key = result.played.midi_float  # the detected 57 and its cents
     distances = SpectralTarget(note).distance(matcher.renderer.render(answers, key))
     assert np.argmin(distances) == 3 and result.distance <= distances[3] + 1e-9
-    unscored = matcher.match(note, score=False, render=False)  # network steps only: the most confident
-    np.testing.assert_array_equal(unscored.params, matcher.predict(note[None, :])[0])
+    unscored = matcher.match(note, score=False, render=False)  # network steps only: the most confident,
+    confident = matcher.predict(note[None, :])[0]  # at the target's RMS level
+    np.testing.assert_array_equal(unscored.params, level_matched(pset, confident, matcher.renderer.render(
+        confident[None, :], key)[0], note))
     with pytest.raises(Searched):  # a search scores the other answers beside its start
         matcher.match(note, refine_seconds=0.5)
     fitted = with_envelope(pset, answers, amp_envelope(note, 44100))  # then each with the target's envelope
@@ -136,6 +138,22 @@ def test_a_scored_match_keeps_the_answer_that_sounds_closest(matcher: Matcher, m
     plain = matcher.renderer.render(pset.defaults_normalised()[None, :], 57.0)[0]
     assert matcher.match(plain).distance < SpectralTarget(plain).distance(
         matcher.renderer.render(answers, matcher.match(plain).played.midi_float)).min()
+
+
+def test_an_unscored_match_writes_the_same_preset_with_or_without_its_render(matcher: Matcher) -> None:
+    pset = matcher.parameter_set
+    truth = pset.defaults_normalised()
+    truth[pset.ids.index(148)] = 0.4
+    loud = matcher.renderer.render(truth[None, :], 52.0)[0]
+    for gain in (0.1, 0.5):  # -20 dB and -6 dB: takes quieter than the synth's own
+        note = loud * np.float32(gain)
+        kept = matcher.match(note, score=False, render=True)
+        bare = matcher.match(note, score=False, render=False)
+        assert bare.audio is None and bare.distance is None
+        np.testing.assert_array_equal(bare.params, kept.params)
+        level_db = 20 * np.log10(rms(kept.audio)[0] / rms(note)[0])
+        assert abs(level_db) < 1.5, level_db
+        np.testing.assert_array_equal(kept.audio, matcher.renderer.render(kept.params[None, :], kept.played.midi_float)[0])
 
 
 def test_a_plucked_target_gets_an_answer_that_dies_away(matcher: Matcher, monkeypatch) -> None:

@@ -96,6 +96,17 @@ def test_spectral_target_caches_and_matches_the_function() -> None:
                                M.multires_stft_distance(cands, targets), rtol=1e-6)
 
 
+def test_a_target_at_fewer_resolutions_reuses_its_spectra_and_scores_as_a_new_one() -> None:
+    target = _saw(220.0)
+    cands = np.stack([_saw(220.0 * 2 ** (c / 1200)) for c in CENTS])
+    full = M.SpectralTarget(target)
+    for sizes in ((1024,), (256, 2048), (1024, 128)):  # 128: not analysed yet, analysed now
+        subset = full.at_sizes(sizes)
+        assert subset.fft_sizes == sizes and full.fft_sizes == M.DEFAULT_FFT_SIZES
+        np.testing.assert_array_equal(subset.distance(cands), M.SpectralTarget(target, fft_sizes=sizes).distance(cands))
+    np.testing.assert_array_equal(full.distance(cands), M.SpectralTarget(target).distance(cands))  # left as it was
+
+
 def test_row_by_row_targets_match_single_targets() -> None:
     a = np.stack([_saw(110.0), _sine(1000.0), _saw(300.0, 0.1)])
     b = np.stack([_saw(112.0), _sine(900.0), np.zeros(N, np.float32)])

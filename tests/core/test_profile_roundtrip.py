@@ -193,3 +193,24 @@ def test_find_by_id_location_and_name() -> None:
         profile.find("Attack")
     with pytest.raises(ProfileError, match="unknown"):
         profile.find("Nope")
+
+
+
+@pytest.mark.parametrize("profile_name", ["diva", "amsynth"])
+def test_a_whole_set_converts_each_column_as_that_parameter_alone(profile_name: str) -> None:
+    """The set's conversions work on whole matrices (columns grouped by kind); each column must
+    still come out as its parameter alone gives it, in both directions, mixed kinds and all."""
+    profile = load_profile(profile_name)
+    whole = profile.parameter_set("all")
+    rng = np.random.default_rng(3)
+    normalised = rng.random((40, len(whole)))
+    normalised[:2] = [[0.0], [1.0]]
+    native = whole.from_normalised(normalised)
+    nudged = native + rng.normal(0.0, 0.01, native.shape)  # between steps, a little out of range
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ParameterRangeWarning)
+        back = whole.to_normalised(nudged)
+        for j, pid in enumerate(whole.ids):
+            alone = ParameterSet(profile, str(pid), (pid,))
+            np.testing.assert_array_equal(native[:, j], alone.from_normalised(normalised[:, j:j + 1])[:, 0])
+            np.testing.assert_array_equal(back[:, j], alone.to_normalised(nudged[:, j:j + 1])[:, 0])
