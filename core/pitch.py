@@ -37,6 +37,12 @@ LOUD_DB = 25.0  # frames within 25 dB of the loudest count
 CLARITY = 0.8  # normalised autocorrelation at the period for a frame to count as periodic
 MIN_VOICED_SHARE = 0.3  # of the loud frames; a sung or spoken note has breathy and consonant frames
 MAX_SPREAD_CENTS = 300.0  # interquartile spread of the clear frames: a sung or spoken note glides
+# Above this the analysis rate's whole-sample lags (< 37 per period) are too coarse to tell one
+# period from two (a bright C7 saw came out as C6) or to place the period within a few cents:
+# the period is refined at the full rate, and the octave above is taken when the note repeats
+# there as clearly (a saw's half period correlates at -0.5).
+OCTAVE_CHECK_HZ = 600.0
+OCTAVE_UP_CLARITY = 0.95
 NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 
 
@@ -137,17 +143,31 @@ def _refine_period(segment: np.ndarray, period: float) -> float:
     """The period near ``period`` where the normalised autocorrelation of one frame peaks, to a
     fraction of a sample (parabolic interpolation): YIN's own estimate is biased towards short
     periods by up to a fifth of a semitone at low notes."""
+    return _peak_near(segment, period)[0]
+
+
+def _peak_near(segment: np.ndarray, period: float) -> tuple[float, float]:
+    """The lag near ``period`` (within 3 %) where the normalised autocorrelation of ``segment``'s
+    first FRAME // 2 samples peaks, to a fraction of a sample, and the peak's height."""
     reach = max(2, int(math.ceil(0.03 * period)))
     length = FRAME // 2
     lags = np.arange(max(1, int(round(period)) - reach), min(len(segment) - length, int(round(period)) + reach) + 1)
     if lags.size < 3:
-        return period
+        return period, 0.0
     r = _normalised_dot(segment[None, :length], sliding_window_view(segment, length)[lags])
     i = int(np.clip(np.argmax(r), 1, lags.size - 2))
     a, b, c = r[i - 1], r[i], r[i + 1]
     curve = a - 2 * b + c
-    shift = 0.5 * (a - c) / curve if curve < 0 else 0.0
-    return float(lags[i] + np.clip(shift, -1.0, 1.0))
+    shift = float(np.clip(0.5 * (a - c) / curve, -1.0, 1.0)) if curve < 0 else 0.0
+    return float(lags[i] + shift), float(b - 0.25 * (a - c) * shift)
+
+
+def _full_rate_period(segment: np.ndarray, period: float) -> float:
+    """A high note's period (samples of the full-rate ``segment``) refined at the full rate: half
+    of ``period`` if the note repeats there as clearly (YIN took it for the octave below)."""
+    full, clarity = _peak_near(segment, period)
+    half, clarity_half = _peak_near(segment, period / 2)
+    return half if clarity_half >= OCTAVE_UP_CLARITY and clarity_half >= clarity - 0.02 else full
 
 
 def detect_pitches(notes: np.ndarray, sample_rate: int) -> list[Pitch]:
@@ -170,7 +190,16 @@ def detect_pitches(notes: np.ndarray, sample_rate: int) -> list[Pitch]:
     # a period at the shortest YIN may return means it found no trough in range, not a pitch
     clarity[periods < np.floor(sr / SEARCH_FMAX_HZ) + 1.0] = 0.0
     energy = np.einsum("...i,...i->...", frames, frames)
-    return [_summarise(frames[row], periods[row], clarity[row], energy[row], sr) for row in range(len(frames))]
+    pitches = []
+    for row in range(len(frames)):
+        pitch, frame = _summarise(frames[row], periods[row], clarity[row], energy[row], sr)
+        start = frame * HOP * (sample_rate // sr)
+        segment = batch[row, start:start + FRAME]
+        if pitch.hz is not None and pitch.hz > OCTAVE_CHECK_HZ and segment.size == FRAME:
+            hz = sample_rate / _full_rate_period(segment, sample_rate / pitch.hz)
+            pitch = Pitch.from_hz(hz, pitch.clarity) if hz <= FMAX_HZ else pitch
+        pitches.append(pitch)
+    return pitches
 
 
 def fold_octaves(midi: np.ndarray) -> np.ndarray:
@@ -190,20 +219,21 @@ def fold_octaves(midi: np.ndarray) -> np.ndarray:
 
 
 def _summarise(frames: np.ndarray, periods: np.ndarray, clarity: np.ndarray, energy: np.ndarray,
-               sr: int) -> Pitch:
-    """One note's pitch from its frames' YIN periods and their clarity (see the module's rule)."""
+               sr: int) -> tuple[Pitch, int]:
+    """One note's pitch from its frames' YIN periods and their clarity (see the module's rule),
+    and the frame it was measured on."""
     peak = float(energy.max())
     if not peak > 0:
-        return Pitch.unpitched()
+        return Pitch.unpitched(), 0
     loud = energy >= peak * 10 ** (-LOUD_DB / 10)
     median_clarity = float(np.median(clarity[loud]))
     clear = loud & (clarity >= CLARITY)
     if clear.sum() < max(1, math.ceil(MIN_VOICED_SHARE * loud.sum())):
-        return Pitch.unpitched(median_clarity)
+        return Pitch.unpitched(median_clarity), 0
     midi = fold_octaves(hz_to_midi(sr / periods[clear]))
     q25, q50, q75 = np.percentile(midi, [25, 50, 75])
     if 100.0 * (q75 - q25) > MAX_SPREAD_CENTS:
-        return Pitch.unpitched(median_clarity)
+        return Pitch.unpitched(median_clarity), 0
     # refine on the clear frame nearest the median pitch, at the period of that pitch
     pick = int(np.argmin(np.abs(midi - q50)))
     row = np.flatnonzero(clear)[pick]
@@ -211,8 +241,8 @@ def _summarise(frames: np.ndarray, periods: np.ndarray, clarity: np.ndarray, ene
     periods[row] = sr / float(midi_to_hz(midi[pick]))
     hz = sr / _refine_period(frames[row], float(periods[row]))
     if not FMIN_HZ <= hz <= FMAX_HZ:
-        return Pitch.unpitched(median_clarity)
-    return Pitch.from_hz(hz, median_clarity)
+        return Pitch.unpitched(median_clarity), 0
+    return Pitch.from_hz(hz, median_clarity), int(row)
 
 
 def detect_pitch(note: np.ndarray, sample_rate: int) -> Pitch:

@@ -32,7 +32,7 @@ def tone(kind: str, midi: float, amplitude: float = 0.4) -> np.ndarray:
 
 
 @pytest.mark.parametrize("kind", ["sine", "saw", "square"])
-@pytest.mark.parametrize("midi", [28, 36, 48, 57.3, 69, 81, 91])
+@pytest.mark.parametrize("midi", [28, 36, 48, 57.3, 69, 81, 91, 94.3, 96])  # 94.3, 96: came out an octave low
 def test_detects_note_and_cents(kind: str, midi: float) -> None:
     pitch = detect_pitch(tone(kind, midi), SR)
     assert pitch.pitched
