@@ -43,6 +43,7 @@ from deepdiva.core.level import best_gain, with_gain  # noqa: E402
 from deepdiva.core.matcher import Matcher, default_model_path  # noqa: E402
 from deepdiva.core.metrics import SpectralTarget, multires_stft_distance, spectral_convergence  # noqa: E402
 from deepdiva.core.refine import refine  # noqa: E402
+from deepdiva.core.tuning import pitch_columns  # noqa: E402
 from deepdiva.presets.diva import write_diva_preset  # noqa: E402
 from deepdiva.presets.match_job import match_file  # noqa: E402
 from deepdiva.training.dataset import Dataset, is_silent  # noqa: E402
@@ -225,10 +226,13 @@ def _refined(matcher: Matcher, clip: np.ndarray, budget: float, seed: int) -> tu
 
 
 def _from_base(matcher: Matcher, clip: np.ndarray, base: np.ndarray, budget: float, seed: int) -> tuple[float, int]:
-    """CMA-ES from the base preset, no network: what a search alone reaches in ``budget`` seconds."""
-    key = matcher.played_at(matcher.detect(clip[None, :])[0]).midi_float
+    """CMA-ES from the base preset, no network: what a search alone reaches in ``budget`` seconds
+    (holding the tuning and pitch modulation for a clearly pitched target, as a match's search does)."""
+    pitch = matcher.detect(clip[None, :])[0]
+    key = matcher.played_at(pitch).midi_float
     result = refine(matcher.renderer, SpectralTarget(clip).distance, base, budget, seed=seed,
-                    executor=matcher._executor, blocks=matcher.threads, note=key)
+                    executor=matcher._executor, blocks=matcher.threads, note=key,
+                    fixed=pitch_columns(matcher.parameter_set) if matcher.keeps_pitch(pitch) else None)
     return result.distance, result.evaluations
 
 
@@ -288,8 +292,8 @@ def lookup_comparison(matcher: Matcher, olds: dict[str, Matcher], sets: dict[str
                 add(f"{label} network", renderer.render(old_guess, old_keys), target)
                 add(f"{label}: deepdiva match", old.match(target).audio, target)
             add("network", renderer.render(guess, keys), target)
-            add("network + envelope (--no-score)", renderer.render(matcher.unscored(target, pitches[0])[None, :], keys),
-                target)
+            add("network + envelope", renderer.render(matcher.unscored(target, pitches[0])[None, :], keys), target)
+            add("deepdiva match --no-score (in tune, RMS)", matcher.match(target, score=False).audio[None, :], target)
             if matcher.model.has_hypotheses:
                 chosen, audio = matcher.closest(matcher.hypotheses(target, pitches[0]), target, keys[0],
                                                leveled=False)

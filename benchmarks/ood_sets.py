@@ -8,6 +8,8 @@
 - ``amsynth``: random patches of another synth (Debian's amsynth VST through DawDreamer) at random
   notes.
 - ``saws``: plain band-limited sawtooth notes at C2, C3, C4, A4 and A5 (the pitch acceptance).
+- ``extremes``: GM instruments at the ends of the range (A0-E1 basses and piano, C7 leads), outside
+  the network's training notes (``benchmarks/pitch.py``).
 
 File names carry the note the sound was played at (``name-69.wav``; ``voice-...-na.wav`` when a
 voice has no fixed note). Deterministic: the same command makes the same files.
@@ -37,6 +39,13 @@ INSTRUMENTS = [
     ("square-lead", 80, (60, 74), 1.5), ("saw-lead", 81, (57, 69), 1.5), ("warm-pad", 89, (48, 60), 2.0),
     ("marimba", 12, (60, 72), 0.5), ("harp", 46, (52, 76), 1.0),
 ]
+# the ends of the range, where the network was not trained (MIDI 36-84): a bass guitar's low E,
+# a tuba, a piano's lowest notes, piccolo and lead at C7
+EXTREMES = [
+    ("bass", 33, (28,), 1.5), ("contrabass", 43, (28,), 1.5), ("tuba", 58, (29,), 1.5), ("piano", 0, (21, 26, 100), 1.5),
+    ("synth-bass", 38, (24, 33), 1.5), ("cello", 42, (36,), 1.5), ("piccolo", 72, (96,), 1.5), ("flute", 73, (91,), 1.5),
+    ("square-lead", 80, (96,), 1.5), ("violin", 40, (93,), 1.5),
+]
 # (voice, espeak pitch 0-99, text); the pitch setting moves the voice's base pitch
 VOICES = [("en", 30, "aaaaaaah"), ("en+f3", 60, "ooooooh"), ("en+m3", 20, "eeeeeee"), ("de", 45, "aaaaah"),
           ("fr", 50, "ooooooh"), ("en+f2", 70, "aaaaah"), ("en", 50, "hello there"), ("es", 40, "maaamaaa")]
@@ -56,11 +65,11 @@ def midi_file(path: Path, program: int, note: int, seconds: float) -> None:
     midi.save(str(path))
 
 
-def instruments(out: Path) -> None:
+def instruments(out: Path, played: list[tuple[str, int, tuple[int, ...], float]] = INSTRUMENTS) -> None:
     if not SOUNDFONT.exists() or not shutil.which("fluidsynth"):
         raise SystemExit("needs: apt-get install fluidsynth fluid-soundfont-gm")
     with tempfile.TemporaryDirectory() as tmp:
-        for name, program, notes, seconds in INSTRUMENTS:
+        for name, program, notes, seconds in played:
             for note in notes:
                 mid = Path(tmp) / f"{name}-{note}.mid"
                 midi_file(mid, program, note, seconds)
@@ -112,7 +121,11 @@ def saws(out: Path) -> None:
         sf.write(out / f"saw-{note}.wav", (0.5 * wave * fade).astype(np.float32), SR, subtype="FLOAT")
 
 
-SETS = {"saws": saws, "instruments": instruments, "voices": voices, "amsynth": amsynth}
+def extremes(out: Path) -> None:
+    instruments(out, EXTREMES)
+
+
+SETS = {"saws": saws, "instruments": instruments, "voices": voices, "amsynth": amsynth, "extremes": extremes}
 
 
 def main() -> None:

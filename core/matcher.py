@@ -26,7 +26,7 @@ from .pitch import Pitch, detect_pitches, midi_to_hz, note_name
 from .profile import ParameterSet
 from .refine import refine, scorer
 from .render import Renderer, RenderSettings
-from .tuning import FINE_TUNE_DECIMALS, on_harmonics, tidy
+from .tuning import FINE_TUNE_DECIMALS, on_harmonics, pitch_columns, pitch_repairs, tidy
 
 DEFAULT_MODEL = "deepdiva-medium33.onnx"
 WARM_STARTS = 8  # bank patches scored beside the network's answer before a search
@@ -36,6 +36,12 @@ WARM_STARTS = 8  # bank patches scored beside the network's answer before a sear
 IN_TUNE_CENTS = 1.5
 CHOICE_FFT_SIZES = (1024,)  # the distance that picks among a network's answers: one resolution of the full four
 HARMONIC_CLARITY = 0.9  # a target this periodic (median autocorrelation at its period) has no inharmonic partner
+# An answer whose render sounds further than this from the target's pitch is out of tune (a quarter
+# tone: the network's unsure vibrato and pitch-modulation depths left 2 in 3 of 69 pitched
+# out-of-domain targets 25-100 cents sharp, and 1 in 8 an octave off) and is repaired.
+IN_TUNE_SEMITONES = 0.25
+PITCHED_CLARITY = 0.8  # a target clearer than this has a pitch its answer must sound at
+PITCH_CHOICES = 6  # distinct results of a search for a pitched target, the best in tune kept
 
 
 def default_model_path() -> Path:
@@ -220,16 +226,78 @@ class Matcher:
         the best of the level step's four gains was no better for four times the cost); otherwise
         as rendered (the network alone). The answers are rendered and scored on the matcher's
         threads, as a search's generations are. ``target``: ``note``'s spectra, if already analysed."""
+        audio, distances = self._choice_scorer(note, key, leveled, target)(answers)
+        best = int(np.argmin(distances))
+        return answers[best], audio[best]
+
+    def _choice_scorer(self, note: np.ndarray, key: float, leveled: bool = True,
+                       target: SpectralTarget | None = None) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
+        """What :meth:`closest` scores answers (h, k) with: their renders and one-resolution distances."""
         pick = (SpectralTarget(note, fft_sizes=CHOICE_FFT_SIZES) if target is None
                 else target.at_sizes(CHOICE_FFT_SIZES))
 
         def at_target_level(audio: np.ndarray) -> np.ndarray:
             return pick.distance(at_rms_of(audio, note))
 
-        score = scorer(self.renderer, at_target_level if leveled else pick.distance, self._executor, self.threads, key)
-        audio, distances = score(answers)
-        best = int(np.argmin(distances))
-        return answers[best], audio[best]
+        return scorer(self.renderer, at_target_level if leveled else pick.distance, self._executor, self.threads, key)
+
+    def in_tune(self, guess: np.ndarray, audio: np.ndarray, note: np.ndarray, key: float, pitch: Pitch,
+                target: SpectralTarget | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The answer ``guess`` (k,) and its render ``audio`` if the render sounds at the target's
+        ``pitch`` (within :data:`IN_TUNE_SEMITONES`); else its first repair that does
+        (:func:`~deepdiva.core.tuning.pitch_repairs`: no vibrato or pitch modulation, the octave
+        moved), the closest one by :meth:`closest`'s distance when the ``target``'s spectra are
+        given, and the answer as it was when no repair sounds in tune either. Targets without a
+        clear pitch (or a model that does not follow pitch) keep their answer."""
+        if not self.keeps_pitch(pitch):
+            return guess, audio
+        off = self._off_pitch(audio[None, :], pitch)[0]
+        if off is not None and abs(off) <= IN_TUNE_SEMITONES:
+            return guess, audio
+        repairs = pitch_repairs(self.parameter_set, guess, off)
+        if not len(repairs):
+            return guess, audio
+        if target is None:
+            renders, order = self.renderer.render(repairs, key), np.arange(len(repairs))
+        else:
+            renders, distances = self._choice_scorer(note, key, target=target)(repairs)
+            order = np.argsort(distances, kind="stable")
+        offs = self._off_pitch(renders, pitch)
+        for i in order:
+            if offs[i] is not None and abs(offs[i]) <= IN_TUNE_SEMITONES:
+                return repairs[i], renders[i]
+        return guess, audio
+
+    def _searched_in_tune(self, found: list[tuple[np.ndarray, float]], renders: np.ndarray, start: np.ndarray,
+                          key: float, pitch: Pitch, target: SpectralTarget
+                          ) -> tuple[list[tuple[np.ndarray, float]], np.ndarray]:
+        """Of a search's distinct results ``found`` (params, distance), best first, and their
+        ``renders``: those that sound at ``pitch``, in order. When none does but the search's
+        ``start`` did, the closest (by the full distance) of the start and the best result's
+        repairs that does, so the result is never further than the start; else all of them as
+        they are. The search holds the tuning and pitch modulation, but muting the lower
+        oscillator, say, still moves the pitch heard."""
+        offs = self._off_pitch(renders, pitch)
+        tuned = [i for i, o in enumerate(offs) if o is not None and abs(o) <= IN_TUNE_SEMITONES]
+        if tuned:
+            return [found[i] for i in tuned], renders[tuned]
+        options = np.concatenate([pitch_repairs(self.parameter_set, found[0][0], offs[0]), start[None, :]])
+        again = self.renderer.render(options, key)
+        tuned = [i for i, o in enumerate(self._off_pitch(again, pitch)) if o is not None and abs(o) <= IN_TUNE_SEMITONES]
+        if tuned[-1:] != [len(options) - 1]:  # the start was out of tune already
+            return found, renders
+        distances = target.distance(again[tuned])
+        best = tuned[int(np.argmin(distances))]
+        return [(options[best], float(distances.min()))], again[best:best + 1]
+
+    def keeps_pitch(self, pitch: Pitch) -> bool:
+        """Whether a target of ``pitch`` has a pitch its answer must sound at: clearly pitched (and
+        a model that plays answers at the detected key)."""
+        return self.follows_pitch and pitch.pitched and pitch.clarity >= PITCHED_CLARITY
+
+    def _off_pitch(self, renders: np.ndarray, pitch: Pitch) -> list[float | None]:
+        """Semitones each render (n, samples) sounds from ``pitch``; None where it has no pitch."""
+        return [p.midi_float - pitch.midi_float if p.pitched else None for p in self.detect(renders)]
 
     def candidates(self, note: np.ndarray, pitch: Pitch) -> np.ndarray:
         """What a scored match chooses from (h', k): every answer of the network (:meth:`hypotheses`),
@@ -311,9 +379,13 @@ class Matcher:
         (:mod:`~deepdiva.core.envelope`), and the base preset are rendered and the one that sounds
         closest is kept (:meth:`closest`; the base preset is a plain saw, nearer to simple sounds
         than any mix of medians), the others join a search's warm starts; unscored, the network's
-        most confident answer, with the measured envelope if the target dies away. A refinement
-        always scores and renders, starting from that answer. Every render plays the key of
-        :meth:`played_at`.
+        most confident answer, with the measured envelope if the target dies away. Either way, for
+        a clearly pitched target the answer must sound at the target's pitch (:meth:`in_tune`:
+        otherwise it loses its vibrato and pitch modulation or moves an octave). A refinement
+        always scores and renders, starting from that answer; for a pitched target it leaves the
+        tuning and pitch modulation as they are (:func:`~deepdiva.core.tuning.pitch_columns`)
+        and keeps a result that sounds off the pitch only if its start did too. Every render
+        plays the key of :meth:`played_at`.
         """
         began = time.perf_counter()
         pitch = self.detect(note[None, :])[0]
@@ -332,20 +404,23 @@ class Matcher:
         elif render or volume_columns(self.parameter_set):  # unscored: rendered to be leveled
             audio = self.renderer.render(guess[None, :], key)[0]
         if audio is not None:
+            guess, audio = self.in_tune(guess, audio, note, key, pitch, target)
             guess, audio, network_distance = self._leveled(guess, audio, note, key, target, render)
         if refine_seconds > 0:
             assert target is not None
+            tuned = self.keeps_pitch(pitch)
             result = refine(self.renderer, target.distance, guess, refine_seconds, seed=seed,
-                            keep=candidates, executor=self._executor, blocks=self.threads, note=key,
-                            warm_starts=self._warm_starts(answers, note, played))
-            params, distance, network_distance = result.params, result.distance, result.start_distance
-            evaluations = result.evaluations
-            runners_up = result.alternatives[1:]
-            if runners_up:
-                others = np.stack([x for x, _ in runners_up])
-                alternatives = tuple(Alternative(x, d, a) for (x, d), a in
-                                     zip(runners_up, self.renderer.render(others, key), strict=True))
-            audio = self.renderer.render(params[None, :], key)[0]
+                            keep=max(candidates, PITCH_CHOICES) if tuned else candidates, executor=self._executor,
+                            blocks=self.threads, note=key, warm_starts=self._warm_starts(answers, note, played),
+                            fixed=pitch_columns(self.parameter_set) if tuned else None)
+            network_distance, evaluations = result.start_distance, result.evaluations
+            found = list(result.alternatives) or [(result.params, result.distance)]  # best first
+            renders = self.renderer.render(np.stack([x for x, _ in found]), key)
+            if tuned:
+                found, renders = self._searched_in_tune(found, renders, guess, key, pitch, target)
+            (params, distance), audio = found[0], renders[0]
+            alternatives = tuple(Alternative(x, d, a) for (x, d), a in
+                                 zip(found[1:candidates], renders[1:candidates], strict=True))
         else:
             params, evaluations = guess, 0
             distance = network_distance

@@ -89,12 +89,15 @@ def evaluator(renderer: Renderer, distance: Distance, executor: Executor | None 
 def refine(renderer: Renderer, distance: Distance, start: np.ndarray, budget_seconds: float,
            sigma: float = SIGMA, popsize: int | None = None, seed: int = 0, keep: int = 1,
            min_difference: float = MIN_DIFFERENCE, executor: Executor | None = None,
-           blocks: int = 2, note: float | None = None, warm_starts: np.ndarray | None = None) -> RefineResult:
+           blocks: int = 2, note: float | None = None, warm_starts: np.ndarray | None = None,
+           fixed: np.ndarray | list[int] | None = None) -> RefineResult:
     """Minimise ``distance(renderer.render(x, note))`` from ``start`` for at most ``budget_seconds``;
     ``keep`` > 1 also returns up to that many distinct good patches (see :func:`pick_distinct`);
     ``executor``: render and score each generation in ``blocks`` on its threads (see :func:`evaluator`).
     ``warm_starts`` (m, k): other patches scored with ``start``; the best of them all starts the
-    search (``start_distance`` stays the distance of ``start``, which the result never exceeds)."""
+    search (``start_distance`` stays the distance of ``start``, which the result never exceeds).
+    ``fixed``: columns the search leaves at ``start``'s values (warm starts take them too); with
+    fewer than two columns left free, the best start is the result."""
     import cma
     from threadpoolctl import threadpool_limits
 
@@ -102,9 +105,14 @@ def refine(renderer: Renderer, distance: Distance, start: np.ndarray, budget_sec
     pset = renderer.parameter_set
     evaluate = evaluator(renderer, distance, executor, blocks, note)
     x0 = pset.quantise(np.asarray(start, dtype=np.float64)[None, :])[0].astype(np.float64)
+    held = np.zeros(x0.size, dtype=bool)
+    if fixed is not None:
+        held[np.asarray(fixed, dtype=np.intp)] = True
     starts = x0[None, :]
     if warm_starts is not None and len(warm_starts):
-        starts = np.concatenate([starts, pset.quantise(np.asarray(warm_starts, dtype=np.float64))])
+        others = np.array(warm_starts, dtype=np.float64)
+        others[:, held] = x0[held]
+        starts = np.concatenate([starts, pset.quantise(others)])
     scores = evaluate(starts)
     evaluations = len(starts)
     start_d = float(scores[0])
@@ -112,7 +120,17 @@ def refine(renderer: Renderer, distance: Distance, start: np.ndarray, budget_sec
     x0, best_d = starts[i].astype(np.float64), float(scores[i])
     best_x = x0.copy()
     archive_x, archive_d = starts, np.asarray(scores, dtype=np.float64)
-    k = x0.size
+    free = ~held
+    k = int(free.sum())
+    if k < 2:  # CMA-ES needs two dimensions: nothing (or too little) left to search
+        return RefineResult(best_x.astype(np.float32), best_d, start_d, evaluations, time.perf_counter() - began)
+
+    def whole(searched: np.ndarray) -> np.ndarray:
+        """Candidates of the free columns (n, k) -> whole patches, the held columns as started."""
+        full = np.repeat(x0[None, :], len(searched), axis=0)
+        full[:, free] = searched
+        return full
+
     options = {
         "bounds": [0.0, 1.0], "seed": seed + 1, "verbose": -9,
         "popsize": popsize or max(8, 4 + int(3 * np.log(k))), "tolfun": 1e-9, "tolx": 1e-6,
@@ -122,12 +140,12 @@ def refine(renderer: Renderer, distance: Distance, start: np.ndarray, budget_sec
     # evaluation threads scored 1.1x as many candidates as one with them, 1.8x without).
     with warnings.catch_warnings(), threadpool_limits(limits=1, user_api="blas"):
         warnings.simplefilter("ignore")  # cma warns about flat fitness on discrete plateaus
-        es = cma.CMAEvolutionStrategy(np.clip(x0, 0.0, 1.0), sigma, options)
+        es = cma.CMAEvolutionStrategy(np.clip(x0[free], 0.0, 1.0), sigma, options)
         generation = 0.0  # duration of the last generation: do not start one that would overrun
         while time.perf_counter() - began + generation < budget_seconds and not es.stop():
             tick = time.perf_counter()
             candidates = np.clip(np.asarray(es.ask()), 0.0, 1.0)
-            snapped = pset.quantise(candidates)
+            snapped = pset.quantise(whole(candidates))
             scores = evaluate(snapped)
             evaluations += len(scores)
             es.tell(list(candidates), scores.tolist())

@@ -27,6 +27,9 @@ FINE_TUNE_DECIMALS = 2  # as a Diva preset stores it
 # steps; OSC:Tune2 87, semitones; OSC:Vol1 97 and OSC:Vol2 98, 0..100); a profile without them
 # (amsynth) leaves its patches as they are.
 OSC1_OCTAVE, OSC2_TUNE, OSC1_VOLUME, OSC2_VOLUME = "osc1_octave", "osc2_tune", "osc1_volume", "osc2_volume"
+# What bends the pitch away from the key played (Diva: OSC:VtoD, the vibrato; OSC:TM1Dpt and
+# OSC:TM2Dpt, the oscillators' pitch modulation): none of it where a note must sound in tune.
+PITCH_MODULATION = "pitch_modulation"
 SILENT_VOLUME = 2.0  # an oscillator below 2 % (-34 dB against one at full level) is not heard
 # Harmonics 1-5 of a note, in semitones above it: where oscillator 2 can sit in a periodic sound
 HARMONIC_INTERVALS = tuple(float(12.0 * np.log2(k)) for k in range(1, 6))
@@ -111,3 +114,41 @@ def on_harmonics(pset: ParameterSet, params: np.ndarray) -> np.ndarray:
     native[:, c2] = intervals[np.argmin(np.abs(tune2[:, None] - intervals[None, :]), axis=1)]
     rows[:, c2] = pset.to_normalised(native)[:, c2]
     return x
+
+
+def steady(pset: ParameterSet, params: np.ndarray) -> np.ndarray | None:
+    """One patch (k,) with its pitch modulation (:data:`PITCH_MODULATION`) at 0, quantised; None
+    when the set has none of it or it is 0 already."""
+    columns = pset.role_columns(PITCH_MODULATION)
+    native = pset.from_normalised(np.asarray(params, dtype=np.float64)[None, :])
+    if not columns or not np.any(native[0, columns]):
+        return None
+    native[0, columns] = 0.0
+    return pset.quantise(pset.to_normalised(native))[0]
+
+
+def octaves_moved(pset: ParameterSet, params: np.ndarray, octaves: int) -> np.ndarray | None:
+    """One patch (k,) with both oscillators moved by whole ``octaves`` (see
+    :func:`relative_to_pitch`); None for 0 octaves, or when a tuning range would be left."""
+    if octaves == 0:
+        return None
+    moved, ok = relative_to_pitch(pset, np.asarray(params)[None, :], np.array([12.0 * octaves]), np.zeros(1))
+    return moved[0] if ok[0] else None
+
+
+def pitch_repairs(pset: ParameterSet, params: np.ndarray, off: float | None) -> np.ndarray:
+    """Variants of one patch (k,) that may sound at the key where it sounds ``off`` semitones
+    from it (None: its pitch was not heard): without pitch modulation (:func:`steady`), moved
+    by the whole octaves of ``off`` the other way, and both; (m, k), m in 0..3."""
+    calm = steady(pset, params)
+    octaves = 0 if off is None else -int(round(off / 12.0))
+    rows = [calm] + [octaves_moved(pset, x, octaves) for x in (params, calm) if x is not None]
+    kept = [np.asarray(x, dtype=np.float32) for x in rows if x is not None]
+    return np.stack(kept) if kept else np.empty((0, len(pset)), dtype=np.float32)
+
+
+def pitch_columns(pset: ParameterSet) -> list[int]:
+    """The columns that set the pitch a patch sounds at against the key played: the oscillators'
+    tuning and :data:`PITCH_MODULATION` (what a search must leave alone once a note is in tune)."""
+    tuning = [pset.role_column(OSC1_OCTAVE), pset.role_column(OSC2_TUNE)]
+    return [j for j in tuning if j is not None] + pset.role_columns(PITCH_MODULATION)

@@ -103,7 +103,11 @@ def build(csv_path: Path) -> str:
         'osc2_tune = 87  # OSC:Tune2, semitones: the interval of oscillator 2',
         'osc1_volume = 97  # OSC:Vol1',
         'osc2_volume = 98  # OSC:Vol2',
+        'amp_attack = 33  # ENV1:Atk (ENV1 drives the VCA in the base preset and the builtin synth)',
+        'amp_decay = 34  # ENV1:Dec',
+        'amp_sustain = 35  # ENV1:Sus',
         'modulation_depths = [89, 104, 106, 145, 151, 153, 155]  # VtoD, TM1Dpt, TM2Dpt, HPF:FMDpt, VCF1:FMDpt, FM2Dpt, FFM',
+        'pitch_modulation = [89, 104, 106]  # OSC:VtoD (vibrato), OSC:TM1Dpt, OSC:TM2Dpt: what bends the pitch',
         "",
         "[sets]",
     ]

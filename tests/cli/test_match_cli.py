@@ -78,13 +78,15 @@ def test_no_score_writes_the_networks_preset_without_measuring_it(tmp_path: Path
     assert report["distance"] is None and report["network_distance"] is None and report["preview"] is None
     # unmeasured, the network's most confident answer (with the target's envelope if it dies away);
     # measured, the one of its answers (each also with that envelope) or the base preset that sounds
-    # closest (its level then set: the oscillator volumes)
+    # closest; either in tune (its level then set: the oscillator volumes)
     from deepdiva.core.audio import prepare_note, read_audio
     from deepdiva.core.matcher import Matcher
+    from deepdiva.core.metrics import SpectralTarget
 
     matcher = Matcher.load()
     note = prepare_note(read_audio(src))
     pitch = matcher.detect(note[None, :])[0]
+    key = matcher.played_at(pitch).midi_float
     answers = matcher.candidates(note, pitch)
     assert len(answers) == 16
     columns = [j for j, p in enumerate(matcher.parameter_set.parameters) if p.location not in ("OSC:Vol1", "OSC:Vol2")]
@@ -92,9 +94,12 @@ def test_no_score_writes_the_networks_preset_without_measuring_it(tmp_path: Path
     def normalised(params: dict) -> np.ndarray:
         return np.array([v["normalised"] for v in params.values()])[columns]
 
-    np.testing.assert_allclose(normalised(report["params"]), matcher.unscored(note, pitch)[columns], atol=1e-6)
-    options = np.vstack([answers, matcher.parameter_set.defaults_normalised()])[:, columns]
-    assert np.abs(options - normalised(scored["params"])).max(axis=1).min() < 1e-6
+    def in_tune(guess: np.ndarray, target: SpectralTarget | None = None) -> np.ndarray:
+        return matcher.in_tune(guess, matcher.renderer.render(guess[None, :], key)[0], note, key, pitch, target)[0]
+
+    np.testing.assert_allclose(normalised(report["params"]), in_tune(matcher.unscored(note, pitch))[columns], atol=1e-6)
+    closest, _ = matcher.closest(np.vstack([answers, matcher.parameter_set.defaults_normalised()]), note, key)
+    np.testing.assert_allclose(normalised(scored["params"]), in_tune(closest, SpectralTarget(note))[columns], atol=1e-6)
     assert written(tmp_path / "b") == [tmp_path / "b" / "pluck.h2p"]
     description = read_h2p(tmp_path / "b" / "pluck.h2p").meta["Description"]
     assert "from pluck.wav" in description and "distance" not in description

@@ -12,7 +12,8 @@ from deepdiva.core.envelope import amp_envelope, amp_envelope_columns, with_enve
 from deepdiva.core.level import level_matched, rms, with_gain
 from deepdiva.core.matcher import Matcher
 from deepdiva.core.metrics import SpectralTarget, multires_stft_distance
-from deepdiva.core.refine import evaluator, pick_distinct
+from deepdiva.core.refine import evaluator, pick_distinct, refine
+from deepdiva.core.tuning import pitch_columns
 from deepdiva.training.dataset import draw_patches, is_silent
 
 
@@ -126,9 +127,10 @@ def test_a_scored_match_keeps_the_answer_that_sounds_closest(matcher: Matcher, m
     distances = SpectralTarget(note).distance(matcher.renderer.render(answers, key))
     assert np.argmin(distances) == 3 and result.distance <= distances[3] + 1e-9
     unscored = matcher.match(note, score=False, render=False)  # network steps only: the most confident,
-    confident = matcher.predict(note[None, :])[0]  # at the target's RMS level
-    np.testing.assert_array_equal(unscored.params, level_matched(pset, confident, matcher.renderer.render(
-        confident[None, :], key)[0], note))
+    confident = matcher.predict(note[None, :])[0]  # in tune, at the target's RMS level
+    confident, audio = matcher.in_tune(confident, matcher.renderer.render(confident[None, :], key)[0], note, key,
+                                       result.pitch)
+    np.testing.assert_array_equal(unscored.params, level_matched(pset, confident, audio, note))
     with pytest.raises(Searched):  # a search scores the other answers beside its start
         matcher.match(note, refine_seconds=0.5)
     fitted = with_envelope(pset, answers, amp_envelope(note, 44100))  # then each with the target's envelope
@@ -154,6 +156,47 @@ def test_an_unscored_match_writes_the_same_preset_with_or_without_its_render(mat
         level_db = 20 * np.log10(rms(kept.audio)[0] / rms(note)[0])
         assert abs(level_db) < 1.5, level_db
         np.testing.assert_array_equal(kept.audio, matcher.renderer.render(kept.params[None, :], kept.played.midi_float)[0])
+
+
+@pytest.mark.parametrize("fault", ["sharp", "octave high"])
+def test_an_answer_that_sounds_off_the_targets_pitch_is_brought_back_to_it(matcher: Matcher, monkeypatch,
+                                                                           fault: str) -> None:
+    pset = matcher.parameter_set
+    truth = pset.defaults_normalised()
+    truth[pset.ids.index(148)] = 0.45
+    note = matcher.renderer.render(truth[None, :], 50.0)[0]
+    native = pset.from_normalised(truth[None, :])
+    if fault == "sharp":  # held pitch modulation: a semitone up (the network's unsure medians do a quarter tone)
+        native[0, [pset.ids.index(104), pset.ids.index(46)]] = 1.0, 100.0
+    else:
+        native[0, pset.ids.index(86)] = 12.0
+    wrong = pset.quantise(pset.to_normalised(native))[0]
+    monkeypatch.setattr(matcher, "hypotheses", lambda note, pitch: wrong[None, :])
+    monkeypatch.setattr(matcher, "predict", lambda notes, pitches=None: wrong[None, :])
+    monkeypatch.setattr(matcher, "closest", lambda answers, note, key, **kw: (  # chosen over the base preset
+        wrong, matcher.renderer.render(wrong[None, :], key)[0]))
+    assert abs(matcher.detect(matcher.renderer.render(wrong[None, :], 50.0))[0].midi_float - 50.0) > 0.8
+    for result in (matcher.match(note), matcher.match(note, score=False), matcher.match(note, refine_seconds=0.5)):
+        heard = matcher.detect(result.audio[None, :])[0]
+        assert heard.midi_float == pytest.approx(50.0, abs=0.25)
+        assert not np.array_equal(result.params, wrong)
+
+
+def test_a_search_leaves_the_fixed_columns_as_they_started(matcher: Matcher) -> None:
+    pset = matcher.parameter_set
+    rng = np.random.default_rng(5)
+    start, *others = pset.quantise(draw_patches(pset, rng, 4))
+    note = matcher.renderer.render(pset.quantise(draw_patches(pset, rng, 1)), 55.0)[0]
+    held = pitch_columns(pset)
+    assert [pset.parameters[j].location for j in held] == ["OSC:Tune1", "OSC:Tune2", "OSC:VtoD", "OSC:TM1Dpt",
+                                                           "OSC:TM2Dpt"]
+    result = refine(matcher.renderer, SpectralTarget(note).distance, start, 0.5, seed=2, keep=4, note=55.0,
+                    warm_starts=np.stack(others), fixed=held)
+    assert result.evaluations > len(others) + 1 and result.distance <= result.start_distance
+    for params in [result.params] + [x for x, _ in result.alternatives]:
+        np.testing.assert_array_equal(params[held], start[held])
+    free = [j for j in range(len(pset)) if j not in held]
+    assert not np.array_equal(result.params[free], start[free])  # the rest was searched
 
 
 def test_a_plucked_target_gets_an_answer_that_dies_away(matcher: Matcher, monkeypatch) -> None:

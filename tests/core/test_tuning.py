@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 
 from deepdiva.core.level import with_gain
+from deepdiva.core.pitch import detect_pitch
 from deepdiva.core.profile import load_profile
 from deepdiva.core.render import RenderSettings
 from deepdiva.core.renderers import make_renderer
-from deepdiva.core.tuning import on_harmonics, relative_to_pitch, tidy
+from deepdiva.core.tuning import octaves_moved, on_harmonics, pitch_repairs, relative_to_pitch, steady, tidy
 
 SHORT = RenderSettings(note_length=0.3, render_length=0.4)
 DIVA = load_profile("diva")
@@ -77,6 +78,7 @@ def test_the_diva_roles_name_the_oscillator_controls() -> None:
     assert located == {"osc1_octave": "OSC:Tune1", "osc2_tune": "OSC:Tune2", "osc1_volume": "OSC:Vol1",
                        "osc2_volume": "OSC:Vol2"}
     assert [DIVA.by_id(i).location for i in DIVA.roles["modulation_depths"]][:2] == ["OSC:VtoD", "OSC:TM1Dpt"]
+    assert [DIVA.by_id(i).location for i in DIVA.roles["pitch_modulation"]] == ["OSC:VtoD", "OSC:TM1Dpt", "OSC:TM2Dpt"]
 
 
 def test_a_profile_without_roles_keeps_its_patches() -> None:
@@ -89,3 +91,30 @@ def test_a_profile_without_roles_keeps_its_patches() -> None:
     assert np.allclose(restated, x, atol=1e-6) and not ok.any()  # an octave off cannot be carried by anything
     assert np.array_equal(tidy(amsynth, x), x) and np.array_equal(on_harmonics(amsynth, x), x)
     assert np.array_equal(with_gain(amsynth, x[0], 2.0), x[0])
+    assert steady(amsynth, x[0]) is None and octaves_moved(amsynth, x[0], 1) is None
+    assert pitch_repairs(amsynth, x[0], 12.0).shape == (0, len(amsynth))
+
+
+def test_repairs_bring_a_sharp_or_octave_high_answer_back_to_the_key(pset) -> None:
+    renderer = make_renderer("builtin", pset, RenderSettings())
+
+    def heard(x: np.ndarray) -> float:
+        return detect_pitch(renderer.render(x[None, :], 50.0)[0], 44100).midi_float
+
+    sharp = patch(pset, p104=1.0, p46=100.0)[0]  # ENV2 held at full sustain bends oscillator 1 a semitone up
+    assert heard(sharp) == pytest.approx(51.0, abs=0.15)
+    calm = steady(pset, sharp)
+    assert calm is not None and pset.from_normalised(calm[None, :])[0, pset.ids.index(104)] == 0.0
+    assert heard(calm) == pytest.approx(50.0, abs=0.1)
+    assert steady(pset, calm) is None  # nothing left to calm
+    high = patch(pset, **{f"p{TUNE1_ID}": 12.0})[0]  # oscillator 2 is silent in the base preset
+    assert heard(high) == pytest.approx(62.0, abs=0.1)
+    low = octaves_moved(pset, high, -1)
+    assert low is not None and heard(low) == pytest.approx(50.0, abs=0.1)
+    top = patch(pset, **{f"p{TUNE1_ID}": 24.0})[0]
+    assert octaves_moved(pset, top, 1) is None and octaves_moved(pset, top, 0) is None  # past Tune1's range; no move
+    both = patch(pset, p104=1.0, p46=100.0, **{f"p{TUNE1_ID}": 12.0})[0]  # sharp and an octave high, heard +13
+    repairs = pitch_repairs(pset, both, heard(both) - 50.0)
+    assert len(repairs) == 3  # calmed, moved down, both
+    assert [round(heard(x) - 50.0) for x in repairs] == [12, 1, 0]
+    assert len(pitch_repairs(pset, both, None)) == 1  # not heard: only calmed
