@@ -251,10 +251,10 @@ class Matcher:
         clear pitch (or a model that does not follow pitch) keep their answer."""
         if not self.keeps_pitch(pitch):
             return guess, audio
-        off = self._off_pitch(audio[None, :], pitch)[0]
-        if off is not None and abs(off) <= IN_TUNE_SEMITONES:
+        offs = self._off_pitch(audio[None, :], pitch)
+        if self._sound_in_tune(audio[None, :], pitch, offs)[0]:
             return guess, audio
-        repairs = pitch_repairs(self.parameter_set, guess, off)
+        repairs = pitch_repairs(self.parameter_set, guess, offs[0])
         if not len(repairs):
             return guess, audio
         if target is None:
@@ -262,11 +262,8 @@ class Matcher:
         else:
             renders, distances = self._choice_scorer(note, key, target=target)(repairs)
             order = np.argsort(distances, kind="stable")
-        offs = self._off_pitch(renders, pitch)
-        for i in order:
-            if offs[i] is not None and abs(offs[i]) <= IN_TUNE_SEMITONES:
-                return repairs[i], renders[i]
-        return guess, audio
+        tuned = self._sound_in_tune(renders, pitch)
+        return next(((repairs[i], renders[i]) for i in order if tuned[i]), (guess, audio))
 
     def _searched_in_tune(self, found: list[tuple[np.ndarray, float]], renders: np.ndarray, start: np.ndarray,
                           key: float, pitch: Pitch, target: SpectralTarget
@@ -278,13 +275,13 @@ class Matcher:
         they are. The search holds the tuning and pitch modulation, but muting the lower
         oscillator, say, still moves the pitch heard."""
         offs = self._off_pitch(renders, pitch)
-        tuned = [i for i, o in enumerate(offs) if o is not None and abs(o) <= IN_TUNE_SEMITONES]
-        if tuned:
+        tuned = np.flatnonzero(self._sound_in_tune(renders, pitch, offs))
+        if tuned.size:
             return [found[i] for i in tuned], renders[tuned]
         options = np.concatenate([pitch_repairs(self.parameter_set, found[0][0], offs[0]), start[None, :]])
         again = self.renderer.render(options, key)
-        tuned = [i for i, o in enumerate(self._off_pitch(again, pitch)) if o is not None and abs(o) <= IN_TUNE_SEMITONES]
-        if tuned[-1:] != [len(options) - 1]:  # the start was out of tune already
+        tuned = np.flatnonzero(self._sound_in_tune(again, pitch))
+        if not tuned.size or tuned[-1] != len(options) - 1:  # the start was out of tune already
             return found, renders
         distances = target.distance(again[tuned])
         best = tuned[int(np.argmin(distances))]
@@ -294,6 +291,12 @@ class Matcher:
         """Whether a target of ``pitch`` has a pitch its answer must sound at: clearly pitched (and
         a model that plays answers at the detected key)."""
         return self.follows_pitch and pitch.pitched and pitch.clarity >= PITCHED_CLARITY
+
+    def _sound_in_tune(self, renders: np.ndarray, pitch: Pitch, offs: list[float | None] | None = None) -> np.ndarray:
+        """Whether each render (n, samples) sounds within :data:`IN_TUNE_SEMITONES` of ``pitch``
+        (``offs``: their :meth:`_off_pitch`, if known)."""
+        offs = self._off_pitch(renders, pitch) if offs is None else offs
+        return np.array([o is not None and abs(o) <= IN_TUNE_SEMITONES for o in offs], dtype=bool)
 
     def _off_pitch(self, renders: np.ndarray, pitch: Pitch) -> list[float | None]:
         """Semitones each render (n, samples) sounds from ``pitch``; None where it has no pitch."""
