@@ -377,8 +377,9 @@ class Matcher:
         The answer's oscillator volumes are then set to the level that suits the target best
         (:mod:`~deepdiva.core.level`): scored, the best of a few gains (one more render, kept only
         if it is closer); unscored, the target's RMS level, so the preset written does not
-        depend on whether its render is kept (one render to measure the answer's level). Scored or refined, every answer of the network (a ``cnn3h``
-        model has 8), each again with the amp envelope measured in the target
+        depend on whether its render is kept (one render to measure the answer's level).
+        Scored or refined, every answer of the network (a ``cnn3h`` model has 8), each again
+        with the amp envelope measured in the target
         (:mod:`~deepdiva.core.envelope`), and the base preset are rendered and the one that sounds
         closest is kept (:meth:`closest`; the base preset is a plain saw, nearer to simple sounds
         than any mix of medians), the others join a search's warm starts; unscored, the network's
