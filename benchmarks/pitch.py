@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from deepdiva.core.audio import prepare_note, read_audio
-from deepdiva.core.matcher import Matcher
+from deepdiva.core.matcher import IN_TUNE_SEMITONES, Matcher
 from deepdiva.core.metrics import multires_stft_distance, spectral_convergence
 from deepdiva.core.pitch import midi_to_hz, note_name
 from deepdiva.core.profile import load_profile
@@ -35,7 +35,6 @@ OTHERS = ("instruments/piano-48.wav", "instruments/violin-67.wav", "instruments/
           "instruments/trumpet-58.wav", "instruments/bass-31.wav")
 HARMONIC_INTERVALS = (0.0, 12.0, 19.0, 24.0, 28.0)  # harmonics 1-5 of any pitched note, in semitones
 CONTAINED_DB = -40.0  # a harmonic this loud against the strongest partial is one the target really contains
-IN_TUNE = 0.25  # semitones between the pitch a preset sounds at and the target's
 
 
 def truth_of(path: Path) -> int:
@@ -69,13 +68,13 @@ def sensible(tune1: float, tune2: float, intervals: tuple[float, ...] = (0.0,)) 
 
 def sounds_at(matcher: Matcher, audio: np.ndarray, pitch) -> float:
     """Semitones the render ``audio`` sounds from the target's ``pitch`` (NaN: no pitch heard)."""
-    heard = matcher.detect(audio[None, :])[0]
-    return heard.midi_float - pitch.midi_float if heard.pitched and pitch.pitched else float("nan")
+    off = matcher.off_pitch(audio[None, :], pitch)[0] if pitch.pitched else None
+    return float("nan") if off is None else off
 
 
 def in_tune_share(matcher: Matcher, files: list[Path]) -> tuple[int, int, int]:
     """Of the clearly pitched targets among ``files``: how many, how many of their matches sound
-    within :data:`IN_TUNE` of them, and how many an octave or more off."""
+    within :data:`IN_TUNE_SEMITONES` of them, and how many an octave or more off."""
     pitched = tuned = octave = 0
     for path in files:
         target = prepare_note(read_audio(path))
@@ -84,7 +83,7 @@ def in_tune_share(matcher: Matcher, files: list[Path]) -> tuple[int, int, int]:
             continue
         off = sounds_at(matcher, result.audio, result.pitch)
         pitched += 1
-        tuned += bool(abs(off) <= IN_TUNE)
+        tuned += bool(abs(off) <= IN_TUNE_SEMITONES)
         octave += bool(abs(off) >= 6)
     return pitched, tuned, octave
 
@@ -118,7 +117,7 @@ def main() -> None:
         off = sounds_at(new, report.match.audio, pitch)
         held = contained(target, pitch.hz) if pitch.hz else ()
         ok = (abs(cents_off) <= 50, sensible(t1, t2, held), sensible(t1, 0.0) and sensible(0.0, t2, held),
-              abs(off) <= IN_TUNE, d_new < d_old)
+              abs(off) <= IN_TUNE_SEMITONES, d_new < d_old)
         checks.append(ok)
         names = ("note", "tuning", "strict", "in tune", "distance")
         print(f"{path.name:22s}{note_name(truth):>7s}{pitch.name:>6s} ({cents_off:+4.0f} c)   "

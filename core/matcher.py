@@ -251,7 +251,7 @@ class Matcher:
         clear pitch (or a model that does not follow pitch) keep their answer."""
         if not self.keeps_pitch(pitch):
             return guess, audio
-        offs = self._off_pitch(audio[None, :], pitch)
+        offs = self.off_pitch(audio[None, :], pitch)
         if self._sound_in_tune(audio[None, :], pitch, offs)[0]:
             return guess, audio
         repairs = pitch_repairs(self.parameter_set, guess, offs[0])
@@ -274,7 +274,7 @@ class Matcher:
         repairs that does, so the result is never further than the start; else all of them as
         they are. The search holds the tuning and pitch modulation, but muting the lower
         oscillator, say, still moves the pitch heard."""
-        offs = self._off_pitch(renders, pitch)
+        offs = self.off_pitch(renders, pitch)
         tuned = np.flatnonzero(self._sound_in_tune(renders, pitch, offs))
         if tuned.size:
             return [found[i] for i in tuned], renders[tuned]
@@ -294,11 +294,11 @@ class Matcher:
 
     def _sound_in_tune(self, renders: np.ndarray, pitch: Pitch, offs: list[float | None] | None = None) -> np.ndarray:
         """Whether each render (n, samples) sounds within :data:`IN_TUNE_SEMITONES` of ``pitch``
-        (``offs``: their :meth:`_off_pitch`, if known)."""
-        offs = self._off_pitch(renders, pitch) if offs is None else offs
+        (``offs``: their :meth:`off_pitch`, if known)."""
+        offs = self.off_pitch(renders, pitch) if offs is None else offs
         return np.array([o is not None and abs(o) <= IN_TUNE_SEMITONES for o in offs], dtype=bool)
 
-    def _off_pitch(self, renders: np.ndarray, pitch: Pitch) -> list[float | None]:
+    def off_pitch(self, renders: np.ndarray, pitch: Pitch) -> list[float | None]:
         """Semitones each render (n, samples) sounds from ``pitch``; None where it has no pitch."""
         return [p.midi_float - pitch.midi_float if p.pitched else None for p in self.detect(renders)]
 
