@@ -265,24 +265,33 @@ class Matcher:
         tuned = self._sound_in_tune(renders, pitch)
         return next(((repairs[i], renders[i]) for i in order if tuned[i]), (guess, audio))
 
-    def _searched_in_tune(self, found: list[tuple[np.ndarray, float]], renders: np.ndarray, start: np.ndarray,
+    def _searched_in_tune(self, found: list[tuple[np.ndarray, float]], wanted: int, start: np.ndarray,
                           key: float, pitch: Pitch, target: SpectralTarget
                           ) -> tuple[list[tuple[np.ndarray, float]], np.ndarray]:
-        """Of a search's distinct results ``found`` (params, distance), best first, and their
-        ``renders``: those that sound at ``pitch``, in order. When none does but the search's
-        ``start`` did, the closest (by the full distance) of the start and the best result's
-        repairs that does, so the result is never further than the start; else all of them as
-        they are. The search holds the tuning and pitch modulation, but muting the lower
-        oscillator, say, still moves the pitch heard."""
-        offs = self.off_pitch(renders, pitch)
-        tuned = np.flatnonzero(self._sound_in_tune(renders, pitch, offs))
-        if tuned.size:
-            return [found[i] for i in tuned], renders[tuned]
+        """Of a search's distinct results ``found`` (params, distance), best first: the first
+        ``wanted`` that sound at ``pitch``, and their renders (each rendered and heard in turn, so
+        an in-tune best costs one). When none does but the search's ``start`` did, the closest (by
+        the full distance) of the start and the best result's repairs that does, so the result is
+        never further than the start; else all of them as they are. The search holds the tuning
+        and pitch modulation, but muting the lower oscillator, say, still moves the pitch heard."""
+        kept: list[int] = []
+        renders: list[np.ndarray] = []
+        offs: list[float | None] = []
+        for x, _ in found:
+            audio = self.renderer.render(x[None, :], key)
+            renders.append(audio[0])
+            offs += self.off_pitch(audio, pitch)
+            if self._sound_in_tune(audio, pitch, offs[-1:])[0]:
+                kept.append(len(renders) - 1)
+                if len(kept) == wanted:
+                    break
+        if kept:
+            return [found[i] for i in kept], np.stack([renders[i] for i in kept])
         options = np.concatenate([pitch_repairs(self.parameter_set, found[0][0], offs[0]), start[None, :]])
         again = self.renderer.render(options, key)
         tuned = np.flatnonzero(self._sound_in_tune(again, pitch))
         if not tuned.size or tuned[-1] != len(options) - 1:  # the start was out of tune already
-            return found, renders
+            return found, np.stack(renders)
         distances = target.distance(again[tuned])
         best = tuned[int(np.argmin(distances))]
         return [(options[best], float(distances.min()))], again[best:best + 1]
@@ -419,9 +428,10 @@ class Matcher:
                             fixed=pitch_columns(self.parameter_set) if tuned else None)
             network_distance, evaluations = result.start_distance, result.evaluations
             found = list(result.alternatives) or [(result.params, result.distance)]  # best first
-            renders = self.renderer.render(np.stack([x for x, _ in found]), key)
             if tuned:
-                found, renders = self._searched_in_tune(found, renders, guess, key, pitch, target)
+                found, renders = self._searched_in_tune(found, candidates, guess, key, pitch, target)
+            else:
+                renders = self.renderer.render(np.stack([x for x, _ in found]), key)
             (params, distance), audio = found[0], renders[0]
             alternatives = tuple(Alternative(x, d, a) for (x, d), a in
                                  zip(found[1:candidates], renders[1:candidates], strict=True))
