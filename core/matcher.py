@@ -35,6 +35,7 @@ WARM_STARTS = 8  # bank patches scored beside the network's answer before a sear
 # note measurably (MR-STFT 0.48 for 0.8 c on a plain saw)
 IN_TUNE_CENTS = 1.5
 CHOICE_FFT_SIZES = (1024,)  # the distance that picks among a network's answers: one resolution of the full four
+SCREEN_FFT_SIZES = CHOICE_FFT_SIZES  # and that steers a refinement's search (core/refine.py: screen)
 HARMONIC_CLARITY = 0.9  # a target this periodic (median autocorrelation at its period) has no inharmonic partner
 # An answer whose render sounds further than this from the target's pitch is out of tune (a quarter
 # tone: the network's unsure vibrato and pitch-modulation depths left 2 in 3 of 69 pitched
@@ -425,7 +426,8 @@ class Matcher:
             result = refine(self.renderer, target.distance, guess, refine_seconds, seed=seed,
                             keep=max(candidates, PITCH_CHOICES) if tuned else candidates, executor=self._executor,
                             blocks=self.threads, note=key, warm_starts=self._warm_starts(answers, note, played),
-                            fixed=pitch_columns(self.parameter_set) if tuned else None)
+                            fixed=pitch_columns(self.parameter_set) if tuned else None,
+                            screen=target.at_sizes(SCREEN_FFT_SIZES).distance)
             network_distance, evaluations = result.start_distance, result.evaluations
             found = list(result.alternatives) or [(result.params, result.distance)]  # best first
             if tuned:

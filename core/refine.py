@@ -9,6 +9,17 @@ each differs from every better one by at least ``min_difference`` (mean absolute
 the normalised parameters). Given an ``executor``, each generation is split into row blocks
 rendered and scored on its threads at once (the builtin synth and the spectral distance spend
 their time outside the GIL), so more candidates fit into the budget.
+
+A ``screen`` (a cheaper distance, e.g. one resolution of the four) can steer the search for its
+first :data:`SCREEN_SECONDS`: the starts are still scored with the full ``distance``, the
+candidates with the screen; then the :data:`RESCORED` best of them (and the ``keep`` best distinct
+ones) are scored again with the full distance, which alone decides the result, and the search
+goes on with the full distance. Measured on 32 held-out renders with the builtin synth, on two
+threads, against the full distance throughout: a 1024-point resolution lets CMA-ES score 2.2x as
+many candidates, and a 2 s search ends closer for 24 of 32 (geometric mean of the distance ratio
+0.95); a 10 s search ends where it did (0.997, 19 of 32), where screening all 10 s was worse
+(1.009: the screen's optimum is not quite the distance's). Two or four resolutions, or 2048 alone,
+as the screen gained less at 2 s.
 """
 
 from __future__ import annotations
@@ -31,6 +42,8 @@ MIN_DIFFERENCE = 0.05  # alternatives differ by at least 5 % of each range on av
 # better for 26 (1 s) and 24 (5 s), per-render median distance ratio 0.975 for both.
 SIGMA = 0.1
 ARCHIVE_SIZE = 256  # best scored patches kept to pick alternatives from
+RESCORED = 8  # a screened search's best candidates scored again with the full distance
+SCREEN_SECONDS = 2.0  # how long a screen steers a search before the full distance takes over
 
 
 @dataclass(frozen=True)
@@ -90,14 +103,17 @@ def refine(renderer: Renderer, distance: Distance, start: np.ndarray, budget_sec
            sigma: float = SIGMA, popsize: int | None = None, seed: int = 0, keep: int = 1,
            min_difference: float = MIN_DIFFERENCE, executor: Executor | None = None,
            blocks: int = 2, note: float | None = None, warm_starts: np.ndarray | None = None,
-           fixed: np.ndarray | list[int] | None = None) -> RefineResult:
+           fixed: np.ndarray | list[int] | None = None, screen: Distance | None = None,
+           screen_seconds: float = SCREEN_SECONDS) -> RefineResult:
     """Minimise ``distance(renderer.render(x, note))`` from ``start`` for at most ``budget_seconds``;
     ``keep`` > 1 also returns up to that many distinct good patches (see :func:`pick_distinct`);
     ``executor``: render and score each generation in ``blocks`` on its threads (see :func:`evaluator`).
     ``warm_starts`` (m, k): other patches scored with ``start``; the best of them all starts the
     search (``start_distance`` stays the distance of ``start``, which the result never exceeds).
     ``fixed``: columns the search leaves at ``start``'s values (warm starts take them too); with
-    fewer than two columns left free, the best start is the result."""
+    fewer than two columns left free, the best start is the result. ``screen``: a cheaper distance
+    that scores the search's candidates for its first ``screen_seconds`` (see the module's
+    docstring); the result, its alternatives and their distances are by ``distance`` all the same."""
     import cma
     from threadpoolctl import threadpool_limits
 
@@ -113,17 +129,17 @@ def refine(renderer: Renderer, distance: Distance, start: np.ndarray, budget_sec
         others = np.array(warm_starts, dtype=np.float64)
         others[:, held] = x0[held]
         starts = np.concatenate([starts, pset.quantise(others)])
+    tick = time.perf_counter()
     scores = evaluate(starts)
-    evaluations = len(starts)
+    per_row = (time.perf_counter() - tick) / len(starts)  # one full score: what a rescoring costs
     start_d = float(scores[0])
     i = int(np.argmin(scores))  # the first of equals: the network's answer wins ties
-    x0, best_d = starts[i].astype(np.float64), float(scores[i])
-    best_x = x0.copy()
-    archive_x, archive_d = starts, np.asarray(scores, dtype=np.float64)
+    x0 = starts[i].astype(np.float64)
+    scored = _Archive(starts, scores, keep > 1)  # by the full distance
     free = ~held
     k = int(free.sum())
     if k < 2:  # CMA-ES needs two dimensions: nothing (or too little) left to search
-        return RefineResult(best_x.astype(np.float32), best_d, start_d, evaluations, time.perf_counter() - began)
+        return scored.result(start_d, time.perf_counter() - began, keep, min_difference)
 
     def whole(searched: np.ndarray) -> np.ndarray:
         """Candidates of the free columns (n, k) -> whole patches, the held columns as started."""
@@ -131,6 +147,9 @@ def refine(renderer: Renderer, distance: Distance, start: np.ndarray, budget_sec
         full[:, free] = searched
         return full
 
+    screened = _Archive(starts[:0], scores[:0], True) if screen is not None else None
+    search = evaluator(renderer, screen, executor, blocks, note) if screen is not None else evaluate
+    reserve = per_row * (RESCORED + keep)  # time kept back to score the screened best in full
     options = {
         "bounds": [0.0, 1.0], "seed": seed + 1, "verbose": -9,
         "popsize": popsize or max(8, 4 + int(3 * np.log(k))), "tolfun": 1e-9, "tolx": 1e-6,
@@ -142,24 +161,68 @@ def refine(renderer: Renderer, distance: Distance, start: np.ndarray, budget_sec
         warnings.simplefilter("ignore")  # cma warns about flat fitness on discrete plateaus
         es = cma.CMAEvolutionStrategy(np.clip(x0[free], 0.0, 1.0), sigma, options)
         generation = 0.0  # duration of the last generation: do not start one that would overrun
-        while time.perf_counter() - began + generation < budget_seconds and not es.stop():
+        while not es.stop():
+            elapsed = time.perf_counter() - began + generation
+            if screened is not None and elapsed + reserve >= min(screen_seconds, budget_seconds):
+                scored.add(*_rescored(screened, evaluate, keep, min_difference))  # the screen's phase ends
+                screened, search = None, evaluate
+                elapsed = time.perf_counter() - began + generation
+            if elapsed >= budget_seconds:
+                break
             tick = time.perf_counter()
             candidates = np.clip(np.asarray(es.ask()), 0.0, 1.0)
             snapped = pset.quantise(whole(candidates))
-            scores = evaluate(snapped)
-            evaluations += len(scores)
+            scores = search(snapped)
             es.tell(list(candidates), scores.tolist())
-            i = int(np.argmin(scores))
-            if scores[i] < best_d:
-                best_d, best_x = float(scores[i]), snapped[i].astype(np.float64)
-            if keep > 1:
-                archive_x = np.concatenate([archive_x, snapped])
-                archive_d = np.concatenate([archive_d, scores])
-                if len(archive_d) > 2 * ARCHIVE_SIZE:
-                    order = np.argsort(archive_d, kind="stable")[:ARCHIVE_SIZE]
-                    archive_x, archive_d = archive_x[order], archive_d[order]
+            (scored if screened is None else screened).add(snapped, scores)
             generation = time.perf_counter() - tick
-    alternatives = tuple((archive_x[i].astype(np.float32), float(archive_d[i]))
-                         for i in pick_distinct(archive_x, archive_d, keep, min_difference)) if keep > 1 else ()
-    return RefineResult(best_x.astype(np.float32), best_d, start_d, evaluations, time.perf_counter() - began,
-                        alternatives)
+    if screened is not None:  # CMA-ES stopped itself within the screen's phase
+        scored.add(*_rescored(screened, evaluate, keep, min_difference))
+    return scored.result(start_d, time.perf_counter() - began, keep, min_difference)
+
+
+class _Archive:
+    """The patches a search scored by one distance: the best so far, and (``all_kept``) the
+    :data:`ARCHIVE_SIZE` best to pick alternatives (or a screen's finalists) from."""
+
+    def __init__(self, params: np.ndarray, distances: np.ndarray, all_kept: bool) -> None:
+        self.all_kept = all_kept
+        self.params, self.distances = params.astype(np.float64), np.asarray(distances, dtype=np.float64)
+        self.evaluations = len(distances)
+        i = int(np.argmin(self.distances)) if len(distances) else 0
+        self.best = (self.params[i], float(self.distances[i])) if len(distances) else None
+
+    def add(self, params: np.ndarray, distances: np.ndarray, evaluations: int | None = None) -> None:
+        """Record scored ``params`` (n, k), which took ``evaluations`` renders (default: n); the
+        best changes only on a strictly lower distance."""
+        self.evaluations += len(distances) if evaluations is None else evaluations
+        i = int(np.argmin(distances)) if len(distances) else 0
+        if len(distances) and (self.best is None or distances[i] < self.best[1]):
+            self.best = (np.asarray(params[i], dtype=np.float64), float(distances[i]))
+        if self.all_kept:
+            self.params = np.concatenate([self.params, params])
+            self.distances = np.concatenate([self.distances, distances])
+            if len(self.distances) > 2 * ARCHIVE_SIZE:
+                order = np.argsort(self.distances, kind="stable")[:ARCHIVE_SIZE]
+                self.params, self.distances = self.params[order], self.distances[order]
+
+    def result(self, start_distance: float, seconds: float, keep: int, min_difference: float) -> RefineResult:
+        assert self.best is not None  # the starts were scored first
+        x, d = self.best
+        alternatives = tuple((self.params[i].astype(np.float32), float(self.distances[i]))
+                             for i in pick_distinct(self.params, self.distances, keep, min_difference)
+                             ) if keep > 1 else ()
+        return RefineResult(x.astype(np.float32), d, start_distance, self.evaluations, seconds, alternatives)
+
+
+def _rescored(screened: _Archive, evaluate: Callable[[np.ndarray], np.ndarray], keep: int,
+              min_difference: float) -> tuple[np.ndarray, np.ndarray, int]:
+    """The screen's :data:`RESCORED` best and ``keep`` best distinct patches scored with the
+    full distance (``evaluate``): ``(params, distances, renders)`` for :meth:`_Archive.add`,
+    the renders counting the screen's too."""
+    if not len(screened.distances):
+        return screened.params, screened.distances, 0
+    finalists = sorted(set(np.argsort(screened.distances, kind="stable")[:RESCORED].tolist())
+                       | set(pick_distinct(screened.params, screened.distances, keep, min_difference)))
+    params = screened.params[finalists]
+    return params, evaluate(params), screened.evaluations + len(params)

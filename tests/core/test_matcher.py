@@ -199,6 +199,31 @@ def test_a_search_leaves_the_fixed_columns_as_they_started(matcher: Matcher) -> 
     assert not np.array_equal(result.params[free], start[free])  # the rest was searched
 
 
+def test_a_screened_search_reports_full_distances_and_never_loses_its_start(matcher: Matcher) -> None:
+    pset = matcher.parameter_set
+    rng = np.random.default_rng(8)
+    start, *others = pset.quantise(draw_patches(pset, rng, 3))
+    note = matcher.renderer.render(pset.quantise(draw_patches(pset, rng, 1)), 50.0)[0]
+    target = SpectralTarget(note)
+    screened: list[int] = []
+
+    def screen(audio: np.ndarray) -> np.ndarray:
+        screened.append(len(audio))
+        return target.at_sizes((1024,)).distance(audio)
+
+    result = refine(matcher.renderer, target.distance, start, 0.5, seed=3, keep=3, note=50.0,
+                    warm_starts=np.stack(others), screen=screen)
+    assert sum(screened) > 0 and result.evaluations > sum(screened)  # the starts and the best are scored in full
+    assert result.distance <= result.start_distance
+    assert result.start_distance == pytest.approx(float(target.distance(
+        matcher.renderer.render(start[None, :], 50.0))[0]), rel=1e-6)
+    for params, distance in [(result.params, result.distance), *result.alternatives]:
+        heard = matcher.renderer.render(params[None, :], 50.0)
+        assert distance == pytest.approx(float(target.distance(heard)[0]), rel=1e-6)  # full, not the screen's
+    assert result.alternatives[0][1] == result.distance
+    assert [d for _, d in result.alternatives] == sorted(d for _, d in result.alternatives)
+
+
 def test_a_plucked_target_gets_an_answer_that_dies_away(matcher: Matcher, monkeypatch) -> None:
     pset = matcher.parameter_set
     columns = amp_envelope_columns(pset)
