@@ -40,7 +40,7 @@ from deepdiva.core.audio import prepare_note, read_audio  # noqa: E402
 from deepdiva.core.bank import Bank, build_bank, embed, random_rows  # noqa: E402
 from deepdiva.core.features import FeatureConfig, full_scale_reference, harmonic_comb  # noqa: E402
 from deepdiva.core.level import best_gain, with_gain  # noqa: E402
-from deepdiva.core.matcher import SCREEN_FFT_SIZES, Matcher, default_model_path  # noqa: E402
+from deepdiva.core.matcher import Matcher, default_model_path  # noqa: E402
 from deepdiva.core.metrics import SpectralTarget, multires_stft_distance, spectral_convergence  # noqa: E402
 from deepdiva.core.refine import refine  # noqa: E402
 from deepdiva.core.tuning import pitch_columns  # noqa: E402
@@ -234,7 +234,7 @@ def _from_base(matcher: Matcher, clip: np.ndarray, base: np.ndarray, budget: flo
     result = refine(matcher.renderer, target.distance, base, budget, seed=seed,
                     executor=matcher._executor, blocks=matcher.threads, note=key,
                     fixed=pitch_columns(matcher.parameter_set) if matcher.keeps_pitch(pitch) else None,
-                    screen=target.at_sizes(SCREEN_FFT_SIZES).distance)
+                    screen=matcher.screen(target, key))
     return result.distance, result.evaluations
 
 

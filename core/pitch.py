@@ -202,6 +202,27 @@ def detect_pitches(notes: np.ndarray, sample_rate: int) -> list[Pitch]:
     return pitches
 
 
+def repeats_at(notes: np.ndarray, sample_rate: int, hz: float) -> tuple[np.ndarray, np.ndarray]:
+    """How clearly each note of ``notes`` (n, samples) repeats at the period of ``hz``, and where:
+    ``(clarity (n,), semitones (n,))``, the median over the loud frames of its first
+    :data:`WINDOW_SECONDS` of the normalised autocorrelation's peak within 3 % of that period,
+    and the pitch of the peak's lag from ``hz`` (0 where a note is silent). A note that YIN reads
+    an octave low because of a faint sub-octave still repeats clearly at its own period."""
+    audio, sr = _analysis_window(np.atleast_2d(np.asarray(notes, dtype=np.float32)), sample_rate)
+    frames = _frames(audio)
+    energy = np.einsum("...i,...i->...", frames, frames)
+    clarity, semitones = np.zeros(len(frames)), np.zeros(len(frames))
+    for row in range(len(frames)):
+        peak = float(energy[row].max())
+        if not peak > 0:
+            continue
+        loud = np.flatnonzero(energy[row] >= peak * 10 ** (-LOUD_DB / 10))
+        found = np.array([_peak_near(frames[row, i], sr / hz) for i in loud])
+        clarity[row] = float(np.median(found[:, 1]))
+        semitones[row] = float(12.0 * np.log2(sr / hz / np.median(found[:, 0])))
+    return clarity, semitones
+
+
 def fold_octaves(midi: np.ndarray) -> np.ndarray:
     """Frame pitches with YIN's octave slips folded down: when the lowest pitch that at least a
     quarter of the frames agree on explains three quarters of them up to whole octaves (an organ

@@ -35,6 +35,7 @@ import numpy as np
 from .render import Renderer
 
 Distance = Callable[[np.ndarray], np.ndarray]  # candidate audio (n, samples) -> distances (n,)
+Evaluate = Callable[[np.ndarray], np.ndarray]  # candidate patches (n, k) -> distances (n,) of their renders
 MIN_DIFFERENCE = 0.05  # alternatives differ by at least 5 % of each range on average
 # CMA-ES's initial step size in the normalised cube. Tuned on held-out renders (eval-medium33
 # rows 60-84, not the ones benchmarks/match.py reports): 0.1 beat 0.05, 0.075, 0.15 and 0.25
@@ -93,7 +94,7 @@ def scorer(renderer: Renderer, distance: Distance, executor: Executor | None = N
 
 
 def evaluator(renderer: Renderer, distance: Distance, executor: Executor | None = None,
-              blocks: int = 2, note: float | None = None) -> Callable[[np.ndarray], np.ndarray]:
+              blocks: int = 2, note: float | None = None) -> Evaluate:
     """``params (n, k) -> float64 distances (n,)`` of their renders: :func:`scorer` without the renders."""
     score = scorer(renderer, distance, executor, blocks, note)
     return lambda params: score(params)[1]
@@ -103,7 +104,7 @@ def refine(renderer: Renderer, distance: Distance, start: np.ndarray, budget_sec
            sigma: float = SIGMA, popsize: int | None = None, seed: int = 0, keep: int = 1,
            min_difference: float = MIN_DIFFERENCE, executor: Executor | None = None,
            blocks: int = 2, note: float | None = None, warm_starts: np.ndarray | None = None,
-           fixed: np.ndarray | list[int] | None = None, screen: Distance | None = None,
+           fixed: np.ndarray | list[int] | None = None, screen: Evaluate | None = None,
            screen_seconds: float = SCREEN_SECONDS) -> RefineResult:
     """Minimise ``distance(renderer.render(x, note))`` from ``start`` for at most ``budget_seconds``;
     ``keep`` > 1 also returns up to that many distinct good patches (see :func:`pick_distinct`);
@@ -111,9 +112,10 @@ def refine(renderer: Renderer, distance: Distance, start: np.ndarray, budget_sec
     ``warm_starts`` (m, k): other patches scored with ``start``; the best of them all starts the
     search (``start_distance`` stays the distance of ``start``, which the result never exceeds).
     ``fixed``: columns the search leaves at ``start``'s values (warm starts take them too); with
-    fewer than two columns left free, the best start is the result. ``screen``: a cheaper distance
-    that scores the search's candidates for its first ``screen_seconds`` (see the module's
-    docstring); the result, its alternatives and their distances are by ``distance`` all the same."""
+    fewer than two columns left free, the best start is the result. ``screen``: a cheaper
+    :data:`Evaluate` (e.g. :func:`evaluator` with another distance) that scores the search's
+    candidates for its first ``screen_seconds`` (see the module's docstring); the result, its
+    alternatives and their distances are by ``distance`` all the same."""
     import cma
     from threadpoolctl import threadpool_limits
 
@@ -148,7 +150,7 @@ def refine(renderer: Renderer, distance: Distance, start: np.ndarray, budget_sec
         return full
 
     screened = _Archive(starts[:0], scores[:0], True) if screen is not None else None
-    search = evaluator(renderer, screen, executor, blocks, note) if screen is not None else evaluate
+    search = screen if screen is not None else evaluate
     reserve = per_row * (RESCORED + keep)  # time kept back to score the screened best in full
     options = {
         "bounds": [0.0, 1.0], "seed": seed + 1, "verbose": -9,
@@ -215,7 +217,7 @@ class _Archive:
         return RefineResult(x.astype(np.float32), d, start_distance, self.evaluations, seconds, alternatives)
 
 
-def _rescored(screened: _Archive, evaluate: Callable[[np.ndarray], np.ndarray], keep: int,
+def _rescored(screened: _Archive, evaluate: Evaluate, keep: int,
               min_difference: float) -> tuple[np.ndarray, np.ndarray, int]:
     """The screen's :data:`RESCORED` best and ``keep`` best distinct patches scored with the
     full distance (``evaluate``): ``(params, distances, renders)`` for :meth:`_Archive.add`,

@@ -13,6 +13,7 @@ from deepdiva.core.pitch import (
     fold_octaves,
     midi_to_hz,
     note_name,
+    repeats_at,
 )
 
 SR = 44100
@@ -82,3 +83,12 @@ def test_batch_equals_one_by_one_and_names() -> None:
     assert note_name(69) == "A4" and note_name(48) == "C3" and note_name(61) == "C#4"
     assert Pitch.from_hz(440.0).as_dict() == {"note": "A4", "midi_pitch": 69, "cents": 0.0, "hz": 440.0,
                                               "pitched": True}
+
+
+def test_repeats_at_tells_a_note_from_the_octave_below() -> None:
+    clarity, semitones = repeats_at(np.stack([tone("saw", 67), tone("saw", 55), tone("saw", 67.3)]), SR,
+                                    float(midi_to_hz(67)))
+    assert clarity[0] > 0.95 and semitones[0] == pytest.approx(0.0, abs=0.05)
+    assert clarity[1] < 0.0  # a saw's half period correlates at -0.5
+    assert clarity[2] > 0.9 and semitones[2] == pytest.approx(0.3, abs=0.1)  # found within 3 %, where it is
+    assert repeats_at(np.zeros((1, SR), dtype=np.float32), SR, 440.0)[0][0] == 0.0
