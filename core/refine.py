@@ -18,8 +18,8 @@ goes on with the full distance. Measured on 32 held-out renders with the builtin
 threads, against the full distance throughout: a 1024-point resolution lets CMA-ES score 2.2x as
 many candidates, and a 2 s search ends closer for 24 of 32 (geometric mean of the distance ratio
 0.95); a 10 s search ends where it did (0.997, 19 of 32), where screening all 10 s was worse
-(1.009: the screen's optimum is not quite the distance's). Two or four resolutions, or 2048 alone,
-as the screen gained less at 2 s.
+(1.009: the screen's optimum is not quite the distance's). Two resolutions, 2048 alone, or a
+render at half the rate with a 512-point screen (twice the renders again) gained less at 2 s.
 """
 
 from __future__ import annotations
