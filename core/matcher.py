@@ -334,11 +334,13 @@ class Matcher:
     def candidates(self, note: np.ndarray, pitch: Pitch) -> np.ndarray:
         """What a scored match chooses from (h', k): every answer of the network (:meth:`hypotheses`),
         then each again with the amp envelope measured in ``note`` (:mod:`~deepdiva.core.envelope`;
-        not when nothing was measured or the synth has no amp envelope roles)."""
+        not when nothing was measured or the synth has no amp envelope roles), then with a bank
+        (:meth:`warm_starts`) its patches nearest to ``note``."""
         answers = self.hypotheses(note, pitch)
         envelope = amp_envelope(note, self.sample_rate)
         fitted = None if envelope is None else with_envelope(self.parameter_set, answers, envelope)
-        return answers if fitted is None else np.concatenate([answers, fitted])
+        nearest = self.warm_starts(note, self.played_at(pitch))
+        return np.concatenate([a for a in (answers, fitted, nearest) if a is not None])
 
     def unscored(self, note: np.ndarray, pitch: Pitch) -> np.ndarray:
         """What an unscored match answers (k,): the network's most confident answer (:meth:`predict`),
@@ -360,11 +362,11 @@ class Matcher:
         rows = self.bank.nearest(query, WARM_STARTS, near=played.midi_float if played.pitched else float("nan"))
         return self.bank.params[rows]
 
-    def _warm_starts(self, answers: np.ndarray | None, note: np.ndarray, played: Pitch) -> np.ndarray | None:
-        """Patches a search scores beside its start: the network's answers and the bank's nearest."""
-        others = answers if answers is not None and len(answers) > 1 else None  # one answer is the start itself
-        parts = [a for a in (others, self.warm_starts(note, played)) if a is not None]
-        return np.concatenate(parts) if parts else None
+    @staticmethod
+    def _warm_starts(answers: np.ndarray | None) -> np.ndarray | None:
+        """Patches a search scores beside its start: what the choice chose from (:meth:`candidates`:
+        the network's answers and the bank's nearest), or nothing when that was the start alone."""
+        return answers if answers is not None and len(answers) > 1 else None
 
     def _leveled(self, guess: np.ndarray, audio: np.ndarray, note: np.ndarray, key: float,
                  target: SpectralTarget | None, render: bool = True
@@ -444,7 +446,7 @@ class Matcher:
             tuned = self.keeps_pitch(pitch)
             result = refine(self.renderer, target.distance, guess, refine_seconds, seed=seed,
                             keep=max(candidates, PITCH_CHOICES) if tuned else candidates, executor=self._executor,
-                            blocks=self.threads, note=key, warm_starts=self._warm_starts(answers, note, played),
+                            blocks=self.threads, note=key, warm_starts=self._warm_starts(answers),
                             fixed=pitch_columns(self.parameter_set) if tuned else None,
                             screen=self.screen(target, key))
             network_distance, evaluations = result.start_distance, result.evaluations

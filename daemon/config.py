@@ -109,8 +109,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("model.candidates", "int", 1, "Presets per match: with refinement, also publish up to N-1 "
             "clearly different runners-up of the search ('<name> alt 2.h2p', ...); an OSC request may ask "
             "for its own number.", "--candidates", 1, MAX_CANDIDATES),
-    Setting("model.bank", "bool", False, "With refinement: also start each search from the nearest of "
-            "20,000 rendered patches (built once into the user cache, about a minute).", "--bank/--no-bank"),
+    Setting("model.bank", "bool", False, "Also choose each answer among (and start each search from) the 8 "
+            "of 20,000 rendered patches that sound nearest to the target (built once into the user cache, "
+            "about a minute).", "--bank/--no-bank"),
     Setting("model.score", "bool", True, "Network only: re-render each answer and measure its distance to "
             "the target (in /deepdiva/result and the preset's description); off: distance NaN, the preset "
             "~10 ms sooner. A refinement always measures.", "--score/--no-score"),

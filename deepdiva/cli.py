@@ -108,8 +108,8 @@ def _progress(total: int, desc: str, quiet: bool):
               help="With --refine: also write up to N-1 clearly different runners-up of the search "
                    "('NAME alt 2.h2p', ...) to audition.")
 @click.option("--bank/--no-bank", default=False, show_default=True,
-              help="With --refine: also start the search from the nearest of 20,000 rendered patches "
-                   "(built once into the user cache, about a minute).")
+              help="Also choose among (and start --refine from) the 8 of 20,000 rendered patches that sound "
+                   "nearest to the target (built once into the user cache, about a minute); not with --no-score.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON report (path, params, distance).")
 @click.option("--push-midi", "push_midi", default=None, metavar="PORT",
               help="Also send the parameters as MIDI CC to this existing port (e.g. a DAW input, IAC, loopMIDI).")
@@ -142,7 +142,7 @@ def match_cmd(ctx: click.Context, targets: tuple[str, ...], model_path: str | No
     if candidates > 1 and refine_seconds <= 0:
         raise click.UsageError("--candidates needs --refine SECONDS: the alternatives come from the search")
     quiet = ctx.obj["quiet"]
-    matcher = Matcher.load(model_path, bank=bank and refine_seconds > 0,
+    matcher = Matcher.load(model_path, bank=bank and (score or refine_seconds > 0),
                            say=None if quiet else lambda text: click.echo(text, err=True),
                            synth=synth, plugin_path=plugin_path,  # a refused synth stops here, before any file
                            workers=render_workers, refine=refine_seconds > 0)

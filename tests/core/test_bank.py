@@ -73,3 +73,22 @@ def test_threads_build_the_same_bank(renderer) -> None:
         threaded = build_bank(renderer, params, notes, executor=pool)
     np.testing.assert_array_equal(serial.embeddings, threaded.embeddings)
     np.testing.assert_array_equal(serial.heard, threaded.heard)
+
+
+def test_a_scored_match_with_a_bank_chooses_among_its_nearest_patches(renderer, bank: Bank) -> None:
+    from deepdiva.core.matcher import WARM_STARTS, Matcher
+
+    plain = Matcher.load()
+    banked = Matcher(plain.model, plain.renderer, plain.threads, use_bank=True)
+    banked.bank = bank
+    params, notes = random_rows(renderer, 96, seed=1)  # the bank's own patches, as first played
+    for row in np.flatnonzero(np.isfinite(bank.heard) & (bank.heard >= 40) & (bank.heard <= 80)):
+        note = renderer.render(params[row:row + 1], notes[row])[0]
+        pitch = banked.detect(note[None, :])[0]
+        own = renderer.render(bank.params[row:row + 1], banked.played_at(pitch).midi_float)
+        if SpectralTarget(note).distance(own)[0] < 0.3:  # restated for the key it is heard at, it plays the same
+            break  # (not every row: a restated tuning may fall outside its range)
+    assert len(banked.candidates(note, pitch)) == len(plain.candidates(note, pitch)) + WARM_STARTS
+    with_bank, without = banked.match(note), plain.match(note)
+    assert with_bank.distance < 0.3 < without.distance  # its own patch was among the choices
+    assert banked.match(note, score=False).params.tolist() == plain.match(note, score=False).params.tolist()
