@@ -202,11 +202,17 @@ def test_a_render_yin_reads_an_octave_low_still_sounds_at_the_period_it_repeats_
     assert off == pytest.approx(-12.0, abs=0.05)  # a saw an octave below does not
 
 
+def search_case(matcher: Matcher, seed: int, starts: int, key: float) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
+    """A random start, other random patches as warm starts, and a random patch's render at ``key``."""
+    pset = matcher.parameter_set
+    rng = np.random.default_rng(seed)
+    start, *others = pset.quantise(draw_patches(pset, rng, starts))
+    return start, others, matcher.renderer.render(pset.quantise(draw_patches(pset, rng, 1)), key)[0]
+
+
 def test_a_search_leaves_the_fixed_columns_as_they_started(matcher: Matcher) -> None:
     pset = matcher.parameter_set
-    rng = np.random.default_rng(5)
-    start, *others = pset.quantise(draw_patches(pset, rng, 4))
-    note = matcher.renderer.render(pset.quantise(draw_patches(pset, rng, 1)), 55.0)[0]
+    start, others, note = search_case(matcher, 5, 4, 55.0)
     held = pitch_columns(pset)
     assert [pset.parameters[j].location for j in held] == ["OSC:Tune1", "OSC:Tune2", "OSC:VtoD", "OSC:TM1Dpt",
                                                            "OSC:TM2Dpt"]
@@ -220,10 +226,7 @@ def test_a_search_leaves_the_fixed_columns_as_they_started(matcher: Matcher) -> 
 
 
 def test_a_screened_search_reports_full_distances_and_never_loses_its_start(matcher: Matcher) -> None:
-    pset = matcher.parameter_set
-    rng = np.random.default_rng(8)
-    start, *others = pset.quantise(draw_patches(pset, rng, 3))
-    note = matcher.renderer.render(pset.quantise(draw_patches(pset, rng, 1)), 50.0)[0]
+    start, others, note = search_case(matcher, 8, 3, 50.0)
     target = SpectralTarget(note)
     screened: list[int] = []
 
