@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 from concurrent.futures import Executor
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -58,12 +59,24 @@ class Bank:
     def __len__(self) -> int:
         return len(self.params)
 
+    @cached_property
+    def _centred(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The embeddings as float32 minus their mean, their squared norms, and the mean: made once
+        (each query took ~30 ms for 20,000 rows converting them). Centred, the float32 sums lose
+        ~30x less to rounding than raw dB values would (~0.03 of distances ~10,000)."""
+        embeddings = self.embeddings.astype(np.float32)
+        mean = embeddings.mean(axis=0)
+        embeddings -= mean
+        return embeddings, np.einsum("ij,ij->i", embeddings, embeddings), mean
+
     def nearest(self, query: np.ndarray, k: int = 1, near: float | None = None,
                 tolerance: float = 3.0) -> np.ndarray:
         """Rows of the ``k`` embeddings nearest to ``query`` (D,), best first. With ``near`` (a MIDI
         pitch) only rows heard within ``tolerance`` semitones of it count (NaN: only unpitched
         rows), unless fewer than ``k`` qualify."""
-        distances = np.sum(np.square(self.embeddings.astype(np.float32) - query[None, :]), axis=1)
+        embeddings, norms, mean = self._centred
+        q = np.asarray(query, dtype=np.float32) - mean
+        distances = norms - 2.0 * (embeddings @ q) + float(q @ q)  # |e - q|^2, one matrix product
         if near is not None:
             if np.isfinite(near):
                 outside = ~(np.abs(self.heard - near) <= tolerance)
