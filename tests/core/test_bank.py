@@ -35,6 +35,14 @@ def test_rows_find_themselves(renderer, bank: Bank) -> None:
     assert sum(h == i for i, h in enumerate(hits)) >= 7  # float16 rounding may tie a near-silent pair
 
 
+def test_nearest_ranks_as_the_plain_squared_distance(bank: Bank) -> None:
+    rng = np.random.default_rng(3)
+    for row in range(0, 96, 12):
+        query = bank.embeddings[row].astype(np.float32) + 2 * rng.standard_normal(BANDS * SEGMENTS).astype(np.float32)
+        plain = np.sum(np.square(bank.embeddings.astype(np.float32) - query), axis=1)
+        np.testing.assert_array_equal(bank.nearest(query, 5), np.argsort(plain, kind="stable")[:5])
+
+
 def test_near_keeps_rows_heard_close_to_the_key(bank: Bank) -> None:
     pitched = np.flatnonzero(np.isfinite(bank.heard))
     key = float(bank.heard[pitched[0]])
