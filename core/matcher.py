@@ -22,7 +22,7 @@ from .level import at_rms_of, level_matched, scored_gains, volume_columns, with_
 from .metrics import SpectralTarget
 from .model_runtime import OnnxModel
 from .model_synth import choose_synth, renderer_for
-from .pitch import CLARITY, Pitch, detect_pitches, midi_to_hz, note_name, repeats_at
+from .pitch import Pitch, detect_pitches, midi_to_hz, note_name
 from .profile import ParameterSet
 from .refine import Evaluate, evaluator, refine, scorer
 from .render import Renderer, RenderSettings
@@ -42,7 +42,6 @@ HARMONIC_CLARITY = 0.9  # a target this periodic (median autocorrelation at its 
 # out-of-domain targets 25-100 cents sharp, and 1 in 8 an octave off) and is repaired.
 IN_TUNE_SEMITONES = 0.25
 PITCHED_CLARITY = 0.8  # a target clearer than this has a pitch its answer must sound at
-SAME_CLARITY = 0.05  # a render repeating at the target's period this nearly as clearly as at YIN's sounds there
 PITCH_CHOICES = 6  # distinct results of a search for a pitched target, the best in tune kept
 
 
@@ -315,21 +314,8 @@ class Matcher:
         return np.array([o is not None and abs(o) <= IN_TUNE_SEMITONES for o in offs], dtype=bool)
 
     def off_pitch(self, renders: np.ndarray, pitch: Pitch) -> list[float | None]:
-        """Semitones each render (n, samples) sounds from ``pitch``; None where it has no pitch.
-        A render read whole octaves below ``pitch`` that repeats at ``pitch``'s own period as
-        clearly as at the one read (within :data:`SAME_CLARITY`) and clearly enough to count as
-        pitched sounds at ``pitch``: YIN tends to the longer of two periods that fit a note alike
-        (a violin's answer, steadied, was read an octave low at 0.89 against 0.88 at its own
-        period; a saw with noise, or with a sine an octave below at -20 dB, differs by up to 0.05)."""
-        heard = self.detect(renders)
-        offs = [p.midi_float - pitch.midi_float if p.pitched else None for p in heard]
-        for i, off in enumerate(offs):
-            octaves = round(off / 12.0) if off is not None else 0
-            if off is not None and octaves < 0 and abs(off - 12.0 * octaves) <= IN_TUNE_SEMITONES and pitch.hz:
-                clarity, semitones = repeats_at(renders[i:i + 1], self.sample_rate, pitch.hz)
-                if clarity[0] >= max(CLARITY, heard[i].clarity - SAME_CLARITY):
-                    offs[i] = float(semitones[0])
-        return offs
+        """Semitones each render (n, samples) sounds from ``pitch``; None where it has no pitch."""
+        return [p.midi_float - pitch.midi_float if p.pitched else None for p in self.detect(renders)]
 
     def candidates(self, note: np.ndarray, pitch: Pitch) -> np.ndarray:
         """What a scored match chooses from (h', k): every answer of the network (:meth:`hypotheses`),

@@ -12,7 +12,6 @@ from deepdiva.core.envelope import amp_envelope, amp_envelope_columns, with_enve
 from deepdiva.core.level import level_matched, rms, with_gain
 from deepdiva.core.matcher import Matcher
 from deepdiva.core.metrics import SpectralTarget, multires_stft_distance
-from deepdiva.core.pitch import Pitch, midi_to_hz
 from deepdiva.core.refine import evaluator, pick_distinct, refine
 from deepdiva.core.tuning import pitch_columns
 from deepdiva.training.dataset import draw_patches, is_silent
@@ -181,25 +180,6 @@ def test_an_answer_that_sounds_off_the_targets_pitch_is_brought_back_to_it(match
         heard = matcher.detect(result.audio[None, :])[0]
         assert heard.midi_float == pytest.approx(50.0, abs=0.25)
         assert not np.array_equal(result.params, wrong)
-
-
-def test_a_render_yin_reads_an_octave_low_still_sounds_at_the_period_it_repeats_at(matcher: Matcher) -> None:
-    t = np.arange(2 * matcher.sample_rate) / matcher.sample_rate
-    target = Pitch.from_hz(float(midi_to_hz(74)))
-
-    def saw(midi: float, noise_db: float | None) -> np.ndarray:
-        f0 = float(midi_to_hz(midi))
-        k = np.arange(1, int(12000 // f0) + 1)
-        wave = (np.sin(2 * np.pi * f0 * np.outer(t, k)) / k).sum(axis=1)
-        if noise_db is not None:
-            wave += np.random.default_rng(0).standard_normal(t.size) * np.std(wave) * 10 ** (noise_db / 20)
-        return (0.4 * wave / np.abs(wave).max()).astype(np.float32)
-
-    noisy, below = saw(74, -6.0), saw(62, None)
-    assert [round(p.midi_float - 74) for p in matcher.detect(np.stack([noisy, below]))] == [-12, -12]
-    on, off = matcher.off_pitch(np.stack([noisy, below]), target)
-    assert on == pytest.approx(0.0, abs=0.05)  # YIN's octave slip: the noisy saw repeats at D5's period
-    assert off == pytest.approx(-12.0, abs=0.05)  # a saw an octave below does not
 
 
 def search_case(matcher: Matcher, seed: int, starts: int, key: float) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:

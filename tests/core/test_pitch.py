@@ -13,6 +13,7 @@ from deepdiva.core.pitch import (
     fold_octaves,
     midi_to_hz,
     note_name,
+    octave_above,
     repeats_at,
 )
 
@@ -92,3 +93,18 @@ def test_repeats_at_tells_a_note_from_the_octave_below() -> None:
     assert clarity[1] < 0.0  # a saw's half period correlates at -0.5
     assert clarity[2] > 0.9 and semitones[2] == pytest.approx(0.3, abs=0.1)  # found within 3 %, where it is
     assert repeats_at(np.zeros((1, SR), dtype=np.float32), SR, 440.0)[0][0] == 0.0
+
+
+def test_yins_octave_slips_in_noise_are_read_at_the_period_the_note_repeats_at() -> None:
+    rng = np.random.default_rng(0)
+
+    def noisy(midi: float, snr_db: float) -> np.ndarray:
+        clean = tone("saw", midi).astype(np.float64)
+        return (clean + rng.standard_normal(clean.size) * np.std(clean) * 10 ** (-snr_db / 20)).astype(np.float32)
+
+    for midi, snr in ((74, 6.0), (86, 10.0), (55, 10.0)):
+        assert detect_pitch(noisy(midi, snr), SR).midi == midi
+    low = tone("saw", 62)[None, :]
+    assert octave_above(low, SR, float(midi_to_hz(62))) is None  # a saw's half period correlates at -0.5
+    assert octave_above(tone("saw", 74)[None, :], SR, float(midi_to_hz(62))) == pytest.approx(
+        float(midi_to_hz(74)), rel=0.003)
