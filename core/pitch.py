@@ -7,7 +7,9 @@ period YIN picked is checked by the normalised autocorrelation at that lag (1.0 
 periodic frame). The rule for **unpitched** (drums, noise, breath): fewer than
 :data:`MIN_VOICED_SHARE` of the loud frames have a clear period (autocorrelation >=
 :data:`CLARITY`), or the clear frames disagree (their pitches spread over more than
-:data:`MAX_SPREAD_CENTS`). A pitched note's fundamental is the median of its clear frames.
+:data:`MAX_SPREAD_CENTS`). A pitched note's fundamental is the median of its clear frames,
+moved up an octave while the note repeats at half its period about as clearly (YIN's octave
+slips in noise: :func:`octave_above`).
 
 Note names use the common convention MIDI 60 = C4 (middle C), 69 = A4 = 440 Hz, 48 = C3 (the
 note every dataset used to be rendered at).
