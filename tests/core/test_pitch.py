@@ -108,3 +108,12 @@ def test_yins_octave_slips_in_noise_are_read_at_the_period_the_note_repeats_at()
     assert octave_above(low, SR, float(midi_to_hz(62))) is None  # a saw's half period correlates at -0.5
     assert octave_above(tone("saw", 74)[None, :], SR, float(midi_to_hz(62))) == pytest.approx(
         float(midi_to_hz(74)), rel=0.003)
+
+
+def test_a_strong_second_harmonic_keeps_its_fundamental() -> None:
+    f0 = float(midi_to_hz(43))  # an organ-like G2: the octave above louder than the fundamental
+    amplitudes = {1: 0.3, 2: 1.0, 3: 0.2, 4: 0.5, 6: 0.25}
+    wave = sum(a * np.sin(2 * np.pi * k * f0 * T) for k, a in amplitudes.items())
+    note = (0.4 * wave / np.max(np.abs(wave))).astype(np.float32)
+    assert detect_pitch(note, SR).midi == 43
+    assert octave_above(note[None, :], SR, f0) is None
