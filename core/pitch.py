@@ -189,8 +189,7 @@ def detect_pitches(notes: np.ndarray, sample_rate: int) -> list[Pitch]:
         batch = batch[None, :]
     if batch.ndim != 2 or batch.shape[0] == 0:
         raise AudioError(f"pitch detection needs audio of shape (samples,) or (notes, samples); got {np.shape(notes)}")
-    audio, sr = _analysis_window(batch, sample_rate)
-    frames = _frames(audio)
+    audio, frames, energy, sr = _framed(batch, sample_rate)
     # YIN on exactly these frames: center=False and the same frame and hop
     f0 = librosa.yin(audio, fmin=FMIN_HZ, fmax=min(SEARCH_FMAX_HZ, sr / 2 - 1), sr=sr, frame_length=FRAME,
                      hop_length=HOP, center=False)[:, : frames.shape[1]]
@@ -198,7 +197,6 @@ def detect_pitches(notes: np.ndarray, sample_rate: int) -> list[Pitch]:
     clarity = _frame_clarity(frames, np.rint(periods).astype(np.int64))
     # a period at the shortest YIN may return means it found no trough in range, not a pitch
     clarity[periods < np.floor(sr / SEARCH_FMAX_HZ) + 1.0] = 0.0
-    energy = np.einsum("...i,...i->...", frames, frames)
     pitches = []
     for row in range(len(frames)):
         pitch, frame = _summarise(frames[row], periods[row], clarity[row], energy[row], sr)
@@ -208,7 +206,7 @@ def detect_pitches(notes: np.ndarray, sample_rate: int) -> list[Pitch]:
             hz = sample_rate / _full_rate_period(segment, sample_rate / pitch.hz)
             pitch = Pitch.from_hz(hz, pitch.clarity) if hz <= FMAX_HZ else pitch
         while pitch.hz is not None and 2 * pitch.hz <= FMAX_HZ:  # YIN's octave slips
-            up = octave_above(batch[row:row + 1], sample_rate, pitch.hz)
+            up = _octave_above(frames[row], energy[row], sr, pitch.hz)
             if up is None:
                 break
             pitch = Pitch.from_hz(up, pitch.clarity)
@@ -222,29 +220,46 @@ def repeats_at(notes: np.ndarray, sample_rate: int, hz: float) -> tuple[np.ndarr
     :data:`WINDOW_SECONDS` of the normalised autocorrelation's peak within 3 % of that period,
     and the pitch of the peak's lag from ``hz`` (0 where a note is silent). A note that YIN reads
     an octave low because of a faint sub-octave still repeats clearly at its own period."""
-    audio, sr = _analysis_window(np.atleast_2d(np.asarray(notes, dtype=np.float32)), sample_rate)
-    frames = _frames(audio)
-    energy = np.einsum("...i,...i->...", frames, frames)
-    clarity, semitones = np.zeros(len(frames)), np.zeros(len(frames))
-    for row in range(len(frames)):
-        peak = float(energy[row].max())
-        if not peak > 0:
-            continue
-        loud = np.flatnonzero(energy[row] >= peak * 10 ** (-LOUD_DB / 10))
-        found = np.array([_peak_near(frames[row, i], sr / hz) for i in loud])
-        clarity[row] = float(np.median(found[:, 1]))
-        semitones[row] = float(12.0 * np.log2(sr / hz / np.median(found[:, 0])))
-    return clarity, semitones
+    _, frames, energy, sr = _framed(notes, sample_rate)
+    found = np.array([_repeats(frames[row], energy[row], sr, hz) for row in range(len(frames))])
+    return found[:, 0], found[:, 1]
 
 
 def octave_above(note: np.ndarray, sample_rate: int, hz: float) -> float | None:
     """The pitch (Hz) an octave above ``hz`` where ``note`` (1, samples), read at ``hz``, repeats at
     half that period within :data:`SAME_CLARITY` as clearly as at the period (and at least
     :data:`CLARITY`): YIN took the longer period; else None."""
-    own, _ = repeats_at(note, sample_rate, hz)
-    up, semitones = repeats_at(note, sample_rate, 2 * hz)
-    if up[0] >= max(CLARITY, own[0] - SAME_CLARITY) and abs(semitones[0]) <= OCTAVE_SLIP_SEMITONES:
-        hz_up = float(2 * hz * 2 ** (semitones[0] / 12))
+    _, frames, energy, sr = _framed(note, sample_rate)
+    return _octave_above(frames[0], energy[0], sr, hz)
+
+
+def _framed(notes: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Notes (n, samples) as :func:`detect_pitches` sees them: the analysis window (n, samples')
+    at the analysis rate, its frames (n, f, FRAME), each frame's energy (n, f), and that rate."""
+    audio, sr = _analysis_window(np.atleast_2d(np.asarray(notes, dtype=np.float32)), sample_rate)
+    frames = _frames(audio)
+    return audio, frames, np.einsum("...i,...i->...", frames, frames), sr
+
+
+def _loud(energy: np.ndarray) -> np.ndarray:
+    """Which frames (by their ``energy``) lie within :data:`LOUD_DB` of the loudest."""
+    return energy >= float(energy.max()) * 10 ** (-LOUD_DB / 10)
+
+
+def _repeats(frames: np.ndarray, energy: np.ndarray, sr: int, hz: float) -> tuple[float, float]:
+    """:func:`repeats_at` for one note's frames (f, FRAME) and their ``energy`` (f,)."""
+    if not float(energy.max()) > 0:
+        return 0.0, 0.0
+    found = np.array([_peak_near(frames[i], sr / hz) for i in np.flatnonzero(_loud(energy))])
+    return float(np.median(found[:, 1])), float(12.0 * np.log2(sr / hz / np.median(found[:, 0])))
+
+
+def _octave_above(frames: np.ndarray, energy: np.ndarray, sr: int, hz: float) -> float | None:
+    """:func:`octave_above` for one note's frames (f, FRAME) and their ``energy`` (f,)."""
+    own, _ = _repeats(frames, energy, sr, hz)
+    up, semitones = _repeats(frames, energy, sr, 2 * hz)
+    if up >= max(CLARITY, own - SAME_CLARITY) and abs(semitones) <= OCTAVE_SLIP_SEMITONES:
+        hz_up = float(2 * hz * 2 ** (semitones / 12))
         return hz_up if hz_up <= FMAX_HZ else None
     return None
 
@@ -269,10 +284,9 @@ def _summarise(frames: np.ndarray, periods: np.ndarray, clarity: np.ndarray, ene
                sr: int) -> tuple[Pitch, int]:
     """One note's pitch from its frames' YIN periods and their clarity (see the module's rule),
     and the frame it was measured on."""
-    peak = float(energy.max())
-    if not peak > 0:
+    if not float(energy.max()) > 0:
         return Pitch.unpitched(), 0
-    loud = energy >= peak * 10 ** (-LOUD_DB / 10)
+    loud = _loud(energy)
     median_clarity = float(np.median(clarity[loud]))
     clear = loud & (clarity >= CLARITY)
     if clear.sum() < max(1, math.ceil(MIN_VOICED_SHARE * loud.sum())):
