@@ -189,10 +189,10 @@ class _Archive:
 
     def __init__(self, params: np.ndarray, distances: np.ndarray, all_kept: bool) -> None:
         self.all_kept = all_kept
-        self.params, self.distances = params.astype(np.float64), np.asarray(distances, dtype=np.float64)
-        self.evaluations = len(distances)
-        i = int(np.argmin(self.distances)) if len(distances) else 0
-        self.best = (self.params[i], float(self.distances[i])) if len(distances) else None
+        self.params, self.distances = params[:0].astype(np.float64), np.zeros(0)
+        self.evaluations = 0
+        self.best: tuple[np.ndarray, float] | None = None
+        self.add(params, distances)
 
     def add(self, params: np.ndarray, distances: np.ndarray, evaluations: int | None = None) -> None:
         """Record scored ``params`` (n, k), which took ``evaluations`` renders (default: n); the
@@ -203,7 +203,7 @@ class _Archive:
             self.best = (np.asarray(params[i], dtype=np.float64), float(distances[i]))
         if self.all_kept:
             self.params = np.concatenate([self.params, params])
-            self.distances = np.concatenate([self.distances, distances])
+            self.distances = np.concatenate([self.distances, np.asarray(distances, dtype=np.float64)])
             if len(self.distances) > 2 * ARCHIVE_SIZE:
                 order = np.argsort(self.distances, kind="stable")[:ARCHIVE_SIZE]
                 self.params, self.distances = self.params[order], self.distances[order]
