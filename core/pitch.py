@@ -158,17 +158,24 @@ def _refine_period(segment: np.ndarray, period: float) -> float:
 def _peak_near(segment: np.ndarray, period: float) -> tuple[float, float]:
     """The lag near ``period`` (within 3 %) where the normalised autocorrelation of ``segment``'s
     first FRAME // 2 samples peaks, to a fraction of a sample, and the peak's height."""
+    lags, heights = _peaks_near(segment[None, :], period)
+    return float(lags[0]), float(heights[0])
+
+
+def _peaks_near(segments: np.ndarray, period: float) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_peak_near` for each row of ``segments`` (f, n) at once: lags (f,) and heights (f,)."""
     reach = max(2, int(math.ceil(0.03 * period)))
     length = FRAME // 2
-    lags = np.arange(max(1, int(round(period)) - reach), min(len(segment) - length, int(round(period)) + reach) + 1)
+    centre = int(round(period))
+    lags = np.arange(max(1, centre - reach), min(segments.shape[1] - length, centre + reach) + 1)
     if lags.size < 3:
-        return period, 0.0
-    r = _normalised_dot(segment[None, :length], sliding_window_view(segment, length)[lags])
-    i = int(np.clip(np.argmax(r), 1, lags.size - 2))
-    a, b, c = r[i - 1], r[i], r[i + 1]
+        return np.full(len(segments), float(period)), np.zeros(len(segments))
+    r = _normalised_dot(segments[:, None, :length], sliding_window_view(segments, length, axis=-1)[:, lags])
+    i = np.clip(np.argmax(r, axis=1), 1, lags.size - 2)
+    a, b, c = (np.take_along_axis(r, (i + d)[:, None], axis=1)[:, 0] for d in (-1, 0, 1))
     curve = a - 2 * b + c
-    shift = float(np.clip(0.5 * (a - c) / curve, -1.0, 1.0)) if curve < 0 else 0.0
-    return float(lags[i] + shift), float(b - 0.25 * (a - c) * shift)
+    shift = np.where(curve < 0, np.clip(0.5 * (a - c) / np.where(curve < 0, curve, -1.0), -1.0, 1.0), 0.0)
+    return lags[i] + shift, b - 0.25 * (a - c) * shift
 
 
 def _full_rate_period(segment: np.ndarray, period: float) -> float:
@@ -250,8 +257,8 @@ def _repeats(frames: np.ndarray, energy: np.ndarray, sr: int, hz: float) -> tupl
     """:func:`repeats_at` for one note's frames (f, FRAME) and their ``energy`` (f,)."""
     if not float(energy.max()) > 0:
         return 0.0, 0.0
-    found = np.array([_peak_near(frames[i], sr / hz) for i in np.flatnonzero(_loud(energy))])
-    return float(np.median(found[:, 1])), float(12.0 * np.log2(sr / hz / np.median(found[:, 0])))
+    lags, heights = _peaks_near(frames[_loud(energy)], sr / hz)
+    return float(np.median(heights)), float(12.0 * np.log2(sr / hz / np.median(lags)))
 
 
 def _octave_above(frames: np.ndarray, energy: np.ndarray, sr: int, hz: float) -> float | None:

@@ -194,6 +194,26 @@ def test_meta_block_added_when_missing(base_preset_path: Path) -> None:
     assert again.meta == {"Author": "deepdiva"} and again.get("ENV1", "Atk") == "1.00"
 
 
+def _parsed_state(preset: H2PPreset) -> tuple:
+    return (preset.lines, preset.tail, preset.meta, list(preset.meta), preset.header, preset.mod_sources,
+            preset.mod_values, preset.keys(), [preset.get(*at) for at in preset.keys()],
+            [preset.lines[preset._header_index[name]] for name in preset.header])
+
+
+@pytest.mark.parametrize("meta", [{}, {"Description": "played at A4, it's\nnew: Grüße"},
+                                  {"Usage": "x", "Character": "y", "Author": "deepdiva"}])
+@pytest.mark.parametrize("bare", [False, True], ids=["meta block", "no meta block"])
+def test_edited_preset_is_what_its_bytes_parse_to(base_preset_path: Path, profile, meta: dict, bare: bool) -> None:
+    """with_values carries its parse over instead of parsing again: the same as parsing its bytes."""
+    data = base_preset_path.read_bytes().replace(b"#nv=2\n", b"#nv=3\n")  # a count fixed too
+    preset = parse_h2p(data[data.index(b"#AM=Diva"):] if bare else data)
+    for values in ({"ENV1:Atk": 12.5, "OSC:Tune2": -7}, {33: 2}):
+        preset = preset.with_values(profile, values, meta=meta)
+        assert _parsed_state(preset) == _parsed_state(parse_h2p(preset.to_bytes()))
+        assert _parsed_state(preset.with_meta({"Bank": "b"})) == _parsed_state(
+            parse_h2p(preset.with_meta({"Bank": "b"}).to_bytes()))
+
+
 # --------------------------------------------------------------------------- writing
 
 def test_never_overwrites_unless_asked(base_preset_path: Path, profile, tmp_path: Path) -> None:
