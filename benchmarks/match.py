@@ -37,7 +37,7 @@ import numpy as np  # noqa: E402
 import soundfile as sf  # noqa: E402
 
 from deepdiva.core.audio import prepare_note, read_audio  # noqa: E402
-from deepdiva.core.bank import Bank, build_bank, embed, random_rows  # noqa: E402
+from deepdiva.core.bank import Bank, build_bank, embed, random_rows, shipped_bank  # noqa: E402
 from deepdiva.core.features import FeatureConfig, full_scale_reference, harmonic_comb  # noqa: E402
 from deepdiva.core.level import best_gain, with_gain  # noqa: E402
 from deepdiva.core.matcher import Matcher, default_model_path  # noqa: E402
@@ -270,10 +270,11 @@ def target_sets(eval_notes: Path, eval_48: Path, ood: Path, n_builtin: int) -> d
 
 
 def lookup_comparison(matcher: Matcher, olds: dict[str, Matcher], sets: dict[str, np.ndarray], bank: Bank,
-                      raw: np.ndarray, notes: np.ndarray) -> None:
+                      raw: np.ndarray, notes: np.ndarray, default: Matcher) -> None:
     """Network only against the lookup table and the base preset, per set: median MR-STFT and
     median spectral convergence (SC, linear: 1.0 is no closer than silence) of each answer's
-    render to the target."""
+    render to the target; ``deepdiva match`` without a bank (``matcher``) and as it runs by
+    default (``default``: with the shipped bank)."""
     renderer, pset = matcher.renderer, matcher.parameter_set
     base = pset.defaults_normalised()[None, :]
     print(f"(b) network only against a lookup table of {len(bank)} random builtin renders (pooled mel_db, L2), "
@@ -302,7 +303,9 @@ def lookup_comparison(matcher: Matcher, olds: dict[str, Matcher], sets: dict[str
                 add("network, closest of its answers", audio[None, :], target)
             chosen, audio = matcher.closest(matcher.candidates(target, pitches[0]), target, keys[0], leveled=False)
             add("closest of answers, answers + envelope", audio[None, :], target)
-            add("deepdiva match (answers or base, level)", matcher.match(target).audio, target)
+            add("deepdiva match, no bank (answers or base, level)", matcher.match(target).audio, target)
+            if default is not matcher:
+                add("deepdiva match (default: + shipped bank)", default.match(target).audio, target)
             played = matcher.played_at(pitches[0])
             row = bank.nearest(embed(target[None, :])[0], 1)[0]
             own = renderer.render(raw[row:row + 1], notes[row])
@@ -342,18 +345,21 @@ def main() -> None:
     args = parser.parse_args()
     parts = set(args.parts.split(","))
 
-    matcher = Matcher.load(args.model or default_model_path())
+    matcher = Matcher.load(args.model or default_model_path(), bank=False)  # the network's own rows
+    # deepdiva match as it runs by default: with the bank that ships for the model's parameter set
+    shipped = shipped_bank(matcher.parameter_set)
+    default = matcher if shipped is None else Matcher(matcher.model, matcher.renderer, matcher.threads, bank=shipped)
     ds = Dataset.open(args.eval_path)
     audio = np.asarray(ds.load_shard(ds.shards[0], "audio"))
     audio = audio[~is_silent(audio)]
     if "latency" in parts:
-        latency(matcher, Path(args.run) if args.run else None, audio[: args.n_latency], args.repeats)
+        latency(default, Path(args.run) if args.run else None, audio[: args.n_latency], args.repeats)
     if "lookup" in parts:
-        olds = {label: Matcher.load(path) for label, path in (o.split("=", 1) for o in args.old_model)}
+        olds = {label: Matcher.load(path, bank=False) for label, path in (o.split("=", 1) for o in args.old_model)}
         bank, raw, notes = lookup_bank(matcher.renderer, args.lookup_size,
                                        Path("data") / f"lookup-{args.lookup_size}.npz")
         lookup_comparison(matcher, olds, target_sets(Path(args.eval_path), Path(args.eval_48), Path(args.ood),
-                                                    args.n_lookup), bank, raw, notes)
+                                                    args.n_lookup), bank, raw, notes, default)
     if "refine" in parts and args.n_quality > 0:
         banked = Matcher(matcher.model, matcher.renderer, matcher.threads, use_bank=True, say=print)
         quality(matcher, audio[args.n_latency: args.n_latency + args.n_quality],

@@ -96,7 +96,7 @@ def main() -> None:
     args = parser.parse_args()
     ood = Path(args.ood)
     files = sorted((ood / "saws").glob("saw-*.wav"), key=truth_of) + [ood / f for f in OTHERS]
-    new, old = Matcher.load(args.model), Matcher.load(args.old_model)
+    new, old = Matcher.load(args.model), Matcher.load(args.old_model, bank=False)  # the bank is new with v3
     out = Path(tempfile.mkdtemp(prefix="dd-pitch-"))
     print(f"{'target':22s}{'truth':>7s}{'detected':>18s}  {'Tune1/Tune2 new':>16s}  {'old':>12s}"
           f"{'sounds at':>11s}{'MR-STFT new':>13s}{'old':>7s}{'SC new':>8s}{'old':>7s}")

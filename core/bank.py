@@ -7,8 +7,13 @@ are stored restated for the pitch heard (:func:`~deepdiva.core.tuning.relative_t
 row found for a target can be played at the target's key.
 
 Two uses: the baseline every network must beat (the nearest row's own render is the answer),
-and warm starts for the refinement (the nearest rows near the target's pitch are scored beside
-the network's answer and the best one starts the search; they are also natural runners-up).
+and candidates for a match (the nearest rows near the target's pitch are scored beside the
+network's answers; the best one starts a search; they are also natural runners-up).
+
+A bank for the shipped model's parameter set ships beside it (``models/bank-diva-medium33.npz``,
+:data:`COMPACT_FORMAT`: the embeddings reduced to their first :data:`COMPACT_DIMS` principal
+components, stored as int8, the patches as float16; ~2 MB instead of 13), so matching uses one
+with nothing to build. Any other set's bank is built once into the user cache.
 """
 
 from __future__ import annotations
@@ -25,12 +30,18 @@ from .atomic import write_atomic
 from .errors import ModelError
 from .features import FeatureConfig, mel_db
 from .pitch import detect_pitches
+from .profile import ParameterSet
 from .render import Renderer
 from .tuning import relative_to_pitch
 
 BANDS = 32
 SEGMENTS = 8
 FORMAT = "deepdiva-bank/1"
+COMPACT_FORMAT = "deepdiva-bank-compact/1"
+# Principal components kept by a compact bank: 98.8 % of the embeddings' variance. On 300 held-out
+# and 88 out-of-domain targets, deepdiva match with a 64-component bank is as close as with the
+# full one (median MR-STFT within 0.04 on each set, better as often as worse); with 32, 97.4 %.
+COMPACT_DIMS = 64
 BUILD_CHUNK = 256  # patches rendered and embedded at a time
 
 
@@ -88,24 +99,54 @@ class Bank:
         top = np.argpartition(distances, k - 1)[:k]
         return top[np.argsort(distances[top], kind="stable")]
 
-    def save(self, path: str | os.PathLike) -> Path:
+    def save(self, path: str | os.PathLike, dims: int | None = None) -> Path:
+        """Write the bank; with ``dims``, compact (:data:`COMPACT_FORMAT`): the embeddings as int8
+        codes of their first ``dims`` principal components, the patches as float16."""
+        arrays = self._compact_arrays(dims) if dims else {
+            "format": np.array(FORMAT), "params": self.params, "played": self.played, "heard": self.heard,
+            "embeddings": self.embeddings}
+
         def write(tmp: Path) -> None:
             with open(tmp, "wb") as fh:
-                np.savez(fh, format=np.array(FORMAT), params=self.params, played=self.played, heard=self.heard,
-                         embeddings=self.embeddings, parameter_ids=np.asarray(self.parameter_ids, dtype=np.int64))
+                (np.savez_compressed if dims else np.savez)(
+                    fh, parameter_ids=np.asarray(self.parameter_ids, dtype=np.int64), **arrays)
 
         return write_atomic(Path(path), write)
 
+    def _compact_arrays(self, dims: int) -> dict[str, np.ndarray]:
+        embeddings = self.embeddings.astype(np.float32)
+        mean = embeddings.mean(axis=0)
+        _, _, vt = np.linalg.svd(embeddings - mean, full_matrices=False)
+        basis = vt[:dims]
+        components = (embeddings - mean) @ basis.T
+        scale = np.maximum(np.abs(components).max(axis=0), 1e-12) / 127.0
+        codes = np.clip(np.rint(components / scale), -127, 127).astype(np.int8)
+        return {"format": np.array(COMPACT_FORMAT), "params": self.params.astype(np.float16),
+                "played": self.played.astype(np.float16), "heard": self.heard.astype(np.float16),
+                "codes": codes, "scale": scale.astype(np.float32), "basis": basis.astype(np.float32),
+                "mean": mean}
+
     @classmethod
     def load(cls, path: str | os.PathLike) -> Bank:
+        """A bank written by :meth:`save`, full or compact (its embeddings rebuilt from the codes)."""
         try:
             with np.load(path, allow_pickle=False) as data:
-                if str(data["format"]) != FORMAT:
-                    raise ModelError(f"{path} is not a {FORMAT} file")
-                return cls(data["params"], data["played"], data["heard"], data["embeddings"],
-                           tuple(int(i) for i in data["parameter_ids"]))
+                kind = str(data["format"])
+                ids = tuple(int(i) for i in data["parameter_ids"])
+                if kind == FORMAT:
+                    embeddings = data["embeddings"]
+                elif kind == COMPACT_FORMAT:
+                    components = data["codes"].astype(np.float32) * data["scale"]
+                    embeddings = (data["mean"] + components @ data["basis"]).astype(np.float16)
+                else:
+                    raise ModelError(f"{path} is not a {FORMAT} or {COMPACT_FORMAT} file")
+                params, played, heard = (data[k].astype(np.float32) for k in ("params", "played", "heard"))
         except (OSError, ValueError, KeyError) as exc:
             raise ModelError(f"cannot read the patch bank {path}: {exc}; delete it to have it rebuilt") from None
+        if not (len(params) == len(played) == len(heard) == len(embeddings)) or params.shape[1:] != (len(ids),):
+            raise ModelError(f"the patch bank {path} is inconsistent: {len(params)} patches of {params.shape[1:]} "
+                             f"values for {len(ids)} parameters, {len(embeddings)} embeddings")
+        return cls(params, played, heard, embeddings, ids)
 
 
 def build_bank(renderer: Renderer, params: np.ndarray, notes: np.ndarray,
@@ -161,17 +202,38 @@ def default_bank_path(renderer: Renderer, size: int = DEFAULT_SIZE) -> Path:
             f"{s.sample_rate}-{size}.npz")
 
 
+def shipped_bank_path(parameter_set: ParameterSet) -> Path:
+    """Where the bank for ``parameter_set`` ships, beside the shipped model (it may not exist)."""
+    from importlib import resources
+
+    name = f"bank-{parameter_set.profile.name}-{parameter_set.name}.npz"
+    return Path(str(resources.files("deepdiva.models").joinpath(name)))
+
+
+def shipped_bank(parameter_set: ParameterSet) -> Bank | None:
+    """The bank that ships for ``parameter_set`` (rendered by the builtin synth), or None."""
+    path = shipped_bank_path(parameter_set)
+    if not path.exists():
+        return None
+    bank = Bank.load(path)
+    return bank if bank.parameter_ids == tuple(parameter_set.ids) else None
+
+
 def cached_bank(renderer: Renderer, path: str | os.PathLike | None = None, size: int = DEFAULT_SIZE,
                 say=None, executor: Executor | None = None) -> Bank:
-    """The bank at ``path`` (default: :func:`default_bank_path`), built and saved there first if it
-    is missing (``say`` is told, since that takes about half a minute on two threads)."""
+    """The bank at ``path``; by default the one that ships for the renderer's parameter set
+    (:func:`shipped_bank`), else the one in the user cache (:func:`default_bank_path`). One that is
+    missing is built and saved there first (``say`` is told: about half a minute on two threads
+    for the builtin synth, much longer through a plugin)."""
+    if path is None and (ready := shipped_bank(renderer.parameter_set)) is not None:
+        return ready
     target = Path(path) if path is not None else default_bank_path(renderer, size)
     if target.exists():
         bank = Bank.load(target)
         if bank.parameter_ids == tuple(renderer.parameter_set.ids):
             return bank
     if say:
-        say(f"building the warm-start bank of {size} rendered patches (once) into {target}")
+        say(f"building the patch bank of {size} rendered patches (once) into {target}")
     params, notes = random_rows(renderer, size)
     bank = build_bank(renderer, params, notes, executor=executor)
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .bank import Bank, cached_bank, embed
+from .bank import Bank, cached_bank, embed, shipped_bank
 from .envelope import amp_envelope, with_envelope
 from .errors import ModelError
 from .level import at_rms_of, level_matched, scored_gains, volume_columns, with_gain
@@ -138,12 +138,15 @@ class Matcher:
                           if self.threads > 1 else None)
 
     @classmethod
-    def load(cls, model_path: str | os.PathLike | None = None, intra_op_threads: int | None = None, bank: bool = False,
+    def load(cls, model_path: str | os.PathLike | None = None, intra_op_threads: int | None = None,
+             bank: bool | None = None,
              say: Callable[[str], None] | None = None, synth: str | None = None,
              plugin_path: str | os.PathLike | None = None, workers: int = 1, refine: bool = False) -> Matcher:
         """Load the model once and warm up model and renderer, so the first match is as fast as any.
-        ``bank``: warm-start searches from the patch bank (:mod:`~deepdiva.core.bank`), loaded from
-        the user cache or built there on the first search (``say`` is told). ``synth`` and
+        ``bank``: choose among (and start searches from) the patch bank's nearest patches too
+        (:mod:`~deepdiva.core.bank`): None (default) with the bank that ships for the model's
+        parameter set, if one does; True with that or one loaded from the user cache or built there
+        on the first scored match (``say`` is told); False without. ``synth`` and
         ``plugin_path``: the renderer (default: the synth the model card names), refused with a
         :class:`~deepdiva.core.errors.RenderError` if it cannot play the model's synth
         (:func:`~deepdiva.core.model_synth.choose_synth`); ``workers``: see ``renderer_for``.
@@ -158,7 +161,8 @@ class Matcher:
         choice = choose_synth(model.card.synth, synth, plugin_path)
         renderer = renderer_for(model.card, choice, workers)
         try:
-            matcher = cls(model, renderer, use_bank=bank, say=say, synth_note=choice.note)
+            ready = shipped_bank(model.parameter_set) if bank is not False else None
+            matcher = cls(model, renderer, bank=ready, use_bank=bool(bank), say=say, synth_note=choice.note)
             matcher.match(renderer.render(matcher.parameter_set.defaults_normalised()[None, :])[0])
         except BaseException:
             renderer.close()
@@ -346,7 +350,7 @@ class Matcher:
             self.bank = cached_bank(self.renderer, say=self._say, executor=self._executor)
         query = embed(note[None, :], self.model.card.feature_config)[0]
         rows = self.bank.nearest(query, WARM_STARTS, near=played.midi_float if played.pitched else float("nan"))
-        return self.bank.params[rows]
+        return self.parameter_set.quantise(self.bank.params[rows])  # a compact bank holds float16 values
 
     @staticmethod
     def _warm_starts(answers: np.ndarray | None) -> np.ndarray | None:

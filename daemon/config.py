@@ -109,9 +109,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("model.candidates", "int", 1, "Presets per match: with refinement, also publish up to N-1 "
             "clearly different runners-up of the search ('<name> alt 2.h2p', ...); an OSC request may ask "
             "for its own number.", "--candidates", 1, MAX_CANDIDATES),
-    Setting("model.bank", "bool", False, "Also choose each answer among (and start each search from) the 8 "
-            "of 20,000 rendered patches that sound nearest to the target (built once into the user cache, "
-            "about a minute).", "--bank/--no-bank"),
+    Setting("model.bank", "choice", "auto", "Also choose each answer among (and start each search from) the "
+            "8 of 20,000 rendered patches that sound nearest to the target: auto = with the bank that ships "
+            "for the model's parameter set (the shipped model's does), on = also with one built once into the "
+            "user cache for other models (before the first match: about half a minute for the builtin "
+            "synth), off. true and false mean on and off.", "--bank", choices=("auto", "on", "off")),
     Setting("model.score", "bool", True, "Network only: re-render each answer and measure its distance to "
             "the target (in /deepdiva/result and the preset's description); off: distance NaN, the preset "
             "~10 ms sooner. A refinement always measures.", "--score/--no-score"),
@@ -185,7 +187,7 @@ class DaemonConfig:
     model_render_workers: int
     model_refine_seconds: float
     model_candidates: int
-    model_bank: bool
+    model_bank: str
     model_score: bool
     osc_enabled: bool
     osc_host: str
@@ -289,6 +291,8 @@ def convert(setting: Setting, value: Any, base: Path | None = None) -> Any:
         if not isinstance(value, list) or not value:
             raise ValueError(f"must be a non-empty list of folders, got {_shown(value)}")
         return tuple(_path(v, base) for v in value)
+    if kind == "choice" and isinstance(value, bool) and {"on", "off"} <= set(setting.choices):
+        value = "on" if value else "off"  # a switch with an automatic setting also takes true / false
     if not isinstance(value, str | Path):
         raise ValueError(f"must be a string, got {_shown(value)} ({_type_name(value)})")
     text = str(value)

@@ -307,7 +307,8 @@ class Service:
         from ..core.matcher import Matcher
 
         try:
-            matcher = Matcher.load(cfg.model_path, bank=cfg.model_bank, say=log.info, synth=cfg.model_synth or None,
+            bank = {"auto": None, "on": True}.get(cfg.model_bank, False)
+            matcher = Matcher.load(cfg.model_path, bank=bank, say=log.info, synth=cfg.model_synth or None,
                                    plugin_path=cfg.model_plugin_path, workers=cfg.model_render_workers,
                                    refine=True)  # any OSC request may ask for a search
         except RenderError as exc:  # a synth that cannot play the model, a plugin that does not load

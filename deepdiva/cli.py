@@ -107,9 +107,11 @@ def _progress(total: int, desc: str, quiet: bool):
 @click.option("--candidates", type=click.IntRange(1, MAX_CANDIDATES), default=1, show_default=True,
               help="With --refine: also write up to N-1 clearly different runners-up of the search "
                    "('NAME alt 2.h2p', ...) to audition.")
-@click.option("--bank/--no-bank", default=False, show_default=True,
+@click.option("--bank/--no-bank", default=None,
               help="Also choose among (and start --refine from) the 8 of 20,000 rendered patches that sound "
-                   "nearest to the target (built once into the user cache, about a minute); not with --no-score.")
+                   "nearest to the target; not with --no-score. Default: with the bank that ships for the "
+                   "model's parameter set (the shipped model's does), without one for other models; --bank "
+                   "builds theirs once into the user cache (about half a minute for the builtin synth).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON report (path, params, distance).")
 @click.option("--push-midi", "push_midi", default=None, metavar="PORT",
               help="Also send the parameters as MIDI CC to this existing port (e.g. a DAW input, IAC, loopMIDI).")
@@ -118,7 +120,7 @@ def _progress(total: int, desc: str, quiet: bool):
 @click.pass_context
 def match_cmd(ctx: click.Context, targets: tuple[str, ...], model_path: str | None, refine_seconds: float,
               out: str | None, preset_dir: str | None, name: str | None, preview: bool, score: bool, seed: int,
-              candidates: int, as_json: bool, push_midi: str | None, max_seconds: float, bank: bool,
+              candidates: int, as_json: bool, push_midi: str | None, max_seconds: float, bank: bool | None,
               synth: str | None, plugin_path: str | None, render_workers: int) -> None:
     """Match sounds: write a preset of the model's synth for each target file (or folder of files):
     a Diva .h2p, or an amsynth .bank in amsynth's banks folder."""
@@ -142,7 +144,7 @@ def match_cmd(ctx: click.Context, targets: tuple[str, ...], model_path: str | No
     if candidates > 1 and refine_seconds <= 0:
         raise click.UsageError("--candidates needs --refine SECONDS: the alternatives come from the search")
     quiet = ctx.obj["quiet"]
-    matcher = Matcher.load(model_path, bank=bank and (score or refine_seconds > 0),
+    matcher = Matcher.load(model_path, bank=bank if score or refine_seconds > 0 else False,
                            say=None if quiet else lambda text: click.echo(text, err=True),
                            synth=synth, plugin_path=plugin_path,  # a refused synth stops here, before any file
                            workers=render_workers, refine=refine_seconds > 0)

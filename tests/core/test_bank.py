@@ -7,7 +7,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from deepdiva.core.bank import BANDS, SEGMENTS, Bank, build_bank, cached_bank, embed, random_rows
+from deepdiva.core.bank import (
+    BANDS,
+    COMPACT_DIMS,
+    SEGMENTS,
+    Bank,
+    build_bank,
+    cached_bank,
+    embed,
+    random_rows,
+    shipped_bank,
+)
 from deepdiva.core.errors import ModelError
 from deepdiva.core.metrics import SpectralTarget
 from deepdiva.core.profile import load_profile
@@ -86,7 +96,7 @@ def test_threads_build_the_same_bank(renderer) -> None:
 def test_a_scored_match_with_a_bank_chooses_among_its_nearest_patches(renderer, bank: Bank) -> None:
     from deepdiva.core.matcher import WARM_STARTS, Matcher
 
-    plain = Matcher.load()
+    plain = Matcher.load(bank=False)
     banked = Matcher(plain.model, plain.renderer, plain.threads, use_bank=True)
     banked.bank = bank
     params, notes = random_rows(renderer, 96, seed=1)  # the bank's own patches, as first played
@@ -100,3 +110,60 @@ def test_a_scored_match_with_a_bank_chooses_among_its_nearest_patches(renderer, 
     with_bank, without = banked.match(note), plain.match(note)
     assert with_bank.distance < 0.3 < without.distance  # its own patch was among the choices
     assert banked.match(note, score=False).params.tolist() == plain.match(note, score=False).params.tolist()
+
+
+def test_a_compact_bank_keeps_its_patches_and_its_neighbours(tmp_path: Path, renderer) -> None:
+    params, notes = random_rows(renderer, 400, seed=5)
+    full = build_bank(renderer, params, notes)
+    small = Bank.load(full.save(tmp_path / "c.npz", dims=COMPACT_DIMS))
+    assert (tmp_path / "c.npz").stat().st_size < 0.5 * full.save(tmp_path / "f.npz").stat().st_size
+    np.testing.assert_allclose(small.params, full.params, atol=5e-4)  # float16
+    np.testing.assert_array_equal(small.played, full.played)
+    np.testing.assert_allclose(small.heard, full.heard, atol=0.05, equal_nan=True)
+    error = np.abs(small.embeddings.astype(np.float32) - full.embeddings.astype(np.float32))
+    assert np.median(error) < 1.0  # dB, of values spread over tens of dB
+    queries = embed(renderer.render(params[:20], notes[:20]))
+    same = [bank.nearest(q, 1)[0] for bank in (full, small) for q in queries]
+    assert sum(a == b for a, b in zip(same[:20], same[20:], strict=True)) >= 18
+
+
+def test_a_bank_that_does_not_add_up_is_refused(tmp_path: Path, bank: Bank) -> None:
+    path = bank.save(tmp_path / "b.npz", dims=8)
+    with np.load(path) as data:
+        arrays = dict(data)
+    arrays["heard"] = arrays["heard"][:-1]
+    np.savez(tmp_path / "cut.npz", **arrays)
+    with pytest.raises(ModelError, match="inconsistent"):
+        Bank.load(tmp_path / "cut.npz")
+    arrays["format"] = np.array("something else")
+    np.savez(tmp_path / "other.npz", **arrays)
+    with pytest.raises(ModelError, match="not a deepdiva-bank"):
+        Bank.load(tmp_path / "other.npz")
+
+
+def test_the_shipped_bank_is_what_its_recipe_renders(renderer) -> None:
+    """scripts/build_bank.py's rows, played by today's builtin synth, find themselves in the shipped
+    bank: it fails when the synth changes and the bank was not rebuilt."""
+    shipped = shipped_bank(renderer.parameter_set)
+    assert shipped is not None and len(shipped) == 20_000
+    params, notes = random_rows(renderer, 20_000)
+    np.testing.assert_array_equal(shipped.played, notes)
+    queries = embed(renderer.render(params[:24], notes[:24]))
+    embeddings = shipped.embeddings.astype(np.float32)
+    for i, q in enumerate(queries):  # its own row is the nearest, or as near as it (silent patches tie)
+        distances = np.sum(np.square(embeddings - q), axis=1)
+        assert distances[i] <= distances[shipped.nearest(q, 1)[0]] + 1.0
+
+
+def test_the_shipped_model_matches_with_the_shipped_bank(renderer, tmp_path: Path, monkeypatch) -> None:
+    from deepdiva.core.matcher import Matcher
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))  # nothing is built into a user cache
+    assert len(cached_bank(renderer)) == 20_000 and not any(tmp_path.iterdir())
+    auto, off = Matcher.load(), Matcher.load(bank=False)
+    assert auto.bank is not None and len(auto.bank) == 20_000 and auto.bank.embeddings.shape[1] == BANDS * SEGMENTS
+    assert off.bank is None and not off.use_bank
+    note = renderer.render(renderer.parameter_set.defaults_normalised()[None, :], 57.0)[0]
+    pitch = auto.detect(note[None, :])[0]
+    assert len(auto.candidates(note, pitch)) == len(off.candidates(note, pitch)) + 8
+    assert COMPACT_DIMS < BANDS * SEGMENTS

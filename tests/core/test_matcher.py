@@ -134,7 +134,9 @@ def test_a_scored_match_keeps_the_answer_that_sounds_closest(matcher: Matcher, m
     with pytest.raises(Searched):  # a search scores the other answers beside its start
         matcher.match(note, refine_seconds=0.5)
     fitted = with_envelope(pset, answers, amp_envelope(note, 44100))  # then each with the target's envelope
-    np.testing.assert_array_equal(seen[0], np.concatenate([answers, fitted]))
+    nearest = matcher.warm_starts(note, result.played)  # and the shipped bank's nearest patches
+    assert nearest is not None and len(nearest) == 8
+    np.testing.assert_array_equal(seen[0], np.concatenate([answers, fitted, nearest]))
     # a plain base-preset sound the network misses: the base preset is scored beside its answers
     answers = np.stack(others)
     plain = matcher.renderer.render(pset.defaults_normalised()[None, :], 57.0)[0]

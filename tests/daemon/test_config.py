@@ -71,6 +71,8 @@ def test_rendered_file_round_trips(tmp_path: Path) -> None:
     ("[model]\ncandidates = 3\n", "model.candidates", "needs model.refine_seconds > 0"),
     ("[model]\ncandidates = 11\nrefine_seconds = 1.0\n", "model.candidates", "between 1 and 10"),
     ("[model]\nsynth = \"surge\"\n", "model.synth", "builtin, vst, renderman"),
+    ("[model]\nbank = \"yes\"\n", "model.bank", "auto, on, off"),
+    ("[model]\nbank = 1\n", "model.bank", "must be a string"),
     ("[model]\nsynth = \"builtin\"\nplugin_path = \"amsynth_vst.so\"\n", "model.plugin_path", "hosts no plugin"),
 ])
 def test_invalid_values_name_the_key(tmp_path: Path, text: str, key: str, words: str) -> None:
@@ -80,6 +82,12 @@ def test_invalid_values_name_the_key(tmp_path: Path, text: str, key: str, words:
     message = str(err.value)
     assert key in message and words in message and str(path) in message
     assert "\n" not in message  # one line for the CLI
+
+
+@pytest.mark.parametrize("text, bank", [("", "auto"), ("bank = true", "on"), ("bank = false", "off"),
+                                        ('bank = "off"', "off"), ('bank = "auto"', "auto")])
+def test_the_bank_switch_takes_true_and_false_too(tmp_path: Path, text: str, bank: str) -> None:
+    assert load_config(write(tmp_path, f"[model]\n{text}\n")).model_bank == bank
 
 
 def test_all_problems_in_one_error(tmp_path: Path) -> None:
