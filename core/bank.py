@@ -81,10 +81,10 @@ class Bank:
         return embeddings, np.einsum("ij,ij->i", embeddings, embeddings), mean
 
     def nearest(self, query: np.ndarray, k: int = 1, near: float | None = None,
-                tolerance: float = 3.0) -> np.ndarray:
+                tolerance: float = 3.0, strict: bool = False) -> np.ndarray:
         """Rows of the ``k`` embeddings nearest to ``query`` (D,), best first. With ``near`` (a MIDI
         pitch) only rows heard within ``tolerance`` semitones of it count (NaN: only unpitched
-        rows), unless fewer than ``k`` qualify."""
+        rows), unless fewer than ``k`` qualify; ``strict``: even then (fewer rows, perhaps none)."""
         embeddings, norms, mean = self._centred
         q = np.asarray(query, dtype=np.float32) - mean
         distances = norms - 2.0 * (embeddings @ q) + float(q @ q)  # |e - q|^2, one matrix product
@@ -93,7 +93,11 @@ class Bank:
                 outside = ~(np.abs(self.heard - near) <= tolerance)
             else:
                 outside = np.isfinite(self.heard)
-            if (~outside).sum() >= k:
+            if strict:
+                k = min(k, int((~outside).sum()))
+                if k == 0:
+                    return np.zeros(0, dtype=np.int64)
+            if strict or (~outside).sum() >= k:
                 distances = np.where(outside, np.inf, distances)
         k = min(k, len(distances))
         top = np.argpartition(distances, k - 1)[:k]

@@ -43,6 +43,7 @@ HARMONIC_CLARITY = 0.9  # a target this periodic (median autocorrelation at its 
 IN_TUNE_SEMITONES = 0.25
 PITCHED_CLARITY = 0.8  # a target clearer than this has a pitch its answer must sound at
 PITCH_CHOICES = 6  # distinct results of a search for a pitched target, the best in tune kept
+TUNE_TRIES = 6  # a scored match's closest options tried, in turn, for one that sounds in tune
 
 
 def default_model_path() -> Path:
@@ -254,6 +255,11 @@ class Matcher:
         moved), the closest one by :meth:`closest`'s distance when the ``target``'s spectra are
         given, and the answer as it was when no repair sounds in tune either. Targets without a
         clear pitch (or a model that does not follow pitch) keep their answer."""
+        return self._tuned(guess, audio, note, key, pitch, target) or (guess, audio)
+
+    def _tuned(self, guess: np.ndarray, audio: np.ndarray, note: np.ndarray, key: float, pitch: Pitch,
+               target: SpectralTarget | None = None) -> tuple[np.ndarray, np.ndarray] | None:
+        """:meth:`in_tune`, but None when neither the answer nor any of its repairs sounds in tune."""
         if not self.keeps_pitch(pitch):
             return guess, audio
         offs = self.off_pitch(audio[None, :], pitch)
@@ -261,14 +267,29 @@ class Matcher:
             return guess, audio
         repairs = pitch_repairs(self.parameter_set, guess, offs[0])
         if not len(repairs):
-            return guess, audio
+            return None
         if target is None:
             renders, order = self.renderer.render(repairs, key), np.arange(len(repairs))
         else:
             renders, distances = self._choice_scorer(note, key, target=target)(repairs)
             order = np.argsort(distances, kind="stable")
         tuned = self._sound_in_tune(renders, pitch)
-        return next(((repairs[i], renders[i]) for i in order if tuned[i]), (guess, audio))
+        return next(((repairs[i], renders[i]) for i in order if tuned[i]), None)
+
+    def _chosen_in_tune(self, options: np.ndarray, note: np.ndarray, key: float, pitch: Pitch,
+                        target: SpectralTarget) -> tuple[np.ndarray, np.ndarray]:
+        """A scored match's choice: of ``options`` (h, k), in the order of :meth:`closest`'s
+        distance, the first of the closest :data:`TUNE_TRIES` that sounds at the target's ``pitch``
+        as it is or repaired (:meth:`in_tune`); the closest as it is when none does. A preset that
+        plays 2 semitones sharp is a wrong answer however close its spectrum (a G1 bass took a
+        bank patch that did: 1.06 against the network's in-tune 1.10)."""
+        audio, distances = self._choice_scorer(note, key, target=target)(options)
+        order = np.argsort(distances, kind="stable")
+        for i in order[:TUNE_TRIES]:
+            tuned = self._tuned(options[i], audio[i], note, key, pitch, target)
+            if tuned is not None:
+                return tuned
+        return options[order[0]], audio[order[0]]
 
     def _searched_in_tune(self, found: list[tuple[np.ndarray, float]], wanted: int, start: np.ndarray,
                           key: float, pitch: Pitch, target: SpectralTarget
@@ -342,15 +363,19 @@ class Matcher:
         return (guess if fitted is None else fitted)[0]
 
     def warm_starts(self, note: np.ndarray, played: Pitch) -> np.ndarray | None:
-        """The bank's patches nearest to ``note`` among those heard near the key it is played at
-        (unpitched among the unpitched), or None without a bank."""
+        """The bank's patches nearest to ``note`` among those heard within 3 semitones of the key it
+        is played at (unpitched among the unpitched), or None without a bank or when none is: a
+        patch heard further off would be played transposed further from where it was heard (the
+        bank's keys span 36-84)."""
         if not self.use_bank:
             return None
         if self.bank is None:
             self.bank = cached_bank(self.renderer, say=self._say, executor=self._executor)
         query = embed(note[None, :], self.model.card.feature_config)[0]
-        rows = self.bank.nearest(query, WARM_STARTS, near=played.midi_float if played.pitched else float("nan"))
-        return self.parameter_set.quantise(self.bank.params[rows])  # a compact bank holds float16 values
+        rows = self.bank.nearest(query, WARM_STARTS, near=played.midi_float if played.pitched else float("nan"),
+                                 strict=True)
+        # a compact bank holds float16 values: snapped to the synth's steps again
+        return self.parameter_set.quantise(self.bank.params[rows]) if rows.size else None
 
     @staticmethod
     def _warm_starts(answers: np.ndarray | None) -> np.ndarray | None:
@@ -423,13 +448,14 @@ class Matcher:
         network_distance: float | None = None
         audio = None
         target = SpectralTarget(note) if refine_seconds > 0 or score else None  # spectra cached once
-        if answers is not None:  # scored: the network's answer, or the base preset, that sounds closest
-            guess, audio = self.closest(np.concatenate([answers, self.parameter_set.defaults_normalised()[None, :]]),
-                                        note, key, target=target)
+        if answers is not None:  # scored: the answer (network, bank or base preset) that sounds closest, in tune
+            assert target is not None
+            guess, audio = self._chosen_in_tune(
+                np.concatenate([answers, self.parameter_set.defaults_normalised()[None, :]]), note, key, pitch, target)
         elif render or volume_columns(self.parameter_set):  # unscored: rendered to be leveled
             audio = self.renderer.render(guess[None, :], key)[0]
-        if audio is not None:
             guess, audio = self.in_tune(guess, audio, note, key, pitch, target)
+        if audio is not None:
             guess, audio, network_distance = self._leveled(guess, audio, note, key, target, render)
         if refine_seconds > 0:
             assert target is not None

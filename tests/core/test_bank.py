@@ -60,6 +60,11 @@ def test_near_keeps_rows_heard_close_to_the_key(bank: Bank) -> None:
     assert abs(bank.heard[rows[0]] - key) <= 0.5
     rows = bank.nearest(np.zeros(BANDS * SEGMENTS, np.float32), 2, near=float("nan"))
     assert np.all(np.isnan(bank.heard[rows]))
+    # too few rows near the key: any rows, or (strict) only those
+    assert len(bank.nearest(np.zeros(BANDS * SEGMENTS, np.float32), 3, near=key, tolerance=0.001)) == 3
+    strict = bank.nearest(np.zeros(BANDS * SEGMENTS, np.float32), 3, near=key, tolerance=0.001, strict=True)
+    assert 1 <= len(strict) < 3 and np.all(np.abs(bank.heard[strict] - key) <= 0.001)
+    assert not len(bank.nearest(np.zeros(BANDS * SEGMENTS, np.float32), 3, near=200.0, strict=True))
 
 
 def test_save_load_and_cached_bank(tmp_path: Path, renderer, bank: Bank) -> None:
@@ -106,7 +111,8 @@ def test_a_scored_match_with_a_bank_chooses_among_its_nearest_patches(renderer, 
         own = renderer.render(bank.params[row:row + 1], banked.played_at(pitch).midi_float)
         if SpectralTarget(note).distance(own)[0] < 0.3:  # restated for the key it is heard at, it plays the same
             break  # (not every row: a restated tuning may fall outside its range)
-    assert len(banked.candidates(note, pitch)) == len(plain.candidates(note, pitch)) + WARM_STARTS
+    near = bank.nearest(embed(note[None, :])[0], WARM_STARTS, near=banked.played_at(pitch).midi_float, strict=True)
+    assert 1 <= len(near) and len(banked.candidates(note, pitch)) == len(plain.candidates(note, pitch)) + len(near)
     with_bank, without = banked.match(note), plain.match(note)
     assert with_bank.distance < 0.3 < without.distance  # its own patch was among the choices
     assert banked.match(note, score=False).params.tolist() == plain.match(note, score=False).params.tolist()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -305,3 +306,37 @@ def test_cents_within_the_detectors_error_play_in_tune(matcher: Matcher) -> None
     assert sharp.midi == 57 and sharp.cents == pytest.approx(12.0, abs=0.01)
     edge = matcher.played_at(Pitch.from_hz(a3 * 2 ** (-(IN_TUNE_CENTS + 0.5) / 1200)))
     assert edge.cents == pytest.approx(-(IN_TUNE_CENTS + 0.5), abs=0.01)
+
+
+def test_a_scored_match_takes_the_closest_option_that_sounds_in_tune(matcher: Matcher, monkeypatch) -> None:
+    """An option that plays a fifth off the target's pitch (no repair moves it) loses to the next
+    one, however close its spectrum; the target's own patch otherwise wins as usual."""
+    from deepdiva.core.level import volume_columns
+    from deepdiva.core.tuning import OSC2_TUNE
+
+    pset = matcher.parameter_set
+    base = pset.defaults_normalised()
+    fifth = base.copy()  # oscillator 1 silent, oscillator 2 as loud a fifth up: the patch sounds at key + 7
+    vol1, vol2 = volume_columns(pset)
+    fifth[[vol1, vol2]] = 0.0, base[vol1]
+    native = pset.from_normalised(fifth[None, :])
+    native[0, pset.role_column(OSC2_TUNE)] = 7.0
+    fifth = pset.quantise(pset.to_normalised(native))[0]
+    note = matcher.renderer.render(base[None, :], 57.0)[0]
+    pitch = matcher.detect(note[None, :])[0]
+    target = SpectralTarget(note)
+    options = np.stack([fifth, base])
+    real = matcher._choice_scorer
+
+    def fifth_first(note, key, leveled=True, target=None):  # the fifth scored closer than the target's own patch
+        def score(x: np.ndarray):
+            audio, distances = real(note, key, leveled, target)(x)
+            return audio, np.where(np.all(x == fifth, axis=1), -1.0, distances)
+        return score
+
+    monkeypatch.setattr(matcher, "_choice_scorer", fifth_first)
+    chosen, audio = matcher._chosen_in_tune(options, note, 57.0, pitch, target)
+    assert matcher.off_pitch(matcher.renderer.render(fifth[None, :], 57.0), pitch)[0] == pytest.approx(7.0, abs=0.3)
+    np.testing.assert_array_equal(chosen, base)
+    unpitched = replace(pitch, hz=None)  # no pitch to keep: the closest as it is
+    np.testing.assert_array_equal(matcher._chosen_in_tune(options, note, 57.0, unpitched, target)[0], fifth)
