@@ -23,6 +23,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -106,14 +107,15 @@ class Bank:
     def save(self, path: str | os.PathLike, dims: int | None = None) -> Path:
         """Write the bank; with ``dims``, compact (:data:`COMPACT_FORMAT`): the embeddings as int8
         codes of their first ``dims`` principal components, the patches as float16."""
-        arrays = self._compact_arrays(dims) if dims else {
+        arrays: dict[str, Any] = self._compact_arrays(dims) if dims else {  # Any: savez also takes allow_pickle=
             "format": np.array(FORMAT), "params": self.params, "played": self.played, "heard": self.heard,
             "embeddings": self.embeddings}
+        arrays["parameter_ids"] = np.asarray(self.parameter_ids, dtype=np.int64)
+        save = np.savez_compressed if dims else np.savez
 
         def write(tmp: Path) -> None:
             with open(tmp, "wb") as fh:
-                (np.savez_compressed if dims else np.savez)(
-                    fh, parameter_ids=np.asarray(self.parameter_ids, dtype=np.int64), **arrays)
+                save(fh, **arrays)
 
         return write_atomic(Path(path), write)
 
