@@ -426,12 +426,14 @@ class Matcher:
         depend on whether its render is kept (one render to measure the answer's level).
         Scored or refined, every answer of the network (a ``cnn3h`` model has 8), each again
         with the amp envelope measured in the target
-        (:mod:`~deepdiva.core.envelope`), and the base preset are rendered and the one that sounds
-        closest is kept (:meth:`closest`; the base preset is a plain saw, nearer to simple sounds
+        (:mod:`~deepdiva.core.envelope`), with a bank its patches nearest to the target
+        (:meth:`warm_starts`) and the base preset are rendered and the one that sounds closest is
+        kept (:meth:`closest`'s distance; the base preset is a plain saw, nearer to simple sounds
         than any mix of medians), the others join a search's warm starts; unscored, the network's
         most confident answer, with the measured envelope if the target dies away. Either way, for
         a clearly pitched target the answer must sound at the target's pitch (:meth:`in_tune`:
-        otherwise it loses its vibrato and pitch modulation or moves an octave). A refinement
+        otherwise it loses its vibrato and pitch modulation or moves an octave; scored, the
+        closest option that does, :meth:`_chosen_in_tune`). A refinement
         always scores and renders, starting from that answer; for a pitched target it leaves the
         tuning and pitch modulation as they are (:func:`~deepdiva.core.tuning.pitch_columns`)
         and keeps a result that sounds off the pitch only if its start did too. Every render
