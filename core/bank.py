@@ -60,22 +60,34 @@ def embed(audio: np.ndarray, cfg: FeatureConfig | None = None) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Bank:
-    """Rows of patches (normalised, restated for the pitch heard), notes and embeddings."""
+    """Rows of patches (normalised, restated for the pitch heard), notes and embeddings. A compact
+    bank holds each embedding as its principal components: ``embeddings`` (N, d) in the space of
+    ``basis`` (d, D, orthonormal rows) around ``mean`` (D,); a query is projected there, which
+    ranks rows as the plain distance to the embeddings they stand for would."""
 
     params: np.ndarray  # float32 (N, k)
     played: np.ndarray  # float32 (N,), the MIDI note each patch was rendered at
     heard: np.ndarray  # float32 (N,), the pitch detected in its audio (MIDI scale), NaN unpitched
-    embeddings: np.ndarray  # float16 (N, D)
+    embeddings: np.ndarray  # float16 (N, D); a compact bank's: float32 (N, d) components
     parameter_ids: tuple[int, ...]
+    basis: np.ndarray | None = None  # float32 (d, D) for a compact bank
+    mean: np.ndarray | None = None  # float32 (D,) for a compact bank
 
     def __len__(self) -> int:
         return len(self.params)
 
+    def full_embeddings(self) -> np.ndarray:
+        """float16 (N, D): the embeddings, or what a compact bank's components stand for."""
+        if self.basis is None or self.mean is None:
+            return self.embeddings
+        return (self.mean + self.embeddings @ self.basis).astype(np.float16)
+
     @cached_property
     def _centred(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The embeddings as float32 minus their mean, their squared norms, and the mean: made once
-        (each query took ~30 ms for 20,000 rows converting them). Centred, the float32 sums lose
-        ~30x less to rounding than raw dB values would (~0.03 of distances ~10,000)."""
+        """The embeddings (a compact bank's components) as float32 minus their mean, their squared
+        norms, and the mean: made once (each query took ~30 ms for 20,000 rows converting them).
+        Centred, the float32 sums lose ~30x less to rounding than raw dB values would (~0.03 of
+        distances ~10,000)."""
         embeddings = self.embeddings.astype(np.float32)
         mean = embeddings.mean(axis=0)
         embeddings -= mean
@@ -87,7 +99,10 @@ class Bank:
         pitch) only rows heard within ``tolerance`` semitones of it count (NaN: only unpitched
         rows), unless fewer than ``k`` qualify; ``strict``: even then (fewer rows, perhaps none)."""
         embeddings, norms, mean = self._centred
-        q = np.asarray(query, dtype=np.float32) - mean
+        q = np.asarray(query, dtype=np.float32)
+        if self.basis is not None and self.mean is not None:
+            q = (q - self.mean) @ self.basis.T
+        q = q - mean
         distances = norms - 2.0 * (embeddings @ q) + float(q @ q)  # |e - q|^2, one matrix product
         if near is not None:
             if np.isfinite(near):
@@ -105,13 +120,15 @@ class Bank:
         return top[np.argsort(distances[top], kind="stable")]
 
     def save(self, path: str | os.PathLike, dims: int | None = None) -> Path:
-        """Write the bank; with ``dims``, compact (:data:`COMPACT_FORMAT`): the embeddings as int8
-        codes of their first ``dims`` principal components, the patches as float16."""
-        arrays: dict[str, Any] = self._compact_arrays(dims) if dims else {  # Any: savez also takes allow_pickle=
+        """Write the bank; with ``dims`` (or when it is compact), compact (:data:`COMPACT_FORMAT`):
+        the embeddings as int8 codes of their first ``dims`` principal components, the patches as
+        float16."""
+        compact = dims or self.basis is not None
+        arrays: dict[str, Any] = self._compact_arrays(dims) if compact else {  # Any: savez takes allow_pickle=
             "format": np.array(FORMAT), "params": self.params, "played": self.played, "heard": self.heard,
             "embeddings": self.embeddings}
         arrays["parameter_ids"] = np.asarray(self.parameter_ids, dtype=np.int64)
-        save = np.savez_compressed if dims else np.savez
+        save = np.savez_compressed if compact else np.savez
 
         def write(tmp: Path) -> None:
             with open(tmp, "wb") as fh:
@@ -119,22 +136,26 @@ class Bank:
 
         return write_atomic(Path(path), write)
 
-    def _compact_arrays(self, dims: int) -> dict[str, np.ndarray]:
-        embeddings = self.embeddings.astype(np.float32)
-        mean = embeddings.mean(axis=0)
-        _, _, vt = np.linalg.svd(embeddings - mean, full_matrices=False)
-        basis = vt[:dims]
-        components = (embeddings - mean) @ basis.T
+    def _compact_arrays(self, dims: int | None) -> dict[str, np.ndarray]:
+        if self.basis is not None and self.mean is not None:  # already compact: its own components
+            components, basis, mean = self.embeddings[:, :dims], self.basis[:dims], self.mean
+        else:
+            embeddings = self.embeddings.astype(np.float32)
+            mean = embeddings.mean(axis=0)
+            _, _, vt = np.linalg.svd(embeddings - mean, full_matrices=False)
+            basis = vt[:dims]
+            components = (embeddings - mean) @ basis.T
         scale = np.maximum(np.abs(components).max(axis=0), 1e-12) / 127.0
         codes = np.clip(np.rint(components / scale), -127, 127).astype(np.int8)
         return {"format": np.array(COMPACT_FORMAT), "params": self.params.astype(np.float16),
                 "played": self.played.astype(np.float16), "heard": self.heard.astype(np.float16),
                 "codes": codes, "scale": scale.astype(np.float32), "basis": basis.astype(np.float32),
-                "mean": mean}
+                "mean": mean.astype(np.float32)}
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Bank:
-        """A bank written by :meth:`save`, full or compact (its embeddings rebuilt from the codes)."""
+        """A bank written by :meth:`save`, full or compact (its components from the codes)."""
+        basis = mean = None
         try:
             with np.load(path, allow_pickle=False) as data:
                 kind = str(data["format"])
@@ -142,17 +163,21 @@ class Bank:
                 if kind == FORMAT:
                     embeddings = data["embeddings"]
                 elif kind == COMPACT_FORMAT:
-                    components = data["codes"].astype(np.float32) * data["scale"]
-                    embeddings = (data["mean"] + components @ data["basis"]).astype(np.float16)
+                    embeddings = data["codes"].astype(np.float32) * data["scale"].astype(np.float32)
+                    basis, mean = data["basis"].astype(np.float32), data["mean"].astype(np.float32)
                 else:
                     raise ModelError(f"{path} is not a {FORMAT} or {COMPACT_FORMAT} file")
                 params, played, heard = (data[k].astype(np.float32) for k in ("params", "played", "heard"))
         except (OSError, ValueError, KeyError) as exc:
             raise ModelError(f"cannot read the patch bank {path}: {exc}; delete it to have it rebuilt") from None
-        if not (len(params) == len(played) == len(heard) == len(embeddings)) or params.shape[1:] != (len(ids),):
+        dims = embeddings.shape[1:]
+        fits = basis is None or (mean is not None and basis.shape == (dims[0], len(mean)))
+        if (not (len(params) == len(played) == len(heard) == len(embeddings)) or params.shape[1:] != (len(ids),)
+                or not fits):
             raise ModelError(f"the patch bank {path} is inconsistent: {len(params)} patches of {params.shape[1:]} "
-                             f"values for {len(ids)} parameters, {len(embeddings)} embeddings")
-        return cls(params, played, heard, embeddings, ids)
+                             f"values for {len(ids)} parameters, {len(embeddings)} embeddings of {dims}"
+                             + ("" if basis is None else f", a basis of {basis.shape}"))
+        return cls(params, played, heard, embeddings, ids, basis, mean)
 
 
 def build_bank(renderer: Renderer, params: np.ndarray, notes: np.ndarray,

@@ -126,11 +126,18 @@ def test_a_compact_bank_keeps_its_patches_and_its_neighbours(tmp_path: Path, ren
     np.testing.assert_allclose(small.params, full.params, atol=5e-4)  # float16
     np.testing.assert_array_equal(small.played, full.played)
     np.testing.assert_allclose(small.heard, full.heard, atol=0.05, equal_nan=True)
-    error = np.abs(small.embeddings.astype(np.float32) - full.embeddings.astype(np.float32))
+    error = np.abs(small.full_embeddings().astype(np.float32) - full.embeddings.astype(np.float32))
     assert np.median(error) < 1.0  # dB, of values spread over tens of dB
     queries = embed(renderer.render(params[:20], notes[:20]))
     same = [bank.nearest(q, 1)[0] for bank in (full, small) for q in queries]
     assert sum(a == b for a, b in zip(same[:20], same[20:], strict=True)) >= 18
+    # queried in its components, it ranks as the plain distance to what they stand for
+    stood_for = small.full_embeddings().astype(np.float32)
+    for q in queries[:5]:
+        plain = np.sum(np.square(stood_for - q), axis=1)
+        assert np.sort(plain)[:3] == pytest.approx(plain[small.nearest(q, 3)], rel=1e-3)
+    again = Bank.load(small.save(tmp_path / "again.npz"))  # saved as it is: the same codes
+    np.testing.assert_array_equal(again.embeddings, small.embeddings)
 
 
 def test_a_bank_that_does_not_add_up_is_refused(tmp_path: Path, bank: Bank) -> None:
@@ -155,7 +162,7 @@ def test_the_shipped_bank_is_what_its_recipe_renders(renderer) -> None:
     params, notes = random_rows(renderer, 20_000)
     np.testing.assert_array_equal(shipped.played, notes)
     queries = embed(renderer.render(params[:24], notes[:24]))
-    embeddings = shipped.embeddings.astype(np.float32)
+    embeddings = shipped.full_embeddings().astype(np.float32)
     for i, q in enumerate(queries):  # its own row is the nearest, or as near as it (silent patches tie)
         distances = np.sum(np.square(embeddings - q), axis=1)
         assert distances[i] <= distances[shipped.nearest(q, 1)[0]] + 1.0
@@ -167,7 +174,7 @@ def test_the_shipped_model_matches_with_the_shipped_bank(renderer, tmp_path: Pat
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))  # nothing is built into a user cache
     assert len(cached_bank(renderer)) == 20_000 and not any(tmp_path.iterdir())
     auto, off = Matcher.load(), Matcher.load(bank=False)
-    assert auto.bank is not None and len(auto.bank) == 20_000 and auto.bank.embeddings.shape[1] == BANDS * SEGMENTS
+    assert auto.bank is not None and len(auto.bank) == 20_000 and auto.bank.full_embeddings().shape[1] == BANDS * SEGMENTS
     assert off.bank is None and not off.use_bank
     note = renderer.render(renderer.parameter_set.defaults_normalised()[None, :], 57.0)[0]
     pitch = auto.detect(note[None, :])[0]
