@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -72,6 +72,7 @@ class Bank:
     parameter_ids: tuple[int, ...]
     basis: np.ndarray | None = None  # float32 (d, D) for a compact bank
     mean: np.ndarray | None = None  # float32 (D,) for a compact bank
+    probe: np.ndarray | None = None  # float16 (3, D): :func:`synth_probe` of the synth that built it
 
     def __len__(self) -> int:
         return len(self.params)
@@ -128,6 +129,8 @@ class Bank:
             "format": np.array(FORMAT), "params": self.params, "played": self.played, "heard": self.heard,
             "embeddings": self.embeddings}
         arrays["parameter_ids"] = np.asarray(self.parameter_ids, dtype=np.int64)
+        if self.probe is not None:
+            arrays["probe"] = self.probe
         save = np.savez_compressed if compact else np.savez
 
         def write(tmp: Path) -> None:
@@ -168,6 +171,7 @@ class Bank:
                 else:
                     raise ModelError(f"{path} is not a {FORMAT} or {COMPACT_FORMAT} file")
                 params, played, heard = (data[k].astype(np.float32) for k in ("params", "played", "heard"))
+                probe = data["probe"] if "probe" in data.files else None
         except (OSError, ValueError, KeyError) as exc:
             raise ModelError(f"cannot read the patch bank {path}: {exc}; delete it to have it rebuilt") from None
         dims = embeddings.shape[1:]
@@ -177,7 +181,7 @@ class Bank:
             raise ModelError(f"the patch bank {path} is inconsistent: {len(params)} patches of {params.shape[1:]} "
                              f"values for {len(ids)} parameters, {len(embeddings)} embeddings of {dims}"
                              + ("" if basis is None else f", a basis of {basis.shape}"))
-        return cls(params, played, heard, embeddings, ids, basis, mean)
+        return cls(params, played, heard, embeddings, ids, basis, mean, probe)
 
 
 def build_bank(renderer: Renderer, params: np.ndarray, notes: np.ndarray,
@@ -250,23 +254,43 @@ def shipped_bank(parameter_set: ParameterSet) -> Bank | None:
     return bank if bank.parameter_ids == tuple(parameter_set.ids) else None
 
 
+PROBE_NOTES = (36.0, 60.0, 84.0)
+PROBE_DB = 0.25  # float16 holds dB near -80 to 0.06; the same synth renders the same samples
+
+
+def synth_probe(renderer: Renderer) -> np.ndarray:
+    """Embeddings float16 (3, D) of the base preset played by ``renderer`` at :data:`PROBE_NOTES`:
+    what tells a cached bank whether the synth still sounds as it did when the bank was built."""
+    defaults = renderer.parameter_set.defaults_normalised()[None, :]
+    audio = renderer.render(np.repeat(defaults, len(PROBE_NOTES), axis=0), np.array(PROBE_NOTES))
+    return embed(audio, FeatureConfig(sample_rate=renderer.settings.sample_rate)).astype(np.float16)
+
+
 def cached_bank(renderer: Renderer, path: str | os.PathLike | None = None, size: int = DEFAULT_SIZE,
                 say=None, executor: Executor | None = None) -> Bank:
     """The bank at ``path``; by default the one that ships for the renderer's parameter set
     (:func:`shipped_bank`), else the one in the user cache (:func:`default_bank_path`). One that is
-    missing is built and saved there first (``say`` is told: about half a minute on two threads
-    for the builtin synth, much longer through a plugin)."""
+    missing, was built for other parameters or by a synth that sounds different now (its
+    :func:`synth_probe`: a new deepdiva, another plugin build) is built and saved there first
+    (``say`` is told: about half a minute on two threads for the builtin synth, much longer
+    through a plugin)."""
     if path is None and (ready := shipped_bank(renderer.parameter_set)) is not None:
         return ready
     target = Path(path) if path is not None else default_bank_path(renderer, size)
+    probe = synth_probe(renderer)
+    why = "once"
     if target.exists():
         bank = Bank.load(target)
-        if bank.parameter_ids == tuple(renderer.parameter_set.ids):
+        same_synth = bank.probe is not None and bank.probe.shape == probe.shape and np.allclose(
+            bank.probe.astype(np.float32), probe.astype(np.float32), atol=PROBE_DB)
+        if bank.parameter_ids == tuple(renderer.parameter_set.ids) and same_synth:
             return bank
+        why = ("again: the one there was built for other parameters" if same_synth
+               else "again: the synth sounds different from the one that built the bank there")
     if say:
-        say(f"building the patch bank of {size} rendered patches (once) into {target}")
+        say(f"building the patch bank of {size} rendered patches ({why}) into {target}")
     params, notes = random_rows(renderer, size)
-    bank = build_bank(renderer, params, notes, executor=executor)
+    bank = replace(build_bank(renderer, params, notes, executor=executor), probe=probe)
     target.parent.mkdir(parents=True, exist_ok=True)
     bank.save(target)
     return bank

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ from deepdiva.core.bank import (
     embed,
     random_rows,
     shipped_bank,
+    synth_probe,
 )
 from deepdiva.core.errors import ModelError
 from deepdiva.core.metrics import SpectralTarget
@@ -71,9 +73,19 @@ def test_save_load_and_cached_bank(tmp_path: Path, renderer, bank: Bank) -> None
     loaded = Bank.load(bank.save(tmp_path / "b.npz"))
     np.testing.assert_array_equal(loaded.embeddings, bank.embeddings)
     assert loaded.parameter_ids == bank.parameter_ids
-    made = cached_bank(renderer, tmp_path / "cache" / "bank.npz", size=16)
-    assert len(made) == 16 and (tmp_path / "cache" / "bank.npz").exists()
-    assert len(cached_bank(renderer, tmp_path / "cache" / "bank.npz", size=16)) == 16  # read, not rebuilt
+    cache = tmp_path / "cache" / "bank.npz"
+    said: list[str] = []
+    made = cached_bank(renderer, cache, size=16, say=said.append)
+    assert len(made) == 16 and cache.exists() and len(said) == 1 and "(once)" in said[0]
+    assert len(cached_bank(renderer, cache, size=16, say=said.append)) == 16 and len(said) == 1  # read, not rebuilt
+    # built by a synth that sounds different now (or by a deepdiva that kept no probe): built again
+    np.testing.assert_array_equal(Bank.load(cache).probe, synth_probe(renderer))
+    replace(made, probe=made.probe + np.float16(3.0)).save(cache)
+    assert len(cached_bank(renderer, cache, size=16, say=said.append)) == 16 and "sounds different" in said[-1]
+    replace(made, probe=None).save(cache)
+    cached_bank(renderer, cache, size=16, say=said.append)
+    assert len(said) == 3 and "sounds different" in said[-1]
+    np.testing.assert_array_equal(Bank.load(cache).probe, synth_probe(renderer))
     (tmp_path / "junk.npz").write_bytes(b"not a bank")
     with pytest.raises(ModelError, match="delete it"):
         Bank.load(tmp_path / "junk.npz")
