@@ -367,7 +367,8 @@ def main() -> None:
         lookup_comparison(matcher, olds, target_sets(Path(args.eval_path), Path(args.eval_48), Path(args.ood),
                                                     args.n_lookup), bank, raw, notes, default)
     if "refine" in parts and args.n_quality > 0:
-        banked = Matcher(matcher.model, matcher.renderer, matcher.threads, use_bank=True, say=print)
+        banked = default if default is not matcher else Matcher(matcher.model, matcher.renderer, matcher.threads,
+                                                                use_bank=True, say=print)
         quality(matcher, audio[args.n_latency: args.n_latency + args.n_quality],
                 [float(b) for b in args.budgets.split(",")], [float(b) for b in args.base_budgets.split(",") if b],
                 banked if args.bank else None)

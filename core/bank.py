@@ -114,7 +114,7 @@ class Bank:
                 k = min(k, int((~outside).sum()))
                 if k == 0:
                     return np.zeros(0, dtype=np.int64)
-            if strict or (~outside).sum() >= k:
+            if (~outside).sum() >= k:  # always, once strict has cut k
                 distances = np.where(outside, np.inf, distances)
         k = min(k, len(distances))
         top = np.argpartition(distances, k - 1)[:k]
