@@ -292,18 +292,25 @@ class Matcher:
         return options[order[0]], audio[order[0]]
 
     def _searched_in_tune(self, found: list[tuple[np.ndarray, float]], wanted: int, start: np.ndarray,
-                          key: float, pitch: Pitch, target: SpectralTarget
+                          start_distance: float, key: float, pitch: Pitch, target: SpectralTarget
                           ) -> tuple[list[tuple[np.ndarray, float]], np.ndarray]:
         """Of a search's distinct results ``found`` (params, distance), best first: the first
         ``wanted`` that sound at ``pitch``, and their renders (each rendered and heard in turn, so
-        an in-tune best costs one). When none does but the search's ``start`` did, the closest (by
-        the full distance) of the start and the best result's repairs that does, so the result is
-        never further than the start; else all of them as they are. The search holds the tuning
+        an in-tune best costs one); one further than the search's ``start`` only if the start
+        sounds off the pitch too. When none does but the start did, the closest (by the full
+        distance) of the start and the best result's repairs that does, so the result is never
+        further than the start; else all of them as they are. The search holds the tuning
         and pitch modulation, but muting the lower oscillator, say, still moves the pitch heard."""
         kept: list[int] = []
         renders: list[np.ndarray] = []
         offs: list[float | None] = []
-        for x, _ in found:
+        start_in_tune: bool | None = None  # heard only when a result further than the start comes up
+        for x, d in found:
+            if d > start_distance:  # (never the first: the search's best is no further than its start)
+                if start_in_tune is None:
+                    start_in_tune = bool(self._sound_in_tune(self.renderer.render(start[None, :], key), pitch)[0])
+                if start_in_tune:
+                    break
             audio = self.renderer.render(x[None, :], key)
             renders.append(audio[0])
             offs += self.off_pitch(audio, pitch)
@@ -470,7 +477,8 @@ class Matcher:
             network_distance, evaluations = result.start_distance, result.evaluations
             found = list(result.alternatives) or [(result.params, result.distance)]  # best first
             if tuned:
-                found, renders = self._searched_in_tune(found, candidates, guess, key, pitch, target)
+                found, renders = self._searched_in_tune(found, candidates, guess, result.start_distance, key,
+                                                        pitch, target)
             else:
                 renders = self.renderer.render(np.stack([x for x, _ in found]), key)
             (params, distance), audio = found[0], renders[0]

@@ -340,3 +340,36 @@ def test_a_scored_match_takes_the_closest_option_that_sounds_in_tune(matcher: Ma
     np.testing.assert_array_equal(chosen, base)
     unpitched = replace(pitch, hz=None)  # no pitch to keep: the closest as it is
     np.testing.assert_array_equal(matcher._chosen_in_tune(options, note, 57.0, unpitched, target)[0], fifth)
+
+
+def test_a_searchs_in_tune_alternative_further_than_its_in_tune_start_is_not_the_answer(matcher: Matcher) -> None:
+    """A search's best result that sounds off the pitch gives way to the start, not to a distinct
+    result that is in tune but further from the target than the start (small first steps leave the
+    start among the best, so the distinct ones can be further)."""
+    from deepdiva.core.level import volume_columns
+    from deepdiva.core.tuning import OSC2_TUNE
+
+    pset = matcher.parameter_set
+    base = pset.defaults_normalised()
+    fifth = base.copy()  # sounds a fifth up: no repair (octaves, no modulation) brings it back
+    vol1, vol2 = volume_columns(pset)
+    fifth[[vol1, vol2]] = 0.0, base[vol1]
+    native = pset.from_normalised(fifth[None, :])
+    native[0, pset.role_column(OSC2_TUNE)] = 7.0
+    fifth = pset.quantise(pset.to_normalised(native))[0]
+    note = matcher.renderer.render(base[None, :], 57.0)[0]
+    pitch = matcher.detect(note[None, :])[0]
+    target = SpectralTarget(note)
+    start = base.copy()
+    start[vol1] = 0.6 * base[vol1]  # in tune, a little quieter than the target
+    further = base.copy()
+    further[vol1] = 0.1 * base[vol1]  # in tune, much quieter: further than the start
+    start_d, further_d = target.distance(matcher.renderer.render(np.stack([start, further]), 57.0))
+    assert further_d > start_d
+    found = [(fifth, 0.0), (further, float(further_d))]  # the search's distinct results, best first
+    kept, renders = matcher._searched_in_tune(found, 1, start, float(start_d), 57.0, pitch, target)
+    assert kept[0][1] <= start_d + 1e-9
+    assert matcher._sound_in_tune(renders[:1], pitch)[0]
+    # with the start itself off the pitch, an in-tune result is taken however far
+    kept, _ = matcher._searched_in_tune(found, 1, fifth, 0.5 * float(further_d), 57.0, pitch, target)
+    np.testing.assert_array_equal(kept[0][0], further)
