@@ -42,7 +42,7 @@ from deepdiva.core.features import FeatureConfig, full_scale_reference, harmonic
 from deepdiva.core.level import best_gain, with_gain  # noqa: E402
 from deepdiva.core.matcher import Matcher, default_model_path  # noqa: E402
 from deepdiva.core.metrics import SpectralTarget, multires_stft_distance, spectral_convergence  # noqa: E402
-from deepdiva.core.refine import refine  # noqa: E402
+from deepdiva.core.refine import FAR_SIGMA, refine  # noqa: E402
 from deepdiva.core.tuning import pitch_columns  # noqa: E402
 from deepdiva.presets.diva import write_diva_preset  # noqa: E402
 from deepdiva.presets.match_job import match_file  # noqa: E402
@@ -80,15 +80,18 @@ def librosa_features(path: Path, cfg: FeatureConfig, feature: str) -> np.ndarray
     return np.concatenate([image, np.broadcast_to(comb[None, :, None, None], image.shape)], axis=-1)
 
 
-def original_shape(run: Path, matcher: Matcher, out: Path):
-    """The original project's pipeline on the same trained network: file -> preset written."""
+def original_shape(run: Path | None, matcher: Matcher, out: Path):
+    """The original project's pipeline on the same network: file -> preset written. The network
+    is the training ``run``'s Keras model or, without one (a fresh clone keeps no runs), the card's
+    architecture with untrained weights: the same layers and arithmetic, so the same time."""
     import keras
 
-    import deepdiva.training.models  # noqa: F401  registers the custom layers for load_model
+    from deepdiva.training.models import build_model  # also registers the custom layers for load_model
     from deepdiva.training.train import best_model_path
 
-    model = keras.models.load_model(best_model_path(run))
     card = matcher.model.card
+    model = (keras.models.load_model(best_model_path(run)) if run is not None
+             else build_model(card.data["architecture"], card.input_shape, matcher.parameter_set))
     pset = matcher.parameter_set
 
     def match(path: Path) -> None:
@@ -178,12 +181,11 @@ def latency(matcher: Matcher, run: Path | None, clips: np.ndarray, repeats: int)
     print(f"    deepdiva match --no-score (original steps)  p50 {s50:7.2f} ms   p95 {s95:7.2f} ms   (between scored ones)")
     print(f"    deepdiva match --no-score, back to back      p50 {a50:7.2f} ms   p95 {a95:7.2f} ms")
     print("    deepdiva match, median per stage: " + ", ".join(f"{k} {v:.2f}" for k, v in split.items()) + " ms")
-    if run is None:
-        print("    original pipeline: pass --run RUN (a training run folder) to compare")
-        return
     theirs = timed(original_shape(run, matcher, tmp / "keras"), files, repeats)
     q50, q95 = percentiles(theirs)
-    print(f"    original shape (librosa + Keras predict)     p50 {q50:7.2f} ms   p95 {q95:7.2f} ms")
+    weights = "trained" if run is not None else "untrained, same layers"
+    print(f"    original shape (librosa + Keras predict, {weights})")
+    print(f"                                                 p50 {q50:7.2f} ms   p95 {q95:7.2f} ms")
     print(f"    speed-up at p50, like for like: {q50 / s50:.1f}x between scored matches, {q50 / a50:.1f}x back to "
           f"back (target >= 10x); deepdiva match, which also scores its answer: {q50 / p50:.1f}x   "
           f"(load now {os.getloadavg()[0]:.1f})")
@@ -237,7 +239,7 @@ def _from_base(matcher: Matcher, clip: np.ndarray, base: np.ndarray, budget: flo
     pitch = matcher.detect(clip[None, :])[0]
     key = matcher.played_at(pitch).midi_float
     target = SpectralTarget(clip)
-    result = refine(matcher.renderer, target.distance, base, budget, seed=seed,
+    result = refine(matcher.renderer, target.distance, base, budget, seed=seed, sigma=FAR_SIGMA,
                     executor=matcher._executor, blocks=matcher.threads, note=key,
                     fixed=pitch_columns(matcher.parameter_set) if matcher.keeps_pitch(pitch) else None,
                     screen=matcher.screen(target, key))
@@ -332,7 +334,8 @@ def lookup_comparison(matcher: Matcher, olds: dict[str, Matcher], sets: dict[str
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None, help="ONNX model (default: the shipped one)")
-    parser.add_argument("--run", default=None, help="training run of the same model, for the Keras comparison")
+    parser.add_argument("--run", default=None, help="training run of the same model, for the Keras comparison "
+                        "(default: the model's architecture with untrained weights, timed alike)")
     parser.add_argument("--eval", dest="eval_path", default="data/eval-medium33", help="held-out dataset")
     parser.add_argument("--n-latency", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=5)

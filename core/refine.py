@@ -20,6 +20,18 @@ many candidates, and a 2 s search ends closer for 24 of 32 (geometric mean of th
 0.95); a 10 s search ends where it did (0.997, 19 of 32), where screening all 10 s was worse
 (1.009: the screen's optimum is not quite the distance's). Two resolutions, 2048 alone, or a
 render at half the rate with a 512-point screen (twice the renders again) gained less at 2 s.
+
+The search is separable CMA-ES (``CMA_diagonal``: a diagonal covariance, which adapts a step size
+per parameter about n times faster than a full one learns its n^2 entries; with a few hundred
+generations in a match's budget the full matrix hardly moves). Its first steps are small
+(:data:`SIGMA`) because a match's start already sounds close: most of what a short search gains
+is near it. Measured on 60 held-out renders at random keys (eval-notes rows 100-159, not the
+ones benchmarks/match.py reports), network start, two threads, against the full covariance and
+a step of 0.1: step 0.03 ended closer at 2 s (geometric mean of the distance ratio 0.956 and
+0.987 on the two halves) and at 10 s (0.945); with the diagonal as well 0.931 / 0.975 at 2 s and
+0.936 at 10 s. From the base preset, which is far from every target, the step stays
+:data:`FAR_SIGMA` (0.03 measured the same there at 10 s) and the diagonal gained as much (0.935
+at 10 s).
 """
 
 from __future__ import annotations
@@ -37,11 +49,13 @@ from .render import Renderer
 Distance = Callable[[np.ndarray], np.ndarray]  # candidate audio (n, samples) -> distances (n,)
 Evaluate = Callable[[np.ndarray], np.ndarray]  # candidate patches (n, k) -> distances (n,) of their renders
 MIN_DIFFERENCE = 0.05  # alternatives differ by at least 5 % of each range on average
-# CMA-ES's initial step size in the normalised cube. Tuned on held-out renders (eval-medium33
-# rows 60-84, not the ones benchmarks/match.py reports): 0.1 beat 0.05, 0.075, 0.15 and 0.25
-# with 1 s and 5 s budgets. A small gain: paired against 0.15 on 40 further renders it was
-# better for 26 (1 s) and 24 (5 s), per-render median distance ratio 0.975 for both.
-SIGMA = 0.1
+# CMA-ES's initial step size in the normalised cube, from a start that already sounds close
+# (a network's answer, a bank patch): see the module's docstring; 0.01-0.03 measured alike at 2 s.
+SIGMA = 0.03
+# ... and from a start far from the target (the base preset). Tuned for network starts before the
+# screen, the bank and the diagonal (eval-medium33 rows 60-84): 0.1 beat 0.05, 0.075, 0.15 and 0.25
+# with 1 s and 5 s budgets.
+FAR_SIGMA = 0.1
 ARCHIVE_SIZE = 256  # best scored patches kept to pick alternatives from
 RESCORED = 8  # a screened search's best candidates scored again with the full distance
 SCREEN_SECONDS = 2.0  # how long a screen steers a search before the full distance takes over
@@ -115,7 +129,8 @@ def refine(renderer: Renderer, distance: Distance, start: np.ndarray, budget_sec
     fewer than two columns left free, the best start is the result. ``screen``: a cheaper
     :data:`Evaluate` (e.g. :func:`evaluator` with another distance) that scores the search's
     candidates for its first ``screen_seconds`` (see the module's docstring); the result, its
-    alternatives and their distances are by ``distance`` all the same."""
+    alternatives and their distances are by ``distance`` all the same. ``sigma``: CMA-ES's first
+    step, :data:`SIGMA` for a start near the target, :data:`FAR_SIGMA` for one far from it."""
     import cma
     from threadpoolctl import threadpool_limits
 
@@ -155,6 +170,7 @@ def refine(renderer: Renderer, distance: Distance, start: np.ndarray, budget_sec
     options = {
         "bounds": [0.0, 1.0], "seed": seed + 1, "verbose": -9,
         "popsize": popsize or max(8, 4 + int(3 * np.log(k))), "tolfun": 1e-9, "tolx": 1e-6,
+        "CMA_diagonal": True,
     }
     # CMA-ES's small eigendecompositions gain nothing from BLAS threads, and OpenBLAS's idle
     # threads spin after each call, taking the cores the candidates render on (measured: two
