@@ -308,23 +308,29 @@ def test_cents_within_the_detectors_error_play_in_tune(matcher: Matcher) -> None
     assert edge.cents == pytest.approx(-(IN_TUNE_CENTS + 0.5), abs=0.01)
 
 
-def test_a_scored_match_takes_the_closest_option_that_sounds_in_tune(matcher: Matcher, monkeypatch) -> None:
-    """An option that plays a fifth off the target's pitch (no repair moves it) loses to the next
-    one, however close its spectrum; the target's own patch otherwise wins as usual."""
+def _a_fifth_up(matcher: Matcher):
+    """The base preset, the same patch sounding a fifth up (oscillator 1 silent, oscillator 2 as
+    loud at +7: no repair, octaves or no modulation, brings it back), the base preset's note at
+    A3, its pitch and the note as a target."""
     from deepdiva.core.level import volume_columns
     from deepdiva.core.tuning import OSC2_TUNE
 
     pset = matcher.parameter_set
     base = pset.defaults_normalised()
-    fifth = base.copy()  # oscillator 1 silent, oscillator 2 as loud a fifth up: the patch sounds at key + 7
+    fifth = base.copy()
     vol1, vol2 = volume_columns(pset)
     fifth[[vol1, vol2]] = 0.0, base[vol1]
     native = pset.from_normalised(fifth[None, :])
     native[0, pset.role_column(OSC2_TUNE)] = 7.0
     fifth = pset.quantise(pset.to_normalised(native))[0]
     note = matcher.renderer.render(base[None, :], 57.0)[0]
-    pitch = matcher.detect(note[None, :])[0]
-    target = SpectralTarget(note)
+    return base, fifth, note, matcher.detect(note[None, :])[0], SpectralTarget(note)
+
+
+def test_a_scored_match_takes_the_closest_option_that_sounds_in_tune(matcher: Matcher, monkeypatch) -> None:
+    """An option that plays a fifth off the target's pitch (no repair moves it) loses to the next
+    one, however close its spectrum; the target's own patch otherwise wins as usual."""
+    base, fifth, note, pitch, target = _a_fifth_up(matcher)
     options = np.stack([fifth, base])
     real = matcher._choice_scorer
 
@@ -347,19 +353,9 @@ def test_a_searchs_in_tune_alternative_further_than_its_in_tune_start_is_not_the
     result that is in tune but further from the target than the start (small first steps leave the
     start among the best, so the distinct ones can be further)."""
     from deepdiva.core.level import volume_columns
-    from deepdiva.core.tuning import OSC2_TUNE
 
-    pset = matcher.parameter_set
-    base = pset.defaults_normalised()
-    fifth = base.copy()  # sounds a fifth up: no repair (octaves, no modulation) brings it back
-    vol1, vol2 = volume_columns(pset)
-    fifth[[vol1, vol2]] = 0.0, base[vol1]
-    native = pset.from_normalised(fifth[None, :])
-    native[0, pset.role_column(OSC2_TUNE)] = 7.0
-    fifth = pset.quantise(pset.to_normalised(native))[0]
-    note = matcher.renderer.render(base[None, :], 57.0)[0]
-    pitch = matcher.detect(note[None, :])[0]
-    target = SpectralTarget(note)
+    base, fifth, note, pitch, target = _a_fifth_up(matcher)
+    vol1 = volume_columns(matcher.parameter_set)[0]
     start = base.copy()
     start[vol1] = 0.6 * base[vol1]  # in tune, a little quieter than the target
     further = base.copy()
