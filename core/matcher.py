@@ -24,7 +24,7 @@ from .model_runtime import OnnxModel
 from .model_synth import choose_synth, renderer_for
 from .pitch import Pitch, detect_pitches, midi_to_hz, note_name
 from .profile import ParameterSet
-from .refine import Evaluate, evaluator, refine, scorer
+from .refine import FAR_SIGMA, SIGMA, Evaluate, evaluator, refine, scorer
 from .render import Renderer, RenderSettings
 from .tuning import FINE_TUNE_DECIMALS, on_harmonics, pitch_columns, pitch_repairs, tidy
 
@@ -107,6 +107,11 @@ def default_threads() -> int:
 def _rounded(value: float | None) -> float | None:
     return None if value is None else round(value, 6)
 
+
+
+def _within_tune(off: float | None) -> bool:
+    """Whether a render ``off`` semitones from the target's pitch (None: no pitch) sounds in tune."""
+    return off is not None and abs(off) <= IN_TUNE_SEMITONES
 
 class Matcher:
     """Holds one onnxruntime session, one renderer and the refinement's threads; call
@@ -294,40 +299,76 @@ class Matcher:
     def _searched_in_tune(self, found: list[tuple[np.ndarray, float]], wanted: int, start: np.ndarray,
                           start_distance: float, key: float, pitch: Pitch, target: SpectralTarget
                           ) -> tuple[list[tuple[np.ndarray, float]], np.ndarray]:
-        """Of a search's distinct results ``found`` (params, distance), best first: the first
-        ``wanted`` that sound at ``pitch``, and their renders (each rendered and heard in turn, so
-        an in-tune best costs one); one further than the search's ``start`` only if the start
-        sounds off the pitch too. When none does but the start did, the closest (by the full
-        distance) of the start and the best result's repairs that does, so the result is never
-        further than the start; else all of them as they are. The search holds the tuning
-        and pitch modulation, but muting the lower oscillator, say, still moves the pitch heard."""
-        kept: list[int] = []
-        renders: list[np.ndarray] = []
-        offs: list[float | None] = []
-        start_in_tune: bool | None = None  # heard only when a result further than the start comes up
-        for x, d in found:
-            if d > start_distance:  # (never the first: the search's best is no further than its start)
-                if start_in_tune is None:
-                    start_in_tune = bool(self._sound_in_tune(self.renderer.render(start[None, :], key), pitch)[0])
-                if start_in_tune:
-                    break
-            audio = self.renderer.render(x[None, :], key)
-            renders.append(audio[0])
-            offs += self.off_pitch(audio, pitch)
-            if self._sound_in_tune(audio, pitch, offs[-1:])[0]:
-                kept.append(len(renders) - 1)
-                if len(kept) == wanted:
-                    break
-        if kept:
-            return [found[i] for i in kept], np.stack([renders[i] for i in kept])
-        options = np.concatenate([pitch_repairs(self.parameter_set, found[0][0], offs[0]), start[None, :]])
-        again = self.renderer.render(options, key)
-        tuned = np.flatnonzero(self._sound_in_tune(again, pitch))
-        if not tuned.size or tuned[-1] != len(options) - 1:  # the start was out of tune already
-            return found, np.stack(renders)
-        distances = target.distance(again[tuned])
-        best = tuned[int(np.argmin(distances))]
-        return [(options[best], float(distances.min()))], again[best:best + 1]
+        """Of a search's distinct results ``found`` (params, distance), best first, up to ``wanted``
+        that sound at ``pitch`` and their renders. The answer (the first) is the first result in
+        tune no further than the search's ``start``; else, when the start sounds at the pitch, the
+        closest of the start and the best result's repairs that does (:meth:`_repaired_or_start`:
+        never further than the start); else the first result in tune. The alternatives follow, each
+        as it is or its closest repair that sounds at the pitch, closest first. When nothing does,
+        all of them as they are. The search holds the tuning and pitch modulation, but muting the
+        lower oscillator, say, still moves the pitch heard."""
+        heard: dict[int, tuple[np.ndarray, float | None]] = {}  # render and semitones off, once each
+
+        def hear(i: int) -> tuple[np.ndarray, float | None]:
+            if i not in heard:
+                audio = self.renderer.render(found[i][0][None, :], key)
+                heard[i] = audio[0], self.off_pitch(audio, pitch)[0]
+            return heard[i]
+
+        def first_in_tune(rows: range) -> int | None:
+            return next((i for i in rows if _within_tune(hear(i)[1])), None)
+
+        closer = next((i for i, (_, d) in enumerate(found) if d > start_distance), len(found))
+        first = first_in_tune(range(closer))  # the best is never further than the start: closer >= 1
+        answer = None if first is None else (found[first], hear(first)[0])
+        if answer is None:
+            answer = self._repaired_or_start(found[0][0], hear(0)[1], start, key, pitch, target)
+            first = 0  # the best result's repairs answered (or the start did): not an alternative
+        if answer is None:  # the start sounds off the pitch too
+            first = first_in_tune(range(len(found)))
+            if first is None:
+                return found, np.stack([hear(i)[0] for i in range(len(found))])
+            answer = (found[first], hear(first)[0])
+        alternatives: list[tuple[tuple[np.ndarray, float], np.ndarray]] = []
+        for i, (x, d) in enumerate(found):
+            if len(alternatives) + 1 >= wanted:
+                break
+            if i == first:
+                continue
+            audio, off = hear(i)
+            if _within_tune(off):
+                alternatives.append(((x, d), audio))
+            else:
+                repairs = pitch_repairs(self.parameter_set, x, off)
+                closest = self._closest_in_tune(repairs, key, pitch, target)
+                if closest is not None:
+                    alternatives.append(((repairs[closest[0]], closest[1]), closest[2]))
+        alternatives.sort(key=lambda alternative: alternative[0][1])
+        kept = [answer, *alternatives]
+        return [entry for entry, _ in kept], np.stack([audio for _, audio in kept])
+
+    def _closest_in_tune(self, options: np.ndarray, key: float, pitch: Pitch, target: SpectralTarget,
+                         required: int | None = None) -> tuple[int, float, np.ndarray] | None:
+        """Of ``options`` (n, k) the closest (by the full distance) that sounds at ``pitch``: its row,
+        distance and render; None when none does, or the ``required`` row does not."""
+        if not len(options):
+            return None
+        renders = self.renderer.render(options, key)
+        tuned = np.flatnonzero(self._sound_in_tune(renders, pitch))
+        if not tuned.size or (required is not None and required not in tuned):
+            return None
+        distances = target.distance(renders[tuned])
+        i = int(tuned[int(np.argmin(distances))])
+        return i, float(distances.min()), renders[i]
+
+    def _repaired_or_start(self, best: np.ndarray, off: float | None, start: np.ndarray, key: float, pitch: Pitch,
+                           target: SpectralTarget) -> tuple[tuple[np.ndarray, float], np.ndarray] | None:
+        """The closest of ``start`` and the repairs of a search's ``best`` result (``off`` semitones
+        from ``pitch``) that sounds at the pitch, with its render; None when the start does not (so
+        the answer is never further than a start in tune)."""
+        options = np.concatenate([pitch_repairs(self.parameter_set, best, off), start[None, :]])
+        closest = self._closest_in_tune(options, key, pitch, target, required=len(options) - 1)
+        return None if closest is None else ((options[closest[0]], closest[1]), closest[2])
 
     def screen(self, target: SpectralTarget, key: float) -> Evaluate:
         """What steers the first seconds of a search for ``target`` played at ``key`` (see
@@ -343,7 +384,7 @@ class Matcher:
         """Whether each render (n, samples) sounds within :data:`IN_TUNE_SEMITONES` of ``pitch``
         (``offs``: their :meth:`off_pitch`, if known)."""
         offs = self.off_pitch(renders, pitch) if offs is None else offs
-        return np.array([o is not None and abs(o) <= IN_TUNE_SEMITONES for o in offs], dtype=bool)
+        return np.array([_within_tune(o) for o in offs], dtype=bool)
 
     def off_pitch(self, renders: np.ndarray, pitch: Pitch) -> list[float | None]:
         """Semitones each render (n, samples) sounds from ``pitch``; None where it has no pitch."""
@@ -469,7 +510,10 @@ class Matcher:
         if refine_seconds > 0:
             assert target is not None
             tuned = self.keeps_pitch(pitch)
+            # asked for alternatives, the search spreads wider: from steps of SIGMA it seldom leaves
+            # its start's neighbourhood far enough for a distinct one (MIN_DIFFERENCE)
             result = refine(self.renderer, target.distance, guess, refine_seconds, seed=seed,
+                            sigma=FAR_SIGMA if candidates > 1 else SIGMA,
                             keep=max(candidates, PITCH_CHOICES) if tuned else candidates, executor=self._executor,
                             blocks=self.threads, note=key, warm_starts=self._warm_starts(answers),
                             fixed=pitch_columns(self.parameter_set) if tuned else None,

@@ -369,3 +369,21 @@ def test_a_searchs_in_tune_alternative_further_than_its_in_tune_start_is_not_the
     # with the start itself off the pitch, an in-tune result is taken however far
     kept, _ = matcher._searched_in_tune(found, 1, fifth, 0.5 * float(further_d), 57.0, pitch, target)
     np.testing.assert_array_equal(kept[0][0], further)
+
+
+def test_a_searchs_alternative_off_the_pitch_by_octaves_is_kept_repaired(matcher: Matcher) -> None:
+    """An alternative that sounds an octave off the target's pitch is offered moved back to it; one
+    that no repair brings back (a fifth off) is left out."""
+    from deepdiva.core.tuning import octaves_moved
+
+    base, fifth, note, pitch, target = _a_fifth_up(matcher)
+    octave_up = octaves_moved(matcher.parameter_set, base, 1)
+    assert octave_up is not None
+    assert matcher.off_pitch(matcher.renderer.render(octave_up[None, :], 57.0), pitch)[0] == pytest.approx(12, abs=0.3)
+    found = [(base, 0.0), (fifth, 1.0), (octave_up, 2.0)]
+    kept, renders = matcher._searched_in_tune(found, 3, base, 0.0, 57.0, pitch, target)
+    assert len(kept) == 2 and len(renders) == 2
+    np.testing.assert_array_equal(kept[0][0], base)
+    assert not np.array_equal(kept[1][0], octave_up)  # moved back
+    assert matcher._sound_in_tune(renders, pitch).all()
+    assert kept[1][1] == pytest.approx(float(target.distance(renders[1:])[0]))

@@ -42,11 +42,16 @@ def write_sine(path: Path, freq: float = 220.0, seconds: float = 0.3, amplitude:
     return path
 
 
+def saw(seconds: float = 1.5, freq: float = 220.0, amplitude: float = 0.4, decay: float = 1.0) -> np.ndarray:
+    """A naive float32 sawtooth fading as ``exp(-decay t)`` (0: held)."""
+    t = np.arange(int(seconds * SR)) / SR
+    return (amplitude * (2 * ((freq * t) % 1.0) - 1) * np.exp(-decay * t)).astype(np.float32)
+
+
 def write_saw(path: Path, freq: float = 220.0, seconds: float = 1.5, amplitude: float = 0.4,
               decay: float = 1.0) -> Path:
     """A naive sawtooth fading as ``exp(-decay t)``, written as a wav file at ``path``: a plucked note."""
-    t = np.arange(int(seconds * SR)) / SR
-    sf.write(path, (amplitude * (2 * ((freq * t) % 1.0) - 1) * np.exp(-decay * t)).astype(np.float32), SR)
+    sf.write(path, saw(seconds, freq, amplitude, decay), SR)
     return path
 
 
