@@ -108,10 +108,10 @@ def _rounded(value: float | None) -> float | None:
     return None if value is None else round(value, 6)
 
 
-
 def _within_tune(off: float | None) -> bool:
     """Whether a render ``off`` semitones from the target's pitch (None: no pitch) sounds in tune."""
     return off is not None and abs(off) <= IN_TUNE_SEMITONES
+
 
 class Matcher:
     """Holds one onnxruntime session, one renderer and the refinement's threads; call
