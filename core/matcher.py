@@ -23,6 +23,7 @@ from .metrics import SpectralTarget
 from .model_runtime import OnnxModel
 from .model_synth import choose_synth, renderer_for
 from .pitch import Pitch, detect_pitches, midi_to_hz, note_name
+from .plain import plain_patches
 from .profile import ParameterSet
 from .refine import FAR_SIGMA, SIGMA, Evaluate, evaluator, refine, scorer
 from .render import Renderer, RenderSettings
@@ -401,6 +402,15 @@ class Matcher:
         nearest = self.warm_starts(note, self.played_at(pitch))
         return np.concatenate([a for a in (answers, fitted, nearest) if a is not None])
 
+    def plain_options(self, note: np.ndarray, key: float) -> np.ndarray:
+        """The plain patches (m', k) a scored match chooses from too, for ``note`` played at MIDI
+        ``key`` (:func:`~deepdiva.core.plain.plain_patches`: the base preset first), each again with
+        the amp envelope measured in ``note`` when one was."""
+        plain = plain_patches(self.parameter_set, key)
+        envelope = amp_envelope(note, self.sample_rate)
+        fitted = None if envelope is None else with_envelope(self.parameter_set, plain, envelope)
+        return plain if fitted is None else np.concatenate([plain, fitted])
+
     def unscored(self, note: np.ndarray, pitch: Pitch) -> np.ndarray:
         """What an unscored match answers (k,): the network's most confident answer (:meth:`predict`),
         with the amp envelope measured in ``note`` if the note dies away (a held patch is far from
@@ -475,9 +485,10 @@ class Matcher:
         Scored or refined, every answer of the network (a ``cnn3h`` model has 8), each again
         with the amp envelope measured in the target
         (:mod:`~deepdiva.core.envelope`), with a bank its patches nearest to the target
-        (:meth:`warm_starts`) and the base preset are rendered and the one that sounds closest is
-        kept (:meth:`closest`'s distance; the base preset is a plain saw, nearer to simple sounds
-        than any mix of medians), the others join a search's warm starts; unscored, the network's
+        (:meth:`warm_starts`) and the plain patches (:meth:`plain_options`: the base preset with
+        each wave and a few cutoffs, nearer to simple sounds than any mix of medians) are rendered
+        and the one that sounds closest is kept (:meth:`closest`'s distance), the network's and the
+        bank's others join a search's warm starts; unscored, the network's
         most confident answer, with the measured envelope if the target dies away. Either way, for
         a clearly pitched target the answer must sound at the target's pitch (:meth:`in_tune`:
         otherwise it loses its vibrato and pitch modulation or moves an octave; scored, the
@@ -498,10 +509,10 @@ class Matcher:
         network_distance: float | None = None
         audio = None
         target = SpectralTarget(note) if refine_seconds > 0 or score else None  # spectra cached once
-        if answers is not None:  # scored: the answer (network, bank or base preset) that sounds closest, in tune
+        if answers is not None:  # scored: the answer (network, bank or plain patch) that sounds closest, in tune
             assert target is not None
-            guess, audio = self._chosen_in_tune(
-                np.concatenate([answers, self.parameter_set.defaults_normalised()[None, :]]), note, key, pitch, target)
+            guess, audio = self._chosen_in_tune(np.concatenate([answers, self.plain_options(note, key)]),
+                                                note, key, pitch, target)
         elif render or volume_columns(self.parameter_set):  # unscored: rendered to be leveled
             audio = self.renderer.render(guess[None, :], key)[0]
             guess, audio = self.in_tune(guess, audio, note, key, pitch, target)

@@ -77,8 +77,8 @@ def test_no_score_writes_the_networks_preset_without_measuring_it(tmp_path: Path
     report = json.loads(result.stdout)
     assert report["distance"] is None and report["network_distance"] is None and report["preview"] is None
     # unmeasured, the network's most confident answer (with the target's envelope if it dies away);
-    # measured, the one of its answers (each also with that envelope) or the base preset that sounds
-    # closest; either in tune (its level then set: the oscillator volumes)
+    # measured, the one of its answers (each also with that envelope), bank patches or plain patches
+    # that sounds closest; either in tune (its level then set: the oscillator volumes)
     from deepdiva.core.audio import prepare_note, read_audio
     from deepdiva.core.matcher import Matcher
     from deepdiva.core.metrics import SpectralTarget
@@ -98,7 +98,7 @@ def test_no_score_writes_the_networks_preset_without_measuring_it(tmp_path: Path
         return matcher.in_tune(guess, matcher.renderer.render(guess[None, :], key)[0], note, key, pitch, target)[0]
 
     np.testing.assert_allclose(normalised(report["params"]), in_tune(matcher.unscored(note, pitch))[columns], atol=1e-6)
-    closest, _ = matcher.closest(np.vstack([answers, matcher.parameter_set.defaults_normalised()]), note, key)
+    closest, _ = matcher.closest(np.vstack([answers, matcher.plain_options(note, key)]), note, key)
     np.testing.assert_allclose(normalised(scored["params"]), in_tune(closest, SpectralTarget(note))[columns], atol=1e-6)
     assert written(tmp_path / "b") == [tmp_path / "b" / "pluck.h2p"]
     description = read_h2p(tmp_path / "b" / "pluck.h2p").meta["Description"]

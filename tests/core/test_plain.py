@@ -1,0 +1,83 @@
+"""Plain patches: the base preset with each oscillator setting and cutoff of the profile's table."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from deepdiva.core.errors import ProfileError
+from deepdiva.core.matcher import Matcher
+from deepdiva.core.plain import plain_patches
+from deepdiva.core.profile import load_profile
+
+
+@pytest.fixture(scope="module")
+def medium33():
+    return load_profile("diva").parameter_set("medium33")
+
+
+def column(pset, location: str) -> int:
+    return [p.location for p in pset.parameters].index(location)
+
+
+def test_base_preset_first_then_every_setting_at_every_cutoff(medium33) -> None:
+    patches = plain_patches(medium33, 57.0)
+    native = medium33.from_normalised(patches.astype(np.float64))
+    base = medium33.defaults_native()
+    np.testing.assert_allclose(native[0], base, atol=1e-4)
+    wave, width, cutoff = (column(medium33, c) for c in ("OSC:Wave1", "OSC:PW", "VCF1:Freq"))
+    settings = {(round(r[wave]), round(r[width])) for r in native}
+    assert settings == {(2, 50), (1, 50), (3, 0), (3, 50), (4, 50)}  # saw, triangle, square, pulse, noise
+    # fixed cutoffs and an octave, two and three above A3; all else as the base preset
+    assert {round(c) for c in native[:, cutoff]} == {147, 120, 100, 80, 60, 69, 81, 93}
+    others = [j for j in range(len(base)) if j not in (wave, width, cutoff)]
+    np.testing.assert_allclose(native[:, others], np.broadcast_to(base[others], (len(native), len(others))), atol=1e-4)
+    assert len(np.unique(patches, axis=0)) == len(patches) == 5 * 8
+
+
+def test_cutoffs_follow_the_key_and_stay_in_range(medium33) -> None:
+    cutoff = column(medium33, "VCF1:Freq")
+    low = medium33.from_normalised(plain_patches(medium33, 36.0).astype(np.float64))[:, cutoff]
+    high = medium33.from_normalised(plain_patches(medium33, 130.0).astype(np.float64))[:, cutoff]
+    assert {round(c) for c in low} == {147, 120, 100, 80, 60, 48, 72}  # C2 + 24 = 60 is a fixed one already
+    assert max(high) == 150.0 and min(low) >= 0.0
+
+
+def test_sets_without_a_parameter_and_profiles_without_the_table(medium33) -> None:
+    tiny = load_profile("diva").parameter_set("tiny11")  # no OSC:PW: square and pulse are one patch
+    assert len(plain_patches(tiny, 57.0)) == 4 * 8
+    amsynth = load_profile("amsynth").parameter_set("medium")
+    np.testing.assert_allclose(plain_patches(amsynth, 57.0), amsynth.defaults_normalised()[None, :], atol=1e-6)
+
+
+def test_a_broken_table_is_a_profile_error(medium33, monkeypatch) -> None:
+    table = dict(medium33.profile.meta["plain"], oscillators=[{"OSC:NoSuchKnob": 1}])
+    monkeypatch.setitem(medium33.profile.meta, "plain", table)
+    with pytest.raises(ProfileError, match="NoSuchKnob"):
+        plain_patches(medium33, 57.0)
+    monkeypatch.setitem(medium33.profile.meta, "plain", dict(table, oscillators=[{"OSC:Wave1": "saw"}]))
+    with pytest.raises(ProfileError, match=r"\[plain\]"):
+        plain_patches(medium33, 57.0)
+
+
+def additive(note: int, harmonic_amplitude, seconds: float = 2.0, sr: int = 44100) -> np.ndarray:
+    """A band-limited wave made here (not by any synth): harmonics below 16 kHz, at 0.4 peak."""
+    t = np.arange(int(seconds * sr)) / sr
+    f0 = 440.0 * 2 ** ((note - 69) / 12)
+    k = np.arange(1, int(16000 // f0) + 1)
+    y = (np.sin(2 * np.pi * f0 * np.outer(t, k)) * harmonic_amplitude(k)).sum(axis=1)
+    return (0.4 * y / np.abs(y).max()).astype(np.float32)
+
+
+def test_a_square_note_is_matched_by_a_square_in_tune() -> None:
+    """The network answers plain waves poorly; a scored match now finds the plain patch that plays one."""
+    matcher = Matcher.load()
+    pset = matcher.parameter_set
+    square = additive(45, lambda k: np.where(k % 2 == 1, 1.0 / k, 0.0))
+    match = matcher.match(square)
+    native = dict(zip([p.location for p in pset.parameters], match.native, strict=True))
+    assert (round(native["OSC:Wave1"]), round(native["OSC:PW"]), native["OSC:Tune1"]) == (3, 0, 0)
+    assert match.played.midi == 45
+    alone = Matcher(matcher.model, matcher.renderer, matcher.threads, bank=matcher.bank)
+    alone.plain_options = lambda note, key: pset.defaults_normalised()[None, :]  # the base preset only, as before
+    assert match.distance < 0.7 * alone.match(square).distance
