@@ -311,7 +311,7 @@ def lookup_comparison(matcher: Matcher, olds: dict[str, Matcher], sets: dict[str
                 add("network, closest of its answers", audio[None, :], target)
             chosen, audio = matcher.closest(matcher.candidates(target, pitches[0]), target, keys[0], leveled=False)
             add("closest of answers, answers + envelope", audio[None, :], target)
-            add("deepdiva match, no bank (answers or base, level)", matcher.match(target).audio, target)
+            add("deepdiva match, no bank (answers or plain patches, level)", matcher.match(target).audio, target)
             if default is not matcher:
                 add("deepdiva match (default: + shipped bank)", default.match(target).audio, target)
             played = matcher.played_at(pitches[0])
