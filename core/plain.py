@@ -6,20 +6,22 @@ Many sounds musicians bring are close to a plain patch (a square lead, a saw bas
 flute, a struck string with its top rolled off); on plain saws the base preset alone was closer
 than every answer of the network (C3: 1.65 against 3.0 and more, median MR-STFT). So a scored
 match renders these beside the network's answers and lets the distance choose: the base preset
-with each wave of oscillator 1 (the profile's ``osc1_wave`` role), its low-pass
-(``lowpass_cutoff``, a cutoff on the MIDI note scale, as Diva's) open, at fixed cutoffs
-(:data:`CUTOFFS`) and at cutoffs an octave, two and three above the key played
-(:data:`ABOVE_KEY`: the brightness of an instrument follows its note); the matcher adds each
-again with the amp envelope measured in the target (:mod:`~deepdiva.core.envelope`).
+with each oscillator setting of the profile's ``[plain]`` table (Diva: saw, triangle, square, a
+narrower pulse, noise) and its low-pass (a cutoff on the MIDI note scale, as Diva's) open, at
+fixed cutoffs and at cutoffs an octave, two and three above the key played (the brightness of an
+instrument follows its note); the matcher adds each again with the amp envelope measured in the
+target (:mod:`~deepdiva.core.envelope`). A profile without the table has the base preset alone.
 
 Chosen on development sets that the benchmarks do not report (31 GM notes of other instruments,
-6 other espeak voices, 20 other amsynth patches, 60 held-out builtin renders): with these among
-the options, ``deepdiva match``'s median MR-STFT / spectral convergence on the instruments went
-from 1.485 / 0.761 to 1.369 / 0.639, the voices' SC from 1.017 to 0.987, amsynth's from 0.894 to
-0.853, the builtin renders' 1.969 / 0.896 to 1.977 / 0.901. Fixed cutoffs alone reached 1.411
-on the instruments, cutoffs above the key alone 1.369 but lost the fixed ones' plain waves; without
-the envelope variants 1.369 / 0.712; a sixth fixed cutoff or a fourth octave above the key
-changed nothing.
+6 other espeak voices, 20 other amsynth patches, 8 plain waves made by numpy, 60 held-out builtin
+renders): with these among the options, ``deepdiva match``'s median MR-STFT / spectral convergence
+went from 1.485 / 0.761 to 1.369 / 0.639 on the instruments, 1.618 / 1.017 to 1.604 / 0.987 on the
+voices, 1.948 / 0.894 to 1.948 / 0.853 on amsynth, 1.861 / 0.468 to 0.626 / 0.132 on the plain
+waves and 1.969 / 0.896 to 1.977 / 0.901 on the builtin renders. Fixed cutoffs alone reached
+1.411 on the instruments; cutoffs above the key alone 1.369, but 1.29 on the plain waves (0.91
+with both); without the envelope variants 1.369 / 0.712; a sixth fixed cutoff or a fourth octave
+above the key changed nothing; the square (pulse at width 0) took the plain waves from 0.91 to
+0.63; the noise wave helped amsynth's SC a little (0.865 -> 0.853).
 """
 
 from __future__ import annotations
