@@ -211,7 +211,8 @@ def quality(matcher: Matcher, clips: np.ndarray, budgets: list[float], base_budg
     for i, clip in enumerate(clips):
         key = matcher.played_at(matcher.detect(clip[None, :])[0]).midi_float
         target = SpectralTarget(clip)
-        rows["base preset"].append(float(target.distance(matcher.renderer.render(base[None, :], key))[0]))
+        base_render = matcher.renderer.render(base[None, :], key, matcher.note_length(clip))
+        rows["base preset"].append(float(target.distance(base_render)[0]))
         rows["network only"].append(matcher.match(clip).distance)
         for name, run in runs:
             distance, spent = run(clip, i)
@@ -238,11 +239,12 @@ def _from_base(matcher: Matcher, clip: np.ndarray, base: np.ndarray, budget: flo
     (holding the tuning and pitch modulation for a clearly pitched target, as a match's search does)."""
     pitch = matcher.detect(clip[None, :])[0]
     key = matcher.played_at(pitch).midi_float
+    length = matcher.note_length(clip)
     target = SpectralTarget(clip)
     result = refine(matcher.renderer, target.distance, base, budget, seed=seed, sigma=FAR_SIGMA,
                     executor=matcher._executor, blocks=matcher.threads, note=key,
                     fixed=pitch_columns(matcher.parameter_set) if matcher.keeps_pitch(pitch) else None,
-                    screen=matcher.screen(target, key))
+                    screen=matcher.screen(target, key, length), note_length=length)
     return result.distance, result.evaluations
 
 
@@ -297,32 +299,34 @@ def lookup_comparison(matcher: Matcher, olds: dict[str, Matcher], sets: dict[str
 
         for target in targets:
             guess, pitches, keys = matcher.answer(target[None, :])
-            add("base preset", renderer.render(base, keys), target)
+            length = matcher.note_length(target)  # every render lets go where the target was let go
+            add("base preset", renderer.render(base, keys, length), target)
             for label, old in olds.items():
                 old_guess, _, old_keys = old.answer(target[None, :])
-                add(f"{label} network", renderer.render(old_guess, old_keys), target)
+                add(f"{label} network", renderer.render(old_guess, old_keys, length), target)
                 add(f"{label}: deepdiva match", old.match(target).audio, target)
-            add("network", renderer.render(guess, keys), target)
-            add("network + envelope", renderer.render(matcher.unscored(target, pitches[0])[None, :], keys), target)
+            add("network", renderer.render(guess, keys, length), target)
+            add("network + envelope", renderer.render(matcher.unscored(target, pitches[0])[None, :], keys, length), target)
             add("deepdiva match --no-score (in tune, RMS)", matcher.match(target, score=False).audio[None, :], target)
             if matcher.model.has_hypotheses:
                 chosen, audio = matcher.closest(matcher.hypotheses(target, pitches[0]), target, keys[0],
-                                               leveled=False)
+                                               leveled=False, length=length)
                 add("network, closest of its answers", audio[None, :], target)
-            chosen, audio = matcher.closest(matcher.candidates(target, pitches[0]), target, keys[0], leveled=False)
+            chosen, audio = matcher.closest(matcher.candidates(target, pitches[0]), target, keys[0], leveled=False,
+                                            length=length)
             add("closest of answers, answers + envelope", audio[None, :], target)
             add("deepdiva match, no bank (answers or plain patches, level)", matcher.match(target).audio, target)
             if default is not matcher:
                 add("deepdiva match (default: + shipped bank)", default.match(target).audio, target)
             played = matcher.played_at(pitches[0])
             row = bank.nearest(embed(target[None, :])[0], 1)[0]
-            own = renderer.render(raw[row:row + 1], notes[row])
+            own = renderer.render(raw[row:row + 1], notes[row], length)
             add("lookup, its own render", own, target)
             leveled = with_gain(pset, raw[row], best_gain(own[0], target, SpectralTarget(target).distance_at_gains))
-            add("lookup + level", renderer.render(leveled[None, :], notes[row]), target)
+            add("lookup + level", renderer.render(leveled[None, :], notes[row], length), target)
             near = bank.nearest(embed(target[None, :])[0], 1,
                                 near=played.midi_float if played.pitched else float("nan"))[0]
-            add("lookup near the key, at the key", renderer.render(bank.params[near:near + 1], keys), target)
+            add("lookup near the key, at the key", renderer.render(bank.params[near:near + 1], keys, length), target)
         rows[set_name] = {m: (float(np.median([a for a, _ in v])), float(np.median([b for _, b in v])))
                           for m, v in scores.items()}
         print(f"    {set_name} ({len(targets)} targets)")

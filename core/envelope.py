@@ -29,6 +29,15 @@ DIES_AWAY_DB = 30.0  # ... and this far, or still falling then: it dies away (no
 STILL_FALLING_DB_PER_S = 6.0
 KNOB_SECONDS = (0.001, 25.0)  # envelope knob v -> 0.001 x 10**(v / 25) seconds (builtin synth, Diva-like)
 SILENT_DB = -90.0
+# A note-off: the level starts to fall at least RELEASE_DB within RELEASE_SECONDS, at least
+# RELEASE_SPEEDUP times as fast as over the RELEASE_SECONDS before (a decaying pluck falls as fast
+# before as after), and never comes back within RELEASE_DB of where the fall began (a tremolo's
+# dip does). A release with the room's tail falls 40 dB/s or more (a GM organ let go: 50 dB/s).
+RELEASE_DB = 12.0
+RELEASE_SECONDS = 0.3
+RELEASE_SPEEDUP = 3.0
+RELEASE_RANGE_DB = 50.0  # ... starting no further than this below the peak
+LATE_SECONDS = 0.3  # before an early note-off, the stretch where the held level is read
 AMP_ENVELOPE_ROLES = ("amp_attack", "amp_decay", "amp_sustain")  # profile roles, in this order
 
 
@@ -39,6 +48,8 @@ class AmpEnvelope:
     attack: float  # seconds from the onset to the peak
     decay: float | None  # seconds, the time constant of the fall after the peak
     sustain: float | None  # the held level over the peak's, linear amplitude (0: dies away)
+    note_off: float | None = None  # seconds from the onset to the note-off heard (None: held to the end)
+    release: float | None = None  # seconds, the time constant of the fall after the note-off
 
     @property
     def dies_away(self) -> bool:
@@ -53,20 +64,48 @@ def frame_levels(note: np.ndarray, sample_rate: int) -> np.ndarray:
     return 10.0 * np.log10(np.mean(frames * frames, axis=1) + 10 ** (SILENT_DB / 10))
 
 
+def note_off(levels: np.ndarray) -> int | None:
+    """The frame of :func:`frame_levels` where the note was let go (see :data:`RELEASE_DB`), or
+    None when it was held to the end or simply dies away."""
+    w = int(round(RELEASE_SECONDS / FRAME_SECONDS))
+    peak_at = int(np.argmax(levels))
+    if len(levels) < 2 * w + 1:
+        return None
+    attacked = int(np.argmax(levels >= levels[peak_at] - PEAK_MARGIN_DB))  # the attack's end
+    later_max = np.maximum.accumulate(levels[::-1])[::-1]  # the loudest frame from each one on
+    for i in range(attacked + w, len(levels) - w):  # the stretch before lies after the attack
+        fall, before = levels[i] - levels[i + w], levels[i - w] - levels[i]
+        if (fall >= RELEASE_DB and before * RELEASE_SPEEDUP <= fall and later_max[i + w] <= levels[i] - RELEASE_DB
+                and levels[i] >= levels[peak_at] - RELEASE_RANGE_DB):
+            held = np.flatnonzero(levels[i: i + w + 1] >= levels[i] - PEAK_MARGIN_DB)
+            return i + int(held[-1])  # the fall begins after the last frame still at that level
+    return None
+
+
 def amp_envelope(note: np.ndarray, sample_rate: int) -> AmpEnvelope | None:
     """The amp envelope of a prepared ``note`` (onset at its start, at least
-    :data:`LATE_WINDOW`'s end long); None for silence or a note too short to tell."""
+    :data:`LATE_WINDOW`'s end long); None for silence or a note too short to tell.
+
+    Only what sounds before the note-off counts (:func:`note_off`): a note held for 0.7 s and
+    let go is held, not one that dies away; its held level is read over the :data:`LATE_SECONDS`
+    before the note-off when that comes before :data:`LATE_WINDOW` ends (held when the note was
+    let go within that stretch of its peak: too short to tell a fall)."""
     levels = frame_levels(note, sample_rate)
     lo, hi = (int(round(t / FRAME_SECONDS)) for t in LATE_WINDOW)
     if len(levels) < hi or levels.max() <= SILENT_DB + 1:
         return None
+    off = note_off(levels)
+    let_go = {} if off is None else {"note_off": off * FRAME_SECONDS, "release": _release(levels[off:])}
+    if off is not None and off < hi:
+        levels = levels[:off]
+        lo, hi = max(0, off - int(round(LATE_SECONDS / FRAME_SECONDS))), off
     peak_at = int(np.argmax(levels))
     peak = float(levels[peak_at])
     attack = max((int(np.argmax(levels >= peak - PEAK_MARGIN_DB)) + 0.5) * FRAME_SECONDS, 0.001)
     late = levels[lo:hi]
     drop = peak - float(np.mean(late))
     if drop < DECAYING_DB or peak_at >= lo:
-        return AmpEnvelope(attack, None, None)
+        return AmpEnvelope(attack, None, None, **let_go)
     falling = np.polyfit(np.arange(len(late)) * FRAME_SECONDS, late, 1)[0] <= -STILL_FALLING_DB_PER_S
     sustain = 0.0 if drop >= DIES_AWAY_DB or falling else float(10 ** (-drop / 20))
     # an exponential from 1 towards the sustain passes sustain + (1 - sustain) / e after one time constant
@@ -81,7 +120,18 @@ def amp_envelope(note: np.ndarray, sample_rate: int) -> AmpEnvelope | None:
         decay = below[0] * FRAME_SECONDS / constants
     else:  # still above the mark at the end (a slow fall): the time constant of the mean slope so far
         decay = 20 * np.log10(np.e) * ((lo + hi) / 2 - peak_at) * FRAME_SECONDS / drop
-    return AmpEnvelope(attack, max(float(decay), 0.002), sustain)
+    return AmpEnvelope(attack, max(float(decay), 0.002), sustain, **let_go)
+
+
+def _release(after: np.ndarray) -> float:
+    """The time constant (s) of the fall of the levels ``after`` a note-off (dB, from the note-off
+    on): read 20 dB down (2.3 time constants), or from the mean slope when it never falls that far."""
+    fall = after[0] - after
+    below = np.flatnonzero(fall >= 20.0)
+    if below.size:
+        return max(float(below[0] * FRAME_SECONDS / np.log(10.0)), 0.002)
+    seconds = max(len(after) - 1, 1) * FRAME_SECONDS
+    return max(float(20 * np.log10(np.e) * seconds / max(float(fall[-1]), 1.0)), 0.002)
 
 
 def knob(seconds: float) -> float:
@@ -99,15 +149,20 @@ def amp_envelope_columns(pset: ParameterSet) -> tuple[int, int, int] | None:
 
 def with_envelope(pset: ParameterSet, params: np.ndarray, envelope: AmpEnvelope) -> np.ndarray | None:
     """``params`` (h, k) normalised with the measured envelope written in (attack always; decay
-    and sustain when the note falls), quantised; None when the set lacks the amp envelope roles."""
+    and sustain when the note falls; a held note that was let go: full sustain, and its release
+    time on the decay knob, which times the builtin synth's amp release, as a Minimoog's with its
+    release switch on), quantised; None when the set lacks the amp envelope roles."""
     columns = amp_envelope_columns(pset)
     if columns is None:
         return None
     attack, decay, sustain = columns
     native = pset.from_normalised(np.atleast_2d(np.asarray(params, dtype=np.float64)))
     native[:, attack] = knob(envelope.attack)
+    p = pset.parameters[sustain]
     if envelope.decay is not None and envelope.sustain is not None:
         native[:, decay] = knob(envelope.decay)
-        p = pset.parameters[sustain]
         native[:, sustain] = p.low + envelope.sustain * (p.high - p.low)
+    elif envelope.release is not None:  # held until let go: full sustain, the decay knob times the release
+        native[:, decay] = knob(envelope.release)
+        native[:, sustain] = p.high
     return pset.quantise(pset.to_normalised(native))

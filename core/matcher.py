@@ -229,7 +229,7 @@ class Matcher:
         return tidy(self.parameter_set, params)
 
     def closest(self, answers: np.ndarray, note: np.ndarray, key: float, leveled: bool = True,
-                target: SpectralTarget | None = None) -> tuple[np.ndarray, np.ndarray]:
+                target: SpectralTarget | None = None, length: float | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The answer (of ``answers`` (h, k)) whose render is closest to ``note`` by a one-
         resolution spectral distance (a quarter of the full one's cost), and its render.
         ``leveled``: each render is scored at the target's RMS level, for a match, where the level
@@ -237,13 +237,14 @@ class Matcher:
         instruments 1.63 -> 1.58, amsynth 1.98 -> 1.78 median MR-STFT of the match; scoring each at
         the best of the level step's four gains was no better for four times the cost); otherwise
         as rendered (the network alone). The answers are rendered and scored on the matcher's
-        threads, as a search's generations are. ``target``: ``note``'s spectra, if already analysed."""
-        audio, distances = self._choice_scorer(note, key, leveled, target)(answers)
+        threads, as a search's generations are. ``target``: ``note``'s spectra, if already analysed;
+        ``length``: seconds to each render's note-off (:meth:`note_length`; default: the synth's)."""
+        audio, distances = self._choice_scorer(note, key, leveled, target, length)(answers)
         best = int(np.argmin(distances))
         return answers[best], audio[best]
 
-    def _choice_scorer(self, note: np.ndarray, key: float, leveled: bool = True,
-                       target: SpectralTarget | None = None) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    def _choice_scorer(self, note: np.ndarray, key: float, leveled: bool = True, target: SpectralTarget | None = None,
+                       length: float | None = None) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
         """What :meth:`closest` scores answers (h, k) with: their renders and one-resolution distances."""
         pick = (SpectralTarget(note, fft_sizes=CHOICE_FFT_SIZES) if target is None
                 else target.at_sizes(CHOICE_FFT_SIZES))
@@ -251,20 +252,22 @@ class Matcher:
         def at_target_level(audio: np.ndarray) -> np.ndarray:
             return pick.distance(at_rms_of(audio, note))
 
-        return scorer(self.renderer, at_target_level if leveled else pick.distance, self._executor, self.threads, key)
+        return scorer(self.renderer, at_target_level if leveled else pick.distance, self._executor, self.threads, key,
+                      length)
 
     def in_tune(self, guess: np.ndarray, audio: np.ndarray, note: np.ndarray, key: float, pitch: Pitch,
-                target: SpectralTarget | None = None) -> tuple[np.ndarray, np.ndarray]:
+                target: SpectralTarget | None = None, length: float | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The answer ``guess`` (k,) and its render ``audio`` if the render sounds at the target's
         ``pitch`` (within :data:`IN_TUNE_SEMITONES`); else its first repair that does
         (:func:`~deepdiva.core.tuning.pitch_repairs`: no vibrato or pitch modulation, the octave
         moved), the closest one by :meth:`closest`'s distance when the ``target``'s spectra are
         given, and the answer as it was when no repair sounds in tune either. Targets without a
         clear pitch (or a model that does not follow pitch) keep their answer."""
-        return self._tuned(guess, audio, note, key, pitch, target) or (guess, audio)
+        return self._tuned(guess, audio, note, key, pitch, target, length) or (guess, audio)
 
     def _tuned(self, guess: np.ndarray, audio: np.ndarray, note: np.ndarray, key: float, pitch: Pitch,
-               target: SpectralTarget | None = None) -> tuple[np.ndarray, np.ndarray] | None:
+               target: SpectralTarget | None = None, length: float | None = None
+               ) -> tuple[np.ndarray, np.ndarray] | None:
         """:meth:`in_tune`, but None when neither the answer nor any of its repairs sounds in tune."""
         if not self.keeps_pitch(pitch):
             return guess, audio
@@ -275,31 +278,31 @@ class Matcher:
         if not len(repairs):
             return None
         if target is None:
-            renders, order = self.renderer.render(repairs, key), np.arange(len(repairs))
+            renders, order = self.renderer.render(repairs, key, length), np.arange(len(repairs))
         else:
-            renders, distances = self._choice_scorer(note, key, target=target)(repairs)
+            renders, distances = self._choice_scorer(note, key, target=target, length=length)(repairs)
             order = np.argsort(distances, kind="stable")
         tuned = self._sound_in_tune(renders, pitch)
         return next(((repairs[i], renders[i]) for i in order if tuned[i]), None)
 
     def _chosen_in_tune(self, options: np.ndarray, note: np.ndarray, key: float, pitch: Pitch,
-                        target: SpectralTarget) -> tuple[np.ndarray, np.ndarray]:
+                        target: SpectralTarget, length: float | None = None) -> tuple[np.ndarray, np.ndarray]:
         """A scored match's choice: of ``options`` (h, k), in the order of :meth:`closest`'s
         distance, the first of the closest :data:`TUNE_TRIES` that sounds at the target's ``pitch``
         as it is or repaired (:meth:`in_tune`); the closest as it is when none does. A preset that
         plays 2 semitones sharp is a wrong answer however close its spectrum (a G1 bass took a
         bank patch that did: 1.06 against the network's in-tune 1.10)."""
-        audio, distances = self._choice_scorer(note, key, target=target)(options)
+        audio, distances = self._choice_scorer(note, key, target=target, length=length)(options)
         order = np.argsort(distances, kind="stable")
         for i in order[:TUNE_TRIES]:
-            tuned = self._tuned(options[i], audio[i], note, key, pitch, target)
+            tuned = self._tuned(options[i], audio[i], note, key, pitch, target, length)
             if tuned is not None:
                 return tuned
         return options[order[0]], audio[order[0]]
 
     def _searched_in_tune(self, found: list[tuple[np.ndarray, float]], wanted: int, start: np.ndarray,
-                          start_distance: float, key: float, pitch: Pitch, target: SpectralTarget
-                          ) -> tuple[list[tuple[np.ndarray, float]], np.ndarray]:
+                          start_distance: float, key: float, pitch: Pitch, target: SpectralTarget,
+                          length: float | None = None) -> tuple[list[tuple[np.ndarray, float]], np.ndarray]:
         """Of a search's distinct results ``found`` (params, distance), best first, up to ``wanted``
         that sound at ``pitch`` and their renders. The answer (the first) is the first result in
         tune no further than the search's ``start``; else, when the start sounds at the pitch, the
@@ -312,7 +315,7 @@ class Matcher:
 
         def hear(i: int) -> tuple[np.ndarray, float | None]:
             if i not in heard:
-                audio = self.renderer.render(found[i][0][None, :], key)
+                audio = self.renderer.render(found[i][0][None, :], key, length)
                 heard[i] = audio[0], self.off_pitch(audio, pitch)[0]
             return heard[i]
 
@@ -323,7 +326,7 @@ class Matcher:
         first = first_in_tune(range(closer))  # the best is never further than the start: closer >= 1
         answer = None if first is None else (found[first], hear(first)[0])
         if answer is None:
-            answer = self._repaired_or_start(found[0][0], hear(0)[1], start, key, pitch, target)
+            answer = self._repaired_or_start(found[0][0], hear(0)[1], start, key, pitch, target, length)
             first = 0  # the best result's repairs answered (or the start did): not an alternative
         if answer is None:  # the start sounds off the pitch too
             first = first_in_tune(range(len(found)))
@@ -341,7 +344,7 @@ class Matcher:
                 alternatives.append(((x, d), audio))
             else:
                 repairs = pitch_repairs(self.parameter_set, x, off)
-                closest = self._closest_in_tune(repairs, key, pitch, target)
+                closest = self._closest_in_tune(repairs, key, pitch, target, length=length)
                 if closest is not None:
                     alternatives.append(((repairs[closest[0]], closest[1]), closest[2]))
         alternatives.sort(key=lambda alternative: alternative[0][1])
@@ -349,12 +352,13 @@ class Matcher:
         return [entry for entry, _ in kept], np.stack([audio for _, audio in kept])
 
     def _closest_in_tune(self, options: np.ndarray, key: float, pitch: Pitch, target: SpectralTarget,
-                         required: int | None = None) -> tuple[int, float, np.ndarray] | None:
+                         required: int | None = None, length: float | None = None
+                         ) -> tuple[int, float, np.ndarray] | None:
         """Of ``options`` (n, k) the closest (by the full distance) that sounds at ``pitch``: its row,
         distance and render; None when none does, or the ``required`` row does not."""
         if not len(options):
             return None
-        renders = self.renderer.render(options, key)
+        renders = self.renderer.render(options, key, length)
         tuned = np.flatnonzero(self._sound_in_tune(renders, pitch))
         if not tuned.size or (required is not None and required not in tuned):
             return None
@@ -363,18 +367,20 @@ class Matcher:
         return i, float(distances.min()), renders[i]
 
     def _repaired_or_start(self, best: np.ndarray, off: float | None, start: np.ndarray, key: float, pitch: Pitch,
-                           target: SpectralTarget) -> tuple[tuple[np.ndarray, float], np.ndarray] | None:
+                           target: SpectralTarget, length: float | None = None
+                           ) -> tuple[tuple[np.ndarray, float], np.ndarray] | None:
         """The closest of ``start`` and the repairs of a search's ``best`` result (``off`` semitones
         from ``pitch``) that sounds at the pitch, with its render; None when the start does not (so
         the answer is never further than a start in tune)."""
         options = np.concatenate([pitch_repairs(self.parameter_set, best, off), start[None, :]])
-        closest = self._closest_in_tune(options, key, pitch, target, required=len(options) - 1)
+        closest = self._closest_in_tune(options, key, pitch, target, required=len(options) - 1, length=length)
         return None if closest is None else ((options[closest[0]], closest[1]), closest[2])
 
-    def screen(self, target: SpectralTarget, key: float) -> Evaluate:
+    def screen(self, target: SpectralTarget, key: float, length: float | None = None) -> Evaluate:
         """What steers the first seconds of a search for ``target`` played at ``key`` (see
         :mod:`~deepdiva.core.refine`): the candidates' renders at one resolution of the distance."""
-        return evaluator(self.renderer, target.at_sizes(SCREEN_FFT_SIZES).distance, self._executor, self.threads, key)
+        return evaluator(self.renderer, target.at_sizes(SCREEN_FFT_SIZES).distance, self._executor, self.threads, key,
+                         length)
 
     def keeps_pitch(self, pitch: Pitch) -> bool:
         """Whether a target of ``pitch`` has a pitch its answer must sound at: clearly pitched (and
@@ -401,6 +407,15 @@ class Matcher:
         fitted = None if envelope is None else with_envelope(self.parameter_set, answers, envelope)
         nearest = self.warm_starts(note, self.played_at(pitch))
         return np.concatenate([a for a in (answers, fitted, nearest) if a is not None])
+
+    def note_length(self, note: np.ndarray) -> float | None:
+        """Seconds from the onset of ``note`` to its note-off (:func:`~deepdiva.core.envelope.note_off`),
+        the time every render of its match lets go of the key (so a held organ note recorded for
+        0.7 s is compared with answers let go at 0.7 s, not held for the synth's whole note); None
+        (the synth's note length) when it was held to the end or simply dies away."""
+        envelope = amp_envelope(note, self.sample_rate)
+        off = None if envelope is None else envelope.note_off
+        return None if off is None else float(min(max(off, 0.05), self.settings.note_length))
 
     def plain_options(self, note: np.ndarray, key: float) -> np.ndarray:
         """The plain patches (m', k) a scored match chooses from too, for ``note`` played at MIDI
@@ -442,7 +457,7 @@ class Matcher:
         return answers if answers is not None and len(answers) > 1 else None
 
     def _leveled(self, guess: np.ndarray, audio: np.ndarray, note: np.ndarray, key: float,
-                 target: SpectralTarget | None, render: bool = True
+                 target: SpectralTarget | None, render: bool = True, length: float | None = None
                  ) -> tuple[np.ndarray, np.ndarray | None, float | None]:
         """The answer at the level that suits ``note`` best (:mod:`~deepdiva.core.level`), its
         render and its distance to the ``target``; the unchanged answer if the re-render is not
@@ -454,13 +469,13 @@ class Matcher:
                 return leveled, None, None
             if np.array_equal(leveled, guess):
                 return guess, audio, None
-            return leveled, self.renderer.render(leveled[None, :], key)[0], None
+            return leveled, self.renderer.render(leveled[None, :], key, length)[0], None
         gains, distances = scored_gains(audio, note, target.distance_at_gains)  # gains[0] == 1: as it is
         leveled = with_gain(self.parameter_set, guess, float(gains[int(np.argmin(distances))]))
         before = float(distances[0])
         if np.array_equal(leveled, guess):
             return guess, audio, before
-        again = self.renderer.render(leveled[None, :], key)[0]
+        again = self.renderer.render(leveled[None, :], key, length)[0]
         after = float(target.distance(again[None, :])[0])
         return (leveled, again, after) if after < before else (guess, audio, before)
 
@@ -502,6 +517,7 @@ class Matcher:
         pitch = self.detect(note[None, :])[0]
         played = self.played_at(pitch)
         key = played.midi_float
+        length = self.note_length(note)
         answers = self.candidates(note, pitch) if score or refine_seconds > 0 else None
         guess = answers[0] if answers is not None else self.unscored(note, pitch)
         alternatives: tuple[Alternative, ...] = ()
@@ -512,12 +528,12 @@ class Matcher:
         if answers is not None:  # scored: the answer (network, bank or plain patch) that sounds closest, in tune
             assert target is not None
             guess, audio = self._chosen_in_tune(np.concatenate([answers, self.plain_options(note, key)]),
-                                                note, key, pitch, target)
+                                                note, key, pitch, target, length)
         elif render or volume_columns(self.parameter_set):  # unscored: rendered to be leveled
-            audio = self.renderer.render(guess[None, :], key)[0]
-            guess, audio = self.in_tune(guess, audio, note, key, pitch, target)
+            audio = self.renderer.render(guess[None, :], key, length)[0]
+            guess, audio = self.in_tune(guess, audio, note, key, pitch, target, length)
         if audio is not None:
-            guess, audio, network_distance = self._leveled(guess, audio, note, key, target, render)
+            guess, audio, network_distance = self._leveled(guess, audio, note, key, target, render, length)
         if refine_seconds > 0:
             assert target is not None
             tuned = self.keeps_pitch(pitch)
@@ -528,14 +544,14 @@ class Matcher:
                             keep=max(candidates, PITCH_CHOICES) if tuned else candidates, executor=self._executor,
                             blocks=self.threads, note=key, warm_starts=self._warm_starts(answers),
                             fixed=pitch_columns(self.parameter_set) if tuned else None,
-                            screen=self.screen(target, key))
+                            screen=self.screen(target, key, length), note_length=length)
             network_distance, evaluations = result.start_distance, result.evaluations
             found = list(result.alternatives) or [(result.params, result.distance)]  # best first
             if tuned:
                 found, renders = self._searched_in_tune(found, candidates, guess, result.start_distance, key,
-                                                        pitch, target)
+                                                        pitch, target, length)
             else:
-                renders = self.renderer.render(np.stack([x for x, _ in found]), key)
+                renders = self.renderer.render(np.stack([x for x, _ in found]), key, length)
             (params, distance), audio = found[0], renders[0]
             alternatives = tuple(Alternative(x, d, a) for (x, d), a in
                                  zip(found[1:candidates], renders[1:candidates], strict=True))

@@ -85,13 +85,14 @@ def pick_distinct(params: np.ndarray, distances: np.ndarray, keep: int,
 
 
 def scorer(renderer: Renderer, distance: Distance, executor: Executor | None = None, blocks: int = 2,
-           note: float | None = None) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
-    """``params (n, k) -> (renders (n, samples), float64 distances (n,))`` at MIDI ``note``
-    (default: the renderer's); with an ``executor`` (and a thread-safe renderer) the rows are
+           note: float | None = None, note_length: float | None = None
+           ) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """``params (n, k) -> (renders (n, samples), float64 distances (n,))`` at MIDI ``note``, let go
+    after ``note_length`` seconds (defaults: the renderer's); with an ``executor`` (and a thread-safe renderer) the rows are
     split into ``blocks`` rendered and scored concurrently."""
 
     def score(params: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        audio = renderer.render(params, note)
+        audio = renderer.render(params, note, note_length)
         return audio, np.asarray(distance(audio), dtype=np.float64)
 
     if executor is None or blocks < 2 or not renderer.thread_safe:
@@ -108,9 +109,9 @@ def scorer(renderer: Renderer, distance: Distance, executor: Executor | None = N
 
 
 def evaluator(renderer: Renderer, distance: Distance, executor: Executor | None = None,
-              blocks: int = 2, note: float | None = None) -> Evaluate:
+              blocks: int = 2, note: float | None = None, note_length: float | None = None) -> Evaluate:
     """``params (n, k) -> float64 distances (n,)`` of their renders: :func:`scorer` without the renders."""
-    score = scorer(renderer, distance, executor, blocks, note)
+    score = scorer(renderer, distance, executor, blocks, note, note_length)
     return lambda params: score(params)[1]
 
 
@@ -119,7 +120,7 @@ def refine(renderer: Renderer, distance: Distance, start: np.ndarray, budget_sec
            min_difference: float = MIN_DIFFERENCE, executor: Executor | None = None,
            blocks: int = 2, note: float | None = None, warm_starts: np.ndarray | None = None,
            fixed: np.ndarray | list[int] | None = None, screen: Evaluate | None = None,
-           screen_seconds: float = SCREEN_SECONDS) -> RefineResult:
+           screen_seconds: float = SCREEN_SECONDS, note_length: float | None = None) -> RefineResult:
     """Minimise ``distance(renderer.render(x, note))`` from ``start`` for at most ``budget_seconds``;
     ``keep`` > 1 also returns up to that many distinct good patches (see :func:`pick_distinct`);
     ``executor``: render and score each generation in ``blocks`` on its threads (see :func:`evaluator`).
@@ -130,13 +131,14 @@ def refine(renderer: Renderer, distance: Distance, start: np.ndarray, budget_sec
     :data:`Evaluate` (e.g. :func:`evaluator` with another distance) that scores the search's
     candidates for its first ``screen_seconds`` (see the module's docstring); the result, its
     alternatives and their distances are by ``distance`` all the same. ``sigma``: CMA-ES's first
-    step, :data:`SIGMA` for a start near the target, :data:`FAR_SIGMA` for one far from it."""
+    step, :data:`SIGMA` for a start near the target, :data:`FAR_SIGMA` for one far from it.
+    ``note_length``: seconds to each render's note-off (default: the renderer's)."""
     import cma
     from threadpoolctl import threadpool_limits
 
     began = time.perf_counter()
     pset = renderer.parameter_set
-    evaluate = evaluator(renderer, distance, executor, blocks, note)
+    evaluate = evaluator(renderer, distance, executor, blocks, note, note_length)
     x0 = pset.quantise(np.asarray(start, dtype=np.float64)[None, :])[0].astype(np.float64)
     held = np.zeros(x0.size, dtype=bool)
     if fixed is not None:

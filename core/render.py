@@ -69,7 +69,7 @@ class Renderer(ABC):
         return values
 
     def render(self, params_normalised: np.ndarray, notes: float | np.ndarray | None = None,
-               note_lengths: np.ndarray | None = None) -> np.ndarray:
+               note_lengths: float | np.ndarray | None = None) -> np.ndarray:
         """float32 (n, k) in [0, 1] -> float32 (n, samples) mono audio; deterministic.
 
         ``notes``: the MIDI note each patch is played at, one for all or one per row (default:

@@ -79,3 +79,58 @@ def test_a_set_without_amp_envelope_roles_is_left_alone() -> None:
     env = amp_envelope(shaped(0.01, 0.2, 0.0), SR)
     assert env is not None
     assert with_envelope(pset, np.full((1, len(pset)), 0.5), env) is None
+
+
+def let_go(held_for: float, release: float, attack: float = 0.02, seconds: float = 2.0) -> np.ndarray:
+    """A note held at full level for ``held_for`` s, then falling with time constant ``release``."""
+    t = np.arange(int(seconds * SR)) / SR
+    level = np.where(t < held_for, np.clip(t / attack, 0, 1), np.exp(-(t - held_for) / release))
+    return tone(level)
+
+
+@pytest.mark.parametrize("held_for", [0.4, 0.7, 1.2, 1.6])
+def test_a_held_note_let_go_early_is_held_and_its_note_off_and_release_are_heard(held_for: float) -> None:
+    env = amp_envelope(let_go(held_for, 0.08), SR)
+    assert env is not None and env.decay is None and env.sustain is None and not env.dies_away
+    assert env.note_off == pytest.approx(held_for, abs=0.03)
+    assert env.release == pytest.approx(0.08, rel=0.25)
+
+
+def test_plucks_tremolo_and_notes_held_to_the_end_have_no_note_off() -> None:
+    assert amp_envelope(shaped(0.005, 0.3, 0.0), SR).note_off is None  # a pluck falls as fast throughout
+    assert amp_envelope(shaped(0.01, 0.2, 0.4), SR).note_off is None  # decays to a sustain and holds
+    t = np.arange(2 * SR) / SR
+    tremolo = 0.6 + 0.4 * np.sin(2 * np.pi * 5.0 * t)  # 14 dB dips that come back
+    assert amp_envelope(tone(np.clip(t / 0.02, 0, 1) * tremolo), SR).note_off is None
+    held = amp_envelope(shaped(0.05, 1.0, 1.0), SR)
+    assert held.note_off is None and held.release is None
+
+
+def test_a_let_go_note_writes_full_sustain_and_its_release_on_the_decay_knob() -> None:
+    pset = load_profile("diva").parameter_set("medium33")
+    attack, decay, sustain = amp_envelope_columns(pset)
+    env = amp_envelope(let_go(0.7, 0.05), SR)
+    answer = pset.defaults_normalised()[None, :].copy()
+    answer[0, sustain] = 0.2  # an answer that would fall while the key is held
+    fitted = with_envelope(pset, answer, env)
+    assert fitted[0, sustain] == 1.0 and abs(fitted[0, decay] - knob(0.05) / 100) < 0.01
+
+
+def test_a_match_lets_go_where_the_target_was_let_go() -> None:
+    """A held saw-like note recorded for 0.6 s: every render of its match lets go at 0.6 s, so the
+    answer is compared (and previewed) as played, and its preset holds while the key is held."""
+    from deepdiva.core.matcher import Matcher
+
+    matcher = Matcher.load()
+    t = np.arange(2 * SR) / SR
+    f0 = 220.0
+    k = np.arange(1, int(16000 // f0) + 1)
+    wave = (np.sin(2 * np.pi * f0 * np.outer(t, k)) / k).sum(axis=1)
+    level = np.where(t < 0.6, np.clip(t / 0.01, 0, 1), np.exp(-(t - 0.6) / 0.05))
+    note = (0.3 * wave / np.abs(wave).max() * level).astype(np.float32)
+    assert matcher.note_length(note) == pytest.approx(0.6, abs=0.03)
+    match = matcher.match(note)
+    tail = match.audio[int(1.2 * SR):]
+    assert np.sqrt(np.mean(tail ** 2)) < 1e-3 * np.sqrt(np.mean(match.audio[: int(0.5 * SR)] ** 2))
+    native = dict(zip([p.location for p in matcher.parameter_set.parameters], match.native, strict=True))
+    assert native["ENV1:Sus"] == 100.0

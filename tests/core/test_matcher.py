@@ -33,7 +33,8 @@ def test_refinement_never_worse(matcher: Matcher) -> None:
         assert refined.evaluations > 1
         plain = matcher.match(note)
         assert plain.distance == pytest.approx(refined.network_distance, rel=1e-6)
-        np.testing.assert_allclose(matcher.renderer.render(refined.params[None], refined.played.midi_float)[0],
+        let_go = matcher.note_length(note)  # every render of a match lets go where the target did
+        np.testing.assert_allclose(matcher.renderer.render(refined.params[None], refined.played.midi_float, let_go)[0],
                                    refined.audio)
 
 
@@ -62,7 +63,7 @@ def test_a_renderer_that_is_not_thread_safe_stays_on_the_calling_thread() -> Non
     class OneThreadRenderer:
         thread_safe = False
 
-        def render(self, params: np.ndarray, notes=None) -> np.ndarray:
+        def render(self, params: np.ndarray, notes=None, note_lengths=None) -> np.ndarray:
             callers.append(threading.get_ident())
             return np.zeros((len(params), 64), dtype=np.float32)
 
@@ -334,7 +335,7 @@ def test_a_scored_match_takes_the_closest_option_that_sounds_in_tune(matcher: Ma
     options = np.stack([fifth, base])
     real = matcher._choice_scorer
 
-    def fifth_first(note, key, leveled=True, target=None):  # the fifth scored closer than the target's own patch
+    def fifth_first(note, key, leveled=True, target=None, length=None):  # the fifth scored closer than the target's own patch
         def score(x: np.ndarray):
             audio, distances = real(note, key, leveled, target)(x)
             return audio, np.where(np.all(x == fifth, axis=1), -1.0, distances)
