@@ -1,0 +1,83 @@
+"""Make development sets: out-of-domain sounds for choosing settings that no benchmark reports.
+
+    .venv/bin/python benchmarks/dev_sets.py [--out data/dev]
+
+Tune on these, report on ``benchmarks/ood_sets.py``'s sets: other General MIDI programs and notes
+(fluidsynth), other espeak-ng voices, other amsynth patches (seed 8, not the benchmark's 7) and plain
+band-limited waves made here (squares, triangles, saws; held and plucked, some low-passed). The
+plain patches (``core/plain.py``) and the note-off rule (``core/envelope.py``) were chosen on them.
+Deterministic: the same command makes the same files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+from ood_sets import SR, amsynth, instruments  # benchmarks/ is the script's folder
+
+INSTRUMENTS = [
+    ("bright-piano", 1, (52, 69), 1.5), ("harpsichord", 6, (57,), 1.0), ("glocken", 9, (79,), 1.0),
+    ("drawbar", 16, (50, 62), 2.0), ("accordion", 21, (60,), 2.0), ("steel-guitar", 25, (47, 64), 1.0),
+    ("clean-guitar", 27, (55,), 1.0), ("ac-bass", 32, (33, 38), 1.0), ("fretless", 35, (40,), 1.5),
+    ("viola", 41, (60,), 2.0), ("trombone", 57, (46, 53), 1.5), ("horn", 60, (55,), 1.5),
+    ("soprano-sax", 64, (68,), 1.5), ("oboe", 68, (70,), 1.5), ("bassoon", 70, (43,), 1.5),
+    ("recorder", 74, (77,), 1.5), ("calliope", 82, (64,), 1.5), ("charang", 84, (59,), 1.5),
+    ("bass-lead", 87, (40, 48), 1.5), ("newage-pad", 88, (57,), 2.0), ("polysynth", 90, (52, 66), 2.0),
+    ("sitar", 104, (62,), 1.0), ("kalimba", 108, (67,), 0.5), ("steel-drum", 114, (65,), 0.8),
+]
+VOICES = [("en+m1", 35, "ooooooooh"), ("en+f4", 65, "eeeeeeh"), ("it", 45, "laaaaaa"), ("en+m7", 25, "aaaaaah"),
+          ("nl", 55, "wooow"), ("en+f1", 75, "mmmmmmm")]
+# (MIDI note, wave, decay time constant in s or None for held); plucks also pass a 3 kHz low-pass
+PLAIN = [(43, "square", None), (57, "square", 0.3), (62, "tri", None), (50, "saw", 0.25),
+         (72, "square", None), (38, "saw", 0.6), (66, "tri", 0.4), (55, "saw", None)]
+
+
+def harmonic_amplitudes(kind: str, k: np.ndarray) -> np.ndarray:
+    if kind == "square":
+        return np.where(k % 2 == 1, 1.0 / k, 0.0)
+    if kind == "tri":
+        return np.where(k % 2 == 1, (-1.0) ** ((k - 1) // 2) / k**2, 0.0)
+    return 1.0 / k
+
+
+def plain(out: Path) -> None:
+    t = np.arange(2 * SR) / SR
+    fade = np.minimum(1.0, np.minimum(t, t[::-1]) / 0.005)
+    for note, kind, decay in PLAIN:
+        f0 = 440.0 * 2 ** ((note - 69) / 12)
+        k = np.arange(1, int(16000 // f0) + 1)
+        low_pass = 1 / np.sqrt(1 + (k * f0 / 3000.0) ** 4) if decay else np.ones(k.size)
+        wave = (np.sin(2 * np.pi * f0 * np.outer(t, k)) * (harmonic_amplitudes(kind, k) * low_pass)).sum(axis=1)
+        y = wave * (np.exp(-t / decay) if decay else 1.0) * fade
+        sf.write(out / f"{kind}-{'pluck' if decay else 'held'}-{note}.wav", (0.5 * y / np.abs(y).max()).astype(np.float32),
+                 SR, subtype="FLOAT")
+
+
+def voices(out: Path) -> None:
+    for i, (voice, pitch, text) in enumerate(VOICES):
+        subprocess.run(["espeak-ng", "-v", voice, "-p", str(pitch), "-s", "90", "-w", str(out / f"v{i}.wav"), text],
+                       check=True)
+
+
+SETS = {"instruments": lambda out: instruments(out, INSTRUMENTS), "voices": voices,
+        "amsynth": lambda out: amsynth(out, n=20, seed=8), "plain": plain}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="data/dev")
+    parser.add_argument("--sets", default=",".join(SETS))
+    args = parser.parse_args()
+    for name in args.sets.split(","):
+        folder = Path(args.out) / name
+        folder.mkdir(parents=True, exist_ok=True)
+        SETS[name](folder)
+        print(f"{folder}: {len(list(folder.glob('*.wav')))} files")
+
+
+if __name__ == "__main__":
+    main()
