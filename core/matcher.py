@@ -511,7 +511,8 @@ class Matcher:
         always scores and renders, starting from that answer; for a pitched target it leaves the
         tuning and pitch modulation as they are (:func:`~deepdiva.core.tuning.pitch_columns`)
         and keeps a result that sounds off the pitch only if its start did too. Every render
-        plays the key of :meth:`played_at`.
+        plays the key of :meth:`played_at` and lets go of it where the target was let go
+        (:meth:`note_length`), so the answers are compared with the target as it was played.
         """
         began = time.perf_counter()
         pitch = self.detect(note[None, :])[0]
