@@ -79,12 +79,13 @@ class Match:
     alternatives: tuple[Alternative, ...] = ()  # runners-up of the search, best first
     pitch: Pitch = field(default_factory=Pitch.unpitched)  # detected in the target
     played: Pitch = field(default_factory=Pitch.unpitched)  # the key (and cents) the preset is played at
+    note_length: float | None = None  # seconds to the note-off heard, where every render let go (None: held)
 
     def as_dict(self, parameter_set: ParameterSet) -> dict:
         return {
             **self.pitch.as_dict(),
             "played_at": {"note": note_name(self.played.midi), "midi_pitch": self.played.midi,
-                          "cents": round(self.played.cents, 1)},
+                          "cents": round(self.played.cents, 1), "held_for": _rounded(self.note_length)},
             "distance": _rounded(self.distance),
             "network_distance": _rounded(self.network_distance),
             "evaluations": self.evaluations,
@@ -561,4 +562,4 @@ class Matcher:
             distance = network_distance
         native = self.parameter_set.from_normalised(params[None, :])[0]
         return Match(params, native, distance, network_distance, audio, evaluations,
-                     time.perf_counter() - began, alternatives, pitch, played)
+                     time.perf_counter() - began, alternatives, pitch, played, length)

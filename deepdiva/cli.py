@@ -174,8 +174,10 @@ def match_cmd(ctx: click.Context, targets: tuple[str, ...], model_path: str | No
             sender.send(matcher.parameter_set, report.match.params)
         reports.append(report.as_dict(matcher))
         if not as_json and not quiet:
+            held = report.match.note_length
             click.echo(f"{printable(path.name)}: {report.match.pitch.describe()}; play the preset at "
-                       f"{note_name(report.match.played.midi)}")
+                       f"{note_name(report.match.played.midi)}"
+                       + (f" (compared as played: let go after {held:.2f} s)" if held is not None else ""))
             for preset, distance, wav in [(report.preset, report.match.distance, report.preview)] + [
                     (a.preset, a.distance, a.preview) for a in report.alternatives]:
                 details = ([f"distance {distance:.4f}"] if distance is not None else []) + (

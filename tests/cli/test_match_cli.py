@@ -212,7 +212,7 @@ def test_a_c4_saw_round_trips_to_a_preset_played_at_c4_with_tune_0(tmp_path: Pat
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert (report["note"], report["midi_pitch"]) == ("C4", 60) and report["cents"] == pytest.approx(12, abs=3)
-    assert report["played_at"]["midi_pitch"] == 60
+    assert report["played_at"]["midi_pitch"] == 60 and report["played_at"]["held_for"] is None  # held to the end
     profile = load_profile("diva")
     preset = read_h2p(report["preset"], profile)
     values = preset.native_by_id(profile)
@@ -234,7 +234,8 @@ def test_unpitched_noise_is_played_at_c3(tmp_path: Path) -> None:
     src = tmp_path / "noise.wav"
     sf.write(src, (0.3 * rng.standard_normal(SR) * np.exp(-6 * t)).astype(np.float32), SR)
     report = json.loads(run("match", str(src), "--out", str(tmp_path / "out"), "--json").stdout)
-    assert report["note"] == "unpitched" and report["played_at"] == {"note": "C3", "midi_pitch": 48, "cents": 0.0}
+    assert report["note"] == "unpitched" and report["played_at"] == {"note": "C3", "midi_pitch": 48, "cents": 0.0,
+                                                                   "held_for": None}
     assert "unpitched" in read_h2p(report["preset"], load_profile("diva")).meta["Description"]
 
 

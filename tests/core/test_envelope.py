@@ -130,6 +130,8 @@ def test_a_match_lets_go_where_the_target_was_let_go() -> None:
     note = (0.3 * wave / np.abs(wave).max() * level).astype(np.float32)
     assert matcher.note_length(note) == pytest.approx(0.6, abs=0.03)
     match = matcher.match(note)
+    assert match.note_length == matcher.note_length(note) and match.as_dict(matcher.parameter_set)[
+        "played_at"]["held_for"] == pytest.approx(0.6, abs=0.03)
     tail = match.audio[int(1.2 * SR):]
     assert np.sqrt(np.mean(tail ** 2)) < 1e-3 * np.sqrt(np.mean(match.audio[: int(0.5 * SR)] ** 2))
     native = dict(zip([p.location for p in matcher.parameter_set.parameters], match.native, strict=True))
