@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .bank import Bank, cached_bank, embed, shipped_bank
-from .envelope import amp_envelope, with_envelope
+from .envelope import AmpEnvelope, amp_envelope, with_envelope
 from .errors import ModelError
 from .level import at_rms_of, level_matched, scored_gains, volume_columns, with_gain
 from .metrics import SpectralTarget
@@ -398,43 +398,49 @@ class Matcher:
         """Semitones each render (n, samples) sounds from ``pitch``; None where it has no pitch."""
         return [p.midi_float - pitch.midi_float if p.pitched else None for p in self.detect(renders)]
 
-    def candidates(self, note: np.ndarray, pitch: Pitch) -> np.ndarray:
+    def candidates(self, note: np.ndarray, pitch: Pitch, envelope: AmpEnvelope | None = None) -> np.ndarray:
         """What a scored match chooses from (h', k): every answer of the network (:meth:`hypotheses`),
         then each again with the amp envelope measured in ``note`` (:mod:`~deepdiva.core.envelope`;
         not when nothing was measured or the synth has no amp envelope roles), then with a bank
-        (:meth:`warm_starts`) its patches nearest to ``note``."""
-        answers = self.hypotheses(note, pitch)
-        envelope = amp_envelope(note, self.sample_rate)
-        fitted = None if envelope is None else with_envelope(self.parameter_set, answers, envelope)
+        (:meth:`warm_starts`) its patches nearest to ``note``. ``envelope``: ``note``'s, if measured
+        already (here and below: a match measures it once)."""
+        answers = self._also_fitted(self.hypotheses(note, pitch), self._measured(note, envelope))
         nearest = self.warm_starts(note, self.played_at(pitch))
-        return np.concatenate([a for a in (answers, fitted, nearest) if a is not None])
+        return answers if nearest is None else np.concatenate([answers, nearest])
 
-    def note_length(self, note: np.ndarray) -> float | None:
+    def note_length(self, note: np.ndarray, envelope: AmpEnvelope | None = None) -> float | None:
         """Seconds from the onset of ``note`` to its note-off (:func:`~deepdiva.core.envelope.note_off`),
         the time every render of its match lets go of the key (so a held organ note recorded for
         0.7 s is compared with answers let go at 0.7 s, not held for the synth's whole note); None
         (the synth's note length) when it was held to the end or simply dies away."""
-        envelope = amp_envelope(note, self.sample_rate)
+        envelope = self._measured(note, envelope)
         off = None if envelope is None else envelope.note_off
         return None if off is None else float(min(max(off, 0.05), self.settings.note_length))
 
-    def plain_options(self, note: np.ndarray, key: float) -> np.ndarray:
+    def plain_options(self, note: np.ndarray, key: float, envelope: AmpEnvelope | None = None) -> np.ndarray:
         """The plain patches (m', k) a scored match chooses from too, for ``note`` played at MIDI
         ``key`` (:func:`~deepdiva.core.plain.plain_patches`: the base preset first), each again with
         the amp envelope measured in ``note`` when one was."""
-        plain = plain_patches(self.parameter_set, key)
-        envelope = amp_envelope(note, self.sample_rate)
-        fitted = None if envelope is None else with_envelope(self.parameter_set, plain, envelope)
-        return plain if fitted is None else np.concatenate([plain, fitted])
+        return self._also_fitted(plain_patches(self.parameter_set, key), self._measured(note, envelope))
 
-    def unscored(self, note: np.ndarray, pitch: Pitch) -> np.ndarray:
+    def unscored(self, note: np.ndarray, pitch: Pitch, envelope: AmpEnvelope | None = None) -> np.ndarray:
         """What an unscored match answers (k,): the network's most confident answer (:meth:`predict`),
         with the amp envelope measured in ``note`` if the note dies away (a held patch is far from
         a pluck, whatever else it gets right)."""
         guess = self.predict(note[None, :], [pitch])
-        envelope = amp_envelope(note, self.sample_rate)
+        envelope = self._measured(note, envelope)
         fitted = with_envelope(self.parameter_set, guess, envelope) if envelope and envelope.dies_away else None
         return (guess if fitted is None else fitted)[0]
+
+    def _measured(self, note: np.ndarray, envelope: AmpEnvelope | None) -> AmpEnvelope | None:
+        """``envelope`` if given, else the amp envelope measured in ``note``."""
+        return amp_envelope(note, self.sample_rate) if envelope is None else envelope
+
+    def _also_fitted(self, options: np.ndarray, envelope: AmpEnvelope | None) -> np.ndarray:
+        """``options`` (h, k), then each again with ``envelope`` written in (none without one, or
+        when the synth has no amp envelope roles)."""
+        fitted = None if envelope is None else with_envelope(self.parameter_set, options, envelope)
+        return options if fitted is None else np.concatenate([options, fitted])
 
     def warm_starts(self, note: np.ndarray, played: Pitch) -> np.ndarray | None:
         """The bank's patches nearest to ``note`` among those heard within 3 semitones of the key it
@@ -519,9 +525,10 @@ class Matcher:
         pitch = self.detect(note[None, :])[0]
         played = self.played_at(pitch)
         key = played.midi_float
-        length = self.note_length(note)
-        answers = self.candidates(note, pitch) if score or refine_seconds > 0 else None
-        guess = answers[0] if answers is not None else self.unscored(note, pitch)
+        envelope = amp_envelope(note, self.sample_rate)  # measured once for every step below
+        length = self.note_length(note, envelope)
+        answers = self.candidates(note, pitch, envelope) if score or refine_seconds > 0 else None
+        guess = answers[0] if answers is not None else self.unscored(note, pitch, envelope)
         alternatives: tuple[Alternative, ...] = ()
         distance: float | None = None
         network_distance: float | None = None
@@ -529,7 +536,7 @@ class Matcher:
         target = SpectralTarget(note) if refine_seconds > 0 or score else None  # spectra cached once
         if answers is not None:  # scored: the answer (network, bank or plain patch) that sounds closest, in tune
             assert target is not None
-            guess, audio = self._chosen_in_tune(np.concatenate([answers, self.plain_options(note, key)]),
+            guess, audio = self._chosen_in_tune(np.concatenate([answers, self.plain_options(note, key, envelope)]),
                                                 note, key, pitch, target, length)
         elif render or volume_columns(self.parameter_set):  # unscored: rendered to be leveled
             audio = self.renderer.render(guess[None, :], key, length)[0]

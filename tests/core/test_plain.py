@@ -79,5 +79,5 @@ def test_a_square_note_is_matched_by_a_square_in_tune() -> None:
     assert (round(native["OSC:Wave1"]), round(native["OSC:PW"]), native["OSC:Tune1"]) == (3, 0, 0)
     assert match.played.midi == 45
     alone = Matcher(matcher.model, matcher.renderer, matcher.threads, bank=matcher.bank)
-    alone.plain_options = lambda note, key: pset.defaults_normalised()[None, :]  # the base preset only, as before
+    alone.plain_options = lambda note, key, envelope=None: pset.defaults_normalised()[None, :]  # the base preset only, as before
     assert match.distance < 0.7 * alone.match(square).distance
