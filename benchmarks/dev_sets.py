@@ -11,13 +11,12 @@ Deterministic: the same command makes the same files.
 
 from __future__ import annotations
 
-import argparse
 import subprocess
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-from ood_sets import SR, amsynth, instruments  # benchmarks/ is the script's folder
+from ood_sets import SR, amsynth, instruments, make_sets  # benchmarks/ is the script's folder
 
 INSTRUMENTS = [
     ("bright-piano", 1, (52, 69), 1.5), ("harpsichord", 6, (57,), 1.0), ("glocken", 9, (79,), 1.0),
@@ -68,15 +67,7 @@ SETS = {"instruments": lambda out: instruments(out, INSTRUMENTS), "voices": voic
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="data/dev")
-    parser.add_argument("--sets", default=",".join(SETS))
-    args = parser.parse_args()
-    for name in args.sets.split(","):
-        folder = Path(args.out) / name
-        folder.mkdir(parents=True, exist_ok=True)
-        SETS[name](folder)
-        print(f"{folder}: {len(list(folder.glob('*.wav')))} files")
+    make_sets(SETS, "data/dev", __doc__.splitlines()[0])
 
 
 if __name__ == "__main__":

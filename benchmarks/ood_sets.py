@@ -128,16 +128,22 @@ def extremes(out: Path) -> None:
 SETS = {"saws": saws, "instruments": instruments, "voices": voices, "amsynth": amsynth, "extremes": extremes}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="data/ood")
-    parser.add_argument("--sets", default=",".join(SETS))
+def make_sets(sets: dict, default_out: str, description: str) -> None:
+    """The command line of a set-making script: ``--out`` folder, ``--sets`` (default all of ``sets``),
+    each made into its own subfolder."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--out", default=default_out)
+    parser.add_argument("--sets", default=",".join(sets))
     args = parser.parse_args()
     for name in args.sets.split(","):
         folder = Path(args.out) / name
         folder.mkdir(parents=True, exist_ok=True)
-        SETS[name](folder)
+        sets[name](folder)
         print(f"{folder}: {len(list(folder.glob('*.wav')))} files")
+
+
+def main() -> None:
+    make_sets(SETS, "data/ood", __doc__.splitlines()[0])
 
 
 if __name__ == "__main__":
