@@ -196,7 +196,8 @@ def normalised_to_native(parameter_set: ParameterSet, values: Mapping[int, float
     ids = tuple(i for i in parameter_set.ids if i in values)
     if not ids:
         return {}
-    subset = ParameterSet(parameter_set.profile, "subset", ids)
+    # the whole set (every match writes one) keeps its cached codec; a subset builds its own
+    subset = parameter_set if ids == tuple(parameter_set.ids) else ParameterSet(parameter_set.profile, "subset", ids)
     native = subset.from_normalised(np.array([[values[i] for i in ids]], dtype=np.float64))[0]
     return {i: float(v) for i, v in zip(ids, native, strict=True)
             if parameter_set.profile.by_id(i).kind != "placeholder"}
