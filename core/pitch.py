@@ -9,7 +9,9 @@ periodic frame). The rule for **unpitched** (drums, noise, breath): fewer than
 :data:`CLARITY`), or the clear frames disagree (their pitches spread over more than
 :data:`MAX_SPREAD_CENTS`). A pitched note's fundamental is the median of its clear frames,
 moved up an octave while the note repeats at half its period about as clearly (YIN's octave
-slips in noise: :func:`octave_above`).
+slips in noise: :func:`octave_above`), and to twice or three times itself when the spectrum
+holds partials only on every 2nd or 3rd of its harmonics (YIN took two or three periods of a
+note whose upper partials dominate: :func:`harmonic_multiple`).
 
 Note names use the common convention MIDI 60 = C4 (middle C), 69 = A4 = 440 Hz, 48 = C3 (the
 note every dataset used to be rendered at).
@@ -52,6 +54,14 @@ OCTAVE_UP_CLARITY = 0.95
 # organ G2, whose second harmonic is strong, repeats at half its period 0.065 less clearly.
 SAME_CLARITY = 0.03
 OCTAVE_SLIP_SEMITONES = 0.25  # ... at half the period itself: a peak further off is another note
+# YIN also takes a multiple of the period when the note's upper partials dominate and the period
+# is no whole number of samples (an amsynth lead at 894 Hz read as D4, a third of it, clarity 1.0:
+# three periods fit whole samples better than one). The spectrum tells: when the harmonics of the
+# pitch read that are not multiples of k (2 or 3) hold together SIEVE_DB less than those that are,
+# the note is at k times that pitch.
+SIEVE_DB = 30.0
+SIEVE_SAMPLES = 8192  # 186 ms at 44.1 kHz: harmonics of B0 (31 Hz) stand 5.7 bins apart
+SIEVE_MAX_HZ = 6000.0  # partials up to here are weighed
 NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 
 
@@ -217,8 +227,38 @@ def detect_pitches(notes: np.ndarray, sample_rate: int) -> list[Pitch]:
             if up is None:
                 break
             pitch = Pitch.from_hz(up, pitch.clarity)
+        while pitch.hz is not None:  # a period YIN took two or three times over
+            k = harmonic_multiple(batch[row, start:start + SIEVE_SAMPLES], sample_rate, pitch.hz)
+            if k == 1 or k * pitch.hz > FMAX_HZ:
+                break
+            pitch = Pitch.from_hz(k * pitch.hz, pitch.clarity)
         pitches.append(pitch)
     return pitches
+
+
+def harmonic_multiple(segment: np.ndarray, sample_rate: int, hz: float) -> int:
+    """2 or 3 when the partials of ``segment`` (mono, full rate) at the harmonics of ``hz`` lie only
+    on every 2nd or 3rd of them (those off it together :data:`SIEVE_DB` weaker: the note is at
+    that multiple of ``hz``), else 1. Each harmonic's strength is the spectrum's peak within a
+    quarter of ``hz`` of it."""
+    n = SIEVE_SAMPLES
+    if segment.size < n:
+        segment = np.pad(segment, (0, n - segment.size))
+    power = np.abs(np.fft.rfft(segment[:n] * np.hanning(n))) ** 2
+    bin_hz = sample_rate / n
+    top = min(SIEVE_MAX_HZ, 0.45 * sample_rate)
+    harmonics = np.arange(1, int(top // hz) + 1)
+    if harmonics.size < 6:  # too few partials in range to tell
+        return 1
+    reach = max(1, int(0.25 * hz / bin_hz))
+    centre = np.rint(harmonics * hz / bin_hz).astype(np.int64)
+    strength = sliding_window_view(np.pad(power, reach), 2 * reach + 1)[centre].max(axis=1)
+    for k in (3, 2):
+        on = float(strength[harmonics % k == 0].sum())
+        off = float(strength[harmonics % k != 0].sum())
+        if on > 0 and off < on * 10 ** (-SIEVE_DB / 10):
+            return k
+    return 1
 
 
 def repeats_at(notes: np.ndarray, sample_rate: int, hz: float) -> tuple[np.ndarray, np.ndarray]:

@@ -11,6 +11,7 @@ from deepdiva.core.pitch import (
     detect_pitch,
     detect_pitches,
     fold_octaves,
+    harmonic_multiple,
     midi_to_hz,
     note_name,
     octave_above,
@@ -117,3 +118,33 @@ def test_a_strong_second_harmonic_keeps_its_fundamental() -> None:
     note = (0.4 * wave / np.max(np.abs(wave))).astype(np.float32)
     assert detect_pitch(note, SR).midi == 43
     assert octave_above(note[None, :], SR, f0) is None
+
+
+# partial levels (dB) of an amsynth lead, peaking at the 6th: a resonant band-pass
+BRIGHT_DB = (-10.3, -5.0, -2.7, -1.4, -0.3, 0.0, -0.4, -1.4, -2.8, -4.8, -7.1, -8.6, -10.3, -12.4, -14.8, -17.6)
+
+
+def bright(f0: float) -> np.ndarray:
+    """A note whose upper partials dominate (:data:`BRIGHT_DB`)."""
+    wave = sum(10 ** (db / 20) * np.sin(2 * np.pi * k * f0 * T) for k, db in enumerate(BRIGHT_DB, start=1))
+    return (0.4 * wave / np.max(np.abs(wave))).astype(np.float32)
+
+
+@pytest.mark.parametrize(("hz", "read_as"), [(893.6, 3), (700.0, 2)])
+def test_a_note_whose_upper_partials_dominate_is_not_read_at_a_fraction_of_its_pitch(hz: float, read_as: int) -> None:
+    # YIN at the analysis rate read the amsynth lead at 894 Hz (A5 + 26 c) as D4, a third of it,
+    # and the same spectrum at 700 Hz an octave low
+    note = bright(hz)
+    assert detect_pitch(note, SR).hz == pytest.approx(hz, rel=0.003)
+    assert harmonic_multiple(note, SR, hz / read_as) == read_as
+    assert harmonic_multiple(note, SR, hz) == 1
+
+
+def test_the_sieve_keeps_notes_that_sound_on_every_harmonic() -> None:
+    f0 = float(midi_to_hz(45))
+    clarinet = sum(np.sin(2 * np.pi * k * f0 * T) / k for k in (1, 3, 5, 7, 9))  # odd harmonics only
+    assert harmonic_multiple(clarinet.astype(np.float32), SR, f0) == 1
+    assert detect_pitch((0.4 * clarinet / np.max(np.abs(clarinet))).astype(np.float32), SR).midi == 45
+    sub = bright(440.0) + 0.05 * np.sin(2 * np.pi * 220.0 * T).astype(np.float32)  # a sub-octave at about -26 dB
+    assert harmonic_multiple(sub, SR, 220.0) == 1
+    assert detect_pitch(sub, SR).midi == 57
