@@ -10,7 +10,10 @@ an octave and a fifth, two octaves, two octaves and a third: its 2nd-5th harmoni
 ``CONTAINED_DB`` of its strongest partial; the issue's reading), and the strict reading beside it
 (Tune1 = 0); the pitch the preset sounds at when played at its key (the pitch of its render:
 within a quarter tone of the target's, "in tune"); and the spectral distance (MR-STFT, SC) of
-each preset rendered at the key it is meant to be played at. Then, over every clearly pitched
+each preset rendered at the key it is meant to be played at: the new model's ``deepdiva match``
+against the old model's through the same code ("old": today's scored choice, with the plain
+patches, at C3), and against the old model's own answer ("v1 alone": its network answer at C3,
+in tune and at the target's level, ``--no-score``: what v1 did). Then, over every clearly pitched
 out-of-domain target (instruments, the range's ends, amsynth), how many presets sound in tune.
 """
 
@@ -99,14 +102,14 @@ def main() -> None:
     new, old = Matcher.load(args.model), Matcher.load(args.old_model, bank=False)  # the bank is new with v3
     out = Path(tempfile.mkdtemp(prefix="dd-pitch-"))
     print(f"{'target':22s}{'truth':>7s}{'detected':>18s}  {'Tune1/Tune2 new':>16s}  {'old':>12s}"
-          f"{'sounds at':>11s}{'MR-STFT new':>13s}{'old':>7s}{'SC new':>8s}{'old':>7s}")
+          f"{'sounds at':>11s}{'MR-STFT new':>13s}{'old':>7s}{'v1 alone':>9s}{'SC new':>8s}{'old':>7s}")
     checks = []
     for path in files:
         truth = truth_of(path)
         target = prepare_note(read_audio(path))
         reports = {}
-        for label, matcher in (("new", new), ("old", old)):
-            report = match_file(matcher, path, out / label, preview=True)
+        for label, matcher, score in (("new", new, True), ("old", old, True), ("v1 alone", old, False)):
+            report = match_file(matcher, path, out / label, preview=True, score=score)
             tune1, tune2 = tuning(report.preset)
             audio = report.match.audio
             reports[label] = (report, tune1, tune2, float(multires_stft_distance(audio, target)[0]),
@@ -114,20 +117,22 @@ def main() -> None:
         pitch = reports["new"][0].match.pitch
         cents_off = 100 * (pitch.midi_float - truth) if pitch.pitched else float("nan")
         (report, t1, t2, d_new, sc_new), (_, o1, o2, d_old, sc_old) = reports["new"], reports["old"]
+        d_alone = reports["v1 alone"][3]
         off = sounds_at(new, report.match.audio, pitch)
         held = contained(target, pitch.hz) if pitch.hz else ()
         ok = (abs(cents_off) <= 50, sensible(t1, t2, held), sensible(t1, 0.0) and sensible(0.0, t2, held),
-              abs(off) <= IN_TUNE_SEMITONES, d_new < d_old)
+              abs(off) <= IN_TUNE_SEMITONES, d_new < d_old, d_new < d_alone)
         checks.append(ok)
-        names = ("note", "tuning", "strict", "in tune", "distance")
+        names = ("note", "tuning", "strict", "in tune", "distance", "v1 alone")
         print(f"{path.name:22s}{note_name(truth):>7s}{pitch.name:>6s} ({cents_off:+4.0f} c)   "
-              f"{t1:+5.0f}/{t2:+6.1f}    {o1:+4.0f}/{o2:+6.1f}{off:+9.2f} st{d_new:13.3f}{d_old:7.3f}{sc_new:8.3f}{sc_old:7.3f}"
+              f"{t1:+5.0f}/{t2:+6.1f}    {o1:+4.0f}/{o2:+6.1f}{off:+9.2f} st{d_new:13.3f}{d_old:7.3f}{d_alone:9.3f}{sc_new:8.3f}{sc_old:7.3f}"
               f"   {'ok' if all(ok) else 'MISS ' + ','.join(n for n, c in zip(names, ok, strict=True) if not c)}")
     passed = np.array(checks)
     n = len(files)
     print(f"note within 50 cents: {passed[:, 0].sum()}/{n}; tuning on harmonics the target holds: {passed[:, 1].sum()}/{n} "
           f"(strict, Tune1 = 0: {passed[:, 2].sum()}/{n}); sounds in tune at its key: {passed[:, 3].sum()}/{n}; "
-          f"new closer than old: {passed[:, 4].sum()}/{n}   (presets in {out})")
+          f"new closer than old: {passed[:, 4].sum()}/{n}, than v1's network alone: {passed[:, 5].sum()}/{n}   "
+          f"(presets in {out})")
     print(f"(the old model plays every preset at {note_name(old.settings.midi_pitch)} = "
           f"{float(midi_to_hz(old.settings.midi_pitch)):.1f} Hz; the new one at the note detected, cents as fine tune)")
     for name in ("instruments", "extremes", "amsynth"):
