@@ -106,6 +106,11 @@ class TcpTarget:
         self.replier.target(self.sender).send(address, *args)  # the port declared by then
 
 
+def _seconds(value: float | None) -> float:
+    """A duration for OSC: NaN for None (OSC floats have no null)."""
+    return float("nan") if value is None else float(value)
+
+
 def send_outcome(reply: Reply, outcome: Outcome) -> None:
     """``/deepdiva/result`` + ``/deepdiva/params`` for a match, or ``/deepdiva/error``."""
     job = outcome.job
@@ -118,7 +123,7 @@ def send_outcome(reply: Reply, outcome: Outcome) -> None:
     played = result.get("played_at") or {}
     reply.send(RESULT, printable(str(result["preset"])), float("nan") if distance is None else float(distance),
                json.dumps(params, separators=(",", ":")), job.id, str(result.get("note", "unpitched")),
-               int(played.get("midi_pitch", -1)), float(played.get("cents", 0.0)))
+               int(played.get("midi_pitch", -1)), float(played.get("cents", 0.0)), _seconds(played.get("held_for")))
     normalised = result.get("normalised")
     if normalised:
         reply.send(PARAMS, *[float(v) for v in normalised])

@@ -467,7 +467,7 @@
      "id": "obj-unpack",
      "maxclass": "newobj",
      "numinlets": 1,
-     "numoutlets": 7,
+     "numoutlets": 8,
      "patching_rect": [
       600,
       140,
@@ -481,9 +481,10 @@
       "",
       "",
       "int",
+      "float",
       "float"
      ],
-     "text": "unpack s f s s s i f"
+     "text": "unpack s f s s s i f f"
     }
    },
    {
@@ -915,10 +916,29 @@
      "patching_rect": [
       850,
       155,
-      160,
+      300,
       20
      ],
-     "text": "played at (note, cents)"
+     "text": "played at (note, cents), let go after (s; nan: held)"
+    }
+   },
+   {
+    "box": {
+     "id": "obj-held",
+     "maxclass": "flonum",
+     "numinlets": 1,
+     "numoutlets": 2,
+     "patching_rect": [
+      990,
+      215,
+      60,
+      22
+     ],
+     "outlettype": [
+      "",
+      "bang"
+     ],
+     "format": 6
     }
    }
   ],
@@ -1399,6 +1419,18 @@
      ],
      "destination": [
       "obj-cents",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-unpack",
+      7
+     ],
+     "destination": [
+      "obj-held",
       0
      ]
     }

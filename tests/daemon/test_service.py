@@ -363,10 +363,12 @@ def test_real_matcher_around_a_stand_in_network(tmp_path: Path, replies: Replies
     service = Service(config, match=matcher_match(matcher, 0.0, preview=True), parameter_set=pset).start()
     try:
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        sock.sendto(build_msg(osc.MATCH_FILE, [str(write_sine(tmp_path / "lead.wav", 220, 2.0))]).dgram,
+        # a note let go after 1.2 s (the file ends there): the result says where
+        sock.sendto(build_msg(osc.MATCH_FILE, [str(write_sine(tmp_path / "lead.wav", 220, 1.2))]).dgram,
                     tuple(service.udp.address))
-        preset, distance, params, _, note, key, cents = replies.expect(osc.RESULT, timeout=120).params
+        preset, distance, params, _, note, key, cents, held_for = replies.expect(osc.RESULT, timeout=120).params
         assert Path(preset) == tmp_path / "presets" / "lead.h2p" and np.isfinite(distance)
+        assert (note, key, cents) == ("A3", 57, 0.0) and held_for == pytest.approx(1.2, abs=0.05)
         # the stand-in's answer (0.5 everywhere) or one of the plain patches chosen beside it (A3: 220 Hz)
         cutoff = pset.ids.index(148)
         chosen_from = {0.5, *(float(v) for v in plain_patches(pset, 57.0)[:, cutoff])}
