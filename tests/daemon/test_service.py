@@ -445,8 +445,9 @@ def test_real_matcher_end_to_end(tmp_path: Path, replies: Replies, score: bool) 
         wav = write_sine(tmp_path / "real.wav", 220, seconds=2.0)
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         sock.sendto(build_msg(osc.MATCH_FILE, [str(wav)]).dgram, tuple(service.udp.address))
-        preset, distance, params, _, note, key, cents = replies.expect(osc.RESULT, timeout=120).params
+        preset, distance, params, _, note, key, cents, held_for = replies.expect(osc.RESULT, timeout=120).params
         assert Path(preset).is_file() and Path(preset).with_suffix(".wav").is_file()
+        assert np.isnan(held_for)  # held for the whole 2 s
         assert len(json.loads(params)) == len(service.parameter_set)
         assert note == "A3" and abs(cents) < 5  # the 220 Hz sine, as the shipped model reports it
         description = read_h2p(preset).meta["Description"]
