@@ -23,7 +23,7 @@ from .metrics import SpectralTarget
 from .model_runtime import OnnxModel
 from .model_synth import choose_synth, renderer_for
 from .pitch import Pitch, detect_pitches, midi_to_hz, note_name
-from .plain import plain_patches
+from .plain import filter_sweeps, plain_patches
 from .profile import ParameterSet
 from .refine import FAR_SIGMA, SIGMA, Evaluate, evaluator, refine, scorer
 from .render import Renderer, RenderSettings
@@ -377,6 +377,26 @@ class Matcher:
         closest = self._closest_in_tune(options, key, pitch, target, required=len(options) - 1, length=length)
         return None if closest is None else ((options[closest[0]], closest[1]), closest[2])
 
+    def _swept(self, guess: np.ndarray, audio: np.ndarray, note: np.ndarray, key: float, pitch: Pitch,
+               target: SpectralTarget, length: float | None, envelope: AmpEnvelope | None
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """A scored match's choice ``guess`` (and its render ``audio``), or for a note that dies away
+        the closest of its :func:`~deepdiva.core.plain.filter_sweeps` (its low-pass closing as the
+        note fades) when that sounds closer by :meth:`closest`'s distance and in tune."""
+        if envelope is None or not envelope.dies_away or envelope.decay is None:
+            return guess, audio
+        variants = filter_sweeps(self.parameter_set, guess, envelope.decay)
+        if not len(variants):
+            return guess, audio
+        renders, distances = self._choice_scorer(note, key, target=target, length=length)(
+            np.concatenate([guess[None, :], variants]))
+        for i in np.argsort(distances, kind="stable"):
+            if i == 0:
+                break
+            if not self.keeps_pitch(pitch) or self._sound_in_tune(renders[i][None, :], pitch)[0]:
+                return variants[i - 1], renders[i]
+        return guess, audio
+
     def screen(self, target: SpectralTarget, key: float, length: float | None = None) -> Evaluate:
         """What steers the first seconds of a search for ``target`` played at ``key`` (see
         :mod:`~deepdiva.core.refine`): the candidates' renders at one resolution of the distance."""
@@ -509,7 +529,8 @@ class Matcher:
         (:mod:`~deepdiva.core.envelope`), with a bank its patches nearest to the target
         (:meth:`warm_starts`) and the plain patches (:meth:`plain_options`: the base preset with
         each wave and a few cutoffs, nearer to simple sounds than any mix of medians) are rendered
-        and the one that sounds closest is kept (:meth:`closest`'s distance), the network's and the
+        and the one that sounds closest is kept (:meth:`closest`'s distance; for a note that dies
+        away, then also its low-pass closing as the note fades: :meth:`_swept`), the network's and the
         bank's others join a search's warm starts; unscored, the network's
         most confident answer, with the measured envelope if the target dies away. Either way, for
         a clearly pitched target the answer must sound at the target's pitch (:meth:`in_tune`:
@@ -538,6 +559,7 @@ class Matcher:
             assert target is not None
             guess, audio = self._chosen_in_tune(np.concatenate([answers, self.plain_options(note, key, envelope)]),
                                                 note, key, pitch, target, length)
+            guess, audio = self._swept(guess, audio, note, key, pitch, target, length, envelope)
         elif render or volume_columns(self.parameter_set):  # unscored: rendered to be leveled
             audio = self.renderer.render(guess[None, :], key, length)[0]
             guess, audio = self.in_tune(guess, audio, note, key, pitch, target, length)

@@ -122,6 +122,13 @@ def build(csv_path: Path) -> str:
         'cutoff = "VCF1:Freq"',
         'cutoffs = [147, 120, 100, 80, 60]  # open (36 kHz), 8.4 kHz, 2.6 kHz, 830 Hz, 260 Hz',
         'cutoffs_above_key = [12, 24, 36]  # semitones above the key played: its 2nd, 4th and 8th harmonic',
+        '# A note that dies away is also tried with its choice\'s low-pass closing as it fades: the cutoff',
+        '# settles `sweeps[i][0]` semitones below the choice\'s and starts `sweeps[i][1]` above that',
+        '# (the depth knob, on the note scale in the builtin synth), the envelope falling with a time',
+        '# constant of `sweep_times` x the note\'s own decay.',
+        'sweep = { depth = "VCF1:FMDpt", attack = "ENV2:Atk", decay = "ENV2:Dec", sustain = "ENV2:Sus" }',
+        'sweeps = [[12, 24], [24, 48], [36, 72]]',
+        'sweep_times = [0.3, 1.0]',
         '',
         "[sets]",
     ]

@@ -5,9 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from deepdiva.core.envelope import amp_envelope, knob
 from deepdiva.core.errors import ProfileError
 from deepdiva.core.matcher import Matcher
-from deepdiva.core.plain import plain_patches
+from deepdiva.core.metrics import SpectralTarget
+from deepdiva.core.plain import filter_sweeps, plain_patches
 from deepdiva.core.profile import load_profile
 
 
@@ -81,3 +83,41 @@ def test_a_square_note_is_matched_by_a_square_in_tune() -> None:
     alone = Matcher(matcher.model, matcher.renderer, matcher.threads, bank=matcher.bank)
     alone.plain_options = lambda note, key, envelope=None: pset.defaults_normalised()[None, :]  # the base preset only, as before
     assert match.distance < 0.7 * alone.match(square).distance
+
+
+def test_filter_sweeps_close_the_low_pass_as_the_note_fades(medium33) -> None:
+    saw = plain_patches(medium33, 48.0)[0]  # the base preset: a saw, its low-pass open (147)
+    sweeps = filter_sweeps(medium33, saw, 0.4)
+    native = medium33.from_normalised(sweeps.astype(np.float64))
+    c = {name: column(medium33, name) for name in ("VCF1:Freq", "VCF1:FMDpt", "ENV2:Atk", "ENV2:Dec", "ENV2:Sus")}
+    np.testing.assert_allclose(native[:, c["VCF1:Freq"]], [135, 135, 123, 123, 111, 111], atol=0.01)
+    np.testing.assert_allclose(native[:, c["VCF1:FMDpt"]], [24, 24, 48, 48, 72, 72], atol=0.01)
+    assert (native[:, c["ENV2:Atk"]] == 0).all() and (native[:, c["ENV2:Sus"]] == 0).all()
+    np.testing.assert_allclose(native[:, c["ENV2:Dec"]], [knob(0.12), knob(0.4)] * 3, atol=0.01)
+    others = [j for j in range(len(saw)) if j not in c.values()]
+    np.testing.assert_allclose(sweeps[:, others], np.broadcast_to(saw[others], (6, len(others))), atol=1e-6)
+    tiny = load_profile("diva").parameter_set("tiny11")  # no filter envelope in the set
+    assert filter_sweeps(tiny, tiny.defaults_normalised(), 0.4).shape == (0, len(tiny))
+    amsynth = load_profile("amsynth").parameter_set("medium")
+    assert filter_sweeps(amsynth, amsynth.defaults_normalised(), 0.4).shape == (0, len(amsynth))
+
+
+def test_a_pluck_whose_top_fades_first_is_answered_with_a_sweep() -> None:
+    matcher = Matcher.load()
+    pset = matcher.parameter_set
+    c = {name: column(pset, name) for name in ("VCF1:Freq", "VCF1:FMDpt", "ENV2:Atk", "ENV2:Dec", "ENV2:Sus",
+                                               "ENV1:Atk", "ENV1:Dec", "ENV1:Sus")}
+    still = pset.defaults_native()
+    still[[c["VCF1:Freq"], c["ENV1:Atk"], c["ENV1:Dec"], c["ENV1:Sus"]]] = 70, 0, knob(0.5), 0
+    fading = still.copy()
+    fading[[c["VCF1:Freq"], c["VCF1:FMDpt"], c["ENV2:Atk"], c["ENV2:Dec"], c["ENV2:Sus"]]] = 46, 48, 0, knob(0.25), 0
+    still_x, fading_x = pset.quantise(pset.to_normalised(np.array([still, fading])))
+    for target_x, swept in ((fading_x, True), (still_x, False)):
+        note = matcher.renderer.render(target_x[None, :], 48.0)[0]
+        envelope = amp_envelope(note, matcher.sample_rate)
+        assert envelope is not None and envelope.dies_away
+        pitch = matcher.detect(note[None, :])[0]
+        audio = matcher.renderer.render(still_x[None, :], 48.0)[0]
+        chosen, _ = matcher._swept(still_x, audio, note, 48.0, pitch, SpectralTarget(note), None, envelope)
+        depth = pset.from_normalised(chosen[None, :].astype(np.float64))[0, c["VCF1:FMDpt"]]
+        assert (depth > 0) == swept  # the still pluck keeps its own patch: no sweep is closer to it
