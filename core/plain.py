@@ -15,9 +15,10 @@ target (:mod:`~deepdiva.core.envelope`). A profile without the table has the bas
 For a note that dies away, a scored match then also tries its choice with a *filter sweep*
 (:func:`filter_sweeps`): the low-pass opening at the onset and closing as the note fades, as a
 struck or plucked string loses its upper partials first. On the development sets 7 of 31 GM notes
-came closer (geometric mean of the distance ratio 0.981 over all 31, none further), the plain
-waves, voices and amsynth patches chose none; on the benchmark's sets 4 of 40 instruments (none
-further), 16 of 400 builtin renders closer and 4 further (README, *Plain patches*).
+came closer with two sweep times (geometric mean of the distance ratio 0.981 over all 31, none
+further) and 5 more with five (0.988 again), the plain waves, voices and amsynth patches chose
+none; on the benchmark's sets 4 of 40 instruments with two times (none further), 5 more with five
+(0.994), the builtin renders about even (README, *Filter sweeps*).
 
 Chosen on development sets that the benchmarks do not report (31 GM notes of other instruments,
 6 other espeak voices, 20 other amsynth patches, 8 plain waves made by numpy, 60 held-out builtin

@@ -128,7 +128,7 @@ def build(csv_path: Path) -> str:
         '# constant of `sweep_times` x the note\'s own decay.',
         'sweep = { depth = "VCF1:FMDpt", attack = "ENV2:Atk", decay = "ENV2:Dec", sustain = "ENV2:Sus" }',
         'sweeps = [[12, 24], [24, 48], [36, 72]]',
-        'sweep_times = [0.3, 1.0]',
+        'sweep_times = [0.15, 0.3, 0.6, 1.0, 2.0]',
         '',
         "[sets]",
     ]
