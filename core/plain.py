@@ -94,7 +94,7 @@ def filter_sweeps(pset: ParameterSet, patch: np.ndarray, decay: float) -> np.nda
     partials first, and a still filter keeps them to the end. For each ``sweeps`` pair (settle,
     depth) of the profile's ``[plain]`` table and each ``sweep_times`` factor, the cutoff settles
     ``settle`` semitones below the patch's and starts ``depth`` above that, its envelope (the
-    table's ``sweep``: attack 0, sustain 0) decaying in factor x ``decay``. None (0, k) for a
+    table's ``sweep``: attack 0, sustain 0) decaying in factor x ``decay``. No rows (0, k) for a
     profile or set without them."""
     table = pset.profile.meta.get("plain")
     none = np.zeros((0, len(pset)), dtype=np.float32)
@@ -102,6 +102,8 @@ def filter_sweeps(pset: ParameterSet, patch: np.ndarray, decay: float) -> np.nda
         return none
     try:
         column = {p.location: j for j, p in enumerate(pset.parameters)}
+        for role in SWEEP_ROLES:
+            pset.profile.find(str(table["sweep"][role]))  # an unknown parameter is an error in the profile
         roles = {role: column.get(str(table["sweep"][role])) for role in SWEEP_ROLES}
         cutoff = column.get(str(table["cutoff"]))
         sweeps = [(float(settle), float(depth)) for settle, depth in table.get("sweeps", [])]

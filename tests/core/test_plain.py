@@ -103,6 +103,16 @@ def test_filter_sweeps_close_the_low_pass_as_the_note_fades(medium33) -> None:
     assert filter_sweeps(amsynth, amsynth.defaults_normalised(), 0.4).shape == (0, len(amsynth))
 
 
+def test_a_broken_sweep_is_a_profile_error(medium33, monkeypatch) -> None:
+    table = medium33.profile.meta["plain"]
+    monkeypatch.setitem(medium33.profile.meta, "plain", dict(table, sweep=dict(table["sweep"], depth="VCF1:Nope")))
+    with pytest.raises(ProfileError, match="Nope"):
+        filter_sweeps(medium33, medium33.defaults_normalised(), 0.4)
+    monkeypatch.setitem(medium33.profile.meta, "plain", dict(table, sweep_times=["slow"]))
+    with pytest.raises(ProfileError, match=r"\[plain\]"):
+        filter_sweeps(medium33, medium33.defaults_normalised(), 0.4)
+
+
 def test_a_pluck_whose_top_fades_first_is_answered_with_a_sweep() -> None:
     matcher = Matcher.load()
     pset = matcher.parameter_set
