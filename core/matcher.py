@@ -247,14 +247,20 @@ class Matcher:
     def _choice_scorer(self, note: np.ndarray, key: float, leveled: bool = True, target: SpectralTarget | None = None,
                        length: float | None = None) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
         """What :meth:`closest` scores answers (h, k) with: their renders and one-resolution distances."""
+        return scorer(self.renderer, self._choice_distance(note, leveled, target), self._executor, self.threads, key,
+                      length)
+
+    @staticmethod
+    def _choice_distance(note: np.ndarray, leveled: bool = True,
+                         target: SpectralTarget | None = None) -> Callable[[np.ndarray], np.ndarray]:
+        """:meth:`_choice_scorer`'s distance of renders (n, samples) to ``note``, for renders made already."""
         pick = (SpectralTarget(note, fft_sizes=CHOICE_FFT_SIZES) if target is None
                 else target.at_sizes(CHOICE_FFT_SIZES))
 
         def at_target_level(audio: np.ndarray) -> np.ndarray:
             return pick.distance(at_rms_of(audio, note))
 
-        return scorer(self.renderer, at_target_level if leveled else pick.distance, self._executor, self.threads, key,
-                      length)
+        return at_target_level if leveled else pick.distance
 
     def in_tune(self, guess: np.ndarray, audio: np.ndarray, note: np.ndarray, key: float, pitch: Pitch,
                 target: SpectralTarget | None = None, length: float | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -388,13 +394,13 @@ class Matcher:
         variants = filter_sweeps(self.parameter_set, guess, envelope.decay)
         if not len(variants):
             return guess, audio
-        renders, distances = self._choice_scorer(note, key, target=target, length=length)(
-            np.concatenate([guess[None, :], variants]))
+        renders, distances = self._choice_scorer(note, key, target=target, length=length)(variants)
+        chosen = float(self._choice_distance(note, target=target)(audio[None, :])[0])  # its render is at hand
         for i in np.argsort(distances, kind="stable"):
-            if i == 0:
+            if not distances[i] < chosen:
                 break
             if not self.keeps_pitch(pitch) or self._sound_in_tune(renders[i][None, :], pitch)[0]:
-                return variants[i - 1], renders[i]
+                return variants[i], renders[i]
         return guess, audio
 
     def screen(self, target: SpectralTarget, key: float, length: float | None = None) -> Evaluate:
