@@ -106,8 +106,8 @@ class TcpTarget:
         self.replier.target(self.sender).send(address, *args)  # the port declared by then
 
 
-def _seconds(value: float | None) -> float:
-    """A duration for OSC: NaN for None (OSC floats have no null)."""
+def _or_nan(value: float | None) -> float:
+    """A float for OSC: NaN for None, not measured or not heard (OSC floats have no null)."""
     return float("nan") if value is None else float(value)
 
 
@@ -121,9 +121,9 @@ def send_outcome(reply: Reply, outcome: Outcome) -> None:
     params = {name: p["normalised"] if isinstance(p, dict) else p for name, p in (result.get("params") or {}).items()}
     distance = result.get("distance")  # None: not measured (model.score off, or --dry-run)
     played = result.get("played_at") or {}
-    reply.send(RESULT, printable(str(result["preset"])), float("nan") if distance is None else float(distance),
+    reply.send(RESULT, printable(str(result["preset"])), _or_nan(distance),
                json.dumps(params, separators=(",", ":")), job.id, str(result.get("note", "unpitched")),
-               int(played.get("midi_pitch", -1)), float(played.get("cents", 0.0)), _seconds(played.get("held_for")))
+               int(played.get("midi_pitch", -1)), float(played.get("cents", 0.0)), _or_nan(played.get("held_for")))
     normalised = result.get("normalised")
     if normalised:
         reply.send(PARAMS, *[float(v) for v in normalised])
