@@ -7,7 +7,9 @@ import pytest
 
 from deepdiva.core.pitch import (
     DEFAULT_MIDI,
+    SIEVE_SAMPLES,
     Pitch,
+    Spectrum,
     detect_pitch,
     detect_pitches,
     fold_octaves,
@@ -15,6 +17,7 @@ from deepdiva.core.pitch import (
     midi_to_hz,
     note_name,
     octave_above,
+    partials_fundamental,
     repeats_at,
 )
 
@@ -148,3 +151,44 @@ def test_the_sieve_keeps_notes_that_sound_on_every_harmonic() -> None:
     sub = bright(440.0) + 0.05 * np.sin(2 * np.pi * 220.0 * T).astype(np.float32)  # a sub-octave at about -26 dB
     assert harmonic_multiple(sub, SR, 220.0) == 1
     assert detect_pitch(sub, SR).midi == 57
+
+
+def stretched(midi: float, stiffness: float, seconds: float = 2.0) -> np.ndarray:
+    """A piano-like note: partial k at k f0 sqrt(1 + B k^2), each dying away faster than the last."""
+    f0 = float(midi_to_hz(midi))
+    t = np.arange(int(seconds * SR)) / SR
+    k = np.arange(1, 40)
+    k = k[k * f0 * np.sqrt(1 + stiffness * k * k) < 12000]
+    partials = k * f0 * np.sqrt(1 + stiffness * k * k)
+    wave = (np.sin(2 * np.pi * np.outer(t, partials)) / k * np.exp(-np.outer(t, 1.5 + 0.3 * k))).sum(axis=1)
+    return (0.4 * wave / np.max(np.abs(wave))).astype(np.float32)
+
+
+@pytest.mark.parametrize("midi", [40.37, 52.81, 64.2, 70.55])
+def test_the_cents_of_a_clear_note_come_from_its_partials(midi: float) -> None:
+    # YIN's period alone was up to 2 c off on such saws; the partials' frequencies are exact
+    pitch = detect_pitch(tone("saw", midi), SR)
+    assert pitch.midi == round(midi)
+    assert pitch.cents == pytest.approx(100 * (midi - round(midi)), abs=0.3)
+
+
+@pytest.mark.parametrize("midi", [48, 60, 72])
+def test_a_piano_like_note_is_read_at_its_first_partial_not_sharp(midi: float) -> None:
+    # a stiff string's upper partials are stretched sharp and pull YIN's period with them (4-6 c
+    # here, 12-23 c on FluidR3's pianos); the note is tuned by its lowest partials
+    stiffness = 3e-4
+    first = float(midi_to_hz(midi)) * np.sqrt(1 + stiffness)
+    pitch = detect_pitch(stretched(midi, stiffness), SR)
+    assert pitch.hz is not None
+    assert 1200 * np.log2(pitch.hz / first) == pytest.approx(0.0, abs=1.0)
+
+
+def test_partials_that_are_no_single_notes_leave_yins_reading() -> None:
+    f0 = 220.0
+    spread = np.array([0.0, 14.0, -12.0, 9.0, -15.0, 11.0])  # cents: a cluster, no harmonic series
+    partials = f0 * np.arange(1, 7) * 2 ** (spread / 1200)
+    segment = np.sin(2 * np.pi * np.outer(T[:SIEVE_SAMPLES], partials)).sum(axis=1)
+    assert partials_fundamental(Spectrum.of(segment, SR), f0) is None
+    sine = np.sin(2 * np.pi * 233.3 * T[:SIEVE_SAMPLES])
+    assert partials_fundamental(Spectrum.of(sine, SR), 232.0) == pytest.approx(233.3, abs=0.01)
+    assert partials_fundamental(Spectrum.of(np.zeros(SIEVE_SAMPLES), SR), 232.0) is None
