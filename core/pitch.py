@@ -7,7 +7,8 @@ period YIN picked is checked by the normalised autocorrelation at that lag (1.0 
 periodic frame). The rule for **unpitched** (drums, noise, breath): fewer than
 :data:`MIN_VOICED_SHARE` of the loud frames have a clear period (autocorrelation >=
 :data:`CLARITY`), or the clear frames disagree (their pitches spread over more than
-:data:`MAX_SPREAD_CENTS`). A pitched note's fundamental is the median of its clear frames,
+:data:`MAX_SPREAD_CENTS`, and fewer than :data:`MAJORITY_SHARE` of them agree within
+:data:`MAJORITY_CENTS`). A pitched note's fundamental is the median of its clear frames,
 moved up an octave while the note repeats at half its period about as clearly (YIN's octave
 slips in noise: :func:`octave_above`), and to twice or three times itself when the spectrum
 holds partials only on every 2nd or 3rd of its harmonics (YIN took two or three periods of a
@@ -46,6 +47,12 @@ LOUD_DB = 25.0  # frames within 25 dB of the loudest count
 CLARITY = 0.8  # normalised autocorrelation at the period for a frame to count as periodic
 MIN_VOICED_SHARE = 0.3  # of the loud frames; a sung or spoken note has breathy and consonant frames
 MAX_SPREAD_CENTS = 300.0  # interquartile spread of the clear frames: a sung or spoken note glides
+# ... unless two thirds of them lie within 150 c of their median: the others read a harmonic (an
+# amsynth D#3 whose first 3 frames read its 3rd harmonic) or a pitch modulation's far end, and the
+# note is at the majority's pitch. Changed 1 of 155 out-of-domain notes and 11 of 800 held-out
+# builtin renders; their matches 7 closer, 5 further (geometric mean 0.96), SC closer for 10.
+MAJORITY_CENTS = 150.0
+MAJORITY_SHARE = 2 / 3
 # Above this the analysis rate's whole-sample lags (< 37 per period) are too coarse to tell one
 # period from two (a bright C7 saw came out as C6) or to place the period within a few cents:
 # the period is refined at the full rate, and the octave above is taken when the note repeats
@@ -426,8 +433,13 @@ def _summarise(frames: np.ndarray, periods: np.ndarray, clarity: np.ndarray, ene
         return Pitch.unpitched(median_clarity), 0
     midi = fold_octaves(hz_to_midi(sr / periods[clear]))
     q25, q50, q75 = np.percentile(midi, [25, 50, 75])
-    if 100.0 * (q75 - q25) > MAX_SPREAD_CENTS:
-        return Pitch.unpitched(median_clarity), 0
+    if 100.0 * (q75 - q25) > MAX_SPREAD_CENTS:  # unless most frames agree and a few read a harmonic
+        agree = np.abs(midi - q50) <= MAJORITY_CENTS / 100.0
+        if agree.sum() < MAJORITY_SHARE * midi.size or agree.sum() < MIN_VOICED_SHARE * loud.sum():
+            return Pitch.unpitched(median_clarity), 0
+        clear[np.flatnonzero(clear)[~agree]] = False
+        midi = midi[agree]
+        q50 = float(np.median(midi))
     # refine on the clear frame nearest the median pitch, at the period of that pitch
     pick = int(np.argmin(np.abs(midi - q50)))
     row = np.flatnonzero(clear)[pick]

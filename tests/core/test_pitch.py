@@ -192,3 +192,18 @@ def test_partials_that_are_no_single_notes_leave_yins_reading() -> None:
     sine = np.sin(2 * np.pi * 233.3 * T[:SIEVE_SAMPLES])
     assert partials_fundamental(Spectrum.of(sine, SR), 232.0) == pytest.approx(233.3, abs=0.01)
     assert partials_fundamental(Spectrum.of(np.zeros(SIEVE_SAMPLES), SR), 232.0) is None
+
+
+def test_a_note_whose_first_frames_read_a_harmonic_is_heard_at_the_majoritys_pitch() -> None:
+    # an amsynth D#3 whose attack sounds its 3rd harmonic for a few frames was heard unpitched
+    # (the frames' pitches spread over 19 semitones); most frames agree on the note
+    note = tone("saw", 51)
+    attack = int(0.2 * SR)  # 3 of the 11 frames
+    note[:attack] = 0.4 * np.sin(2 * np.pi * 3 * float(midi_to_hz(51)) * T[:attack])
+    pitch = detect_pitch(note, SR)
+    assert pitch.pitched and pitch.name == "D#3"
+    wobble = note.copy()  # no majority: a third each at three pitches stays unpitched
+    third = int(0.2 * SR)
+    wobble[third:2 * third] = tone("saw", 58)[third:2 * third]
+    wobble[2 * third:] = tone("saw", 65)[2 * third:]
+    assert not detect_pitch(wobble, SR).pitched
