@@ -23,7 +23,7 @@ from .metrics import SpectralTarget
 from .model_runtime import OnnxModel
 from .model_synth import choose_synth, renderer_for
 from .pitch import Pitch, detect_pitches, midi_to_hz, note_name
-from .plain import filter_sweeps, plain_patches
+from .plain import detuned_pairs, filter_sweeps, plain_patches
 from .profile import ParameterSet
 from .refine import FAR_SIGMA, SIGMA, Evaluate, evaluator, refine, scorer
 from .render import Renderer, RenderSettings
@@ -395,13 +395,41 @@ class Matcher:
         if not len(variants):
             return guess, audio
         renders, distances = self._choice_scorer(note, key, target=target, length=length)(variants)
+        best = self._closer_in_tune(renders, distances, audio, note, pitch, target)
+        return (guess, audio) if best is None else (variants[best], renders[best])
+
+    def _paired(self, guess: np.ndarray, audio: np.ndarray, note: np.ndarray, key: float, pitch: Pitch,
+                target: SpectralTarget, length: float | None) -> tuple[np.ndarray, np.ndarray, float] | None:
+        """For a clearly pitched target, the closest of a scored match's choice ``guess``'s
+        :func:`~deepdiva.core.plain.detuned_pairs` (two oscillators a few cents apart, centred on the
+        note) that sounds closer than its render ``audio`` by :meth:`closest`'s distance and in
+        tune: the pair, its render and the semitones it is played off ``key``; else None."""
+        if not self.keeps_pitch(pitch):
+            return None
+        variants, shifts = detuned_pairs(self.parameter_set, guess)
+        if not len(variants):
+            return None
+
+        def play(i: int) -> np.ndarray:
+            return self.renderer.render(variants[i][None, :], key + float(shifts[i]), length)[0]
+
+        rows = range(len(variants))
+        renders = np.stack(list(self._executor.map(play, rows) if self._executor is not None else map(play, rows)))
+        distances = self._choice_distance(note, target=target)(renders)
+        best = self._closer_in_tune(renders, distances, audio, note, pitch, target)
+        return None if best is None else (variants[best], renders[best], float(shifts[best]))
+
+    def _closer_in_tune(self, renders: np.ndarray, distances: np.ndarray, audio: np.ndarray, note: np.ndarray,
+                        pitch: Pitch, target: SpectralTarget) -> int | None:
+        """Of variants' ``renders`` and their choice ``distances``, the closest that is closer than
+        the choice's render ``audio`` and sounds in tune (any, for a target without a clear pitch)."""
         chosen = float(self._choice_distance(note, target=target)(audio[None, :])[0])  # its render is at hand
         for i in np.argsort(distances, kind="stable"):
             if not distances[i] < chosen:
                 break
             if not self.keeps_pitch(pitch) or self._sound_in_tune(renders[i][None, :], pitch)[0]:
-                return variants[i], renders[i]
-        return guess, audio
+                return int(i)
+        return None
 
     def screen(self, target: SpectralTarget, key: float, length: float | None = None) -> Evaluate:
         """What steers the first seconds of a search for ``target`` played at ``key`` (see
@@ -536,7 +564,9 @@ class Matcher:
         (:meth:`warm_starts`) and the plain patches (:meth:`plain_options`: the base preset with
         each wave and a few cutoffs, nearer to simple sounds than any mix of medians) are rendered
         and the one that sounds closest is kept (:meth:`closest`'s distance; for a note that dies
-        away, then also its low-pass closing as the note fades: :meth:`_swept`), the network's and the
+        away, then also its low-pass closing as the note fades: :meth:`_swept`; for a clearly pitched
+        one, after the level step, also as a detuned pair, played a few cents flat, kept when its full
+        distance is smaller: :meth:`_paired`), the network's and the
         bank's others join a search's warm starts; unscored, the network's
         most confident answer, with the measured envelope if the target dies away. Either way, for
         a clearly pitched target the answer must sound at the target's pitch (:meth:`in_tune`:
@@ -571,6 +601,17 @@ class Matcher:
             guess, audio = self.in_tune(guess, audio, note, key, pitch, target, length)
         if audio is not None:
             guess, audio, network_distance = self._leveled(guess, audio, note, key, target, render, length)
+        if answers is not None and audio is not None and network_distance is not None:
+            assert target is not None
+            paired = self._paired(guess, audio, note, key, pitch, target, length)
+            if paired is not None:  # a detuned pair is played off the key, centred on the note
+                pair, pair_render, shift = paired
+                pair, pair_audio, pair_distance = self._leveled(pair, pair_render, note, key + shift, target, True,
+                                                                length)
+                if pair_audio is not None and pair_distance is not None and pair_distance < network_distance:
+                    guess, audio, network_distance = pair, pair_audio, pair_distance
+                    played = replace(played, cents=round(played.cents + 100.0 * shift, FINE_TUNE_DECIMALS))
+                    key = played.midi_float
         if refine_seconds > 0:
             assert target is not None
             tuned = self.keeps_pitch(pitch)

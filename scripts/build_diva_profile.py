@@ -129,6 +129,12 @@ def build(csv_path: Path) -> str:
         'sweep = { depth = "VCF1:FMDpt", attack = "ENV2:Atk", decay = "ENV2:Dec", sustain = "ENV2:Sus" }',
         'sweeps = [[12, 24], [24, 48], [36, 72]]',
         'sweep_times = [0.15, 0.3, 0.6, 1.0, 2.0]',
+        '# A clearly pitched note is also tried with its choice as a detuned pair: oscillator 2 `detunes`',
+        '# cents sharper (when it is silent, first made a copy of oscillator 1: each `pair` entry takes',
+        '# the value of the parameter it names), the note played half that flat, so the pair is centred',
+        '# on the note and beats as two detuned oscillators do.',
+        'pair = { "OSC:Wave2" = "OSC:Wave1", "OSC:Shape2" = "OSC:Shape1", "OSC:Vol2" = "OSC:Vol1" }',
+        'detunes = [3, 4, 5, 6, 8, 10, 12, 15, 18, 22, 27, 33, 40, 50]  # cents, about 20 % apart',
         '',
         "[sets]",
     ]

@@ -9,7 +9,7 @@ from deepdiva.core.envelope import amp_envelope, knob
 from deepdiva.core.errors import ProfileError
 from deepdiva.core.matcher import Matcher
 from deepdiva.core.metrics import SpectralTarget
-from deepdiva.core.plain import filter_sweeps, plain_patches
+from deepdiva.core.plain import detuned_pairs, filter_sweeps, plain_patches
 from deepdiva.core.profile import load_profile
 
 
@@ -132,3 +132,62 @@ def test_a_pluck_whose_top_fades_first_is_answered_with_a_sweep() -> None:
         chosen, _ = matcher._swept(still_x, audio, note, 48.0, pitch, SpectralTarget(note), None, envelope)
         depth = pset.from_normalised(chosen[None, :].astype(np.float64))[0, c["VCF1:FMDpt"]]
         assert (depth > 0) == swept  # the still pluck keeps its own patch: no sweep is closer to it
+
+
+def test_detuned_pairs_double_a_silent_oscillator_or_detune_the_one_heard(medium33) -> None:
+    c = {name: column(medium33, name) for name in ("OSC:Tune1", "OSC:Tune2", "OSC:Vol1", "OSC:Vol2", "OSC:Wave1",
+                                                   "OSC:Wave2", "OSC:Shape1", "OSC:Shape2")}
+    detunes = np.array([3, 4, 5, 6, 8, 10, 12, 15, 18, 22, 27, 33, 40, 50])
+    one = medium33.defaults_native()  # the base preset: oscillator 2 silent
+    one[[c["OSC:Tune1"], c["OSC:Wave1"], c["OSC:Shape1"], c["OSC:Vol1"]]] = 12, 3, 6.5, 70
+    pairs, shifts = detuned_pairs(medium33, medium33.to_normalised(one[None])[0])
+    native = medium33.from_normalised(pairs.astype(np.float64))
+    np.testing.assert_allclose(shifts, -detunes / 200)  # the note played half the detune flat: centred
+    np.testing.assert_allclose(native[:, c["OSC:Tune2"]], 12 + detunes / 100, atol=1e-3)
+    for to, source in (("OSC:Wave2", "OSC:Wave1"), ("OSC:Shape2", "OSC:Shape1"), ("OSC:Vol2", "OSC:Vol1")):
+        np.testing.assert_allclose(native[:, c[to]], one[c[source]], atol=1e-3)
+    two = one.copy()  # oscillator 2 heard a fifth up: it keeps its own settings and moves
+    two[[c["OSC:Tune2"], c["OSC:Wave2"], c["OSC:Vol2"]]] = 7, 1, 40
+    native = medium33.from_normalised(detuned_pairs(medium33, medium33.to_normalised(two[None])[0])[0].astype(np.float64))
+    np.testing.assert_allclose(native[:, c["OSC:Tune2"]], 7 + detunes / 100, atol=1e-3)
+    assert (native[:, c["OSC:Wave2"]] == 1).all() and np.allclose(native[:, c["OSC:Vol2"]], 40)
+    amsynth = load_profile("amsynth").parameter_set("medium")  # a profile without the table's entries
+    assert detuned_pairs(amsynth, amsynth.defaults_normalised())[0].shape == (0, len(amsynth))
+
+
+def test_a_broken_pair_is_a_profile_error(medium33, monkeypatch) -> None:
+    table = medium33.profile.meta["plain"]
+    monkeypatch.setitem(medium33.profile.meta, "plain", dict(table, pair={"OSC:Wave2": "OSC:Nope"}))
+    with pytest.raises(ProfileError, match="Nope"):
+        detuned_pairs(medium33, medium33.defaults_normalised())
+    monkeypatch.setitem(medium33.profile.meta, "plain", dict(table, detunes=["wide"]))
+    with pytest.raises(ProfileError, match=r"\[plain\]"):
+        detuned_pairs(medium33, medium33.defaults_normalised())
+
+
+def test_two_detuned_saws_are_answered_as_a_pair_centred_on_the_note() -> None:
+    matcher = Matcher.load()
+    pset = matcher.parameter_set
+    c = {name: column(pset, name) for name in ("OSC:Tune1", "OSC:Tune2", "OSC:Vol1", "OSC:Vol2")}
+    pair = pset.defaults_native()
+    pair[[c["OSC:Tune2"], c["OSC:Vol2"]]] = 0.15, 50  # a second saw 15 cents sharp
+    note = matcher.renderer.render(pset.to_normalised(pair[None]), 48.0)[0]
+    result = matcher.match(note)
+    answer = pset.from_normalised(result.params[None].astype(np.float64))[0]
+    assert answer[c["OSC:Vol2"]] > 0.25 * answer[c["OSC:Vol1"]]
+    assert answer[c["OSC:Tune2"]] - answer[c["OSC:Tune1"]] == pytest.approx(0.15, abs=0.001)
+    # played 7.5 c below the pair's centre as heard, so its oscillators sit where the target's do
+    assert result.played.cents == pytest.approx(result.pitch.cents - 7.5, abs=0.01)
+    assert result.played.midi_float == pytest.approx(48.0, abs=0.02)
+    single = matcher.renderer.render(pset.defaults_normalised()[None], result.pitch.midi_float)
+    assert result.distance < 0.6 * SpectralTarget(note).distance(single)[0]
+
+
+def test_a_detuned_pair_at_the_top_of_the_range_detunes_flat(medium33) -> None:
+    tune2, volume2 = column(medium33, "OSC:Tune2"), column(medium33, "OSC:Vol2")
+    top = medium33.defaults_native()
+    top[[tune2, volume2]] = 30, 50  # oscillator 2 at the top of its range, heard
+    pairs, shifts = detuned_pairs(medium33, medium33.to_normalised(top[None])[0])
+    native = medium33.from_normalised(pairs.astype(np.float64))
+    assert (native[:, tune2] < 30).all() and (shifts > 0).all()  # flatter, the note played sharp
+    np.testing.assert_allclose(native[:, tune2], 30 - 200 * shifts / 100, atol=1e-3)
