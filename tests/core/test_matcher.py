@@ -342,11 +342,13 @@ def test_a_scored_match_takes_the_closest_option_that_sounds_in_tune(matcher: Ma
         return score
 
     monkeypatch.setattr(matcher, "_choice_scorer", fifth_first)
-    chosen, audio = matcher._chosen_in_tune(options, note, 57.0, pitch, target)
+    chosen = matcher._chosen_in_tune(options, note, 57.0, pitch, target)
     assert matcher.off_pitch(matcher.renderer.render(fifth[None, :], 57.0), pitch)[0] == pytest.approx(7.0, abs=0.3)
-    np.testing.assert_array_equal(chosen, base)
-    unpitched = replace(pitch, hz=None)  # no pitch to keep: the closest as it is
-    np.testing.assert_array_equal(matcher._chosen_in_tune(options, note, 57.0, unpitched, target)[0], fifth)
+    assert len(chosen) == 1  # the fifth is left out
+    np.testing.assert_array_equal(chosen[0][0], base)
+    unpitched = replace(pitch, hz=None)  # no pitch to keep: both, the closest as it is first
+    chosen = matcher._chosen_in_tune(options, note, 57.0, unpitched, target)
+    np.testing.assert_array_equal(np.stack([c for c, _ in chosen]), np.stack([fifth, base]))
 
 
 def test_a_searchs_in_tune_alternative_further_than_its_in_tune_start_is_not_the_answer(matcher: Matcher) -> None:
@@ -388,3 +390,29 @@ def test_a_searchs_alternative_off_the_pitch_by_octaves_is_kept_repaired(matcher
     assert not np.array_equal(kept[1][0], octave_up)  # moved back
     assert matcher._sound_in_tune(renders, pitch).all()
     assert kept[1][1] == pytest.approx(float(target.distance(renders[1:])[0]))
+
+
+def test_of_the_closest_options_the_one_closest_by_the_full_distance_once_finished_is_kept(
+        matcher: Matcher, monkeypatch) -> None:
+    pset = matcher.parameter_set
+    cutoff = pset.ids.index(148)
+    options = np.repeat(pset.defaults_normalised()[None, :], 4, axis=0)  # four in-tune saws, ...
+    options[:, cutoff] = 0.25, 0.9, 0.45, 0.7  # ... the third at the target's cutoff
+    note = matcher.renderer.render(options[2:3], 57.0)[0]
+    target = SpectralTarget(note)
+    pitch = matcher.detect(note[None, :])[0]
+    key = matcher.played_at(pitch).midi_float
+    renders = matcher.renderer.render(options, key)
+
+    def ranked_wrong(*args, **kwargs):  # a cheap distance that ranks the right answer third
+        return lambda x: (renders, np.array([0.0, 1.0, 2.0, 3.0]))
+
+    monkeypatch.setattr(matcher, "_choice_scorer", ranked_wrong)
+    chosen = matcher._chosen_in_tune(options, note, key, pitch, target)
+    np.testing.assert_array_equal(np.stack([c for c, _ in chosen]), options[:3])  # FULL_CHOICES = 3
+    finished = [matcher._finished(c, a, note, key, pitch, target, None, None) for c, a in chosen]
+    best = min(range(len(finished)), key=lambda i: finished[i][2])
+    assert best == 2 and finished[2][2] < 0.05  # the target's own patch, as good as exact
+    np.testing.assert_array_equal(finished[2][1], matcher.renderer.render(finished[2][0][None, :], key)[0])
+    monkeypatch.setattr("deepdiva.core.matcher.FULL_CHOICES", 1)  # the cheap ranking alone
+    assert len(matcher._chosen_in_tune(options, note, key, pitch, target)) == 1
