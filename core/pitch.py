@@ -318,13 +318,15 @@ def harmonic_multiple(segment: np.ndarray | Spectrum, sample_rate: int, hz: floa
 
 
 def partials_fundamental(spectrum: Spectrum, hz: float) -> float | None:
-    """The fundamental (Hz) of a note read at ``hz`` from its lowest partials in ``spectrum``: each
-    harmonic's peak (the spectrum's peak within a tenth of ``hz`` of it, placed between bins by a parabola through the log
-    magnitudes) that stands :data:`PARTIALS_DB` above its band, in cents from its harmonic of
-    ``hz``, fitted as ``a + b k^2`` (``b`` >= 0: a stiff string's stretch; with fewer than three
-    partials their mean); the fit's value at the first partial. None when no partial stands out,
-    the fit misses by more than :data:`PARTIALS_FIT_CENTS` or lands more than
-    :data:`PARTIALS_REACH_CENTS` from ``hz``."""
+    """The fundamental (Hz) of a note read at ``hz`` from its lowest partials in ``spectrum``.
+
+    Each harmonic's peak (the spectrum's highest point within a tenth of ``hz`` of it, placed
+    between bins by a parabola through the log magnitudes) that stands :data:`PARTIALS_DB` above
+    its band counts, in cents from its harmonic of ``hz``; they are fitted as ``a + b k^2`` (``b``
+    >= 0: a stiff string's stretch; with fewer than three partials, their mean) and the fit's value
+    at the first partial is the note. None when no partial stands out, the fit misses by more than
+    :data:`PARTIALS_FIT_CENTS` or lands more than :data:`PARTIALS_REACH_CENTS` from ``hz``.
+    """
     top = min(PARTIALS_MAX_HZ, 0.9 * spectrum.bin_hz * (spectrum.magnitude.size - 1))  # 0.45 x the rate
     harmonics = np.arange(1, min(PARTIALS_UP_TO, int(top // hz)) + 1)
     if harmonics.size == 0:
