@@ -253,9 +253,11 @@ class Matcher:
         best = int(np.argmin(distances))
         return answers[best], audio[best]
 
-    def _choice_scorer(self, note: np.ndarray, key: float, leveled: bool = True, target: SpectralTarget | None = None,
-                       length: float | None = None) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
-        """What :meth:`closest` scores answers (h, k) with: their renders and one-resolution distances."""
+    def _choice_scorer(self, note: np.ndarray, key: float | np.ndarray, leveled: bool = True,
+                       target: SpectralTarget | None = None, length: float | None = None
+                       ) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
+        """What :meth:`closest` scores answers (h, k) with: their renders (at ``key``, one for all or
+        one per answer) and one-resolution distances."""
         return scorer(self.renderer, self._choice_distance(note, leveled, target), self._executor, self.threads, key,
                       length)
 
@@ -441,13 +443,7 @@ class Matcher:
         variants, shifts = detuned_pairs(self.parameter_set, guess)
         if not len(variants):
             return None
-
-        def play(i: int) -> np.ndarray:
-            return self.renderer.render(variants[i][None, :], key + float(shifts[i]), length)[0]
-
-        rows = range(len(variants))
-        renders = np.stack(list(self._executor.map(play, rows) if self._executor is not None else map(play, rows)))
-        distances = self._choice_distance(note, target=target)(renders)
+        renders, distances = self._choice_scorer(note, key + shifts, target=target, length=length)(variants)
         best = self._closer_in_tune(renders, distances, audio, note, pitch, target)
         return None if best is None else (variants[best], renders[best], float(shifts[best]))
 

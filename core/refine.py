@@ -85,14 +85,15 @@ def pick_distinct(params: np.ndarray, distances: np.ndarray, keep: int,
 
 
 def scorer(renderer: Renderer, distance: Distance, executor: Executor | None = None, blocks: int = 2,
-           note: float | None = None, note_length: float | None = None
+           note: float | np.ndarray | None = None, note_length: float | None = None
            ) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
-    """``params (n, k) -> (renders (n, samples), float64 distances (n,))`` at MIDI ``note``, let go
-    after ``note_length`` seconds (defaults: the renderer's); with an ``executor`` (and a thread-safe renderer) the rows are
-    split into ``blocks`` rendered and scored concurrently."""
+    """``params (n, k) -> (renders (n, samples), float64 distances (n,))`` at MIDI ``note`` (one for
+    all, or one per row), let go after ``note_length`` seconds (defaults: the renderer's); with an
+    ``executor`` (and a thread-safe renderer) the rows are split into ``blocks`` rendered and scored
+    concurrently."""
 
-    def score(params: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        audio = renderer.render(params, note, note_length)
+    def score(params: np.ndarray, notes: float | np.ndarray | None = note) -> tuple[np.ndarray, np.ndarray]:
+        audio = renderer.render(params, notes, note_length)
         return audio, np.asarray(distance(audio), dtype=np.float64)
 
     if executor is None or blocks < 2 or not renderer.thread_safe:
@@ -101,8 +102,10 @@ def scorer(renderer: Renderer, distance: Distance, executor: Executor | None = N
     def score_blocks(params: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if len(params) < 2:
             return score(params)
-        parts = np.array_split(params, min(blocks, len(params)))  # none empty: at most one per row
-        done = [f.result() for f in [executor.submit(score, part) for part in parts]]
+        parts = np.array_split(np.arange(len(params)), min(blocks, len(params)))  # none empty: at most one per row
+        per_row = isinstance(note, np.ndarray) and note.ndim > 0
+        done = [f.result() for f in [executor.submit(score, params[rows], np.asarray(note)[rows] if per_row else note)
+                                     for rows in parts]]
         return np.concatenate([audio for audio, _ in done]), np.concatenate([d for _, d in done])
 
     return score_blocks
