@@ -13,7 +13,7 @@ from deepdiva.core.envelope import amp_envelope, amp_envelope_columns, with_enve
 from deepdiva.core.level import level_matched, rms, with_gain
 from deepdiva.core.matcher import Matcher
 from deepdiva.core.metrics import SpectralTarget, multires_stft_distance
-from deepdiva.core.refine import evaluator, pick_distinct, refine
+from deepdiva.core.refine import evaluator, pick_distinct, refine, scorer
 from deepdiva.core.tuning import pitch_columns
 from deepdiva.training.dataset import draw_patches, is_silent
 
@@ -416,3 +416,16 @@ def test_of_the_closest_options_the_one_closest_by_the_full_distance_once_finish
     np.testing.assert_array_equal(finished[2][1], matcher.renderer.render(finished[2][0][None, :], key)[0])
     monkeypatch.setattr("deepdiva.core.matcher.FULL_CHOICES", 1)  # the cheap ranking alone
     assert len(matcher._chosen_in_tune(options, note, key, pitch, target)) == 1
+
+
+def test_a_scorer_plays_each_row_at_its_own_note_on_one_thread_or_two(matcher: Matcher) -> None:
+    pset = matcher.parameter_set
+    patches = np.repeat(pset.defaults_normalised()[None, :], 3, axis=0)
+    notes = np.array([45.0, 52.07, 60.5])
+    one_by_one = np.stack([matcher.renderer.render(p[None, :], n)[0] for p, n in zip(patches, notes, strict=True)])
+    target = SpectralTarget(one_by_one[1])
+    with ThreadPoolExecutor(2) as pool:
+        for executor in (None, pool):
+            audio, distances = scorer(matcher.renderer, target.distance, executor, 2, notes)(patches)
+            np.testing.assert_array_equal(audio, one_by_one)
+            assert int(np.argmin(distances)) == 1
