@@ -83,7 +83,7 @@ def _read_table(pset: ParameterSet, table: dict, key: float) -> tuple[int | None
     each oscillator setting as {column: native value} and the cutoffs for ``key`` (clipped;
     [None]: the base preset's)."""
     try:
-        column = {p.location: j for j, p in enumerate(pset.parameters)}
+        column = pset.columns
         settings = []
         for setting in table.get("oscillators", []):
             for location in setting:
@@ -113,7 +113,7 @@ def filter_sweeps(pset: ParameterSet, patch: np.ndarray, decay: float) -> np.nda
     if not isinstance(table, dict) or "sweep" not in table or "cutoff" not in table:
         return none
     try:
-        column = {p.location: j for j, p in enumerate(pset.parameters)}
+        column = pset.columns
         for role in SWEEP_ROLES:
             pset.profile.find(str(table["sweep"][role]))  # an unknown parameter is an error in the profile
         roles = {role: column.get(str(table["sweep"][role])) for role in SWEEP_ROLES}
@@ -153,7 +153,7 @@ def detuned_pairs(pset: ParameterSet, patch: np.ndarray) -> tuple[np.ndarray, np
         return none
     tune1, tune2, volume1, volume2 = (int(j) for j in columns if j is not None)
     try:
-        column = {p.location: j for j, p in enumerate(pset.parameters)}
+        column = pset.columns
         for location in (*table.get("pair", {}).keys(), *table.get("pair", {}).values()):
             pset.profile.find(str(location))  # an unknown parameter is an error in the profile
         copies = [(column[str(to)], column[str(source)]) for to, source in table.get("pair", {}).items()

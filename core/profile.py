@@ -100,6 +100,11 @@ class ParameterSet:
         return tuple(self.profile.by_id(i) for i in self.ids)
 
     @cached_property
+    def columns(self) -> dict[str, int]:
+        """Each parameter's column by its location (``"OSC:Tune2"``)."""
+        return {p.location: j for j, p in enumerate(self.parameters) if p.location}
+
+    @cached_property
     def _codec(self) -> _Codec:
         return _Codec.of(self.parameters)
 

@@ -19,7 +19,7 @@ def medium33():
 
 
 def column(pset, location: str) -> int:
-    return [p.location for p in pset.parameters].index(location)
+    return pset.columns[location]
 
 
 def test_base_preset_first_then_every_setting_at_every_cutoff(medium33) -> None:
