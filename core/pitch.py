@@ -16,6 +16,9 @@ note whose upper partials dominate: :func:`harmonic_multiple`). Last, the cents 
 periodic note come from its partials (:func:`partials_fundamental`): YIN's period is a compromise
 of every partial, which reads a piano 12-23 c sharp (its upper partials are stretched) and steady
 harmonic notes up to a few cents off; the frequencies of the lowest partials in a long spectrum do not.
+When they fit no harmonic series because strong partials lie off every harmonic (a music box, a
+bell), the note is at its lowest strong partial, if that lies within a semitone of YIN's reading
+(:func:`inharmonic_partial`).
 
 Note names use the common convention MIDI 60 = C4 (middle C), 69 = A4 = 440 Hz, 48 = C3 (the
 note every dataset used to be rendered at).
@@ -85,6 +88,15 @@ PARTIALS_MAX_HZ = 5000.0  # ... up to here
 PARTIALS_DB = 20.0  # a partial counts when its peak stands this far above the median of its harmonic's band
 PARTIALS_FIT_CENTS = 3.0  # the fit's RMS residual: further off, the partials are not one note's and YIN stays
 PARTIALS_REACH_CENTS = 50.0  # nor when they put the note this far from YIN's reading
+# Struck bars and bells (a music box, a tinkle bell) have inharmonic partials: YIN's period is a
+# compromise between them (a music box A3 read 52 c sharp, a tinkle bell C6 90 c sharp) and no harmonic
+# fit holds. When a partial that strong lies off every harmonic of the reading, the note is at its
+# lowest strong partial (a bar's first mode), if that lies near the reading.
+INHARMONIC_DB = 15.0  # partials within this of the strongest count
+INHARMONIC_PROMINENCE_DB = 10.0  # a partial stands this far above the spectrum around it
+INHARMONIC_OFF = 0.1  # off a harmonic: by more than a tenth of the reading ...
+INHARMONIC_SHARE = 0.02  # ... and 2 % of the harmonic (an ensemble's upper partials spread about as much)
+INHARMONIC_REACH_CENTS = 100.0  # the lowest partial replaces the reading only this close to it
 NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 
 
@@ -261,6 +273,8 @@ def detect_pitches(notes: np.ndarray, sample_rate: int) -> list[Pitch]:
             pitch = Pitch.from_hz(k * pitch.hz, pitch.clarity)
         if pitch.hz is not None and pitch.clarity >= PARTIALS_CLARITY:
             fundamental = partials_fundamental(spectrum, pitch.hz)
+            if fundamental is None:  # no harmonic fit: an inharmonic note is at its lowest partial
+                fundamental = inharmonic_partial(spectrum, pitch.hz)
             if fundamental is not None and fundamental <= FMAX_HZ:
                 pitch = Pitch.from_hz(fundamental, pitch.clarity)
         pitches.append(pitch)
@@ -296,6 +310,15 @@ class Spectrum:
                         self.magnitude.size - 2 * reach - 1)
         at = np.argmax(sliding_window_view(self.magnitude, 2 * reach + 1)[first], axis=1)
         return first + at, (at > 0) & (at < 2 * reach)
+
+    def peak_hz(self, bins: np.ndarray) -> np.ndarray:
+        """The frequencies (Hz) of the peaks at ``bins`` (each in 1 .. size - 2), placed between
+        bins by a parabola through the log magnitudes."""
+        bins = np.asarray(bins)
+        a, b, c = (np.log(self.magnitude[bins + d].astype(np.float64) + 1e-30) for d in (-1, 0, 1))
+        curve = a - 2 * b + c
+        shift = np.where(curve < 0, np.clip(0.5 * (a - c) / np.where(curve < 0, curve, -1.0), -0.5, 0.5), 0.0)
+        return (bins + shift) * self.bin_hz
 
 
 def harmonic_multiple(segment: np.ndarray | Spectrum, sample_rate: int, hz: float) -> int:
@@ -334,10 +357,7 @@ def partials_fundamental(spectrum: Spectrum, hz: float) -> float | None:
     mag = spectrum.magnitude
     peak, inside = spectrum.peaks(harmonics * hz, 0.1 * hz)
     peak = np.clip(peak, 1, mag.size - 2)
-    a, b, c = (np.log(mag[peak + d].astype(np.float64) + 1e-30) for d in (-1, 0, 1))
-    curve = a - 2 * b + c
-    shift = np.where(curve < 0, np.clip(0.5 * (a - c) / np.where(curve < 0, curve, -1.0), -0.5, 0.5), 0.0)
-    cents = 1200.0 * np.log2((peak + shift) * spectrum.bin_hz / (harmonics * hz))
+    cents = 1200.0 * np.log2(spectrum.peak_hz(peak) / (harmonics * hz))
     width = max(1, int(hz / spectrum.bin_hz))  # each harmonic's band, from half a harmonic below to half above
     starts = np.minimum(((harmonics - 0.5) * hz / spectrum.bin_hz).astype(np.int64), mag.size - width)
     floor = np.median(sliding_window_view(mag, width)[starts], axis=1)
@@ -354,6 +374,36 @@ def partials_fundamental(spectrum: Spectrum, hz: float) -> float | None:
     if misses > PARTIALS_FIT_CENTS or abs(at_first) > PARTIALS_REACH_CENTS:
         return None
     return float(hz * 2 ** (at_first / 1200))
+
+
+def inharmonic_partial(spectrum: Spectrum, hz: float) -> float | None:
+    """The lowest strong partial (Hz) of a note read at ``hz`` whose partials are no harmonic series
+    of ``hz``; None for a harmonic note, or when that partial lies more than
+    :data:`INHARMONIC_REACH_CENTS` from ``hz``.
+
+    Partials are the spectrum's peaks between :data:`FMIN_HZ` and :data:`SIEVE_MAX_HZ` standing
+    :data:`INHARMONIC_PROMINENCE_DB` above their surroundings and within :data:`INHARMONIC_DB` of
+    the strongest; one is off the harmonics when it lies more than :data:`INHARMONIC_OFF` x ``hz``
+    and :data:`INHARMONIC_SHARE` of its harmonic's frequency from the nearest harmonic of ``hz``.
+    """
+    from scipy.signal import find_peaks
+
+    top = min(int(SIEVE_MAX_HZ / spectrum.bin_hz), spectrum.magnitude.size - 2)
+    low = max(1, int(FMIN_HZ / spectrum.bin_hz))
+    db = 20.0 * np.log10(spectrum.magnitude[low:top].astype(np.float64) + 1e-30)
+    if db.size < 3:
+        return None
+    peaks, _ = find_peaks(db, height=float(db.max()) - INHARMONIC_DB, prominence=INHARMONIC_PROMINENCE_DB)
+    if peaks.size < 2:
+        return None
+    partials = spectrum.peak_hz(peaks + low)
+    ratios = partials / hz
+    harmonic = np.maximum(np.round(ratios), 1.0)
+    off = np.abs(ratios - harmonic) > np.maximum(INHARMONIC_OFF, INHARMONIC_SHARE * harmonic)
+    lowest = float(partials[0])
+    if not off.any() or abs(1200.0 * math.log2(lowest / hz)) > INHARMONIC_REACH_CENTS:
+        return None
+    return lowest
 
 
 def repeats_at(notes: np.ndarray, sample_rate: int, hz: float) -> tuple[np.ndarray, np.ndarray]:

@@ -14,6 +14,7 @@ from deepdiva.core.pitch import (
     detect_pitches,
     fold_octaves,
     harmonic_multiple,
+    inharmonic_partial,
     midi_to_hz,
     note_name,
     octave_above,
@@ -207,3 +208,29 @@ def test_a_note_whose_first_frames_read_a_harmonic_is_heard_at_the_majoritys_pit
     wobble[third:2 * third] = tone("saw", 58)[third:2 * third]
     wobble[2 * third:] = tone("saw", 65)[2 * third:]
     assert not detect_pitch(wobble, SR).pitched
+
+
+def music_box(f0: float, seconds: float = 1.5) -> np.ndarray:
+    """A struck comb tooth: a strong first mode and inharmonic higher ones (ratios and levels read
+    off FluidR3's music box), each dying away faster than the last."""
+    t = np.arange(int(seconds * SR)) / SR
+    modes = [(1.0, -1.0, 1.0), (3.98, -13.0, 0.5), (10.39, -14.0, 0.3), (21.67, 0.0, 0.2)]
+    wave = sum(10 ** (db / 20) * np.sin(2 * np.pi * r * f0 * t + r) * np.exp(-t / tau) for r, db, tau in modes)
+    return (0.2 * wave).astype(np.float32)
+
+
+@pytest.mark.parametrize("hz", [196.0, 220.0, 261.63])
+def test_an_inharmonic_note_is_read_at_its_lowest_partial(hz: float) -> None:
+    # YIN's period is a compromise of partials that share none: it read these 52-54 c sharp
+    pitch = detect_pitch(music_box(hz), SR)
+    assert pitch.hz is not None
+    assert 1200 * np.log2(pitch.hz / hz) == pytest.approx(0.0, abs=1.0)
+
+
+def test_only_partials_off_the_harmonics_move_the_reading() -> None:
+    box = Spectrum.of(music_box(220.0)[:SIEVE_SAMPLES], SR)
+    assert inharmonic_partial(box, 226.0) == pytest.approx(220.0, abs=0.1)
+    assert inharmonic_partial(box, 250.0) is None  # the lowest partial lies too far from the reading
+    saw = Spectrum.of(tone("saw", 57)[:SIEVE_SAMPLES], SR)  # a harmonic series: nothing to move
+    assert inharmonic_partial(saw, 220.0) is None
+    assert inharmonic_partial(Spectrum.of(np.zeros(SIEVE_SAMPLES), SR), 220.0) is None
