@@ -18,7 +18,9 @@ of every partial, which reads a piano 12-23 c sharp (its upper partials are stre
 harmonic notes up to a few cents off; the frequencies of the lowest partials in a long spectrum do not.
 When they fit no harmonic series because strong partials lie off every harmonic (a music box, a
 bell), the note is at its lowest strong partial, if that lies within a semitone of YIN's reading
-(:func:`inharmonic_partial`).
+(:func:`inharmonic_partial`). A reading above :data:`FMAX_HZ` is the period of a strong upper partial
+when the spectrum holds the partials of a fundamental below it (:func:`fundamental_below`), else
+the note is unpitched.
 
 Note names use the common convention MIDI 60 = C4 (middle C), 69 = A4 = 440 Hz, 48 = C3 (the
 note every dataset used to be rendered at).
@@ -75,6 +77,10 @@ OCTAVE_SLIP_SEMITONES = 0.25  # ... at half the period itself: a peak further of
 # pitch read that are not multiples of k (2 or 3) hold together SIEVE_DB less than those that are,
 # the note is at k times that pitch.
 SIEVE_DB = 30.0
+# YIN also reads a bright note at a strong upper partial's period when that ends its first dip (an
+# amsynth D#5 read at its 4th harmonic, above FMAX_HZ): the note is at the largest fraction 1/k of
+# that reading whose other harmonics hold real partials (fundamental_below).
+SUBHARMONICS = 8
 SIEVE_SAMPLES = 8192  # 186 ms at 44.1 kHz: harmonics of B0 (31 Hz) stand 5.7 bins apart
 SIEVE_MAX_HZ = 6000.0  # partials up to here are weighed
 SPECTRUM_PAD = 4  # the sieve's spectrum is zero-padded to 4x its length: partials placed to a hundredth of a bin
@@ -266,6 +272,12 @@ def detect_pitches(notes: np.ndarray, sample_rate: int) -> list[Pitch]:
             pitches.append(pitch)
             continue
         spectrum = Spectrum.of(batch[row, start:start + SIEVE_SAMPLES], sample_rate)
+        if pitch.hz > FMAX_HZ:  # the period of a strong upper partial: is the note below the range's top?
+            below = fundamental_below(spectrum, pitch.hz)
+            if below is None:
+                pitches.append(Pitch.unpitched(pitch.clarity))
+                continue
+            pitch = Pitch.from_hz(below, pitch.clarity)
         while pitch.hz is not None:  # a period YIN took two or three times over
             k = harmonic_multiple(spectrum, sample_rate, pitch.hz)
             if k == 1 or k * pitch.hz > FMAX_HZ:
@@ -338,6 +350,39 @@ def harmonic_multiple(segment: np.ndarray | Spectrum, sample_rate: int, hz: floa
         if on > 0 and off < on * 10 ** (-SIEVE_DB / 10):
             return k
     return 1
+
+
+def fundamental_below(spectrum: Spectrum, hz: float) -> float | None:
+    """The fundamental (Hz, at most :data:`FMAX_HZ`) of a note YIN read at ``hz``, one of its upper
+    partials: ``hz / k`` for the largest k up to :data:`SUBHARMONICS` whose harmonics off the
+    multiples of k hold real partials (peaks :data:`PARTIALS_DB` above their band) together within
+    :data:`SIEVE_DB` of those on them; None when no k does (the note is above the range)."""
+    top = min(SIEVE_MAX_HZ, 0.9 * spectrum.bin_hz * (spectrum.magnitude.size - 1))
+    found = None
+    for k in range(2, SUBHARMONICS + 1):
+        f = hz / k
+        if f < FMIN_HZ:
+            break
+        harmonics = np.arange(1, int(top // f) + 1)
+        strength = _partial_strengths(spectrum, harmonics * f, f)
+        on = float(strength[harmonics % k == 0].sum())
+        off = float(strength[harmonics % k != 0].sum())
+        if on > 0 and off >= on * 10 ** (-SIEVE_DB / 10):
+            found = f
+    return found if found is not None and found <= FMAX_HZ else None
+
+
+def _partial_strengths(spectrum: Spectrum, hz: np.ndarray, spacing: float) -> np.ndarray:
+    """The power of the partial at each frequency of ``hz`` (the spectrum's peak within a tenth of
+    ``spacing``), 0 where no peak stands :data:`PARTIALS_DB` above the median of the band ``spacing``
+    wide around it."""
+    mag = spectrum.magnitude
+    peak, inside = spectrum.peaks(hz, 0.1 * spacing)
+    width = max(1, int(spacing / spectrum.bin_hz))
+    starts = np.clip(((hz - 0.5 * spacing) / spectrum.bin_hz).astype(np.int64), 0, mag.size - width)
+    floor = np.median(sliding_window_view(mag, width)[starts], axis=1)
+    real = inside & (mag[peak] >= floor * 10 ** (PARTIALS_DB / 20))
+    return np.where(real, mag[peak].astype(np.float64) ** 2, 0.0)
 
 
 def partials_fundamental(spectrum: Spectrum, hz: float) -> float | None:
@@ -498,9 +543,9 @@ def _summarise(frames: np.ndarray, periods: np.ndarray, clarity: np.ndarray, ene
     periods = periods.copy()
     periods[row] = sr / float(midi_to_hz(midi[pick]))
     hz = sr / _refine_period(frames[row], float(periods[row]))
-    if not FMIN_HZ <= hz <= FMAX_HZ:
+    if hz < FMIN_HZ:
         return Pitch.unpitched(median_clarity), 0
-    return Pitch.from_hz(hz, median_clarity), int(row)
+    return Pitch.from_hz(hz, median_clarity), int(row)  # above FMAX_HZ: detect_pitches looks below it
 
 
 def detect_pitch(note: np.ndarray, sample_rate: int) -> Pitch:

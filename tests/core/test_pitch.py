@@ -13,6 +13,7 @@ from deepdiva.core.pitch import (
     detect_pitch,
     detect_pitches,
     fold_octaves,
+    fundamental_below,
     harmonic_multiple,
     inharmonic_partial,
     midi_to_hz,
@@ -234,3 +235,23 @@ def test_only_partials_off_the_harmonics_move_the_reading() -> None:
     saw = Spectrum.of(tone("saw", 57)[:SIEVE_SAMPLES], SR)  # a harmonic series: nothing to move
     assert inharmonic_partial(saw, 220.0) is None
     assert inharmonic_partial(Spectrum.of(np.zeros(SIEVE_SAMPLES), SR), 220.0) is None
+
+
+def lead(f0: float, levels: dict[int, float]) -> np.ndarray:
+    """A bright lead: harmonic k at ``levels[k]`` dB, every other at -35 dB."""
+    k = np.arange(1, int(12000 // f0) + 1)
+    gains = 10 ** (np.array([levels.get(int(i), -35.0) for i in k]) / 20)
+    wave = (gains * np.sin(2 * np.pi * f0 * np.outer(T, k))).sum(axis=1)
+    return (0.3 * wave / np.max(np.abs(wave))).astype(np.float32)
+
+
+def test_a_note_read_at_an_upper_partial_above_the_range_is_found_below_it() -> None:
+    # its 4th harmonic dominates and ends YIN's first dip: read at 2.2 kHz, above FMAX_HZ, the note
+    # was heard unpitched (an amsynth D#5 lead, matched as a C3 noise)
+    pitch = detect_pitch(lead(554.37, {1: -18.0, 2: -18.0, 3: -40.0, 4: 0.0}), SR)
+    assert pitch.pitched and pitch.name == "C#5"
+    assert abs(pitch.cents) < 1.0
+    saw = Spectrum.of(tone("saw", 57)[:SIEVE_SAMPLES], SR)  # read at its own fundamental: nothing below
+    assert fundamental_below(saw, 220.0) is None
+    high = Spectrum.of(np.sin(2 * np.pi * 3000.0 * T[:SIEVE_SAMPLES]), SR)  # a sine above the range stays there
+    assert fundamental_below(high, 3000.0) is None
