@@ -77,13 +77,13 @@ OCTAVE_SLIP_SEMITONES = 0.25  # ... at half the period itself: a peak further of
 # pitch read that are not multiples of k (2 or 3) hold together SIEVE_DB less than those that are,
 # the note is at k times that pitch.
 SIEVE_DB = 30.0
+SIEVE_SAMPLES = 8192  # 186 ms at 44.1 kHz: harmonics of B0 (31 Hz) stand 5.7 bins apart
+SIEVE_MAX_HZ = 6000.0  # partials up to here are weighed
+SPECTRUM_PAD = 4  # the sieve's spectrum is zero-padded to 4x its length: partials placed to a hundredth of a bin
 # YIN also reads a bright note at a strong upper partial's period when that ends its first dip (an
 # amsynth D#5 read at its 4th harmonic, above FMAX_HZ): the note is at the largest fraction 1/k of
 # that reading whose other harmonics hold real partials (fundamental_below).
 SUBHARMONICS = 8
-SIEVE_SAMPLES = 8192  # 186 ms at 44.1 kHz: harmonics of B0 (31 Hz) stand 5.7 bins apart
-SIEVE_MAX_HZ = 6000.0  # partials up to here are weighed
-SPECTRUM_PAD = 4  # the sieve's spectrum is zero-padded to 4x its length: partials placed to a hundredth of a bin
 # A clearly periodic note's cents come from its lowest partials, fitted as a string's are: partial k
 # at k f0 sqrt(1 + B k^2) (B = 0 for a harmonic note; a piano's B stretches its upper partials, which
 # pulls YIN's period sharp). Synthetic notes at known pitches (saws, plucks, noisy, pianos with B up to
@@ -323,6 +323,15 @@ class Spectrum:
         at = np.argmax(sliding_window_view(self.magnitude, 2 * reach + 1)[first], axis=1)
         return first + at, (at > 0) & (at < 2 * reach)
 
+    def stands_out(self, bins: np.ndarray, hz: np.ndarray, width_hz: float) -> np.ndarray:
+        """Whether the magnitude at each of ``bins`` stands :data:`PARTIALS_DB` above the median of
+        the band ``width_hz`` wide centred on the matching frequency of ``hz``."""
+        width = max(1, int(width_hz / self.bin_hz))
+        starts = np.clip(((np.asarray(hz) - 0.5 * width_hz) / self.bin_hz).astype(np.int64), 0,
+                         self.magnitude.size - width)
+        floor = np.median(sliding_window_view(self.magnitude, width)[starts], axis=1)
+        return self.magnitude[bins] >= floor * 10 ** (PARTIALS_DB / 20)
+
     def peak_hz(self, bins: np.ndarray) -> np.ndarray:
         """The frequencies (Hz) of the peaks at ``bins`` (each in 1 .. size - 2), placed between
         bins by a parabola through the log magnitudes."""
@@ -376,13 +385,9 @@ def _partial_strengths(spectrum: Spectrum, hz: np.ndarray, spacing: float) -> np
     """The power of the partial at each frequency of ``hz`` (the spectrum's peak within a tenth of
     ``spacing``), 0 where no peak stands :data:`PARTIALS_DB` above the median of the band ``spacing``
     wide around it."""
-    mag = spectrum.magnitude
     peak, inside = spectrum.peaks(hz, 0.1 * spacing)
-    width = max(1, int(spacing / spectrum.bin_hz))
-    starts = np.clip(((hz - 0.5 * spacing) / spectrum.bin_hz).astype(np.int64), 0, mag.size - width)
-    floor = np.median(sliding_window_view(mag, width)[starts], axis=1)
-    real = inside & (mag[peak] >= floor * 10 ** (PARTIALS_DB / 20))
-    return np.where(real, mag[peak].astype(np.float64) ** 2, 0.0)
+    real = inside & spectrum.stands_out(peak, hz, spacing)
+    return np.where(real, spectrum.magnitude[peak].astype(np.float64) ** 2, 0.0)
 
 
 def partials_fundamental(spectrum: Spectrum, hz: float) -> float | None:
@@ -403,10 +408,7 @@ def partials_fundamental(spectrum: Spectrum, hz: float) -> float | None:
     peak, inside = spectrum.peaks(harmonics * hz, 0.1 * hz)
     peak = np.clip(peak, 1, mag.size - 2)
     cents = 1200.0 * np.log2(spectrum.peak_hz(peak) / (harmonics * hz))
-    width = max(1, int(hz / spectrum.bin_hz))  # each harmonic's band, from half a harmonic below to half above
-    starts = np.minimum(((harmonics - 0.5) * hz / spectrum.bin_hz).astype(np.int64), mag.size - width)
-    floor = np.median(sliding_window_view(mag, width)[starts], axis=1)
-    keep = inside & (mag[peak] >= floor * 10 ** (PARTIALS_DB / 20))
+    keep = inside & spectrum.stands_out(peak, harmonics * hz, hz)
     k, cents = harmonics[keep].astype(np.float64), cents[keep]
     if k.size == 0:
         return None
