@@ -87,13 +87,15 @@ class SpectralTarget:
         norm = np.sqrt(np.einsum("ijk,ijk->i", mag, mag, dtype=np.float64))
         return _Resolution(n_fft, hop, mag, np.log(mag), norm)
 
-    def at_sizes(self, fft_sizes: Sequence[int]) -> SpectralTarget:
-        """The same target's distance at ``fft_sizes`` only, reusing the spectra analysed already."""
-        sizes = _check_resolutions(fft_sizes, self.hop_ratio)
-        analysed = {res.n_fft: res for res in self._resolutions}
+    def at_sizes(self, fft_sizes: Sequence[int], hop_ratio: float | None = None) -> SpectralTarget:
+        """The same target's distance at ``fft_sizes`` only (and ``hop_ratio``, default its own),
+        reusing the spectra analysed already."""
+        hop_ratio = self.hop_ratio if hop_ratio is None else float(hop_ratio)
+        sizes = _check_resolutions(fft_sizes, hop_ratio)
+        analysed = {res.n_fft: res for res in self._resolutions} if hop_ratio == self.hop_ratio else {}
         subset = copy.copy(self)
-        subset.fft_sizes = sizes
-        subset._resolutions = [analysed.get(n) or self._analyse(n) for n in sizes]
+        subset.fft_sizes, subset.hop_ratio = sizes, hop_ratio
+        subset._resolutions = [analysed.get(n) or subset._analyse(n) for n in sizes]
         return subset
 
     @property

@@ -105,6 +105,10 @@ def test_a_target_at_fewer_resolutions_reuses_its_spectra_and_scores_as_a_new_on
         assert subset.fft_sizes == sizes and full.fft_sizes == M.DEFAULT_FFT_SIZES
         np.testing.assert_array_equal(subset.distance(cands), M.SpectralTarget(target, fft_sizes=sizes).distance(cands))
     np.testing.assert_array_equal(full.distance(cands), M.SpectralTarget(target).distance(cands))  # left as it was
+    sparse = full.at_sizes((1024,), hop_ratio=0.5)  # frames further apart: analysed again at that hop
+    assert sparse.hop_ratio == 0.5 and full.hop_ratio == 0.25
+    np.testing.assert_array_equal(sparse.distance(cands),
+                                  M.SpectralTarget(target, fft_sizes=(1024,), hop_ratio=0.5).distance(cands))
 
 
 def test_row_by_row_targets_match_single_targets() -> None:
