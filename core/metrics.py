@@ -80,6 +80,7 @@ class SpectralTarget:
         self.floor = float(floor)
         self.target = as_batch(target, min_samples=max(self.fft_sizes) // 2 + 1)
         self._resolutions = [self._analyse(n_fft) for n_fft in self.fft_sizes]
+        self._subsets: dict[tuple[tuple[int, ...], float], SpectralTarget] = {}
 
     def _analyse(self, n_fft: int) -> _Resolution:
         hop = _hop(n_fft, self.hop_ratio)
@@ -92,10 +93,13 @@ class SpectralTarget:
         reusing the spectra analysed already."""
         hop_ratio = self.hop_ratio if hop_ratio is None else float(hop_ratio)
         sizes = _check_resolutions(fft_sizes, hop_ratio)
+        if (sizes, hop_ratio) in self._subsets:  # a match asks for the same one several times
+            return self._subsets[sizes, hop_ratio]
         analysed = {res.n_fft: res for res in self._resolutions} if hop_ratio == self.hop_ratio else {}
         subset = copy.copy(self)
-        subset.fft_sizes, subset.hop_ratio = sizes, hop_ratio
+        subset.fft_sizes, subset.hop_ratio, subset._subsets = sizes, hop_ratio, {}
         subset._resolutions = [analysed.get(n) or subset._analyse(n) for n in sizes]
+        self._subsets[sizes, hop_ratio] = subset
         return subset
 
     @property

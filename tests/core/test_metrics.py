@@ -109,6 +109,7 @@ def test_a_target_at_fewer_resolutions_reuses_its_spectra_and_scores_as_a_new_on
     assert sparse.hop_ratio == 0.5 and full.hop_ratio == 0.25
     np.testing.assert_array_equal(sparse.distance(cands),
                                   M.SpectralTarget(target, fft_sizes=(1024,), hop_ratio=0.5).distance(cands))
+    assert full.at_sizes((1024,), hop_ratio=0.5) is sparse  # analysed once, however often asked for
 
 
 def test_row_by_row_targets_match_single_targets() -> None:
