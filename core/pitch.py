@@ -323,6 +323,10 @@ class Spectrum:
         at = np.argmax(sliding_window_view(self.magnitude, 2 * reach + 1)[first], axis=1)
         return first + at, (at > 0) & (at < 2 * reach)
 
+    def top_hz(self, limit_hz: float) -> float:
+        """``limit_hz``, or 0.45 x the sample rate if that is lower (the partials weighed lie below both)."""
+        return min(limit_hz, 0.9 * self.bin_hz * (self.magnitude.size - 1))
+
     def stands_out(self, bins: np.ndarray, hz: np.ndarray, width_hz: float) -> np.ndarray:
         """Whether the magnitude at each of ``bins`` stands :data:`PARTIALS_DB` above the median of
         the band ``width_hz`` wide centred on the matching frequency of ``hz``."""
@@ -348,7 +352,7 @@ def harmonic_multiple(segment: np.ndarray | Spectrum, sample_rate: int, hz: floa
     :data:`SIEVE_DB` weaker: the note is at that multiple of ``hz``), else 1. Each harmonic's
     strength is the spectrum's peak within a quarter of ``hz`` of it."""
     spectrum = segment if isinstance(segment, Spectrum) else Spectrum.of(segment, sample_rate)
-    top = min(SIEVE_MAX_HZ, 0.45 * sample_rate)
+    top = spectrum.top_hz(SIEVE_MAX_HZ)
     harmonics = np.arange(1, int(top // hz) + 1)
     if harmonics.size < 6:  # too few partials in range to tell
         return 1
@@ -366,7 +370,7 @@ def fundamental_below(spectrum: Spectrum, hz: float) -> float | None:
     partials: ``hz / k`` for the largest k up to :data:`SUBHARMONICS` whose harmonics off the
     multiples of k hold real partials (peaks :data:`PARTIALS_DB` above their band) together within
     :data:`SIEVE_DB` of those on them; None when no k does (the note is above the range)."""
-    top = min(SIEVE_MAX_HZ, 0.9 * spectrum.bin_hz * (spectrum.magnitude.size - 1))
+    top = spectrum.top_hz(SIEVE_MAX_HZ)
     found = None
     for k in range(2, SUBHARMONICS + 1):
         f = hz / k
@@ -400,7 +404,7 @@ def partials_fundamental(spectrum: Spectrum, hz: float) -> float | None:
     at the first partial is the note. None when no partial stands out, the fit misses by more than
     :data:`PARTIALS_FIT_CENTS` or lands more than :data:`PARTIALS_REACH_CENTS` from ``hz``.
     """
-    top = min(PARTIALS_MAX_HZ, 0.9 * spectrum.bin_hz * (spectrum.magnitude.size - 1))  # 0.45 x the rate
+    top = spectrum.top_hz(PARTIALS_MAX_HZ)
     harmonics = np.arange(1, min(PARTIALS_UP_TO, int(top // hz)) + 1)
     if harmonics.size == 0:
         return None
