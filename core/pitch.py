@@ -12,7 +12,12 @@ periodic frame). The rule for **unpitched** (drums, noise, breath): fewer than
 moved up an octave while the note repeats at half its period about as clearly (YIN's octave
 slips in noise: :func:`octave_above`), and to twice or three times itself when the spectrum
 holds partials only on every 2nd or 3rd of its harmonics (YIN took two or three periods of a
-note whose upper partials dominate: :func:`harmonic_multiple`). Last, the cents of a clearly
+note whose upper partials dominate: :func:`harmonic_multiple`). That is also how notes above
+:data:`FMAX_HZ` are read, up to :data:`TOP_HZ` (C8): YIN searches periods only up to
+:data:`SEARCH_FMAX_HZ` at the analysis rate, so a piccolo's G7 reads as G6 and its C8 as F6, and
+where even its first search finds no trough (D#7-F7) a second one from the next lag on finds two
+periods. Above C7 only a clearly periodic note whose partials fit a harmonic series counts (a
+noisy resonance there is no note), and above C8 nothing does. Last, the cents of a clearly
 periodic note come from its partials (:func:`partials_fundamental`): YIN's period is a compromise
 of every partial, which reads a piano 12-23 c sharp (its upper partials are stretched) and steady
 harmonic notes up to a few cents off; the frequencies of the lowest partials in a long spectrum do not.
@@ -20,7 +25,7 @@ When they fit no harmonic series because strong partials lie off every harmonic 
 bell), the note is at its lowest strong partial, if that lies within a semitone of YIN's reading
 (:func:`inharmonic_partial`). A reading above :data:`FMAX_HZ` is the period of a strong upper partial
 when the spectrum holds the partials of a fundamental below it (:func:`fundamental_below`), else
-the note is unpitched.
+the note itself if its partials fit.
 
 Note names use the common convention MIDI 60 = C4 (middle C), 69 = A4 = 440 Hz, 48 = C3 (the
 note every dataset used to be rendered at).
@@ -42,7 +47,8 @@ A4_HZ = 440.0
 A4_MIDI = 69
 DEFAULT_MIDI = 48  # what unpitched sounds are played at (C3, the renderers' default note)
 FMIN_HZ = 30.0  # B0 is 30.9 Hz: a bass's lowest string is inside
-FMAX_HZ = 2200.0  # C7 is 2093 Hz: a lead's highest note is inside
+FMAX_HZ = 2200.0  # C7 is 2093 Hz: up to here any reading counts; above it only a clear harmonic note
+TOP_HZ = 4300.0  # C8 is 4186 Hz: a piano's, a piccolo's and a glockenspiel's top note are inside
 SEARCH_FMAX_HZ = 2600.0  # YIN searches a little beyond, so a note near FMAX_HZ is not at its edge
 ANALYSIS_RATE = 22050  # YIN runs at about this rate (the note is decimated by an integer factor)
 FRAME = 2048  # YIN frame at the analysis rate: 93 ms, two periods of 21.5 Hz
@@ -240,8 +246,6 @@ def _full_rate_period(segment: np.ndarray, period: float) -> float:
 def detect_pitches(notes: np.ndarray, sample_rate: int) -> list[Pitch]:
     """The pitch of each note of a batch ``(n, samples)`` (or one note ``(samples,)``), each
     starting at its onset (``core.audio.prepare_note``)."""
-    import librosa
-
     batch = np.asarray(notes, dtype=np.float32)
     if batch.ndim == 1:
         batch = batch[None, :]
@@ -249,12 +253,22 @@ def detect_pitches(notes: np.ndarray, sample_rate: int) -> list[Pitch]:
         raise AudioError(f"pitch detection needs audio of shape (samples,) or (notes, samples); got {np.shape(notes)}")
     audio, frames, energy, sr = _framed(batch, sample_rate)
     # YIN on exactly these frames: center=False and the same frame and hop
-    f0 = librosa.yin(audio, fmin=FMIN_HZ, fmax=min(SEARCH_FMAX_HZ, sr / 2 - 1), sr=sr, frame_length=FRAME,
-                     hop_length=HOP, center=False)[:, : frames.shape[1]]
-    periods = sr / f0
+    fmax = min(SEARCH_FMAX_HZ, sr / 2 - 1)
+    periods = _yin_periods(audio, sr, fmax, frames.shape[1])
+    # a period at the shortest YIN may return means it found no trough in range, not a pitch ...
+    shortest = np.floor(sr / fmax) + 1.0
+    short = periods < shortest
+    if short.any():  # ... or a note above it (D#7-C8): YIN again from the next lag on, where two of its periods lie
+        rows = np.flatnonzero(short.any(axis=1))
+        again_fmax = sr / (shortest + 1.5)  # its first lag is one past the first search's last artefact
+        again = _yin_periods(audio[rows], sr, again_fmax, frames.shape[1])
+        # only two periods of a note above the first search's range count (a longer period is another
+        # note's, read where the first search found no trough: left out as before)
+        kept = short[rows] & (again < 2 * shortest)
+        periods[rows] = np.where(kept, again, periods[rows])
+        shortest = np.where(short, np.floor(sr / again_fmax) + 1.0, shortest)
     clarity = _frame_clarity(frames, np.rint(periods).astype(np.int64))
-    # a period at the shortest YIN may return means it found no trough in range, not a pitch
-    clarity[periods < np.floor(sr / SEARCH_FMAX_HZ) + 1.0] = 0.0
+    clarity[periods < shortest] = 0.0
     pitches = []
     for row in range(len(frames)):
         pitch, frame = _summarise(frames[row], periods[row], clarity[row], energy[row], sr)
@@ -274,23 +288,35 @@ def detect_pitches(notes: np.ndarray, sample_rate: int) -> list[Pitch]:
         spectrum = Spectrum.of(batch[row, start:start + SIEVE_SAMPLES], sample_rate)
         if pitch.hz > FMAX_HZ:  # the period of a strong upper partial: is the note below the range's top?
             below = fundamental_below(spectrum, pitch.hz)
-            if below is None:
-                pitches.append(Pitch.unpitched(pitch.clarity))
-                continue
-            pitch = Pitch.from_hz(below, pitch.clarity)
+            if below is not None:
+                pitch = Pitch.from_hz(below, pitch.clarity)
         while pitch.hz is not None:  # a period YIN took two or three times over
             k = harmonic_multiple(spectrum, sample_rate, pitch.hz)
-            if k == 1 or k * pitch.hz > FMAX_HZ:
+            if k == 1:
                 break
-            pitch = Pitch.from_hz(k * pitch.hz, pitch.clarity)
-        if pitch.hz is not None and pitch.clarity >= PARTIALS_CLARITY:
-            fundamental = partials_fundamental(spectrum, pitch.hz)
-            if fundamental is None:  # no harmonic fit: an inharmonic note is at its lowest partial
-                fundamental = inharmonic_partial(spectrum, pitch.hz)
-            if fundamental is not None and fundamental <= FMAX_HZ:
+            # the note is at k times the reading, which may lie above the range (a piccolo's C8 read as F6)
+            pitch = Pitch.from_hz(k * pitch.hz, pitch.clarity) if k * pitch.hz <= TOP_HZ else Pitch.unpitched(pitch.clarity)
+        fitted = (partials_fundamental(spectrum, pitch.hz)
+                  if pitch.hz is not None and pitch.clarity >= PARTIALS_CLARITY else None)
+        if pitch.hz is not None and pitch.hz > FMAX_HZ and fitted is None:
+            pitch = Pitch.unpitched(pitch.clarity)  # above C7 only a clear harmonic note counts (not a resonance)
+        elif pitch.hz is not None and pitch.clarity >= PARTIALS_CLARITY:
+            # no harmonic fit: an inharmonic note is at its lowest partial
+            fundamental = fitted if fitted is not None else inharmonic_partial(spectrum, pitch.hz)
+            if fundamental is not None and fundamental <= TOP_HZ:
                 pitch = Pitch.from_hz(fundamental, pitch.clarity)
         pitches.append(pitch)
     return pitches
+
+
+def _yin_periods(audio: np.ndarray, sr: int, fmax: float, n_frames: int) -> np.ndarray:
+    """YIN's period (samples at ``sr``) in each of the first ``n_frames`` frames of each row of
+    ``audio`` (those of :func:`_framed`: ``center=False``, the same frame and hop), searched
+    between :data:`FMIN_HZ` and ``fmax``."""
+    import librosa
+
+    f0 = librosa.yin(audio, fmin=FMIN_HZ, fmax=fmax, sr=sr, frame_length=FRAME, hop_length=HOP, center=False)
+    return sr / f0[:, :n_frames]
 
 
 @functools.cache
@@ -350,14 +376,17 @@ def harmonic_multiple(segment: np.ndarray | Spectrum, sample_rate: int, hz: floa
     """2 or 3 when the partials of ``segment`` (mono, full rate, or its :class:`Spectrum`) at the
     harmonics of ``hz`` lie only on every 2nd or 3rd of them (those off it together
     :data:`SIEVE_DB` weaker: the note is at that multiple of ``hz``), else 1. Each harmonic's
-    strength is the spectrum's peak within a quarter of ``hz`` of it."""
+    strength is the spectrum's peak within a quarter of ``hz`` of it; the harmonics weighed are
+    those below :data:`SIEVE_MAX_HZ`, at least k of them (a reading near the range's top has two)."""
     spectrum = segment if isinstance(segment, Spectrum) else Spectrum.of(segment, sample_rate)
     top = spectrum.top_hz(SIEVE_MAX_HZ)
     harmonics = np.arange(1, int(top // hz) + 1)
-    if harmonics.size < 6:  # too few partials in range to tell
+    if harmonics.size < 2:  # too few partials in range to tell
         return 1
     strength = spectrum.magnitude[spectrum.peaks(harmonics * hz, 0.25 * hz)[0]].astype(np.float64) ** 2
     for k in (3, 2):
+        if harmonics.size < k:  # the k-th harmonic lies above the partials weighed
+            continue
         on = float(strength[harmonics % k == 0].sum())
         off = float(strength[harmonics % k != 0].sum())
         if on > 0 and off < on * 10 ** (-SIEVE_DB / 10):

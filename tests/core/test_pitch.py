@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import scipy.signal
 
 from deepdiva.core.pitch import (
     DEFAULT_MIDI,
@@ -153,6 +154,27 @@ def test_the_sieve_keeps_notes_that_sound_on_every_harmonic() -> None:
     sub = bright(440.0) + 0.05 * np.sin(2 * np.pi * 220.0 * T).astype(np.float32)  # a sub-octave at about -26 dB
     assert harmonic_multiple(sub, SR, 220.0) == 1
     assert detect_pitch(sub, SR).midi == 57
+
+
+@pytest.mark.parametrize("kind", ["sine", "saw", "square"])
+@pytest.mark.parametrize("midi", [98, 100, 101, 103, 106, 108])
+def test_notes_above_c7_up_to_c8_are_read_at_their_pitch(kind: str, midi: int) -> None:
+    # YIN searches periods up to 2.6 kHz at a 22 kHz analysis rate, so a piccolo's or a flute's G7
+    # (3.1 kHz) came out as G6 and its C8 as F6 (two and three periods), and E7-F7 (periods shorter
+    # than the first search's) unpitched
+    pitch = detect_pitch(tone(kind, midi), SR)
+    assert pitch.pitched and pitch.midi == midi
+    assert abs(pitch.cents) < 5
+    assert harmonic_multiple(tone("sine", midi), SR, float(midi_to_hz(midi)) / 3) == 3  # nothing on F6's 2nd, 4th
+
+
+def test_above_c8_or_without_a_harmonic_series_above_c7_is_unpitched() -> None:
+    assert not detect_pitch(tone("sine", 111), SR).pitched  # D#8: above the range
+    # noise through a resonance at D7, 100 Hz wide: YIN reads 2.3 kHz about as clearly as it reads a
+    # breathy voice (clarity 0.83), and above C7 only a clearly periodic note with harmonic partials counts
+    b, a = scipy.signal.iirpeak(2300.0, 23.0, fs=SR)
+    hiss = scipy.signal.lfilter(b, a, np.random.default_rng(5).standard_normal(2 * SR))
+    assert not detect_pitch((0.3 * hiss / np.abs(hiss).max()).astype(np.float32), SR).pitched
 
 
 def stretched(midi: float, stiffness: float, seconds: float = 2.0) -> np.ndarray:
