@@ -17,7 +17,10 @@ note whose upper partials dominate: :func:`harmonic_multiple`). That is also how
 :data:`SEARCH_FMAX_HZ` at the analysis rate, so a piccolo's G7 reads as G6 and its C8 as F6, and
 where even its first search finds no trough (D#7-F7) a second one from the next lag on finds two
 periods. Above C7 only a clearly periodic note whose partials fit a harmonic series counts (a
-noisy resonance there is no note), and above C8 nothing does. Last, the cents of a clearly
+noisy resonance there is no note), and above C8 nothing does. At the other end, YIN's first
+search stops at :data:`FMIN_HZ` (B0); frames where it found no trough at all are searched again
+down to :data:`LOWEST_HZ`, so A0 and A#0 (a piano's and a sub-bass's lowest notes) are read
+when they are clear (clarity >= 0.9). Last, the cents of a clearly
 periodic note come from its partials (:func:`partials_fundamental`): YIN's period is a compromise
 of every partial, which reads a piano 12-23 c sharp (its upper partials are stretched) and steady
 harmonic notes up to a few cents off; the frequencies of the lowest partials in a long spectrum do not.
@@ -46,7 +49,8 @@ from .errors import AudioError
 A4_HZ = 440.0
 A4_MIDI = 69
 DEFAULT_MIDI = 48  # what unpitched sounds are played at (C3, the renderers' default note)
-FMIN_HZ = 30.0  # B0 is 30.9 Hz: a bass's lowest string is inside
+FMIN_HZ = 30.0  # B0 is 30.9 Hz: a 5-string bass's lowest string is inside; below it only a clear note counts
+LOWEST_HZ = 26.0  # A0 (27.5 Hz), a piano's lowest key, is inside: read by a second search past the first one's longest period
 FMAX_HZ = 2200.0  # C7 is 2093 Hz: up to here any reading counts; above it only a clear harmonic note
 TOP_HZ = 4300.0  # C8 is 4186 Hz: a piano's, a piccolo's and a glockenspiel's top note are inside
 SEARCH_FMAX_HZ = 2600.0  # YIN searches a little beyond, so a note near FMAX_HZ is not at its edge
@@ -267,6 +271,12 @@ def detect_pitches(notes: np.ndarray, sample_rate: int) -> list[Pitch]:
         kept = short[rows] & (again < 2 * shortest)
         periods[rows] = np.where(kept, again, periods[rows])
         shortest = np.where(short, np.floor(sr / again_fmax) + 1.0, shortest)
+    longest = min(math.ceil(sr / FMIN_HZ), FRAME - 1)
+    long = periods > longest - 0.5  # no trough in range, or a note below it (A0, A#0): YIN again further on
+    if long.any():
+        rows = np.flatnonzero(long.any(axis=1))
+        again = _yin_periods(audio[rows], sr, fmax, frames.shape[1], fmin=LOWEST_HZ)
+        periods[rows] = np.where(long[rows] & (again > longest + 0.5), again, periods[rows])
     clarity = _frame_clarity(frames, np.rint(periods).astype(np.int64))
     clarity[periods < shortest] = 0.0
     pitches = []
@@ -298,8 +308,10 @@ def detect_pitches(notes: np.ndarray, sample_rate: int) -> list[Pitch]:
             pitch = Pitch.from_hz(k * pitch.hz, pitch.clarity) if k * pitch.hz <= TOP_HZ else Pitch.unpitched(pitch.clarity)
         fitted = (partials_fundamental(spectrum, pitch.hz)
                   if pitch.hz is not None and pitch.clarity >= PARTIALS_CLARITY else None)
-        if pitch.hz is not None and pitch.hz > FMAX_HZ and fitted is None:
-            pitch = Pitch.unpitched(pitch.clarity)  # above C7 only a clear harmonic note counts (not a resonance)
+        if pitch.hz is not None and (pitch.hz > FMAX_HZ and fitted is None or
+                                     pitch.hz < FMIN_HZ and pitch.clarity < PARTIALS_CLARITY):
+            # at the range's ends only a clear note counts (above C7 a harmonic one: not a resonance)
+            pitch = Pitch.unpitched(pitch.clarity)
         elif pitch.hz is not None and pitch.clarity >= PARTIALS_CLARITY:
             # no harmonic fit: an inharmonic note is at its lowest partial
             fundamental = fitted if fitted is not None else inharmonic_partial(spectrum, pitch.hz)
@@ -309,13 +321,13 @@ def detect_pitches(notes: np.ndarray, sample_rate: int) -> list[Pitch]:
     return pitches
 
 
-def _yin_periods(audio: np.ndarray, sr: int, fmax: float, n_frames: int) -> np.ndarray:
+def _yin_periods(audio: np.ndarray, sr: int, fmax: float, n_frames: int, fmin: float = FMIN_HZ) -> np.ndarray:
     """YIN's period (samples at ``sr``) in each of the first ``n_frames`` frames of each row of
     ``audio`` (those of :func:`_framed`: ``center=False``, the same frame and hop), searched
-    between :data:`FMIN_HZ` and ``fmax``."""
+    between ``fmin`` and ``fmax``."""
     import librosa
 
-    f0 = librosa.yin(audio, fmin=FMIN_HZ, fmax=fmax, sr=sr, frame_length=FRAME, hop_length=HOP, center=False)
+    f0 = librosa.yin(audio, fmin=fmin, fmax=fmax, sr=sr, frame_length=FRAME, hop_length=HOP, center=False)
     return sr / f0[:, :n_frames]
 
 
@@ -578,7 +590,7 @@ def _summarise(frames: np.ndarray, periods: np.ndarray, clarity: np.ndarray, ene
     periods = periods.copy()
     periods[row] = sr / float(midi_to_hz(midi[pick]))
     hz = sr / _refine_period(frames[row], float(periods[row]))
-    if hz < FMIN_HZ:
+    if hz < LOWEST_HZ:
         return Pitch.unpitched(median_clarity), 0
     return Pitch.from_hz(hz, median_clarity), int(row)  # above FMAX_HZ: detect_pitches looks below it
 

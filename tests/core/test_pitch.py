@@ -168,6 +168,19 @@ def test_notes_above_c7_up_to_c8_are_read_at_their_pitch(kind: str, midi: int) -
     assert harmonic_multiple(tone("sine", midi), SR, float(midi_to_hz(midi)) / 3) == 3  # nothing on F6's 2nd, 4th
 
 
+@pytest.mark.parametrize("kind", ["sine", "saw", "square"])
+@pytest.mark.parametrize("midi", [21, 22])
+def test_a0_and_a_sharp_0_are_read_below_the_first_search(kind: str, midi: int) -> None:
+    # YIN's first search stops at B0 (30 Hz): a sub-bass or a piano's lowest keys were unpitched
+    pitch = detect_pitch(tone(kind, midi), SR)
+    assert pitch.pitched and pitch.midi == midi
+    assert abs(pitch.cents) < 5
+
+
+def test_below_a0_is_unpitched() -> None:
+    assert not detect_pitch(tone("saw", 19), SR).pitched  # G0, 24.5 Hz
+
+
 def test_above_c8_or_without_a_harmonic_series_above_c7_is_unpitched() -> None:
     assert not detect_pitch(tone("sine", 111), SR).pitched  # D#8: above the range
     # noise through a resonance at D7, 100 Hz wide: YIN reads 2.3 kHz about as clearly as it reads a
