@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +36,9 @@ ONSET_PREROLL = 0.005  # seconds kept before the detected onset
 FRAME = 256
 CLIP = 0.999  # samples this close to full scale count as clipped
 BLOCK = 1 << 20  # samples decoded or scanned at a time (4 MB of float32)
+# a mono mix this far below its loudest channel means the channels cancel (one is polarity-inverted):
+# a hard-panned source loses 6 dB, unrelated channels 3 dB
+CANCELLED_DB = 20.0
 
 
 @dataclass(frozen=True)
@@ -51,17 +54,18 @@ class AudioClip:
         return self.samples.shape[-1] / self.sample_rate
 
 
-def read_audio(path: str | Path, max_seconds: float = DEFAULT_MAX_SECONDS) -> AudioClip:
+def read_audio(path: str | Path, max_seconds: float = DEFAULT_MAX_SECONDS, name: str | None = None) -> AudioClip:
     """Read wav/flac/aiff/ogg/... as mono float32; errors name the file and the problem.
 
     The header is checked (rate, length, frames x channels) before anything is decoded.
+    ``name``: how warnings name the file, if not by ``path`` (an alias such as ``/dev/fd/N``).
     """
     import soundfile as sf
 
     p = Path(path)
     with open_checked(p, max_seconds) as f:
         try:
-            samples = _decode_mono(f, f.frames)
+            samples = _decode_mono(f, f.frames, name or str(p))
         except (sf.LibsndfileError, RuntimeError) as exc:
             raise AudioError(f"{p}: cannot decode the audio ({_short(exc)})") from None
         rate = f.samplerate
@@ -98,19 +102,31 @@ def open_checked(path: str | Path, max_seconds: float = DEFAULT_MAX_SECONDS):
     return f
 
 
-def _decode_mono(f, frames: int) -> np.ndarray:
+def _decode_mono(f, frames: int, source: str = "<buffer>") -> np.ndarray:
     """``frames`` frames of an open ``soundfile.SoundFile``, decoded a block at a time and mixed
-    down as they come (fewer if the file is shorter than its header says)."""
+    down as they come (fewer if the file is shorter than its header says); if its channels cancel
+    in the mix, decoded again keeping only the loudest (see :class:`MonoMix`)."""
     out = np.empty(frames, np.float32)
     block = np.empty((max(1, BLOCK // f.channels), f.channels), np.float32)
+    mix = MonoMix()
+    done = _decode_into(f, block, out, mix.add)
+    keep = mix.cancelled(source)
+    if keep is not None:
+        f.seek(0)
+        done = _decode_into(f, block, out, lambda channels: channels[:, keep])
+    return out if done == frames else out[:done].copy()
+
+
+def _decode_into(f, block: np.ndarray, out: np.ndarray, mono: Callable[[np.ndarray], np.ndarray]) -> int:
+    """Decode ``f`` into ``out`` a ``block`` at a time, each made mono by ``mono``; frames decoded."""
     done = 0
-    while done < frames:
-        got = len(f.read(min(len(block), frames - done), out=block))
+    while done < len(out):
+        got = len(f.read(min(len(block), len(out) - done), out=block))
         if got == 0:
             break
-        out[done:done + got] = to_mono(block[:got])
+        out[done:done + got] = mono(block[:got])
         done += got
-    return out if done == frames else out[:done].copy()
+    return done
 
 
 def check_rate(sample_rate: int, source: str = "<buffer>") -> None:
@@ -147,6 +163,43 @@ def _channel_mean(frames: np.ndarray) -> np.ndarray:
         mono += frames[:, channel]
     mono /= np.float32(frames.shape[1])
     return mono
+
+
+class MonoMix:
+    """Mixes blocks of (frames, channels) audio down to mono (:func:`to_mono`) and keeps the energy
+    of the mix and of each channel, to tell whether the channels cancelled in it."""
+
+    def __init__(self) -> None:
+        self.mixed = 0.0
+        self.channels = np.zeros(0)
+
+    def add(self, block: np.ndarray) -> np.ndarray:
+        mono = to_mono(block)
+        if block.ndim == 2 and block.shape[1] > 1:
+            self.mixed += float(np.dot(mono, mono))
+            energy = np.einsum("ij,ij->j", block, block, dtype=np.float64)
+            self.channels = energy if self.channels.size == 0 else self.channels + energy
+        return mono
+
+    def cancelled(self, source: str = "<buffer>") -> int | None:
+        """The loudest channel when the mix lies :data:`CANCELLED_DB` below it (one channel's polarity
+        inverted: the mono mix is nearly silent although the channels are not), else None."""
+        if self.channels.size < 2:
+            return None
+        loudest = int(np.argmax(self.channels))
+        if not self.mixed < self.channels[loudest] * 10 ** (-CANCELLED_DB / 10):
+            return None
+        log.warning("%s: the channels cancel when mixed to mono (one is polarity-inverted?): using channel %d alone",
+                    source, loudest + 1)
+        return loudest
+
+
+def mix_down(data: np.ndarray, source: str = "<buffer>") -> np.ndarray:
+    """:func:`to_mono` of audio in memory, or its loudest channel if the channels cancel in the mix."""
+    mix = MonoMix()
+    mono = mix.add(np.asarray(data, dtype=np.float32))
+    keep = mix.cancelled(source)
+    return mono if keep is None else np.ascontiguousarray(np.asarray(data, dtype=np.float32)[:, keep])
 
 
 def to_mono(data: np.ndarray) -> np.ndarray:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..core.audio import DEFAULT_MAX_SECONDS, SILENCE_DBFS, AudioClip, to_mono, validate
+from ..core.audio import DEFAULT_MAX_SECONDS, SILENCE_DBFS, AudioClip, mix_down, validate
 from ..core.errors import AudioError
 
 log = logging.getLogger(__name__)
@@ -251,7 +251,8 @@ def record(seconds: float, device: str | int | None = None, sample_rate: int | N
                     data, rate, name = _record_in_child(seconds, device, sample_rate, probe_seconds)
                 except AudioError as again:
                     raise AudioError(f"{exc}; a fresh connection to the audio system failed too: {again}") from None
-    clip = AudioClip(to_mono(data), rate, f"recording from {name}")
+    source = f"recording from {name}"
+    clip = AudioClip(mix_down(data, source), rate, source)
     validate(clip.samples, clip.source, silence_dbfs)
     return clip
 

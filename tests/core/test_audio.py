@@ -219,5 +219,35 @@ def test_multichannel_is_the_channel_mean_read_block_by_block(tmp_path: Path, mo
     np.testing.assert_array_equal(clip.samples, whole.mean(axis=1) if channels > 1 else whole[:, 0])
 
 
+@pytest.mark.parametrize("channels", [2, 4])
+def test_channels_that_cancel_in_the_mix_give_the_loudest_channel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                  caplog: pytest.LogCaptureFixture,
+                                                                  channels: int) -> None:
+    # a stereo take with one channel's polarity inverted mixed to silence: "the audio is silent"
+    monkeypatch.setattr(audio, "BLOCK", 6000)  # decoded again block by block
+    note = tone(1.0)
+    data = np.stack([note, -0.9 * note] + [0.02 * note, -0.02 * note][: channels - 2], axis=1)
+    path = tmp_path / "inverted.flac"
+    sf.write(path, data, SR, subtype="PCM_24")
+    with caplog.at_level(logging.WARNING, logger="deepdiva.core.audio"):
+        clip = read_audio(path)
+    whole, _ = sf.read(path, dtype="float32", always_2d=True)
+    np.testing.assert_array_equal(clip.samples, whole[:, 0])
+    assert "inverted.flac: the channels cancel when mixed to mono" in caplog.text and "channel 1 alone" in caplog.text
+    assert load_note(path).shape == (2 * SR,)  # no longer refused as silent
+    np.testing.assert_array_equal(audio.mix_down(data), data[:, 0])  # a recording, in memory
+
+
+def test_channels_that_merely_differ_are_mixed(caplog: pytest.LogCaptureFixture) -> None:
+    note = tone(1.0)
+    hard_left = np.stack([note, np.zeros_like(note)], axis=1)  # the mix is 6 dB down
+    unrelated = np.stack([note, tone(1.0, freq=331.0)], axis=1)  # 3 dB down
+    with caplog.at_level(logging.WARNING, logger="deepdiva.core.audio"):
+        for data in (hard_left, unrelated):
+            np.testing.assert_allclose(audio.mix_down(data), data.mean(axis=1), atol=1e-7)
+    assert "cancel" not in caplog.text
+    assert not np.any(audio.mix_down(np.zeros((100, 2), np.float32)))  # silence stays silence (refused later)
+
+
 def test_cap_allows_ten_minutes_of_mono_and_six_of_stereo() -> None:
     assert 600 * SR <= MAX_AUDIO_SAMPLES and 6 * 60 * 2 * SR <= MAX_AUDIO_SAMPLES
