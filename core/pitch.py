@@ -250,6 +250,8 @@ def _full_rate_period(segment: np.ndarray, period: float) -> float:
 def detect_pitches(notes: np.ndarray, sample_rate: int) -> list[Pitch]:
     """The pitch of each note of a batch ``(n, samples)`` (or one note ``(samples,)``), each
     starting at its onset (``core.audio.prepare_note``)."""
+    import librosa
+
     batch = np.asarray(notes, dtype=np.float32)
     if batch.ndim == 1:
         batch = batch[None, :]
@@ -258,25 +260,24 @@ def detect_pitches(notes: np.ndarray, sample_rate: int) -> list[Pitch]:
     audio, frames, energy, sr = _framed(batch, sample_rate)
     # YIN on exactly these frames: center=False and the same frame and hop
     fmax = min(SEARCH_FMAX_HZ, sr / 2 - 1)
-    periods = _yin_periods(audio, sr, fmax, frames.shape[1])
-    # a period at the shortest YIN may return means it found no trough in range, not a pitch ...
-    shortest = np.floor(sr / fmax) + 1.0
-    short = periods < shortest
-    if short.any():  # ... or a note above it (D#7-C8): YIN again from the next lag on, where two of its periods lie
-        rows = np.flatnonzero(short.any(axis=1))
-        again_fmax = sr / (shortest + 1.5)  # its first lag is one past the first search's last artefact
-        again = _yin_periods(audio[rows], sr, again_fmax, frames.shape[1])
-        # only two periods of a note above the first search's range count (a longer period is another
-        # note's, read where the first search found no trough: left out as before)
-        kept = short[rows] & (again < 2 * shortest)
-        periods[rows] = np.where(kept, again, periods[rows])
-        shortest = np.where(short, np.floor(sr / again_fmax) + 1.0, shortest)
+    periods = sr / librosa.yin(audio, fmin=FMIN_HZ, fmax=fmax, sr=sr, frame_length=FRAME, hop_length=HOP,
+                               center=False)[:, : frames.shape[1]]
+    # A period at the shortest YIN may return means it found no trough in range, not a pitch, or
+    # a note above it (D#7-C8); at the longest, none in range or a note below it (A0, A#0). Those
+    # frames are searched again (one YIN for both): from the next lag on, where two periods of a
+    # high note lie, down to LOWEST_HZ.
+    shortest = np.full(periods.shape, np.floor(sr / fmax) + 1.0)
     longest = min(math.ceil(sr / FMIN_HZ), FRAME - 1)
-    long = periods > longest - 0.5  # no trough in range, or a note below it (A0, A#0): YIN again further on
-    if long.any():
-        rows = np.flatnonzero(long.any(axis=1))
-        again = _yin_periods(audio[rows], sr, fmax, frames.shape[1], fmin=LOWEST_HZ)
-        periods[rows] = np.where(long[rows] & (again > longest + 0.5), again, periods[rows])
+    loud = _loud(energy)  # the frames a pitch is read from
+    short, long = loud & (periods < shortest), loud & (periods > longest - 0.5)
+    if short.any() or long.any():
+        again_fmax = sr / (shortest[0, 0] + 1.5)  # its first lag is one past the first search's last artefact
+        again = np.full(periods.shape, np.nan)
+        again[short | long] = _yin_frames(frames[short | long], sr, LOWEST_HZ, again_fmax)
+        # only two periods of a high note count, and only periods beyond the first search's for a low one
+        # (others are another note's, read where the first search found no trough: left out as before)
+        periods = np.where(short & (again < 2 * shortest) | long & (again > longest + 0.5), again, periods)
+        shortest[short] = np.floor(sr / again_fmax) + 1.0
     clarity = _frame_clarity(frames, np.rint(periods).astype(np.int64))
     clarity[periods < shortest] = 0.0
     pitches = []
@@ -321,14 +322,13 @@ def detect_pitches(notes: np.ndarray, sample_rate: int) -> list[Pitch]:
     return pitches
 
 
-def _yin_periods(audio: np.ndarray, sr: int, fmax: float, n_frames: int, fmin: float = FMIN_HZ) -> np.ndarray:
-    """YIN's period (samples at ``sr``) in each of the first ``n_frames`` frames of each row of
-    ``audio`` (those of :func:`_framed`: ``center=False``, the same frame and hop), searched
-    between ``fmin`` and ``fmax``."""
+def _yin_frames(frames: np.ndarray, sr: int, fmin: float, fmax: float) -> np.ndarray:
+    """YIN's period (samples at ``sr``) in each of ``frames`` (m, FRAME), searched between ``fmin``
+    and ``fmax``: what YIN over the whole note reads in those frames with other limits."""
     import librosa
 
-    f0 = librosa.yin(audio, fmin=fmin, fmax=fmax, sr=sr, frame_length=FRAME, hop_length=HOP, center=False)
-    return sr / f0[:, :n_frames]
+    return sr / librosa.yin(frames, fmin=fmin, fmax=fmax, sr=sr, frame_length=FRAME, hop_length=FRAME,
+                            center=False)[:, 0]
 
 
 @functools.cache
@@ -527,7 +527,7 @@ def _framed(notes: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray
 
 def _loud(energy: np.ndarray) -> np.ndarray:
     """Which frames (by their ``energy``) lie within :data:`LOUD_DB` of the loudest."""
-    return energy >= float(energy.max()) * 10 ** (-LOUD_DB / 10)
+    return energy >= energy.max(axis=-1, keepdims=True) * 10 ** (-LOUD_DB / 10)
 
 
 def _repeats(frames: np.ndarray, energy: np.ndarray, sr: int, hz: float) -> tuple[float, float]:
