@@ -31,10 +31,16 @@ def test_base_preset_first_then_every_setting_at_every_cutoff(medium33) -> None:
     settings = {(round(r[wave]), round(r[width])) for r in native}
     assert settings == {(2, 50), (1, 50), (3, 0), (3, 50), (4, 50)}  # saw, triangle, square, pulse, noise
     # fixed cutoffs and an octave, two and three above A3; all else as the base preset
-    assert {round(c) for c in native[:, cutoff]} == {147, 120, 100, 80, 60, 69, 81, 93}
+    lowpassed, highpassed = native[:-3], native[-3:]
+    assert {round(c) for c in lowpassed[:, cutoff]} == {147, 120, 100, 80, 60, 69, 81, 93}
     others = [j for j in range(len(base)) if j not in (wave, width, cutoff)]
-    np.testing.assert_allclose(native[:, others], np.broadcast_to(base[others], (len(native), len(others))), atol=1e-4)
-    assert len(np.unique(patches, axis=0)) == len(patches) == 5 * 8
+    np.testing.assert_allclose(lowpassed[:, others], np.broadcast_to(base[others], (len(lowpassed), len(others))),
+                               atol=1e-4)
+    assert len(np.unique(patches, axis=0)) == len(patches) == 5 * 8 + 3
+    # then saw, square and pulse high-passed two octaves above A3, its resonance off, the low-pass open
+    highpass, resonance = column(medium33, "HPF:Freq"), column(medium33, "HPF:Res")
+    assert [(round(r[wave]), round(r[width])) for r in highpassed] == [(2, 50), (3, 0), (3, 50)]
+    np.testing.assert_allclose(highpassed[:, [highpass, resonance, cutoff]], [[81, 0, 147]] * 3, atol=0.5)
 
 
 def test_cutoffs_follow_the_key_and_stay_in_range(medium33) -> None:
@@ -47,7 +53,7 @@ def test_cutoffs_follow_the_key_and_stay_in_range(medium33) -> None:
 
 def test_sets_without_a_parameter_and_profiles_without_the_table(medium33) -> None:
     tiny = load_profile("diva").parameter_set("tiny11")  # no OSC:PW: square and pulse are one patch
-    assert len(plain_patches(tiny, 57.0)) == 4 * 8
+    assert len(plain_patches(tiny, 57.0)) == 4 * 8  # nor the high-pass: its high-passed waves are rows already there
     amsynth = load_profile("amsynth").parameter_set("medium")
     np.testing.assert_allclose(plain_patches(amsynth, 57.0), amsynth.defaults_normalised()[None, :], atol=1e-6)
 
