@@ -91,6 +91,20 @@ def test_a_square_note_is_matched_by_a_square_in_tune() -> None:
     assert match.distance < 0.7 * alone.match(square).distance
 
 
+def test_a_bright_note_with_a_weak_fundamental_is_matched_by_a_high_passed_wave(medium33, monkeypatch) -> None:
+    """A lead as other synths band-pass it (fundamental 24 dB under flat upper harmonics, made here by
+    numpy): no low-passed wave has its shape; the high-passed saw does."""
+    matcher = Matcher.load()
+    pset = matcher.parameter_set
+    lead = additive(81, lambda k: np.where(k == 1, 0.06, 1.0 / np.sqrt(k)))
+    match = matcher.match(lead)
+    native = dict(zip([p.location for p in pset.parameters], match.native, strict=True))
+    assert native["HPF:Freq"] >= 81 + 12 and match.played.midi == 81
+    table = {k: v for k, v in medium33.profile.meta["plain"].items() if k != "highpassed"}
+    monkeypatch.setitem(medium33.profile.meta, "plain", table)  # the table without them, as before
+    assert match.distance < 0.8 * matcher.match(lead).distance
+
+
 def test_filter_sweeps_close_the_low_pass_as_the_note_fades(medium33) -> None:
     saw = plain_patches(medium33, 48.0)[0]  # the base preset: a saw, its low-pass open (147)
     sweeps = filter_sweeps(medium33, saw, 0.4)
