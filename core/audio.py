@@ -6,7 +6,9 @@ the problem. Clipping only warns: a clipped recording can still be matched.
 Hostile input costs bounded memory and time (limits in ``core/limits.py``): a file is decoded
 only if its header gives a rate of 8-384 kHz, at most ``max_seconds`` and at most
 ``MAX_AUDIO_SAMPLES`` frames x channels (32 million, 6 min of 44.1 kHz stereo). It is decoded a
-block at a time and mixed to mono on the fly, so the multichannel float array never exists;
+block at a time and mixed to mono on the fly, so the multichannel float array never exists (a
+file whose channels cancel in that mix, one polarity-inverted, is decoded again from its loudest
+channel: :class:`MonoMix`);
 validation and onset detection scan in blocks, and resampling to more than the same cap is
 refused. Peak memory for the longest accepted file, measured as the RSS of a process that
 only reads (numpy, soundfile and soxr loaded, 29 MB before reading): under 300 MB for
