@@ -4,8 +4,10 @@
 
 Tune on these, report on ``benchmarks/ood_sets.py``'s sets: other General MIDI programs and notes
 (fluidsynth), other espeak-ng voices, other amsynth patches (seed 8, not the benchmark's 7) and plain
-band-limited waves made here (squares, triangles, saws; held and plucked, some low-passed). The
-plain patches (``core/plain.py``) and the note-off rule (``core/envelope.py``) were chosen on them.
+band-limited waves made here (squares, triangles, saws; held and plucked, some low-passed), and
+notes at the ends of the pitch range (``range-ends``: D7-C8 and A0-A#0). The plain patches
+(``core/plain.py``), the note-off rule (``core/envelope.py``) and the pitch range
+(``core/pitch.py``: A0-C8) were chosen on them.
 Deterministic: the same command makes the same files.
 """
 
@@ -62,8 +64,28 @@ def voices(out: Path) -> None:
                        check=True)
 
 
+# The range's ends (the pitch range A0-C8 was chosen on these): 16 GM programs at D7, G7 and C8, 8 of
+# them at ten more notes B6-B7, 10 basses and others at A0 and A#0. FluidR3 has no sample for some
+# (a recorder's or a violin's top): those silent renders are not kept.
+TOP = [("piccolo", 72), ("flute", 73), ("glock", 9), ("celesta", 8), ("xylo", 13), ("sqlead", 80), ("piano", 0),
+       ("musicbox", 10), ("ocarina", 79), ("panflute", 75), ("bottle", 76), ("tinkle", 112), ("vibes", 11),
+       ("whistle", 78), ("recorder", 74), ("violin", 40)]
+BOTTOM = [("piano", 0), ("acbass", 32), ("fingerbass", 33), ("synbass", 38), ("synbass2", 39), ("tuba", 58),
+          ("contrabass", 43), ("organ", 19), ("cello", 42), ("bassoon", 70)]
+
+
+def range_ends(out: Path) -> None:
+    played = [(name, program, (98, 103, 108), 1.0) for name, program in TOP]
+    played += [(name, program, (95, 97, 99, 100, 101, 102, 104, 105, 106, 107), 1.0) for name, program in TOP[:8]]
+    played += [(name, program, (21, 22), 1.2) for name, program in BOTTOM]
+    instruments(out, played)
+    for path in out.glob("*.wav"):
+        if np.abs(sf.read(path, dtype="float32")[0]).max() < 0.002:  # no sample there
+            path.unlink()
+
+
 SETS = {"instruments": lambda out: instruments(out, INSTRUMENTS), "voices": voices,
-        "amsynth": lambda out: amsynth(out, n=20, seed=8), "plain": plain}
+        "amsynth": lambda out: amsynth(out, n=20, seed=8), "plain": plain, "range-ends": range_ends}
 
 
 def main() -> None:
