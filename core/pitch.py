@@ -250,28 +250,25 @@ def _full_rate_period(segment: np.ndarray, period: float) -> float:
 def detect_pitches(notes: np.ndarray, sample_rate: int) -> list[Pitch]:
     """The pitch of each note of a batch ``(n, samples)`` (or one note ``(samples,)``), each
     starting at its onset (``core.audio.prepare_note``)."""
-    import librosa
-
     batch = np.asarray(notes, dtype=np.float32)
     if batch.ndim == 1:
         batch = batch[None, :]
     if batch.ndim != 2 or batch.shape[0] == 0:
         raise AudioError(f"pitch detection needs audio of shape (samples,) or (notes, samples); got {np.shape(notes)}")
-    audio, frames, energy, sr = _framed(batch, sample_rate)
-    # YIN on exactly these frames: center=False and the same frame and hop
+    _, frames, energy, sr = _framed(batch, sample_rate)
     fmax = min(SEARCH_FMAX_HZ, sr / 2 - 1)
-    periods = sr / librosa.yin(audio, fmin=FMIN_HZ, fmax=fmax, sr=sr, frame_length=FRAME, hop_length=HOP,
-                               center=False)[:, : frames.shape[1]]
+    periods = _yin_frames(frames, sr, FMIN_HZ, fmax)
     # A period at the shortest YIN may return means it found no trough in range, not a pitch, or
     # a note above it (D#7-C8); at the longest, none in range or a note below it (A0, A#0). Those
     # frames are searched again (one YIN for both): from the next lag on, where two periods of a
     # high note lie, down to LOWEST_HZ.
-    shortest = np.full(periods.shape, np.floor(sr / fmax) + 1.0)
+    first_shortest = np.floor(sr / fmax) + 1.0
+    shortest = np.full(periods.shape, first_shortest)
     longest = min(math.ceil(sr / FMIN_HZ), FRAME - 1)
     loud = _loud(energy)  # the frames a pitch is read from
     short, long = loud & (periods < shortest), loud & (periods > longest - 0.5)
     if short.any() or long.any():
-        again_fmax = sr / (shortest[0, 0] + 1.5)  # its first lag is one past the first search's last artefact
+        again_fmax = sr / (first_shortest + 1.5)  # its first lag is one past the first search's last artefact
         again = np.full(periods.shape, np.nan)
         again[short | long] = _yin_frames(frames[short | long], sr, LOWEST_HZ, again_fmax)
         # only two periods of a high note count, and only periods beyond the first search's for a low one
@@ -323,12 +320,13 @@ def detect_pitches(notes: np.ndarray, sample_rate: int) -> list[Pitch]:
 
 
 def _yin_frames(frames: np.ndarray, sr: int, fmin: float, fmax: float) -> np.ndarray:
-    """YIN's period (samples at ``sr``) in each of ``frames`` (m, FRAME), searched between ``fmin``
-    and ``fmax``: what YIN over the whole note reads in those frames with other limits."""
+    """YIN's period (samples at ``sr``) in each of ``frames`` (..., FRAME), searched between ``fmin``
+    and ``fmax`` (each frame on its own: the same as YIN over the note with these frames' hop)."""
     import librosa
 
-    return sr / librosa.yin(frames, fmin=fmin, fmax=fmax, sr=sr, frame_length=FRAME, hop_length=FRAME,
-                            center=False)[:, 0]
+    f0 = librosa.yin(frames.reshape(-1, FRAME), fmin=fmin, fmax=fmax, sr=sr, frame_length=FRAME,
+                     hop_length=FRAME, center=False)[:, 0]
+    return (sr / f0).reshape(frames.shape[:-1])
 
 
 @functools.cache
