@@ -198,10 +198,11 @@ class MonoMix:
 
 def mix_down(data: np.ndarray, source: str = "<buffer>") -> np.ndarray:
     """:func:`to_mono` of audio in memory, or its loudest channel if the channels cancel in the mix."""
+    data = np.asarray(data, dtype=np.float32)
     mix = MonoMix()
-    mono = mix.add(np.asarray(data, dtype=np.float32))
+    mono = mix.add(data)
     keep = mix.cancelled(source)
-    return mono if keep is None else np.ascontiguousarray(np.asarray(data, dtype=np.float32)[:, keep])
+    return mono if keep is None else np.ascontiguousarray(data[:, keep])
 
 
 def to_mono(data: np.ndarray) -> np.ndarray:
