@@ -255,7 +255,7 @@ def detect_pitches(notes: np.ndarray, sample_rate: int) -> list[Pitch]:
         batch = batch[None, :]
     if batch.ndim != 2 or batch.shape[0] == 0:
         raise AudioError(f"pitch detection needs audio of shape (samples,) or (notes, samples); got {np.shape(notes)}")
-    _, frames, energy, sr = _framed(batch, sample_rate)
+    frames, energy, sr = _framed(batch, sample_rate)
     fmax = min(SEARCH_FMAX_HZ, sr / 2 - 1)
     periods = _yin_frames(frames, sr, FMIN_HZ, fmax)
     # A period at the shortest YIN may return means it found no trough in range, not a pitch, or
@@ -502,7 +502,7 @@ def repeats_at(notes: np.ndarray, sample_rate: int, hz: float) -> tuple[np.ndarr
     :data:`WINDOW_SECONDS` of the normalised autocorrelation's peak within 3 % of that period,
     and the pitch of the peak's lag from ``hz`` (0 where a note is silent). A note that YIN reads
     an octave low because of a faint sub-octave still repeats clearly at its own period."""
-    _, frames, energy, sr = _framed(notes, sample_rate)
+    frames, energy, sr = _framed(notes, sample_rate)
     found = np.array([_repeats(frames[row], energy[row], sr, hz) for row in range(len(frames))])
     return found[:, 0], found[:, 1]
 
@@ -511,16 +511,16 @@ def octave_above(note: np.ndarray, sample_rate: int, hz: float) -> float | None:
     """The pitch (Hz) an octave above ``hz`` where ``note`` (1, samples), read at ``hz``, repeats at
     half that period within :data:`SAME_CLARITY` as clearly as at the period (and at least
     :data:`CLARITY`): YIN took the longer period; else None."""
-    _, frames, energy, sr = _framed(note, sample_rate)
+    frames, energy, sr = _framed(note, sample_rate)
     return _octave_above(frames[0], energy[0], sr, hz)
 
 
-def _framed(notes: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """Notes (n, samples) as :func:`detect_pitches` sees them: the analysis window (n, samples')
-    at the analysis rate, its frames (n, f, FRAME), each frame's energy (n, f), and that rate."""
+def _framed(notes: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """Notes (n, samples) as :func:`detect_pitches` sees them: the frames (n, f, FRAME) of their
+    analysis window at the analysis rate, each frame's energy (n, f), and that rate."""
     audio, sr = _analysis_window(np.atleast_2d(np.asarray(notes, dtype=np.float32)), sample_rate)
     frames = _frames(audio)
-    return audio, frames, np.einsum("...i,...i->...", frames, frames), sr
+    return frames, np.einsum("...i,...i->...", frames, frames), sr
 
 
 def _loud(energy: np.ndarray) -> np.ndarray:
