@@ -5,6 +5,7 @@ Pure apart from loading the model once: no files are written here (see ``presets
 
 from __future__ import annotations
 
+import copy
 import os
 import time
 from collections.abc import Callable
@@ -16,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .bank import Bank, cached_bank, embed, shipped_bank
+from .chord import Chord, ChordRenderer, detect_chord
 from .envelope import AmpEnvelope, amp_envelope, with_envelope
 from .errors import ModelError
 from .level import at_rms_of, level_matched, scored_gains, volume_columns, with_gain
@@ -94,15 +96,18 @@ class Match:
     evaluations: int  # renders spent on the search (0 without refinement)
     seconds: float  # wall time of this match
     alternatives: tuple[Alternative, ...] = ()  # runners-up of the search, best first
-    pitch: Pitch = field(default_factory=Pitch.unpitched)  # detected in the target
+    pitch: Pitch = field(default_factory=Pitch.unpitched)  # detected in the target (a chord's: its lowest note)
     played: Pitch = field(default_factory=Pitch.unpitched)  # the key (and cents) the preset is played at
     note_length: float | None = None  # seconds to the note-off heard, where every render let go (None: held)
+    chord: Chord | None = None  # the chord heard in the target, which every render played (None: one note)
 
     def as_dict(self, parameter_set: ParameterSet) -> dict:
         return {
             **self.pitch.as_dict(),
+            "chord": None if self.chord is None else self.chord.names(),
             "played_at": {"note": note_name(self.played.midi), "midi_pitch": self.played.midi,
-                          "cents": round(self.played.cents, 1), "held_for": _rounded(self.note_length)},
+                          "cents": round(self.played.cents, 1), "held_for": _rounded(self.note_length),
+                          "keys": self.keys()},
             "distance": _rounded(self.distance),
             "network_distance": _rounded(self.network_distance),
             "evaluations": self.evaluations,
@@ -113,6 +118,11 @@ class Match:
                 for p, u, v in zip(parameter_set.parameters, self.params, self.native, strict=True)
             },
         }
+
+    def keys(self) -> list[str]:
+        """The keys the preset is played at: the chord's notes from the key played, or that key."""
+        intervals = (0,) if self.chord is None else self.chord.intervals
+        return [note_name(self.played.midi + i) for i in intervals]
 
 
 def default_threads() -> int:
@@ -158,6 +168,7 @@ class Matcher:
         self.settings = RenderSettings(**card_render)
         self.follows_pitch = model.card.pitch_range is not None
         self.renderer = renderer or renderer_for(model.card)
+        self.chord: Chord | None = None  # set on the copy that matches a chord (:meth:`_playing`)
         self.threads = default_threads() if threads is None else max(1, int(threads))
         self._executor = (ThreadPoolExecutor(self.threads, thread_name_prefix="deepdiva-refine")
                           if self.threads > 1 else None)
@@ -442,11 +453,12 @@ class Matcher:
 
     def _paired(self, guess: np.ndarray, audio: np.ndarray, note: np.ndarray, key: float, pitch: Pitch,
                 target: SpectralTarget, length: float | None) -> tuple[np.ndarray, np.ndarray, float] | None:
-        """For a clearly pitched target, the closest of a scored match's choice ``guess``'s
+        """For a clearly pitched target or a chord, the closest of a scored match's choice ``guess``'s
         :func:`~deepdiva.core.plain.detuned_pairs` (two oscillators a few cents apart, centred on the
         note) that sounds closer than its render ``audio`` by :meth:`closest`'s distance and in
-        tune: the pair, its render and the semitones it is played off ``key``; else None."""
-        if not self.keeps_pitch(pitch):
+        tune: the pair, its render and the semitones it is played off ``key``; else None. (Chords,
+        pads mostly, side by side on 89 read as chords: 35 closer with the pairs, none further.)"""
+        if not (self.keeps_pitch(pitch) or self.chord is not None):
             return None
         variants, shifts = detuned_pairs(self.parameter_set, guess)
         if not len(variants):
@@ -475,8 +487,21 @@ class Matcher:
 
     def keeps_pitch(self, pitch: Pitch) -> bool:
         """Whether a target of ``pitch`` has a pitch its answer must sound at: clearly pitched (and
-        a model that plays answers at the detected key)."""
-        return self.follows_pitch and pitch.pitched and pitch.clarity >= PITCHED_CLARITY
+        a model that plays answers at the detected key). Not a chord: its renders read at the
+        notes' common period, as the target does, which no single key's pitch is."""
+        return self.chord is None and self.follows_pitch and pitch.pitched and pitch.clarity >= PITCHED_CLARITY
+
+    def chord_in(self, note: np.ndarray, pitch: Pitch) -> Chord | None:
+        """The chord heard in ``note`` (:func:`~deepdiva.core.chord.detect_chord`), read with its
+        ``pitch``; None for a single note, or for a model that plays every answer at one key."""
+        return detect_chord(note, self.sample_rate, pitch) if self.follows_pitch else None
+
+    def _playing(self, chord: Chord) -> Matcher:
+        """This matcher (the same network, bank and threads) rendering every patch as ``chord``."""
+        chorded = copy.copy(self)
+        chorded.renderer = ChordRenderer(self.renderer, chord.intervals)
+        chorded.chord = chord
+        return chorded
 
     def _sound_in_tune(self, renders: np.ndarray, pitch: Pitch, offs: list[float | None] | None = None) -> np.ndarray:
         """Whether each render (n, samples) sounds within :data:`IN_TUNE_SEMITONES` of ``pitch``
@@ -604,8 +629,11 @@ class Matcher:
         detuned pair played a few cents flat when that is closer: :meth:`_paired`) and the closest
         by the full distance is kept (:meth:`_finished`), the network's and the
         bank's others join a search's warm starts; unscored, the network's
-        most confident answer, with the measured envelope if the target dies away. Either way, for
-        a clearly pitched target the answer must sound at the target's pitch (:meth:`in_tune`:
+        most confident answer, with the measured envelope if the target dies away. A target that
+        holds a chord (:func:`~deepdiva.core.chord.detect_chord`: three or four notes) is matched
+        with every render playing that chord, the answer's single note played from the chord's
+        lowest note (a pad's sound, to play as that chord), without the in-tune rules that follow.
+        Either way, for a clearly pitched target the answer must sound at the target's pitch (:meth:`in_tune`:
         otherwise it loses its vibrato and pitch modulation or moves an octave; scored, the
         closest option that does, :meth:`_chosen_in_tune`). A refinement
         always scores and renders, starting from that answer; for a pitched target it leaves the
@@ -616,6 +644,15 @@ class Matcher:
         """
         began = time.perf_counter()
         pitch = self.detect(note[None, :])[0]
+        chord = self.chord_in(note, pitch)
+        if chord is not None:  # every render plays the chord; the preset is played from its lowest note
+            root = Pitch.from_hz(chord.root_hz, pitch.clarity)
+            return self._playing(chord)._match(note, root, began, refine_seconds, seed, candidates, score, render)
+        return self._match(note, pitch, began, refine_seconds, seed, candidates, score, render)
+
+    def _match(self, note: np.ndarray, pitch: Pitch, began: float, refine_seconds: float, seed: int,
+               candidates: int, score: bool, render: bool) -> Match:
+        """:meth:`match` for a note of ``pitch`` (a chord's: its lowest note), begun at ``began``."""
         played = self.played_at(pitch)
         key = played.midi_float
         envelope = amp_envelope(note, self.sample_rate)  # measured once for every step below
@@ -666,4 +703,4 @@ class Matcher:
             distance = network_distance
         native = self.parameter_set.from_normalised(params[None, :])[0]
         return Match(params, native, distance, network_distance, audio, evaluations,
-                     time.perf_counter() - began, alternatives, pitch, played, length)
+                     time.perf_counter() - began, alternatives, pitch, played, length, self.chord)

@@ -123,7 +123,8 @@ def send_outcome(reply: Reply, outcome: Outcome) -> None:
     played = result.get("played_at") or {}
     reply.send(RESULT, printable(str(result["preset"])), _or_nan(distance),
                json.dumps(params, separators=(",", ":")), job.id, str(result.get("note", "unpitched")),
-               int(played.get("midi_pitch", -1)), float(played.get("cents", 0.0)), _or_nan(played.get("held_for")))
+               int(played.get("midi_pitch", -1)), float(played.get("cents", 0.0)), _or_nan(played.get("held_for")),
+               " ".join(played.get("keys") or []))
     normalised = result.get("normalised")
     if normalised:
         reply.send(PARAMS, *[float(v) for v in normalised])

@@ -110,6 +110,7 @@ class ResultArchive:
             record["pitch"] = {k: result.get(k) for k in ("note", "midi_pitch", "cents", "hz", "pitched")}
             record["note"] = result.get("note") if result.get("pitched") else None
         record["played_at"] = result.get("played_at")
+        record["chord"] = result.get("chord")
         record["preset"] = result.get("preset")
         record["sample_rate"] = int(result.get("sample_rate") or 44100)
         match = {"preset": result.get("preset"), "distance": record["distance"], "preview": result.get("preview"),

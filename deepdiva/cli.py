@@ -131,7 +131,6 @@ def match_cmd(ctx: click.Context, targets: tuple[str, ...], model_path: str | No
     from .core.errors import AudioError
     from .core.filenames import printable, printable_data
     from .core.matcher import Matcher
-    from .core.pitch import note_name
     from .presets.folders import preset_location
     from .presets.formats import preset_format
     from .presets.match_job import expand_targets, match_file
@@ -175,8 +174,11 @@ def match_cmd(ctx: click.Context, targets: tuple[str, ...], model_path: str | No
         reports.append(report.as_dict(matcher))
         if not as_json and not quiet:
             held = report.match.note_length
-            click.echo(f"{printable(path.name)}: {report.match.pitch.describe()}; play the preset at "
-                       f"{note_name(report.match.played.midi)}"
+            heard = (f"the chord {report.match.chord.describe()}" if report.match.chord is not None
+                     else report.match.pitch.describe())
+            keys = report.match.keys()
+            click.echo(f"{printable(path.name)}: {heard}; play the preset at {keys[0]}"
+                       + (f" as the chord {' '.join(keys)}" if len(keys) > 1 else "")
                        + (f" (compared as played: let go after {held:.2f} s)" if held is not None else ""))
             for preset, distance, wav in [(report.preset, report.match.distance, report.preview)] + [
                     (a.preset, a.distance, a.preview) for a in report.alternatives]:

@@ -467,11 +467,11 @@
      "id": "obj-unpack",
      "maxclass": "newobj",
      "numinlets": 1,
-     "numoutlets": 8,
+     "numoutlets": 9,
      "patching_rect": [
       600,
       140,
-      150,
+      170,
       22
      ],
      "outlettype": [
@@ -482,9 +482,10 @@
       "",
       "int",
       "float",
-      "float"
+      "float",
+      ""
      ],
-     "text": "unpack s f s s s i f f"
+     "text": "unpack s f s s s i f f s"
     }
    },
    {
@@ -879,7 +880,7 @@
      "patching_rect": [
       850,
       215,
-      60,
+      120,
       22
      ],
      "outlettype": [
@@ -895,7 +896,7 @@
      "numinlets": 1,
      "numoutlets": 2,
      "patching_rect": [
-      920,
+      980,
       215,
       60,
       22
@@ -916,10 +917,10 @@
      "patching_rect": [
       850,
       155,
-      300,
+      380,
       20
      ],
-     "text": "played at (note, cents), let go after (s; nan: held)"
+     "text": "played at (keys: one, or a chord; cents), let go after (s; nan: held)"
     }
    },
    {
@@ -929,7 +930,7 @@
      "numinlets": 1,
      "numoutlets": 2,
      "patching_rect": [
-      990,
+      1050,
       215,
       60,
       22
@@ -1391,7 +1392,7 @@
     "patchline": {
      "source": [
       "obj-unpack",
-      4
+      8
      ],
      "destination": [
       "obj-set-note",

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
+from ..core.chord import Chord
 from ..core.errors import ParameterValueError, PresetError, ProfileError
 from ..core.pitch import Pitch
 from ..core.profile import ParameterRangeWarning, ParameterSet, Profile, load_profile
@@ -204,13 +205,15 @@ def normalised_to_native(parameter_set: ParameterSet, values: Mapping[int, float
 
 
 def preset_meta(source: str | Path | None = None, distance: float | None = None,
-                pitch: Pitch | None = None) -> dict[str, str]:
+                pitch: Pitch | None = None, chord: Chord | None = None) -> dict[str, str]:
     """Meta for a written preset: Author deepdiva, Description naming the source, the key it was
-    matched at ("played at A4") and the distance."""
+    matched at ("played at A4", or "played as the chord C3 E3 G3") and the distance."""
     text = f"made by deepdiva {__version__}"
     if source is not None:
         text += f" from {Path(source).name}"
-    if pitch is not None:
+    if chord is not None:
+        text += f", played as the chord {chord.describe()}"
+    elif pitch is not None:
         text += f", played at {pitch.name}" if pitch.pitched else ", unpitched"
     if distance is not None and math.isfinite(distance):
         text += f", match distance {float(distance):.4g}"
@@ -233,24 +236,24 @@ def target_path(out: str | Path, name: str | None = None, source: str | Path | N
 def write_values(values: Mapping[int, float], out: str | Path, *, base: PresetRef | None = None,
                  name: str | None = None, source: str | Path | None = None,
                  distance: float | None = None, overwrite: bool = False,
-                 profile: Profile | None = None, pitch: Pitch | None = None) -> Path:
+                 profile: Profile | None = None, pitch: Pitch | None = None, chord: Chord | None = None) -> Path:
     """Write a preset: ``base`` with ``{id: native}`` changed; returns the path written."""
     profile = profile or load_profile("diva")
     base_preset = load_preset(BASE_REF if base is None else base, profile)
-    preset = base_preset.with_values(profile, values, meta=preset_meta(source, distance, pitch))
+    preset = base_preset.with_values(profile, values, meta=preset_meta(source, distance, pitch, chord))
     return write_h2p(preset, target_path(out, name, source), overwrite=overwrite)
 
 
 def write_diva_preset(parameter_set: ParameterSet, normalised: np.ndarray, out: str | Path,
                       name: str | None = None, base: PresetRef | None = None,
                       source: str | Path | None = None, distance: float | None = None,
-                      overwrite: bool = False, pitch: Pitch | None = None) -> Path:
+                      overwrite: bool = False, pitch: Pitch | None = None, chord: Chord | None = None) -> Path:
     """Write the preset for one normalised vector (k,) of ``parameter_set``.
 
     ``out`` is a ``.h2p`` path or a folder (file name from ``name``, else the source's stem);
     ``base`` defaults to the shipped base preset. Never overwrites unless ``overwrite``. ``pitch``:
     the key the patch was matched at; its cents go into the master fine tune and its name into
-    the description.
+    the description (``chord``: the chord it was matched as, named there instead).
     """
     try:
         vector = parameter_set.vector(normalised)
@@ -258,7 +261,8 @@ def write_diva_preset(parameter_set: ParameterSet, normalised: np.ndarray, out: 
     except ParameterValueError as exc:
         raise PresetError(f"cannot write {out}: {exc}") from None
     return write_values({**pitch_values(pitch), **native}, out, base=base, name=name, source=source,
-                        distance=distance, overwrite=overwrite, profile=parameter_set.profile, pitch=pitch)
+                        distance=distance, overwrite=overwrite, profile=parameter_set.profile, pitch=pitch,
+                        chord=chord)
 
 
 def write_from_json(params: str, out: str | Path, base: PresetRef = BASE_REF, set_spec: str = "medium33",

@@ -18,6 +18,7 @@ from typing import Protocol
 
 import numpy as np
 
+from ..core.chord import Chord
 from ..core.errors import PresetError
 from ..core.pitch import Pitch
 from ..core.profile import ParameterSet
@@ -29,7 +30,7 @@ from .folders import preset_target
 class PresetWriter(Protocol):
     def __call__(self, parameter_set: ParameterSet, normalised: np.ndarray, path: Path, *,
                  source: str | None, distance: float | None, pitch: Pitch | None,
-                 fixed: Mapping[int, float]) -> Path: ...
+                 fixed: Mapping[int, float], chord: Chord | None = None) -> Path: ...
 
 
 @dataclass(frozen=True)
@@ -51,14 +52,17 @@ class PresetFormat:
 
 
 def _write_diva(parameter_set: ParameterSet, normalised: np.ndarray, path: Path, *, source: str | None,
-                distance: float | None, pitch: Pitch | None, fixed: Mapping[int, float]) -> Path:
+                distance: float | None, pitch: Pitch | None, fixed: Mapping[int, float],
+                chord: Chord | None = None) -> Path:
     profile = parameter_set.profile
     base = load_base_preset(profile).with_values(profile, dict(fixed)) if fixed else None
-    return write_diva_preset(parameter_set, normalised, path, base=base, source=source, distance=distance, pitch=pitch)
+    return write_diva_preset(parameter_set, normalised, path, base=base, source=source, distance=distance, pitch=pitch,
+                             chord=chord)
 
 
 def _write_amsynth(parameter_set: ParameterSet, normalised: np.ndarray, path: Path, *, source: str | None,
-                   distance: float | None, pitch: Pitch | None, fixed: Mapping[int, float]) -> Path:
+                   distance: float | None, pitch: Pitch | None, fixed: Mapping[int, float],
+                   chord: Chord | None = None) -> Path:
     return write_amsynth_preset(path, parameter_set, normalised, fixed=fixed)
 
 

@@ -18,7 +18,6 @@ from ..core.audio import DEFAULT_MAX_SECONDS, AudioClip, prepare_note, read_audi
 from ..core.errors import AudioError, DeepDivaError
 from ..core.filenames import fit_name, inside_roots, printable
 from ..core.matcher import Match, Matcher
-from ..core.pitch import Pitch
 from .formats import PresetFormat, preset_format
 from .render import write_wav
 
@@ -163,21 +162,23 @@ def match_clip(matcher: Matcher, clip: AudioClip, out: str | Path, name: str | N
     note = prepare_note(clip, matcher.sample_rate, matcher.seconds)
     result = matcher.match(note, refine_seconds, seed=seed, candidates=candidates, score=score, render=preview)
     preset, wav = _write(matcher, result.params, result.audio, result.distance, out, name, clip.source, preview,
-                         result.played)
+                         result)
     alternatives = []
     for rank, alt in enumerate(result.alternatives, start=2):
         path, alt_wav = _write(matcher, alt.params, alt.audio, alt.distance,
                                preset.parent / fit_name(preset.stem, preset.suffix, f" alt {rank}"), None, clip.source,
-                               preview, result.played)
+                               preview, result)
         alternatives.append(AlternativeReport(path, alt_wav, alt.distance, tuple(float(v) for v in alt.params)))
     return MatchReport(clip.source, preset, wav, result, tuple(alternatives), note)
 
 
 def _write(matcher: Matcher, params: np.ndarray, audio: np.ndarray | None, distance: float | None,
-           out: str | Path, name: str | None, source: str, preview: bool, played: Pitch) -> tuple[Path, Path | None]:
+           out: str | Path, name: str | None, source: str, preview: bool, match: Match) -> tuple[Path, Path | None]:
+    """One preset of ``match`` (the answer's or an alternative's ``params``) and its preview."""
     fmt = preset_format(matcher.parameter_set.profile.name)
     preset = fmt.write(matcher.parameter_set, params, preset_target(out, name, source, fmt), source=printable(source),
-                       distance=distance, pitch=played, fixed=matcher.renderer.fixed)  # what the preview played
+                       distance=distance, pitch=match.played, fixed=matcher.renderer.fixed,  # what the preview played
+                       chord=match.chord)
     wav = write_wav(preset.with_suffix(".wav"), audio, matcher.sample_rate) if preview and audio is not None else None
     return preset, wav
 

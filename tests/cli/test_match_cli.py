@@ -235,7 +235,8 @@ def test_unpitched_noise_is_played_at_c3(tmp_path: Path) -> None:
     sf.write(src, (0.3 * rng.standard_normal(SR) * np.exp(-6 * t)).astype(np.float32), SR)
     report = json.loads(run("match", str(src), "--out", str(tmp_path / "out"), "--json").stdout)
     assert report["note"] == "unpitched" and report["played_at"] == {"note": "C3", "midi_pitch": 48, "cents": 0.0,
-                                                                   "held_for": None}
+                                                                   "held_for": None, "keys": ["C3"]}
+    assert report["chord"] is None
     assert "unpitched" in read_h2p(report["preset"], load_profile("diva")).meta["Description"]
 
 

@@ -180,9 +180,10 @@ def test_match_file_result(daemon: Daemon, client: Client) -> None:
     client.send(osc.MATCH_FILE, str(path), 0.0)
     job_id, position = client.expect(osc.QUEUED).params
     assert position == 1
-    preset, distance, params_json, result_id, note, midi_pitch, cents, held_for = client.expect(osc.RESULT).params
+    preset, distance, params_json, result_id, note, midi_pitch, cents, held_for, keys = client.expect(osc.RESULT).params
     assert result_id == job_id and Path(preset) == daemon.presets / "lead.h2p" and Path(preset).is_file()
     assert note == "A3" and midi_pitch == -1 and cents == 0.0  # the 220 Hz sine; a dry run plays no key
+    assert keys == ""
     assert np.isnan(held_for)  # ... and hears no note-off
     params = json.loads(params_json)
     assert len(params) == 33 and all(0 <= v <= 1 for v in params.values())

@@ -366,9 +366,9 @@ def test_real_matcher_around_a_stand_in_network(tmp_path: Path, replies: Replies
         # a note let go after 1.2 s (the file ends there): the result says where
         sock.sendto(build_msg(osc.MATCH_FILE, [str(write_sine(tmp_path / "lead.wav", 220, 1.2))]).dgram,
                     tuple(service.udp.address))
-        preset, distance, params, _, note, key, cents, held_for = replies.expect(osc.RESULT, timeout=120).params
+        preset, distance, params, _, note, key, cents, held_for, keys = replies.expect(osc.RESULT, timeout=120).params
         assert Path(preset) == tmp_path / "presets" / "lead.h2p" and np.isfinite(distance)
-        assert (note, key, cents) == ("A3", 57, 0.0) and held_for == pytest.approx(1.2, abs=0.05)
+        assert (note, key, cents, keys) == ("A3", 57, 0.0, "A3") and held_for == pytest.approx(1.2, abs=0.05)
         # the stand-in's answer (0.5 everywhere) or one of the plain patches chosen beside it (A3: 220 Hz)
         cutoff = pset.ids.index(148)
         chosen_from = {0.5, *(float(v) for v in plain_patches(pset, 57.0)[:, cutoff])}
@@ -445,8 +445,8 @@ def test_real_matcher_end_to_end(tmp_path: Path, replies: Replies, score: bool) 
         wav = write_sine(tmp_path / "real.wav", 220, seconds=2.0)
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         sock.sendto(build_msg(osc.MATCH_FILE, [str(wav)]).dgram, tuple(service.udp.address))
-        preset, distance, params, _, note, key, cents, held_for = replies.expect(osc.RESULT, timeout=120).params
-        assert Path(preset).is_file() and Path(preset).with_suffix(".wav").is_file()
+        preset, distance, params, _, note, key, cents, held_for, keys = replies.expect(osc.RESULT, timeout=120).params
+        assert Path(preset).is_file() and Path(preset).with_suffix(".wav").is_file() and keys == "A3"
         assert np.isnan(held_for)  # held for the whole 2 s
         assert len(json.loads(params)) == len(service.parameter_set)
         assert note == "A3" and abs(cents) < 5  # the 220 Hz sine, as the shipped model reports it
@@ -533,5 +533,26 @@ def test_a_full_journal_is_told_to_the_client_in_words(tmp_path: Path, replies: 
         assert f"the journal folder {tmp_path / 'j'} is full; free space there and try again" in error
         assert "internal error" not in error
         sock.close()
+    finally:
+        service.stop()
+
+
+@pytest.mark.skipif(not MODEL.exists(), reason="needs the shipped model models/deepdiva-medium33.onnx")
+def test_a_chord_sent_over_osc_comes_back_with_its_keys(tmp_path: Path, replies: Replies) -> None:
+    config = build_config({}, {"osc.port": 0, "osc.tcp_port": 0, "osc.reply_port": replies.port,
+                               "drop.enabled": False, "midi.enabled": False, "model.path": str(MODEL),
+                               "presets.folder": str(tmp_path / "presets"), "queue.journal": str(tmp_path / "j"),
+                               "files.allowed_roots": [str(tmp_path)]})
+    service = Service(config).start()
+    try:
+        t = np.arange(2 * 44100) / 44100
+        pad = sum(np.sin(2 * np.pi * 440 * 2 ** ((key - 69) / 12) * k * t) / k for key in (48, 52, 55)
+                  for k in range(1, 12))
+        sf.write(tmp_path / "pad.wav", (0.5 * pad / np.max(np.abs(pad))).astype(np.float32), 44100)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.sendto(build_msg(osc.MATCH_FILE, [str(tmp_path / "pad.wav")]).dgram, tuple(service.udp.address))
+        preset, *_, note, key, cents, held_for, keys = replies.expect(osc.RESULT, timeout=120).params
+        assert (note, key, keys) == ("C3", 48, "C3 E3 G3")
+        assert "played as the chord C3 E3 G3" in read_h2p(preset).meta["Description"]
     finally:
         service.stop()

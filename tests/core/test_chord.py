@@ -1,0 +1,113 @@
+"""Chords: three or four notes at once are read at their keys and matched as played; single notes,
+two-note intervals and noise are no chords."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from deepdiva.core.chord import Chord, ChordRenderer, detect_chord
+from deepdiva.core.matcher import Matcher
+from deepdiva.core.pitch import Pitch, detect_pitch, midi_to_hz, note_name
+
+SR = 44100
+T = np.arange(2 * SR) / SR
+
+
+def saw(midi: float, top_hz: float = 8000.0) -> np.ndarray:
+    """A band-limited saw (harmonics 1/k below ``top_hz``), peak 1."""
+    f0 = float(midi_to_hz(midi))
+    k = np.arange(1, int(top_hz // f0) + 1)
+    wave = (np.sin(2 * np.pi * f0 * np.outer(T, k)) / k).sum(axis=1)
+    return wave / np.max(np.abs(wave))
+
+
+def chord(root: int, intervals: tuple[int, ...], top_hz: float = 8000.0) -> np.ndarray:
+    """Saws at equal-tempered keys, summed, fading a little as a pad does."""
+    audio = sum(saw(root + i, top_hz) for i in intervals) * np.exp(-0.3 * T)
+    return (0.5 * audio / np.max(np.abs(audio))).astype(np.float32)
+
+
+@pytest.mark.parametrize("root, intervals", [(48, (0, 4, 7)), (57, (0, 3, 7)), (55, (0, 4, 7, 10)), (62, (0, 5, 7)),
+                                             (45, (0, 7, 16)), (64, (0, 3, 6)), (40, (0, 4, 7))])
+def test_chords_are_read_at_their_keys(root: int, intervals: tuple[int, ...]) -> None:
+    note = chord(root, intervals)
+    found = detect_chord(note, SR, detect_pitch(note, SR))
+    assert found is not None and found.intervals == intervals
+    assert abs(found.root_midi - root) < 0.05 and found.names()[0] == note_name(root)
+    assert found.describe() == " ".join(note_name(root + i) for i in intervals)
+
+
+@pytest.mark.parametrize("midi", [33, 45, 52, 60, 69, 76, 84])
+def test_single_notes_and_two_note_intervals_are_no_chords(midi: int) -> None:
+    rng = np.random.default_rng(midi)
+    single = chord(midi, (0,))
+    fifth = chord(midi, (0, 7))  # also a synth note with oscillator 2 a fifth up: one key
+    third = chord(midi, (0, 4))
+    noise = (0.3 * rng.standard_normal(T.size)).astype(np.float32)
+    for note in (single, fifth, third, noise):
+        assert detect_chord(note, SR, detect_pitch(note, SR)) is None
+    sine = (0.4 * np.sin(2 * np.pi * midi_to_hz(midi) * T)).astype(np.float32)
+    assert detect_chord(sine, SR) is None
+
+
+def test_a_clear_pitch_on_one_of_the_notes_or_with_a_partial_below_them_is_one_note() -> None:
+    triad = chord(48, (0, 4, 7))
+    assert detect_chord(triad, SR) is not None
+    # a C major triad repeats at C1, two octaves below its root, where nothing sounds: a chord
+    assert detect_chord(triad, SR, Pitch.from_hz(float(midi_to_hz(24)), 0.95)) is not None
+    # read clearly at one of its notes, the other partials are that note's own
+    assert detect_chord(triad, SR, Pitch.from_hz(float(midi_to_hz(48)), 0.95)) is None
+    # with a partial of its own at the reading below them (a sitar's E2 whose 2nd, 3rd and 5th
+    # harmonics read as E3 B3 G#4), one note; a faint one (a pad's sub-octave) does not count
+    for level_db, one_note in ((-20.0, True), (-60.0, False)):
+        low = 10 ** (level_db / 20) * np.max(np.abs(triad)) * np.sin(2 * np.pi * midi_to_hz(24) * T)
+        found = detect_chord((triad + low).astype(np.float32), SR, Pitch.from_hz(float(midi_to_hz(24)), 0.95))
+        assert (found is None) == one_note
+    # an unclear reading tells nothing
+    assert detect_chord(triad, SR, Pitch.from_hz(float(midi_to_hz(48)), 0.5)) is not None
+
+
+@pytest.fixture(scope="module")
+def matcher() -> Matcher:
+    return Matcher.load()
+
+
+def test_a_chord_renderer_plays_each_patch_at_every_key_of_the_chord(matcher: Matcher) -> None:
+    patch = matcher.parameter_set.defaults_normalised()[None, :]
+    played = ChordRenderer(matcher.renderer, (0, 4, 7)).render(patch, 48.0)
+    alone = sum(matcher.renderer.render(patch, 48.0 + i) for i in (0, 4, 7))
+    np.testing.assert_allclose(played, alone, atol=1e-6)
+
+
+def test_a_chord_is_matched_as_played_and_the_preset_played_from_its_lowest_note(matcher: Matcher,
+                                                                                 monkeypatch) -> None:
+    note = chord(55, (0, 4, 7))
+    result = matcher.match(note)
+    assert result.chord is not None and result.chord.intervals == (0, 4, 7)
+    assert result.played.midi == 55 and result.keys() == ["G3", "B3", "D4"]
+    report = result.as_dict(matcher.parameter_set)
+    assert report["chord"] == ["G3", "B3", "D4"] and report["played_at"]["keys"] == ["G3", "B3", "D4"]
+    assert report["note"] == "G3"
+    # the answer's render plays the chord: each note's fundamental is there
+    spectrum = np.abs(np.fft.rfft(result.audio[:SR] * np.hanning(SR)))
+    for key in (55, 59, 62):
+        hz = float(midi_to_hz(key))
+        around = spectrum[int(hz * 0.9): int(hz * 1.1)]
+        assert around.max() > 0.05 * spectrum.max(), key
+    # ... and sounds closer than the same match of the chord as one note
+    monkeypatch.setattr(Matcher, "chord_in", lambda self, note, pitch: None)
+    single = matcher.match(note)
+    assert single.chord is None and single.keys() == [note_name(single.played.midi)]
+    assert result.distance < single.distance
+
+
+def test_a_chords_preset_says_how_to_play_it(matcher: Matcher, tmp_path) -> None:
+    from deepdiva.core.audio import AudioClip
+    from deepdiva.presets.h2p import read_h2p
+    from deepdiva.presets.match_job import match_clip
+
+    report = match_clip(matcher, AudioClip(chord(48, (0, 3, 7)), SR, "pad.wav"), tmp_path, preview=False,
+                        score=False)
+    assert report.match.chord == Chord(report.match.chord.root_hz, (0, 3, 7))
+    assert "played as the chord C3 D#3 G3" in read_h2p(report.preset).meta["Description"]
