@@ -5,9 +5,11 @@
 Tune on these, report on ``benchmarks/ood_sets.py``'s sets: other General MIDI programs and notes
 (fluidsynth), other espeak-ng voices, other amsynth patches (seed 8, not the benchmark's 7) and plain
 band-limited waves made here (squares, triangles, saws; held and plucked, some low-passed), and
-notes at the ends of the pitch range (``range-ends``: D7-C8 and A0-A#0). The plain patches
-(``core/plain.py``), the note-off rule (``core/envelope.py``) and the pitch range
-(``core/pitch.py``: A0-C8) were chosen on them.
+notes at the ends of the pitch range (``range-ends``: D7-C8 and A0-A#0), and chords (``chords``: 6
+programs, major, minor, major seventh and fifths at three keys; ``gm-wide``: 112 GM programs at seven
+keys, single notes none of which may read as a chord). The plain patches
+(``core/plain.py``), the note-off rule (``core/envelope.py``), the pitch range
+(``core/pitch.py``: A0-C8) and the chord rule (``core/chord.py``) were chosen on them.
 Deterministic: the same command makes the same files.
 """
 
@@ -18,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-from ood_sets import SR, amsynth, instruments, make_sets  # benchmarks/ is the script's folder
+from ood_sets import SR, amsynth, chords, instruments, make_sets  # benchmarks/ is the script's folder
 
 INSTRUMENTS = [
     ("bright-piano", 1, (52, 69), 1.5), ("harpsichord", 6, (57,), 1.0), ("glocken", 9, (79,), 1.0),
@@ -84,8 +86,18 @@ def range_ends(out: Path) -> None:
             path.unlink()
 
 
+# Chords (core/chord.py was chosen on these): 6 programs, 4 chords (two of them fifths, which are no chords:
+# a synth note with oscillator 2 a fifth up sounds the same) at 3 lowest keys.
+CHORD_PROGRAMS = [("piano", 0), ("epiano", 4), ("organ", 19), ("strings", 48), ("warmpad", 89), ("polysynth", 90)]
+CHORDS = [(name, program, chord, root) for name, program in CHORD_PROGRAMS for chord in ("maj", "min", "maj7", "fifth")
+          for root in (48, 55, 60)]
+
+# 112 GM programs (the pitched ones, 0-111) at seven keys E2-E5: single notes on which no chord may be heard
+GM_WIDE = [(f"gm{program:03d}", program, (40, 47, 52, 59, 64, 71, 76), 1.5) for program in range(112)]
+
 SETS = {"instruments": lambda out: instruments(out, INSTRUMENTS), "voices": voices,
-        "amsynth": lambda out: amsynth(out, n=20, seed=8), "plain": plain, "range-ends": range_ends}
+        "amsynth": lambda out: amsynth(out, n=20, seed=8), "plain": plain, "range-ends": range_ends,
+        "chords": lambda out: chords(out, CHORDS), "gm-wide": lambda out: instruments(out, GM_WIDE)}
 
 
 def main() -> None:

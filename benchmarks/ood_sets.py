@@ -10,9 +10,12 @@
 - ``saws``: plain band-limited sawtooth notes at C2, C3, C4, A4 and A5 (the pitch acceptance).
 - ``extremes``: GM instruments at the ends of the range (A0-E1 basses and piano, C7 leads), outside
   the network's training notes (``benchmarks/pitch.py``).
+- ``chords``: 45 chords of three and four notes (major, minor, sevenths, sus4, diminished, an
+  inversion, open voicings, add9) on 15 GM programs, pads, pianos, organs, guitars, brass, choir
+  (``core/chord.py``; chosen on ``dev_sets.py``'s other programs and chords).
 
-File names carry the note the sound was played at (``name-69.wav``; ``voice-...-na.wav`` when a
-voice has no fixed note). Deterministic: the same command makes the same files.
+File names carry the note the sound was played at (``name-69.wav``; a chord's lowest,
+``name-maj7-48.wav``; ``voice-...-na.wav`` when a voice has no fixed note). Deterministic: the same command makes the same files.
 """
 
 from __future__ import annotations
@@ -50,31 +53,67 @@ EXTREMES = [
 VOICES = [("en", 30, "aaaaaaah"), ("en+f3", 60, "ooooooh"), ("en+m3", 20, "eeeeeee"), ("de", 45, "aaaaah"),
           ("fr", 50, "ooooooh"), ("en+f2", 70, "aaaaah"), ("en", 50, "hello there"), ("es", 40, "maaamaaa")]
 SAWS = (36, 48, 60, 69, 81)
+CHORD_INTERVALS = {"maj": (0, 4, 7), "min": (0, 3, 7), "maj7": (0, 4, 7, 11), "dom7": (0, 4, 7, 10),
+                   "min7": (0, 3, 7, 10), "sus4": (0, 5, 7), "dim": (0, 3, 6), "maj1st": (0, 3, 8),
+                   "open": (0, 7, 16), "add9": (0, 4, 7, 14), "fifth": (0, 7)}
+# (name, GM program, chord, lowest key): 15 programs, three chords each (drawn once, seed 5)
+CHORDS = [
+    ("bright", 1, "open", 56), ("bright", 1, "maj", 51), ("bright", 1, "min7", 58),
+    ("rhodes", 5, "maj", 45), ("rhodes", 5, "dom7", 47), ("rhodes", 5, "open", 53),
+    ("clav", 7, "min", 50), ("clav", 7, "dim", 59), ("clav", 7, "maj", 61),
+    ("vibes", 11, "sus4", 64), ("vibes", 11, "min", 62), ("vibes", 11, "dom7", 63),
+    ("rockorgan", 18, "maj1st", 59), ("rockorgan", 18, "sus4", 46), ("rockorgan", 18, "maj", 59),
+    ("accordion", 21, "add9", 49), ("accordion", 21, "min7", 64), ("accordion", 21, "open", 46),
+    ("nylon", 24, "maj1st", 50), ("nylon", 24, "min", 64), ("nylon", 24, "dom7", 56),
+    ("cleangtr", 27, "dim", 61), ("cleangtr", 27, "open", 45), ("cleangtr", 27, "dom7", 60),
+    ("ensemble", 49, "maj", 49), ("ensemble", 49, "sus4", 56), ("ensemble", 49, "min7", 52),
+    ("choir", 52, "dom7", 60), ("choir", 52, "min", 51), ("choir", 52, "open", 48),
+    ("brass", 61, "min", 52), ("brass", 61, "min7", 50), ("brass", 61, "sus4", 46),
+    ("sawlead", 81, "min", 66), ("sawlead", 81, "min7", 56), ("sawlead", 81, "open", 50),
+    ("newage", 88, "maj", 63), ("newage", 88, "dom7", 63), ("newage", 88, "maj1st", 46),
+    ("halo", 94, "add9", 65), ("halo", 94, "dom7", 49), ("halo", 94, "sus4", 53),
+    ("sweep", 95, "min", 59), ("sweep", 95, "min7", 61), ("sweep", 95, "open", 49),
+]
 
 
-def midi_file(path: Path, program: int, note: int, seconds: float) -> None:
+def midi_file(path: Path, program: int, notes: int | tuple[int, ...], seconds: float) -> None:
+    """A MIDI file playing ``notes`` (one, or a chord: all at once) on GM ``program`` for ``seconds``."""
     import mido
 
     ticks = 480
-    track = mido.MidiTrack([mido.Message("program_change", program=program, time=0),
-                            mido.Message("note_on", note=note, velocity=100, time=0),
-                            mido.Message("note_off", note=note, velocity=0, time=int(seconds * 2 * ticks)),
-                            mido.MetaMessage("end_of_track", time=ticks * 2)])
+    keys = (notes,) if isinstance(notes, int) else notes
+    held = int(seconds * 2 * ticks)
+    track = mido.MidiTrack([mido.Message("program_change", program=program, time=0)]
+                           + [mido.Message("note_on", note=k, velocity=100, time=0) for k in keys]
+                           + [mido.Message("note_off", note=k, velocity=0, time=held if i == 0 else 0)
+                              for i, k in enumerate(keys)]
+                           + [mido.MetaMessage("end_of_track", time=ticks * 2)])
     midi = mido.MidiFile(ticks_per_beat=ticks)
     midi.tracks.append(track)
     midi.save(str(path))
 
 
 def instruments(out: Path, played: list[tuple[str, int, tuple[int, ...], float]] = INSTRUMENTS) -> None:
+    render_gm(out, [(f"{name}-{note}", program, note, seconds) for name, program, notes, seconds in played
+                    for note in notes])
+
+
+def chords(out: Path, played: list[tuple[str, int, str, int]] | None = None) -> None:
+    """Each (name, GM program, chord, lowest key) of ``played`` (default :data:`CHORDS`) as ``name-chord-key.wav``."""
+    render_gm(out, [(f"{name}-{chord}-{root}", program, tuple(root + i for i in CHORD_INTERVALS[chord]), 2.0)
+                    for name, program, chord, root in (CHORDS if played is None else played)])
+
+
+def render_gm(out: Path, played: list[tuple[str, int, int | tuple[int, ...], float]]) -> None:
+    """Each (file stem, GM program, key or chord, seconds held) of ``played`` rendered by fluidsynth."""
     if not SOUNDFONT.exists() or not shutil.which("fluidsynth"):
         raise SystemExit("needs: apt-get install fluidsynth fluid-soundfont-gm")
     with tempfile.TemporaryDirectory() as tmp:
-        for name, program, notes, seconds in played:
-            for note in notes:
-                mid = Path(tmp) / f"{name}-{note}.mid"
-                midi_file(mid, program, note, seconds)
-                subprocess.run(["fluidsynth", "-ni", "-g", "0.7", "-r", str(SR), "-F", str(out / f"{name}-{note}.wav"),
-                                str(SOUNDFONT), str(mid)], check=True, capture_output=True)
+        for stem, program, notes, seconds in played:
+            mid = Path(tmp) / f"{stem}.mid"
+            midi_file(mid, program, notes, seconds)
+            subprocess.run(["fluidsynth", "-ni", "-g", "0.7", "-r", str(SR), "-F", str(out / f"{stem}.wav"),
+                            str(SOUNDFONT), str(mid)], check=True, capture_output=True)
 
 
 def voices(out: Path) -> None:
@@ -125,7 +164,8 @@ def extremes(out: Path) -> None:
     instruments(out, EXTREMES)
 
 
-SETS = {"saws": saws, "instruments": instruments, "voices": voices, "amsynth": amsynth, "extremes": extremes}
+SETS = {"saws": saws, "instruments": instruments, "voices": voices, "amsynth": amsynth, "extremes": extremes,
+        "chords": chords}
 
 
 def make_sets(sets: dict, default_out: str, description: str) -> None:
