@@ -233,6 +233,8 @@ class ResultArchive:
 
         pitch = record.get("pitch") or {}
         note = f"{pitch.get('note')} ({pitch.get('cents'):+.0f} cents)" if pitch.get("pitched") else "unpitched"
+        if record.get("chord"):
+            note = "the chord " + " ".join(record["chord"])
         distance = (_candidate(record, rank) or {}).get("distance")
         label = "match" if rank == 1 else f"runner-up {rank}"
         png = comparison_png(target, candidate, _rate(record),

@@ -515,14 +515,17 @@ function showResult(data) {
   $('result-placeholder').hidden = true;
   $('result-title').textContent = data.source || data.name;
   $('result-title').title = data.name || '';
-  $('note').textContent = fmtPitch(data.pitch, data.note);
+  $('note').textContent = data.chord ? `the chord ${data.chord.join(' ')}` : fmtPitch(data.pitch, data.note);
   $('distance').textContent = fmtDistance(data.distance);
   $('match-time').textContent = data.seconds != null ? `${data.seconds.toFixed(1)} s` : '—';
   $('match-time').title = data.finished ? `finished ${fmtClock(data.finished)}` : '';
   $('result-origin').textContent = `${originLabel(data.origin)} · ${fmtClock(data.created)}`;
   const at = data.played_at;
   $('played-at-row').hidden = !at;
-  if (at) $('played-at').textContent = Math.round(at.cents || 0) ? `${at.note} ${fmtCents(at.cents)}` : at.note;
+  if (at) {
+    const keys = (at.keys || []).length > 1 ? at.keys.join(' ') : at.note;  // a chord: every key of it
+    $('played-at').textContent = Math.round(at.cents || 0) ? `${keys} ${fmtCents(at.cents)}` : keys;
+  }
 
   const failed = data.state === 'failed' || !(data.candidates || []).length;
   $('result-error').hidden = !failed;

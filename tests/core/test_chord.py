@@ -111,3 +111,15 @@ def test_a_chords_preset_says_how_to_play_it(matcher: Matcher, tmp_path) -> None
                         score=False)
     assert report.match.chord == Chord(report.match.chord.root_hz, (0, 3, 7))
     assert "played as the chord C3 D#3 G3" in read_h2p(report.preset).meta["Description"]
+
+
+def test_a_chords_search_plays_every_candidate_as_the_chord(matcher: Matcher) -> None:
+    note = chord(57, (0, 3, 7))
+    result = matcher.match(note, refine_seconds=0.5, candidates=2)
+    assert result.chord is not None and result.chord.intervals == (0, 3, 7)
+    assert result.distance is not None and result.network_distance is not None
+    assert result.distance <= result.network_distance  # never further than its start
+    # the answer's render (the preview) is the chord: the same as rendering the preset at its three keys
+    alone = sum(matcher.renderer.render(result.params[None, :], result.played.midi_float + i, result.note_length)
+                for i in (0, 3, 7))[0]
+    np.testing.assert_allclose(result.audio, alone, atol=1e-5)
