@@ -37,6 +37,7 @@ FLOOR_DB = 50.0  # partials within 50 dB of the strongest count ...
 MAX_PARTIALS = 120  # ... the strongest 120 of them (an ensemble's detuned voices make hundreds)
 PROMINENCE_DB = 10.0  # ... when they stand 10 dB above the spectrum around them
 WEIGHT_POWER = 0.5  # harmonic k weighs 1 / k ** WEIGHT_POWER
+CANDIDATE_PARTIALS = 24  # a note's fundamental, 2nd or 3rd harmonic is among the loudest partials left
 HARMONICS = 12  # a note's harmonics weighed (below PARTIALS_MAX_HZ)
 REACH = 0.015  # a partial belongs to a harmonic within 1.5 % (26 c) of it (and 3 Hz)
 STOP_SHARE = 0.15  # a further note holds at least this share of the first note's weight
@@ -155,12 +156,13 @@ def _hann(n: int) -> np.ndarray:
 
 def _strongest_note(partials_hz: np.ndarray, amplitude: np.ndarray, unexplained: np.ndarray
                     ) -> tuple[float, float, np.ndarray] | None:
-    """Of the fundamentals the unexplained partials suggest (each partial as the 1st, 2nd or 3rd
-    harmonic), the one whose harmonics hold the most weight (sum of amplitude / k **
+    """Of the fundamentals the loudest unexplained partials suggest (each of the
+    :data:`CANDIDATE_PARTIALS` loudest as the 1st, 2nd or 3rd harmonic), the one whose harmonics hold the most weight (sum of amplitude / k **
     :data:`WEIGHT_POWER`), with its fundamental and one more harmonic among them: its frequency
     (Hz, fitted to its partials), weight and the partials it explains; None when none has."""
     free = np.flatnonzero(unexplained)
-    hz = (partials_hz[free][:, None] / np.arange(1, 4)).ravel()
+    loudest = free[np.argsort(amplitude[free])[::-1][:CANDIDATE_PARTIALS]]
+    hz = (partials_hz[loudest][:, None] / np.arange(1, 4)).ravel()
     hz = np.unique(hz[(hz >= LOWEST_HZ) & (hz <= HIGHEST_HZ)])
     if hz.size == 0:
         return None
