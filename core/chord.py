@@ -8,14 +8,23 @@ notes themselves (:func:`detect_chord`) and, when it finds a chord, renders ever
 chord (:class:`ChordRenderer`) and plays the preset at its lowest note.
 
 The notes come from the partials of the note's first :data:`WINDOW_SECONDS`, by iterative
-estimation and cancellation (Klapuri, 2003, much simplified): the fundamental whose harmonics hold
-the most of the partials not yet explained (each harmonic weighted 1/k, so a note does not lose to
-its own sub-octave, which collects every other harmonic) is a note; its harmonics are taken out,
-and again, while a note still holds :data:`STOP_SHARE` of the first one's weight. A chord is
-:data:`MIN_NOTES` or more such notes of different pitch classes, each with its fundamental and one
-more harmonic among the partials and each on a key (within :data:`KEY_CENTS` of the lowest note's
-tuning); two notes are not a chord: a synth note with its second oscillator a fifth or a third up
-sounds exactly like two keys, and the match plays that as one key with an interval.
+estimation and cancellation (Klapuri, 2003, much simplified): of the fundamentals the loudest
+partials not yet explained suggest, the one whose harmonics hold the most of those partials is a
+note, provided its fundamental and one more harmonic are among them; its harmonics are taken out,
+and again, while a note still holds :data:`STOP_SHARE` of the first one's weight. Harmonic k
+weighs 1/sqrt(k): with 1/k a note lost to its octave above, which collects its even harmonics
+(strings C4 E4 G4 read as C4 G4 E5), and a sub-octave cannot win, having no fundamental of its own.
+
+A **chord** is :data:`MIN_NOTES` to :data:`MAX_CHORD_NOTES` such notes of different pitch classes
+(a pitch class found again is an ensemble's detuned voice or an octave's remains), each on a key
+(within :data:`KEY_CENTS` of the lowest note's tuning), no two a semitone apart, spanning at most
+:data:`MAX_SPAN`, their harmonics holding :data:`EXPLAINED_SHARE` of the partials' power (noise and
+wildly modulated patches hold less); and not when the pitch reads clearly at one of the notes, or
+below them with a partial of its own (:func:`_one_note`). Two notes are no chord: a synth note with
+its second oscillator a fifth or a third up sounds exactly like two keys, and the match plays that
+as one key with an interval. Chosen on ``benchmarks/dev_sets.py --sets chords`` (51 of 54 chords
+read, none of the fifths) and checked on single notes (``--sets gm-wide``: 1 of 778 read as a
+chord, a glockenspiel at E2; 9 of 2,000 held-out builtin renders); README, *Chords*.
 """
 
 from __future__ import annotations
@@ -29,7 +38,7 @@ import scipy.fft
 from .pitch import Pitch, hz_to_midi, midi_to_hz, note_name
 from .render import Renderer
 
-WINDOW_SECONDS = 0.7  # about the first 0.7 s from the onset (a power of 2 samples): partials a semitone apart at E2 (5 Hz) stand apart
+WINDOW_SECONDS = 0.7  # about the first 0.7 s (a power of 2 samples): partials 5 Hz apart (E2-F2) stand apart
 SPECTRUM_PAD = 2  # zero-padded to twice its length
 LOWEST_HZ, HIGHEST_HZ = 60.0, 2100.0  # a chord's notes lie between B1 and C7
 PARTIALS_MIN_HZ, PARTIALS_MAX_HZ = 26.0, 5000.0  # partials between these are weighed (from A0: a note's own)
@@ -157,9 +166,10 @@ def _hann(n: int) -> np.ndarray:
 def _strongest_note(partials_hz: np.ndarray, amplitude: np.ndarray, unexplained: np.ndarray
                     ) -> tuple[float, float, np.ndarray] | None:
     """Of the fundamentals the loudest unexplained partials suggest (each of the
-    :data:`CANDIDATE_PARTIALS` loudest as the 1st, 2nd or 3rd harmonic), the one whose harmonics hold the most weight (sum of amplitude / k **
-    :data:`WEIGHT_POWER`), with its fundamental and one more harmonic among them: its frequency
-    (Hz, fitted to its partials), weight and the partials it explains; None when none has."""
+    :data:`CANDIDATE_PARTIALS` loudest as the 1st, 2nd or 3rd harmonic), the one whose harmonics
+    hold the most weight (sum of amplitude / k ** :data:`WEIGHT_POWER`), with its fundamental and
+    one more harmonic among them: its frequency (Hz, fitted to its partials), weight and the
+    partials it explains; None when none has."""
     free = np.flatnonzero(unexplained)
     loudest = free[np.argsort(amplitude[free])[::-1][:CANDIDATE_PARTIALS]]
     hz = (partials_hz[loudest][:, None] / np.arange(1, 4)).ravel()
