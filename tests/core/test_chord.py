@@ -123,3 +123,20 @@ def test_a_chords_search_plays_every_candidate_as_the_chord(matcher: Matcher) ->
     alone = sum(matcher.renderer.render(result.params[None, :], result.played.midi_float + i, result.note_length)
                 for i in (0, 3, 7))[0]
     np.testing.assert_allclose(result.audio, alone, atol=1e-5)
+
+
+def test_a_chord_in_noise_and_a_room_is_still_read_and_noisy_single_notes_are_not() -> None:
+    rng = np.random.default_rng(3)
+    tail = np.arange(SR) / SR
+    room = rng.standard_normal(tail.size) * np.exp(-tail / 0.25)
+    room[0] = 8.0
+    for root, intervals in ((48, (0, 4, 7)), (57, (0, 3, 7))):
+        dry = chord(root, intervals)
+        wet = np.convolve(dry, room)[: dry.size]
+        for take in (dry + 0.1 * np.sqrt(np.mean(dry**2)) * rng.standard_normal(dry.size), wet / np.abs(wet).max() * 0.5):
+            take = take.astype(np.float32)
+            found = detect_chord(take, SR, detect_pitch(take, SR))
+            assert found is not None and found.intervals == intervals and round(found.root_midi) == root
+        single = chord(root, (0,))
+        noisy = (single + 0.3 * np.sqrt(np.mean(single**2)) * rng.standard_normal(single.size)).astype(np.float32)
+        assert detect_chord(noisy, SR, detect_pitch(noisy, SR)) is None
