@@ -1,4 +1,4 @@
-"""Plain patches: the base preset with each oscillator wave at a few low-pass cutoffs, a few high-passed.
+"""Plain patches: the base preset with each oscillator wave at a few low-pass cutoffs, a few high- or band-passed.
 
 The network learned from random patches and the patch bank holds random patches, and a random
 patch is seldom plain: one oscillator, the filter still, nothing moving but the amp envelope.
@@ -11,9 +11,19 @@ narrower pulse, noise) and its low-pass (a cutoff on the MIDI note scale, as Div
 fixed cutoffs and at cutoffs an octave, two and three above the key played (the brightness of an
 instrument follows its note), then the table's ``highpassed`` waves (Diva: saw, square, pulse)
 with the high-pass ``highpasses_above_key`` semitones above the key (two octaves: the fundamental
-24 dB down), for bright notes whose fundamental is weak, as other synths' band-passed leads are;
+24 dB down), for bright notes whose fundamental is weak, as other synths' band-passed leads are,
+then its ``bandpassed`` saw through each band of ``bands_above_key`` (high-pass one or two octaves
+above the key, low-pass three or four), for notes whose partials peak in a band over a weaker
+fundamental, as a reed's, a brass instrument's, an accordion's or a voice's do;
 the matcher adds each again with the amp envelope measured in the target
 (:mod:`~deepdiva.core.envelope`). A profile without the table has the base preset alone.
+
+The band-passed saws, side by side through ``Matcher.match``: development sets 31 GM notes 5 closer
+and 2 further (geometric mean 0.989; bassoon 1.681 -> 1.462, SC 0.994 -> 0.783, accordion, sitar,
+trombone, charang), 6 voices 3 / 1 (0.972, SC median 0.991 -> 0.923), 20 amsynth 1 / 0 (a lead
+1.330 -> 1.040), 160 builtin renders 0 / 2 (1.001, 1.002), 112 GM notes at seven keys 28 / 2
+(0.980), 72 chords 18 / 6 (0.994); square and pulse through the bands too, or a third band each way,
+no better (0.987 and 0.988 on the GM notes, 3 builtin renders further).
 
 The high-passed waves, measured side by side through ``Matcher.match`` on development sets: 20
 amsynth patches 2 closer and 1 further (an A5 lead 2.244 -> 1.330 median MR-STFT, SC 0.93 ->
@@ -69,25 +79,22 @@ SWEEP_ROLES = ("depth", "attack", "decay", "sustain")  # the [plain] table's ``s
 def plain_patches(pset: ParameterSet, key: float) -> np.ndarray:
     """Plain patches (m, k) normalised, quantised, for a note played at MIDI ``key``: the base
     preset first, then each oscillator setting of the profile's ``[plain]`` table at each cutoff,
-    then each of its high-passed settings at each high-pass frequency, each distinct patch once
-    (settings of parameters outside ``pset`` are left out); the base preset alone for a profile
-    without the table."""
+    then each of its high-passed settings at each high-pass frequency, then each of its
+    band-passed settings at each (high-pass, low-pass) pair, each distinct patch once (settings of
+    parameters outside ``pset`` are left out); the base preset alone for a profile without the table."""
     base = pset.defaults_native()
     table = pset.profile.meta.get("plain")
     rows = [base]
     if isinstance(table, dict):
-        # the waves at each low-pass cutoff, then the bright ones at each high-pass frequency
-        for settings_name, filter_name, fixed, above_key in (("oscillators", "cutoff", "cutoffs", "cutoffs_above_key"),
-                                                            ("highpassed", "highpass", None, "highpasses_above_key")):
-            settings = _read_settings(pset, table, settings_name)
-            column, values = _read_filter(pset, table, key, filter_name, fixed, above_key)
-            for setting in settings:
-                for value in values:
+        groups = (("oscillators", _filter_values(pset, table, key, "cutoff", "cutoffs", "cutoffs_above_key")),
+                  ("highpassed", _filter_values(pset, table, key, "highpass", None, "highpasses_above_key")),
+                  ("bandpassed", _band_values(pset, table, key)))
+        for settings_name, filters in groups:
+            for setting in _read_settings(pset, table, settings_name):
+                for values in filters:
                     row = base.copy()
-                    for j, v in setting.items():
+                    for j, v in {**setting, **values}.items():
                         row[j] = v
-                    if column is not None and value is not None:
-                        row[column] = value
                     rows.append(row)
     patches = pset.quantise(pset.to_normalised(np.array(rows)))
     _, first = np.unique(patches, axis=0, return_index=True)
@@ -109,11 +116,11 @@ def _read_settings(pset: ParameterSet, table: dict, name: str) -> list[dict[int,
     return settings
 
 
-def _read_filter(pset: ParameterSet, table: dict, key: float, name: str, fixed: str | None,
-                 above_key: str) -> tuple[int | None, list[float | None]]:
-    """The column of the table's filter ``name`` (None outside the set) and its values for ``key``:
-    the list ``fixed`` and ``key`` + each of the list ``above_key``, clipped to its range ([None]:
-    the base preset's)."""
+def _filter_values(pset: ParameterSet, table: dict, key: float, name: str, fixed: str | None,
+                   above_key: str) -> list[dict[int, float]]:
+    """The values of the table's filter ``name`` for ``key``, each as {column: native value}: the
+    list ``fixed`` and ``key`` + each of the list ``above_key``, clipped to its range ([{}]: the
+    base preset's, when the filter or its values are missing or outside the set)."""
     try:
         column = pset.columns.get(str(table[name])) if name in table else None
         values = [float(c) for c in table.get(fixed, [])] if fixed else []
@@ -121,9 +128,27 @@ def _read_filter(pset: ParameterSet, table: dict, key: float, name: str, fixed: 
     except (TypeError, ValueError, AttributeError) as exc:
         raise ProfileError(f"{pset.profile.name}: [plain] table: {exc}") from None
     if column is None or not values:
-        return column, [None]
+        return [{}]
+    return [{column: _clipped(pset, column, v)} for v in values]
+
+
+def _band_values(pset: ParameterSet, table: dict, key: float) -> list[dict[int, float]]:
+    """The table's ``bands_above_key`` pairs for ``key``: the high-pass (``highpass``) and the
+    low-pass (``cutoff``) that many semitones above it, each pair as {column: native value}; none
+    when either filter is outside the set."""
+    try:
+        columns = [pset.columns.get(str(table[name])) for name in ("highpass", "cutoff")]
+        bands = [(float(high), float(low)) for high, low in table.get("bands_above_key", [])]
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        raise ProfileError(f"{pset.profile.name}: [plain] table's bands: {exc}") from None
+    if None in columns:  # a band needs both filters
+        return []
+    return [{c: _clipped(pset, c, key + a) for c, a in zip(columns, band, strict=True)} for band in bands]
+
+
+def _clipped(pset: ParameterSet, column: int, value: float) -> float:
     p = pset.parameters[column]
-    return column, [float(np.clip(v, p.low, p.high)) for v in values]
+    return float(np.clip(value, p.low, p.high))
 
 
 def filter_sweeps(pset: ParameterSet, patch: np.ndarray, decay: float) -> np.ndarray:

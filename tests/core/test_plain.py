@@ -31,29 +31,34 @@ def test_base_preset_first_then_every_setting_at_every_cutoff(medium33) -> None:
     settings = {(round(r[wave]), round(r[width])) for r in native}
     assert settings == {(2, 50), (1, 50), (3, 0), (3, 50), (4, 50)}  # saw, triangle, square, pulse, noise
     # fixed cutoffs and an octave, two and three above A3; all else as the base preset
-    lowpassed, highpassed = native[:-3], native[-3:]
+    lowpassed, highpassed, banded = native[:40], native[40:43], native[43:]
     assert {round(c) for c in lowpassed[:, cutoff]} == {147, 120, 100, 80, 60, 69, 81, 93}
     others = [j for j in range(len(base)) if j not in (wave, width, cutoff)]
     np.testing.assert_allclose(lowpassed[:, others], np.broadcast_to(base[others], (len(lowpassed), len(others))),
                                atol=1e-4)
-    assert len(np.unique(patches, axis=0)) == len(patches) == 5 * 8 + 3
+    assert len(np.unique(patches, axis=0)) == len(patches) == 5 * 8 + 3 + 4
     # then saw, square and pulse high-passed two octaves above A3, its resonance off, the low-pass open
     highpass, resonance = column(medium33, "HPF:Freq"), column(medium33, "HPF:Res")
     assert [(round(r[wave]), round(r[width])) for r in highpassed] == [(2, 50), (3, 0), (3, 50)]
     np.testing.assert_allclose(highpassed[:, [highpass, resonance, cutoff]], [[81, 0, 147]] * 3, atol=0.5)
+    # then the saw through a band: high-pass one or two octaves above A3, low-pass three or four
+    assert {round(r[wave]) for r in banded} == {2}
+    np.testing.assert_allclose(banded[:, [highpass, cutoff, resonance]],
+                               [[69, 93, 0], [69, 105, 0], [81, 93, 0], [81, 105, 0]], atol=0.5)
 
 
 def test_cutoffs_follow_the_key_and_stay_in_range(medium33) -> None:
     cutoff = column(medium33, "VCF1:Freq")
     low = medium33.from_normalised(plain_patches(medium33, 36.0).astype(np.float64))[:, cutoff]
     high = medium33.from_normalised(plain_patches(medium33, 130.0).astype(np.float64))[:, cutoff]
-    assert {round(c) for c in low} == {147, 120, 100, 80, 60, 48, 72}  # C2 + 24 = 60 is a fixed one already
+    assert {round(c) for c in low} == {147, 120, 100, 80, 60, 48, 72, 84}  # C2 + 24 = 60 is a fixed one already
     assert max(high) == 150.0 and min(low) >= 0.0
 
 
 def test_sets_without_a_parameter_and_profiles_without_the_table(medium33) -> None:
     tiny = load_profile("diva").parameter_set("tiny11")  # no OSC:PW: square and pulse are one patch
-    assert len(plain_patches(tiny, 57.0)) == 4 * 8  # nor the high-pass: its high-passed waves are rows already there
+    assert len(plain_patches(tiny, 57.0)) == 4 * 8  # nor the high-pass: its high-passed waves are rows already
+    # there, and no band (it needs both filters)
     amsynth = load_profile("amsynth").parameter_set("medium")
     np.testing.assert_allclose(plain_patches(amsynth, 57.0), amsynth.defaults_normalised()[None, :], atol=1e-6)
 
@@ -100,9 +105,24 @@ def test_a_bright_note_with_a_weak_fundamental_is_matched_by_a_high_passed_wave(
     match = matcher.match(lead)
     native = dict(zip([p.location for p in pset.parameters], match.native, strict=True))
     assert native["HPF:Freq"] >= 81 + 12 and match.played.midi == 81
-    table = {k: v for k, v in medium33.profile.meta["plain"].items() if k != "highpassed"}
-    monkeypatch.setitem(medium33.profile.meta, "plain", table)  # the table without them, as before
+    table = {k: v for k, v in medium33.profile.meta["plain"].items() if k not in ("highpassed", "bandpassed")}
+    monkeypatch.setitem(medium33.profile.meta, "plain", table)  # the table without them (the bands high-pass too)
     assert match.distance < 0.8 * matcher.match(lead).distance
+
+
+def test_a_note_whose_partials_peak_in_a_band_is_matched_by_a_band_passed_wave(medium33, monkeypatch) -> None:
+    """A reed-like G2 (made here by numpy): its partials peak around the 5th harmonic over a weak
+    fundamental, as a bassoon's do; the saw through a band two to three octaves above the key has
+    that shape, no low- or high-passed wave does."""
+    matcher = Matcher.load()
+    pset = matcher.parameter_set
+    reed = additive(43, lambda k: np.exp(-0.5 * ((k - 5) / 1.5) ** 2) + 0.02 / k)
+    match = matcher.match(reed)
+    native = dict(zip([p.location for p in pset.parameters], match.native, strict=True))
+    assert native["HPF:Freq"] >= 43 + 12 and native["VCF1:Freq"] <= 43 + 48 and match.played.midi == 43
+    table = {k: v for k, v in medium33.profile.meta["plain"].items() if k != "bandpassed"}
+    monkeypatch.setitem(medium33.profile.meta, "plain", table)  # the table without them, as before
+    assert match.distance < 0.85 * matcher.match(reed).distance
 
 
 def test_filter_sweeps_close_the_low_pass_as_the_note_fades(medium33) -> None:
