@@ -136,14 +136,18 @@ def _band_values(pset: ParameterSet, table: dict, key: float) -> list[dict[int, 
     """The table's ``bands_above_key`` pairs for ``key``: the high-pass (``highpass``) and the
     low-pass (``cutoff``) that many semitones above it, each pair as {column: native value}; none
     when either filter is outside the set."""
+    bands = table.get("bands_above_key", [])
+    if not bands:
+        return []
     try:
-        columns = [pset.columns.get(str(table[name])) for name in ("highpass", "cutoff")]
-        bands = [(float(high), float(low)) for high, low in table.get("bands_above_key", [])]
+        high, low = (pset.columns.get(str(table[name])) for name in ("highpass", "cutoff"))
+        pairs = [(float(above_high), float(above_low)) for above_high, above_low in bands]
     except (TypeError, ValueError, KeyError, AttributeError) as exc:
         raise ProfileError(f"{pset.profile.name}: [plain] table's bands: {exc}") from None
-    if None in columns:  # a band needs both filters
+    if high is None or low is None:  # a band needs both filters
         return []
-    return [{c: _clipped(pset, c, key + a) for c, a in zip(columns, band, strict=True)} for band in bands]
+    return [{high: _clipped(pset, high, key + above_high), low: _clipped(pset, low, key + above_low)}
+            for above_high, above_low in pairs]
 
 
 def _clipped(pset: ParameterSet, column: int, value: float) -> float:

@@ -231,3 +231,13 @@ def test_a_detuned_pair_at_the_top_of_the_range_detunes_flat(medium33) -> None:
     native = medium33.from_normalised(pairs.astype(np.float64))
     assert (native[:, tune2] < 30).all() and (shifts > 0).all()  # flatter, the note played sharp
     np.testing.assert_allclose(native[:, tune2], 30 - 200 * shifts / 100, atol=1e-3)
+
+
+def test_a_broken_band_is_a_profile_error_and_no_bands_none(medium33, monkeypatch) -> None:
+    table = medium33.profile.meta["plain"]
+    monkeypatch.setitem(medium33.profile.meta, "plain", dict(table, bands_above_key=[[12]]))
+    with pytest.raises(ProfileError, match="bands"):
+        plain_patches(medium33, 57.0)
+    without = {k: v for k, v in table.items() if k not in ("bands_above_key", "highpass")}
+    monkeypatch.setitem(medium33.profile.meta, "plain", without)  # no bands (and no high-pass frequency: the
+    assert len(plain_patches(medium33, 57.0)) == 5 * 8 + 3  # high-passed settings keep the base preset's)
