@@ -647,7 +647,10 @@ class Matcher:
         chord = self.chord_in(note, pitch)
         if chord is not None:  # every render plays the chord; the preset is played from its lowest note
             root = Pitch.from_hz(chord.root_hz, pitch.clarity)
-            return self._playing(chord)._match(note, root, began, refine_seconds, seed, candidates, score, render)
+            chorded = self._playing(chord)
+            result = chorded._match(note, root, began, refine_seconds, seed, candidates, score, render)
+            self.bank = chorded.bank  # a bank loaded on its first use stays loaded
+            return result
         return self._match(note, pitch, began, refine_seconds, seed, candidates, score, render)
 
     def _match(self, note: np.ndarray, pitch: Pitch, began: float, refine_seconds: float, seed: int,
