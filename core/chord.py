@@ -29,13 +29,12 @@ chord, a glockenspiel at E2; 9 of 2,000 held-out builtin renders); README, *Chor
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.fft
 
-from .pitch import Pitch, hz_to_midi, midi_to_hz, note_name
+from .pitch import Pitch, Spectrum, hann, hz_to_midi, midi_to_hz, note_name
 from .render import Renderer
 
 WINDOW_SECONDS = 0.7  # about the first 0.7 s (a power of 2 samples): partials 5 Hz apart (E2-F2) stand apart
@@ -137,30 +136,14 @@ def _one_note(chord: Chord, hz: float, partials_hz: np.ndarray, amplitude: np.nd
 def _partials(note: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
     """The frequencies (Hz) and magnitudes of the spectrum's peaks in the note's first
     :data:`WINDOW_SECONDS` (see the module's thresholds), lowest first."""
-    from scipy.signal import find_peaks
-
     n = 1 << int(np.ceil(np.log2(WINDOW_SECONDS * sample_rate)))  # 32768 at 44.1 kHz: 0.74 s
     segment = np.asarray(note, dtype=np.float32)[:n]
     if segment.size < n:
         segment = np.pad(segment, (0, n - segment.size))
-    magnitude = np.abs(scipy.fft.rfft(segment * _hann(n), SPECTRUM_PAD * n))
-    bin_hz = sample_rate / (SPECTRUM_PAD * n)
-    low, top = int(PARTIALS_MIN_HZ / bin_hz), min(int(PARTIALS_MAX_HZ / bin_hz), magnitude.size - 2)
-    db = 20.0 * np.log10(magnitude[low:top].astype(np.float64) + 1e-12)
-    if db.size < 3 or not np.isfinite(db).all():
-        return np.empty(0), np.empty(0)
-    peaks, _ = find_peaks(db, height=float(db.max()) - FLOOR_DB, prominence=PROMINENCE_DB)
-    peaks = peaks[np.sort(np.argsort(db[peaks])[::-1][:MAX_PARTIALS])]  # the strongest, lowest first
-    bins = peaks + low
-    a, b, c = (np.log(magnitude[bins + d].astype(np.float64) + 1e-30) for d in (-1, 0, 1))
-    curve = a - 2 * b + c
-    shift = np.where(curve < 0, np.clip(0.5 * (a - c) / np.where(curve < 0, curve, -1.0), -0.5, 0.5), 0.0)
-    return (bins + shift) * bin_hz, magnitude[bins].astype(np.float64)
-
-
-@functools.cache
-def _hann(n: int) -> np.ndarray:
-    return np.hanning(n).astype(np.float32)
+    spectrum = Spectrum(np.abs(scipy.fft.rfft(segment * hann(n), SPECTRUM_PAD * n)), sample_rate / (SPECTRUM_PAD * n))
+    bins = spectrum.partials(PARTIALS_MIN_HZ, PARTIALS_MAX_HZ, FLOOR_DB, PROMINENCE_DB)
+    bins = bins[np.sort(np.argsort(spectrum.magnitude[bins])[::-1][:MAX_PARTIALS])]  # the strongest, lowest first
+    return spectrum.peak_hz(bins), spectrum.magnitude[bins].astype(np.float64)
 
 
 def _strongest_note(partials_hz: np.ndarray, amplitude: np.ndarray, unexplained: np.ndarray

@@ -330,7 +330,8 @@ def _yin_frames(frames: np.ndarray, sr: int, fmin: float, fmax: float) -> np.nda
 
 
 @functools.cache
-def _hann(n: int) -> np.ndarray:
+def hann(n: int) -> np.ndarray:
+    """A float32 Hann window of ``n`` samples (made once per length)."""
     return np.hanning(n).astype(np.float32)
 
 
@@ -348,7 +349,7 @@ class Spectrum:
         segment = np.asarray(segment, dtype=np.float32)[:n]
         if segment.size < n:
             segment = np.pad(segment, (0, n - segment.size))
-        return cls(np.abs(scipy.fft.rfft(segment * _hann(n), SPECTRUM_PAD * n)), sample_rate / (SPECTRUM_PAD * n))
+        return cls(np.abs(scipy.fft.rfft(segment * hann(n), SPECTRUM_PAD * n)), sample_rate / (SPECTRUM_PAD * n))
 
     def peaks(self, hz: np.ndarray, reach_hz: float) -> tuple[np.ndarray, np.ndarray]:
         """The bin of the highest magnitude within ``reach_hz`` of each frequency of ``hz``, and
@@ -371,6 +372,20 @@ class Spectrum:
                          self.magnitude.size - width)
         floor = np.median(sliding_window_view(self.magnitude, width)[starts], axis=1)
         return self.magnitude[bins] >= floor * 10 ** (PARTIALS_DB / 20)
+
+    def partials(self, low_hz: float, high_hz: float, within_db: float, prominence_db: float) -> np.ndarray:
+        """The bins of the spectrum's peaks between ``low_hz`` and ``high_hz`` (and 0.45 x the sample
+        rate) within ``within_db`` of the strongest there and standing ``prominence_db`` above the
+        spectrum around them, lowest first (each in 1 .. size - 2, as :meth:`peak_hz` needs)."""
+        from scipy.signal import find_peaks
+
+        top = min(int(high_hz / self.bin_hz), self.magnitude.size - 2)
+        low = max(1, int(low_hz / self.bin_hz))
+        db = 20.0 * np.log10(self.magnitude[low:top].astype(np.float64) + 1e-30)
+        if db.size < 3:
+            return np.empty(0, dtype=np.int64)
+        peaks, _ = find_peaks(db, height=float(db.max()) - within_db, prominence=prominence_db)
+        return peaks + low
 
     def peak_hz(self, bins: np.ndarray) -> np.ndarray:
         """The frequencies (Hz) of the peaks at ``bins`` (each in 1 .. size - 2), placed between
@@ -476,17 +491,10 @@ def inharmonic_partial(spectrum: Spectrum, hz: float) -> float | None:
     the strongest; one is off the harmonics when it lies more than :data:`INHARMONIC_OFF` x ``hz``
     and :data:`INHARMONIC_SHARE` of its harmonic's frequency from the nearest harmonic of ``hz``.
     """
-    from scipy.signal import find_peaks
-
-    top = min(int(SIEVE_MAX_HZ / spectrum.bin_hz), spectrum.magnitude.size - 2)
-    low = max(1, int(FMIN_HZ / spectrum.bin_hz))
-    db = 20.0 * np.log10(spectrum.magnitude[low:top].astype(np.float64) + 1e-30)
-    if db.size < 3:
-        return None
-    peaks, _ = find_peaks(db, height=float(db.max()) - INHARMONIC_DB, prominence=INHARMONIC_PROMINENCE_DB)
+    peaks = spectrum.partials(FMIN_HZ, SIEVE_MAX_HZ, INHARMONIC_DB, INHARMONIC_PROMINENCE_DB)
     if peaks.size < 2:
         return None
-    partials = spectrum.peak_hz(peaks + low)
+    partials = spectrum.peak_hz(peaks)
     ratios = partials / hz
     harmonic = np.maximum(np.round(ratios), 1.0)
     off = np.abs(ratios - harmonic) > np.maximum(INHARMONIC_OFF, INHARMONIC_SHARE * harmonic)
