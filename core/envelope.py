@@ -37,6 +37,7 @@ RELEASE_DB = 12.0
 RELEASE_SECONDS = 0.3
 RELEASE_SPEEDUP = 3.0
 RELEASE_RANGE_DB = 50.0  # ... starting no further than this below the peak
+SETTLE_DB = 6.0  # a swell let go at its peak never rises more than this again once falling
 LATE_SECONDS = 0.3  # before an early note-off, the stretch where the held level is read
 AMP_ENVELOPE_ROLES = ("amp_attack", "amp_decay", "amp_sustain")  # profile roles, in this order
 
@@ -73,13 +74,23 @@ def note_off(levels: np.ndarray) -> int | None:
         return None
     attacked = int(np.argmax(levels >= levels[peak_at] - PEAK_MARGIN_DB))  # the attack's end
     later_max = np.maximum.accumulate(levels[::-1])[::-1]  # the loudest frame from each one on
-    for i in range(attacked + w, len(levels) - w):  # the stretch before lies after the attack
+    # After a quick attack the stretch before lies after it (a pluck falls from its peak on). A note
+    # that swelled for longer than that stretch may be let go at its peak (a pad let go while still
+    # rising, a reversed cymbal) if, once falling, it never rises again (a tremolo's dips do).
+    swelled = attacked >= w
+    for i in range(attacked if swelled else attacked + w, len(levels) - w):
         fall, before = levels[i] - levels[i + w], levels[i - w] - levels[i]
         if (fall >= RELEASE_DB and before * RELEASE_SPEEDUP <= fall and later_max[i + w] <= levels[i] - RELEASE_DB
-                and levels[i] >= levels[peak_at] - RELEASE_RANGE_DB):
+                and levels[i] >= levels[peak_at] - RELEASE_RANGE_DB
+                and (i >= attacked + w or _never_rises(levels[i:]))):
             held = np.flatnonzero(levels[i: i + w + 1] >= levels[i] - PEAK_MARGIN_DB)
             return i + int(held[-1])  # the fall begins after the last frame still at that level
     return None
+
+
+def _never_rises(levels: np.ndarray) -> bool:
+    """Whether ``levels`` (dB) never come back more than :data:`SETTLE_DB` above their lowest so far."""
+    return bool(np.all(levels - np.minimum.accumulate(levels) <= SETTLE_DB))
 
 
 def amp_envelope(note: np.ndarray, sample_rate: int) -> AmpEnvelope | None:

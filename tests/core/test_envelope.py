@@ -96,6 +96,23 @@ def test_a_held_note_let_go_early_is_held_and_its_note_off_and_release_are_heard
     assert env.release == pytest.approx(0.08, rel=0.25)
 
 
+@pytest.mark.parametrize("attack, held_for", [(1.5, 1.0), (1.0, 1.0), (0.6, 1.3)])
+def test_a_swell_let_go_at_its_peak_is_let_go(attack: float, held_for: float) -> None:
+    """A pad let go while still rising, or as it reaches full level (a reversed cymbal): its fall
+    begins at the peak, where a pluck's would too, but nothing else falls that fast after a swell."""
+    env = amp_envelope(let_go(held_for, 0.05, attack=attack), SR)
+    assert env is not None and env.note_off == pytest.approx(held_for, abs=0.03)
+    assert env.release == pytest.approx(0.05, rel=0.3)
+
+
+def test_a_swell_that_falls_into_a_tremolo_has_no_note_off() -> None:
+    """After the swell the level drops 14 dB and then swings between -14 and -26 dB: it falls as
+    a note-off would and never comes back near the peak, but it rises again."""
+    t = np.arange(2 * SR) / SR
+    after = 0.125 + 0.075 * np.cos(2 * np.pi * 3.0 * (t - 0.8))
+    assert amp_envelope(tone(np.where(t < 0.8, t / 0.8, after)), SR).note_off is None
+
+
 def test_plucks_tremolo_and_notes_held_to_the_end_have_no_note_off() -> None:
     assert amp_envelope(shaped(0.005, 0.3, 0.0), SR).note_off is None  # a pluck falls as fast throughout
     assert amp_envelope(shaped(0.01, 0.2, 0.4), SR).note_off is None  # decays to a sustain and holds
