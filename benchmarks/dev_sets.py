@@ -7,7 +7,8 @@ Tune on these, report on ``benchmarks/ood_sets.py``'s sets: other General MIDI p
 band-limited waves made here (squares, triangles, saws; held and plucked, some low-passed), and
 notes at the ends of the pitch range (``range-ends``: D7-C8 and A0-A#0), and chords (``chords``: 6
 programs, major, minor, major seventh and fifths at three keys; ``gm-wide``: 112 GM programs at seven
-keys, single notes none of which may read as a chord). The plain patches
+keys, single notes none of which may read as a chord), drums (``drums``: 26 sounds of the standard
+kit) and sound effects (``effects``: GM programs 112-127 at two keys). The plain patches
 (``core/plain.py``), the note-off rule (``core/envelope.py``), the pitch range
 (``core/pitch.py``: A0-C8) and the chord rule (``core/chord.py``) were chosen on them.
 Deterministic: the same command makes the same files.
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-from ood_sets import SR, amsynth, chords, instruments, make_sets  # benchmarks/ is the script's folder
+from ood_sets import SR, amsynth, chords, drums, instruments, make_sets  # benchmarks/ is the script's folder
 
 INSTRUMENTS = [
     ("bright-piano", 1, (52, 69), 1.5), ("harpsichord", 6, (57,), 1.0), ("glocken", 9, (79,), 1.0),
@@ -95,9 +96,17 @@ CHORDS = [(name, program, chord, root) for name, program in CHORD_PROGRAMS for c
 # 112 GM programs (the pitched ones, 0-111) at seven keys E2-E5: single notes on which no chord may be heard
 GM_WIDE = [(f"gm{program:03d}", program, (40, 47, 52, 59, 64, 71, 76), 1.5) for program in range(112)]
 
+# Drums and effects (the noise high-passed at fixed frequencies, core/plain.py, and the note-off after a swell,
+# core/envelope.py, were chosen on these): the standard kit (ood_sets.py's drums play its other sounds and
+# other kits), and the GM programs 112-127 (bells, drums, reversed cymbal, breath, sea, bird, phone, ...)
+DRUMS = [("kit0", 0, (36, 37, 38, 39, 42, 44, 45, 46, 49, 51, 53, 54, 55, 56, 57, 59, 62, 64, 65, 67, 69, 70, 73,
+                      75, 81, 82))]
+EFFECTS = [(f"gm{program}", program, (48, 62), 1.5) for program in range(112, 128)]
+
 SETS = {"instruments": lambda out: instruments(out, INSTRUMENTS), "voices": voices,
         "amsynth": lambda out: amsynth(out, n=20, seed=8), "plain": plain, "range-ends": range_ends,
-        "chords": lambda out: chords(out, CHORDS), "gm-wide": lambda out: instruments(out, GM_WIDE)}
+        "chords": lambda out: chords(out, CHORDS), "gm-wide": lambda out: instruments(out, GM_WIDE),
+        "drums": lambda out: drums(out, DRUMS), "effects": lambda out: instruments(out, EFFECTS)}
 
 
 def main() -> None:

@@ -272,7 +272,7 @@ def target_sets(eval_notes: Path, eval_48: Path, ood: Path, n_builtin: int) -> d
             ds = Dataset.open(folder)
             audio = np.asarray(ds.load_shard(ds.shards[0], "audio"))
             sets[name] = audio[~is_silent(audio)][-n_builtin:]  # the last rows: latency uses the first
-    for name in ("saws", "instruments", "voices", "amsynth", "chords"):
+    for name in ("saws", "instruments", "voices", "amsynth", "chords", "drums"):
         files = sorted((ood / name).glob("*.wav"))
         if files:
             sets[name] = np.stack([prepare_note(read_audio(f)) for f in files])

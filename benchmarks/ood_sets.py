@@ -13,6 +13,9 @@
 - ``chords``: 45 chords of three and four notes (major, minor, sevenths, sus4, diminished, an
   inversion, open voicings, add9) on 15 GM programs, pads, pianos, organs, guitars, brass, choir
   (``core/chord.py``; chosen on ``dev_sets.py``'s other programs and chords).
+- ``drums``: 38 GM percussion sounds (channel 10): the TR-808, electronic, power and brush kits and
+  the standard kit's sounds that ``dev_sets.py``'s ``drums`` leaves out (toms, bongos, congas,
+  Chinese cymbal, vibraslap, woodblock, cuica, guiro, whistle, triangle).
 
 File names carry the note the sound was played at (``name-69.wav``; a chord's lowest,
 ``name-maj7-48.wav``; ``voice-...-na.wav`` when a voice has no fixed note). Deterministic: the same command makes the same files.
@@ -53,6 +56,10 @@ EXTREMES = [
 VOICES = [("en", 30, "aaaaaaah"), ("en+f3", 60, "ooooooh"), ("en+m3", 20, "eeeeeee"), ("de", 45, "aaaaah"),
           ("fr", 50, "ooooooh"), ("en+f2", 70, "aaaaah"), ("en", 50, "hello there"), ("es", 40, "maaamaaa")]
 SAWS = (36, 48, 60, 69, 81)
+# (kit name, GM drum kit program, keys): none of dev_sets.py's standard-kit sounds
+DRUMS = [("tr808", 25, (36, 38, 39, 42, 46, 49, 56, 75)), ("electronic", 24, (36, 38, 40, 42, 46, 51)),
+         ("power", 16, (35, 40, 52, 57)), ("brush", 40, (38, 40, 42, 46, 59)),
+         ("standard", 0, (35, 40, 41, 47, 52, 58, 60, 63, 66, 68, 71, 74, 77, 78, 80))]
 CHORD_INTERVALS = {"maj": (0, 4, 7), "min": (0, 3, 7), "maj7": (0, 4, 7, 11), "dom7": (0, 4, 7, 10),
                    "min7": (0, 3, 7, 10), "sus4": (0, 5, 7), "dim": (0, 3, 6), "maj1st": (0, 3, 8),
                    "open": (0, 7, 16), "add9": (0, 4, 7, 14), "fifth": (0, 7)}
@@ -76,16 +83,17 @@ CHORDS = [
 ]
 
 
-def midi_file(path: Path, program: int, notes: int | tuple[int, ...], seconds: float) -> None:
-    """A MIDI file playing ``notes`` (one, or a chord: all at once) on GM ``program`` for ``seconds``."""
+def midi_file(path: Path, program: int, notes: int | tuple[int, ...], seconds: float, channel: int = 0) -> None:
+    """A MIDI file playing ``notes`` (one, or a chord: all at once) on GM ``program`` for ``seconds``
+    (``channel`` 9: the percussion channel, whose program picks a drum kit)."""
     import mido
 
     ticks = 480
     keys = (notes,) if isinstance(notes, int) else notes
     held = int(seconds * 2 * ticks)
-    track = mido.MidiTrack([mido.Message("program_change", program=program, time=0)]
-                           + [mido.Message("note_on", note=k, velocity=100, time=0) for k in keys]
-                           + [mido.Message("note_off", note=k, velocity=0, time=held if i == 0 else 0)
+    track = mido.MidiTrack([mido.Message("program_change", channel=channel, program=program, time=0)]
+                           + [mido.Message("note_on", channel=channel, note=k, velocity=100, time=0) for k in keys]
+                           + [mido.Message("note_off", channel=channel, note=k, velocity=0, time=held if i == 0 else 0)
                               for i, k in enumerate(keys)]
                            + [mido.MetaMessage("end_of_track", time=ticks * 2)])
     midi = mido.MidiFile(ticks_per_beat=ticks)
@@ -104,14 +112,21 @@ def chords(out: Path, played: list[tuple[str, int, str, int]] | None = None) -> 
                     for name, program, chord, root in (CHORDS if played is None else played)])
 
 
-def render_gm(out: Path, played: list[tuple[str, int, int | tuple[int, ...], float]]) -> None:
-    """Each (file stem, GM program, key or chord, seconds held) of ``played`` rendered by fluidsynth."""
+def drums(out: Path, played: list[tuple[str, int, tuple[int, ...]]] | None = None) -> None:
+    """Each (kit name, GM kit program, drum keys) of ``played`` (default :data:`DRUMS`) as ``name-key.wav``."""
+    render_gm(out, [(f"{name}-{key}", kit, key, 1.0) for name, kit, keys in (DRUMS if played is None else played)
+                    for key in keys], channel=9)
+
+
+def render_gm(out: Path, played: list[tuple[str, int, int | tuple[int, ...], float]], channel: int = 0) -> None:
+    """Each (file stem, GM program, key or chord, seconds held) of ``played`` rendered by fluidsynth
+    (on MIDI ``channel``; 9 plays drum kits)."""
     if not SOUNDFONT.exists() or not shutil.which("fluidsynth"):
         raise SystemExit("needs: apt-get install fluidsynth fluid-soundfont-gm")
     with tempfile.TemporaryDirectory() as tmp:
         for stem, program, notes, seconds in played:
             mid = Path(tmp) / f"{stem}.mid"
-            midi_file(mid, program, notes, seconds)
+            midi_file(mid, program, notes, seconds, channel)
             subprocess.run(["fluidsynth", "-ni", "-g", "0.7", "-r", str(SR), "-F", str(out / f"{stem}.wav"),
                             str(SOUNDFONT), str(mid)], check=True, capture_output=True)
 
@@ -165,7 +180,7 @@ def extremes(out: Path) -> None:
 
 
 SETS = {"saws": saws, "instruments": instruments, "voices": voices, "amsynth": amsynth, "extremes": extremes,
-        "chords": chords}
+        "chords": chords, "drums": drums}
 
 
 def make_sets(sets: dict, default_out: str, description: str) -> None:

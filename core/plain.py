@@ -14,7 +14,9 @@ with the high-pass ``highpasses_above_key`` semitones above the key (two octaves
 24 dB down), for bright notes whose fundamental is weak, as other synths' band-passed leads are,
 then its ``bandpassed`` saw through each band of ``bands_above_key`` (high-pass one or two octaves
 above the key, low-pass three or four), for notes whose partials peak in a band over a weaker
-fundamental, as a reed's, a brass instrument's, an accordion's or a voice's do;
+fundamental, as a reed's, a brass instrument's, an accordion's or a voice's do, then its
+``noise_highpassed`` noise through the high-pass at each fixed frequency of ``highpasses`` (1.3 to
+8.4 kHz, whatever the key), for hi-hats, shakers, tambourines and other synths' hissing patches;
 the matcher adds each again with the amp envelope measured in the target
 (:mod:`~deepdiva.core.envelope`). A profile without the table has the base preset alone.
 
@@ -24,6 +26,13 @@ trombone, charang), 6 voices 3 / 1 (0.972, SC median 0.991 -> 0.923), 20 amsynth
 1.330 -> 1.040), 160 builtin renders 0 / 2 (1.001, 1.002), 112 GM notes at seven keys 28 / 2
 (0.980), 72 chords 18 / 6 (0.994); square and pulse through the bands too, or a third band each way,
 no better (0.987 and 0.988 on the GM notes, 3 builtin renders further).
+
+The high-passed noise, side by side through ``Matcher.match``: 26 development drum sounds
+(``dev_sets.py --sets drums``) 4 closer, 1 further (tambourine, maracas, cabasa, closed hi-hat), 20
+amsynth patches 2 closer (a hissing one 1.957 -> 1.707), 160 builtin renders 4 / 1 (one 3.88 ->
+2.06), no GM note, sound effect, voice or plain wave moved; held out, 38 drum sounds of other kits
+3 closer, none further, and no note of the other benchmark sets moved. Five cutoffs or the
+resonance at the base preset's 50 as well: the same.
 
 The high-passed waves, measured side by side through ``Matcher.match`` on development sets: 20
 amsynth patches 2 closer and 1 further (an A5 lead 2.244 -> 1.330 median MR-STFT, SC 0.93 ->
@@ -79,8 +88,8 @@ SWEEP_ROLES = ("depth", "attack", "decay", "sustain")  # the [plain] table's ``s
 def plain_patches(pset: ParameterSet, key: float) -> np.ndarray:
     """Plain patches (m, k) normalised, quantised, for a note played at MIDI ``key``: the base
     preset first, then each oscillator setting of the profile's ``[plain]`` table at each cutoff,
-    then each of its high-passed settings at each high-pass frequency, then each of its
-    band-passed settings at each (high-pass, low-pass) pair, each distinct patch once (settings of
+    then each of its high-passed settings at each high-pass frequency above the key, then its
+    high-passed noise at each fixed high-pass frequency, then each of its band-passed settings at each (high-pass, low-pass) pair, each distinct patch once (settings of
     parameters outside ``pset`` are left out); the base preset alone for a profile without the table."""
     base = pset.defaults_native()
     table = pset.profile.meta.get("plain")
@@ -88,6 +97,7 @@ def plain_patches(pset: ParameterSet, key: float) -> np.ndarray:
     if isinstance(table, dict):
         groups = (("oscillators", _filter_values(pset, table, key, "cutoff", "cutoffs", "cutoffs_above_key")),
                   ("highpassed", _filter_values(pset, table, key, "highpass", None, "highpasses_above_key")),
+                  ("noise_highpassed", _filter_values(pset, table, key, "highpass", "highpasses", None)),
                   ("bandpassed", _band_values(pset, table, key)))
         for settings_name, filters in groups:
             for setting in _read_settings(pset, table, settings_name):
@@ -117,14 +127,14 @@ def _read_settings(pset: ParameterSet, table: dict, name: str) -> list[dict[int,
 
 
 def _filter_values(pset: ParameterSet, table: dict, key: float, name: str, fixed: str | None,
-                   above_key: str) -> list[dict[int, float]]:
+                   above_key: str | None) -> list[dict[int, float]]:
     """The values of the table's filter ``name`` for ``key``, each as {column: native value}: the
     list ``fixed`` and ``key`` + each of the list ``above_key``, clipped to its range ([{}]: the
     base preset's, when the filter or its values are missing or outside the set)."""
     try:
         column = pset.columns.get(str(table[name])) if name in table else None
         values = [float(c) for c in table.get(fixed, [])] if fixed else []
-        values += [key + float(a) for a in table.get(above_key, [])]
+        values += [key + float(a) for a in table.get(above_key, [])] if above_key else []
     except (TypeError, ValueError, AttributeError) as exc:
         raise ProfileError(f"{pset.profile.name}: [plain] table: {exc}") from None
     if column is None or not values:

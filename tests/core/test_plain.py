@@ -31,16 +31,20 @@ def test_base_preset_first_then_every_setting_at_every_cutoff(medium33) -> None:
     settings = {(round(r[wave]), round(r[width])) for r in native}
     assert settings == {(2, 50), (1, 50), (3, 0), (3, 50), (4, 50)}  # saw, triangle, square, pulse, noise
     # fixed cutoffs and an octave, two and three above A3; all else as the base preset
-    lowpassed, highpassed, banded = native[:40], native[40:43], native[43:]
+    lowpassed, highpassed, hiss, banded = native[:40], native[40:43], native[43:47], native[47:]
     assert {round(c) for c in lowpassed[:, cutoff]} == {147, 120, 100, 80, 60, 69, 81, 93}
     others = [j for j in range(len(base)) if j not in (wave, width, cutoff)]
     np.testing.assert_allclose(lowpassed[:, others], np.broadcast_to(base[others], (len(lowpassed), len(others))),
                                atol=1e-4)
-    assert len(np.unique(patches, axis=0)) == len(patches) == 5 * 8 + 3 + 4
+    assert len(np.unique(patches, axis=0)) == len(patches) == 5 * 8 + 3 + 4 + 4
     # then saw, square and pulse high-passed two octaves above A3, its resonance off, the low-pass open
     highpass, resonance = column(medium33, "HPF:Freq"), column(medium33, "HPF:Res")
     assert [(round(r[wave]), round(r[width])) for r in highpassed] == [(2, 50), (3, 0), (3, 50)]
     np.testing.assert_allclose(highpassed[:, [highpass, resonance, cutoff]], [[81, 0, 147]] * 3, atol=0.5)
+    # then the noise high-passed at fixed frequencies (1.3, 2.6, 5.3, 8.4 kHz, whatever the key)
+    assert {round(r[wave]) for r in hiss} == {4}
+    np.testing.assert_allclose(hiss[:, [highpass, resonance, cutoff]],
+                               [[88, 0, 147], [100, 0, 147], [112, 0, 147], [120, 0, 147]], atol=0.5)
     # then the saw through a band: high-pass one or two octaves above A3, low-pass three or four
     assert {round(r[wave]) for r in banded} == {2}
     np.testing.assert_allclose(banded[:, [highpass, cutoff, resonance]],
@@ -108,6 +112,23 @@ def test_a_bright_note_with_a_weak_fundamental_is_matched_by_a_high_passed_wave(
     table = {k: v for k, v in medium33.profile.meta["plain"].items() if k not in ("highpassed", "bandpassed")}
     monkeypatch.setitem(medium33.profile.meta, "plain", table)  # the table without them (the bands high-pass too)
     assert match.distance < 0.8 * matcher.match(lead).distance
+
+
+def test_a_hiss_above_a_few_kilohertz_is_matched_by_high_passed_noise(medium33, monkeypatch) -> None:
+    """A hi-hat made here by numpy (white noise through a 4th-order high-pass at 6 kHz, dying away):
+    the noise through a low-pass keeps everything below it; through the high-pass it does not."""
+    from scipy.signal import butter, sosfilt
+
+    matcher = Matcher.load()
+    t = np.arange(2 * 44100) / 44100
+    hiss = sosfilt(butter(4, 6000, "highpass", fs=44100, output="sos"), np.random.default_rng(0).standard_normal(len(t)))
+    hat = (0.3 * hiss * np.exp(-t / 0.12) / np.abs(hiss).max()).astype(np.float32)
+    match = matcher.match(hat)
+    native = dict(zip([p.location for p in matcher.parameter_set.parameters], match.native, strict=True))
+    assert not match.pitch.pitched and round(native["OSC:Wave1"]) == 4 and native["HPF:Freq"] >= 100
+    table = {k: v for k, v in medium33.profile.meta["plain"].items() if k != "noise_highpassed"}
+    monkeypatch.setitem(medium33.profile.meta, "plain", table)  # the table without it, as before
+    assert match.distance < 0.85 * matcher.match(hat).distance
 
 
 def test_a_note_whose_partials_peak_in_a_band_is_matched_by_a_band_passed_wave(medium33, monkeypatch) -> None:
@@ -240,4 +261,5 @@ def test_a_broken_band_is_a_profile_error_and_no_bands_none(medium33, monkeypatc
         plain_patches(medium33, 57.0)
     without = {k: v for k, v in table.items() if k not in ("bands_above_key", "highpass")}
     monkeypatch.setitem(medium33.profile.meta, "plain", without)  # no bands (and no high-pass frequency: the
-    assert len(plain_patches(medium33, 57.0)) == 5 * 8 + 3  # high-passed settings keep the base preset's)
+    assert len(plain_patches(medium33, 57.0)) == 5 * 8 + 3 + 1  # high-passed settings keep the base preset's,
+    # the noise's one row)
