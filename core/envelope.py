@@ -11,6 +11,8 @@ those into answers through the profile's ``amp_attack``, ``amp_decay`` and ``amp
 on the envelope knob of Diva as the builtin synth plays it (1 ms x 10**(knob/25), see
 ``core/BUILTIN_SYNTH.md``). A scored match renders these variants beside the network's answers and
 keeps whichever is closest; an unscored one uses the measurement only for a note that dies away.
+The level also tells where the note was let go (:func:`note_off`) and whether the take ends in its
+recording's steady noise floor (:func:`noise_tail`), which the match's distance then looks through.
 """
 
 from __future__ import annotations
@@ -39,6 +41,18 @@ RELEASE_SPEEDUP = 3.0
 RELEASE_RANGE_DB = 50.0  # ... starting no further than this below the peak
 SETTLE_DB = 6.0  # a swell let go at its peak never rises more than this again once falling
 LATE_SECONDS = 0.3  # before an early note-off, the stretch where the held level is read
+# A recording's noise floor: the note ends in a tail at least NOISE_TAIL_SECONDS long whose level
+# stays within NOISE_FLAT_DB of its median, NOISE_BELOW_PEAK_DB or more under the note's peak, no
+# longer falling (a decay or a room's tail is), above digital silence (a clean render's end), and
+# noise-like: the spectral flatness of its mean power spectrum (NOISE_BAND_HZ) at least
+# NOISE_FLATNESS (a note's own sustain holds partials: far below).
+NOISE_TAIL_SECONDS = 0.25
+NOISE_FLAT_DB = 3.0
+NOISE_BELOW_PEAK_DB = 12.0
+NOISE_ABOVE_SILENCE_DB = 10.0
+NOISE_BAND_HZ = (200.0, 16000.0)
+NOISE_FLATNESS = 0.3
+NOISE_SMOOTH_FRAMES = 5  # the levels the tail is read from: power averaged over 50 ms
 AMP_ENVELOPE_ROLES = ("amp_attack", "amp_decay", "amp_sustain")  # profile roles, in this order
 
 
@@ -86,6 +100,42 @@ def note_off(levels: np.ndarray) -> int | None:
             held = np.flatnonzero(levels[i: i + w + 1] >= levels[i] - PEAK_MARGIN_DB)
             return i + int(held[-1])  # the fall begins after the last frame still at that level
     return None
+
+
+def noise_tail(note: np.ndarray, sample_rate: int) -> int | None:
+    """The sample where a prepared ``note`` settles into its recording's steady noise floor
+    (hiss, hum or room tone after the note has gone; see :data:`NOISE_TAIL_SECONDS`), or None
+    when it does not end in one: a note held or still sounding to the end, a tail still falling,
+    a clean render's silence. The floor is what every recording of an answer would add too
+    (:class:`~deepdiva.core.metrics.SpectralTarget`'s ``noise_from``)."""
+    from scipy.ndimage import uniform_filter1d
+
+    # a noise dominated by low frequencies swings by several dB from one 10 ms frame to the next
+    levels = 10.0 * np.log10(uniform_filter1d(10.0 ** (frame_levels(note, sample_rate) / 10.0), NOISE_SMOOTH_FRAMES,
+                                              mode="nearest"))
+    n = int(round(NOISE_TAIL_SECONDS / FRAME_SECONDS))
+    if len(levels) < 2 * n:
+        return None
+    median = float(np.median(levels[-n:]))
+    if median > float(levels.max()) - NOISE_BELOW_PEAK_DB or median < SILENT_DB + NOISE_ABOVE_SILENCE_DB:
+        return None
+    louder = np.flatnonzero(levels > median + NOISE_FLAT_DB)
+    start = int(louder[-1]) + 1 if louder.size else 0  # every frame from here on lies at the floor or under it
+    tail = levels[start:]
+    if tail.size < n or abs(np.polyfit(np.arange(tail.size) * FRAME_SECONDS, tail, 1)[0]) > STILL_FALLING_DB_PER_S:
+        return None
+    begins = start * int(round(FRAME_SECONDS * sample_rate))
+    return begins if spectral_flatness(note[begins:], sample_rate) >= NOISE_FLATNESS else None
+
+
+def spectral_flatness(audio: np.ndarray, sample_rate: int, n_fft: int = 2048) -> float:
+    """Geometric over arithmetic mean of the mean power spectrum of ``audio`` (Hann frames of
+    ``n_fft``, half overlapping) in :data:`NOISE_BAND_HZ`: near 1 for white noise, near 0 for partials."""
+    frames = np.lib.stride_tricks.sliding_window_view(np.asarray(audio, dtype=np.float64), n_fft)[:: n_fft // 2]
+    power = np.mean(np.abs(np.fft.rfft(frames * np.hanning(n_fft), axis=1)) ** 2, axis=0)
+    lo, hi = (int(f * n_fft / sample_rate) for f in NOISE_BAND_HZ)
+    band = power[lo: min(hi, power.size)] + 1e-30
+    return float(np.exp(np.mean(np.log(band))) / np.mean(band))
 
 
 def _never_rises(levels: np.ndarray) -> bool:

@@ -18,7 +18,7 @@ import numpy as np
 
 from .bank import Bank, cached_bank, embed, shipped_bank
 from .chord import Chord, ChordRenderer, detect_chord
-from .envelope import AmpEnvelope, amp_envelope, with_envelope
+from .envelope import AmpEnvelope, amp_envelope, noise_tail, with_envelope
 from .errors import ModelError
 from .level import at_rms_of, level_matched, scored_gains, volume_columns, with_gain
 from .metrics import SpectralTarget
@@ -280,12 +280,15 @@ class Matcher:
         return scorer(self.renderer, self._choice_distance(note, leveled, target), self._executor, self.threads, key,
                       length)
 
-    @staticmethod
-    def _choice_distance(note: np.ndarray, leveled: bool = True,
+    def spectral_target(self, note: np.ndarray) -> SpectralTarget:
+        """The distance to ``note`` every choice and search of a match uses: the full multi-resolution
+        STFT distance, with the note's recording noise floor when it ends in one (:func:`noise_tail`)."""
+        return SpectralTarget(note, noise_from=noise_tail(note, self.sample_rate))
+
+    def _choice_distance(self, note: np.ndarray, leveled: bool = True,
                          target: SpectralTarget | None = None) -> Callable[[np.ndarray], np.ndarray]:
         """:meth:`_choice_scorer`'s distance of renders (n, samples) to ``note``, for renders made already."""
-        pick = (SpectralTarget(note, fft_sizes=CHOICE_FFT_SIZES, hop_ratio=CHOICE_HOP_RATIO) if target is None
-                else target.at_sizes(CHOICE_FFT_SIZES, CHOICE_HOP_RATIO))
+        pick = (target or self.spectral_target(note)).at_sizes(CHOICE_FFT_SIZES, CHOICE_HOP_RATIO)
 
         def at_target_level(audio: np.ndarray) -> np.ndarray:
             return pick.distance(at_rms_of(audio, note))
@@ -666,7 +669,7 @@ class Matcher:
         distance: float | None = None
         network_distance: float | None = None
         audio = None
-        target = SpectralTarget(note) if refine_seconds > 0 or score else None  # spectra cached once
+        target = self.spectral_target(note) if refine_seconds > 0 or score else None  # spectra cached once
         if answers is not None:  # scored: the answer (network, bank or plain patch) that sounds closest, in tune
             assert target is not None
             chosen = self._chosen_in_tune(np.concatenate([answers, self.plain_options(note, key, envelope)]),

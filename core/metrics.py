@@ -63,6 +63,7 @@ class _Resolution:
     mag: np.ndarray  # (m, frames, bins) float32
     log_mag: np.ndarray
     norm: np.ndarray  # (m,) float64, Frobenius norm of mag
+    noise: np.ndarray | None = None  # (bins,) float32: the target's noise floor, under which nothing counts
 
 
 class SpectralTarget:
@@ -71,22 +72,38 @@ class SpectralTarget:
     ``SpectralTarget(target).distance(candidates)`` equals
     ``multires_stft_distance(candidates, target)``; use it inside a search loop. ``target`` is
     one clip (compared with every candidate) or a batch matched row by row.
+
+    ``noise_from``: for one clip that ends in a steady noise floor (a recording's hiss or room
+    tone after the note, :func:`~deepdiva.core.envelope.noise_tail`), the sample where that tail
+    begins. Its mean power per frequency bin (at each resolution) then floors the magnitudes of
+    the target and of every candidate, as recording a candidate in the same room would: what lies
+    under the floor does not count, so a candidate need not make hiss to be close, nor may it
+    win by filling the floor with a long tail.
     """
 
     def __init__(self, target: np.ndarray, fft_sizes: Sequence[int] = DEFAULT_FFT_SIZES,
-                 hop_ratio: float = 0.25, floor: float = MAG_FLOOR) -> None:
+                 hop_ratio: float = 0.25, floor: float = MAG_FLOOR, noise_from: int | None = None) -> None:
         self.fft_sizes = _check_resolutions(fft_sizes, hop_ratio)
         self.hop_ratio = float(hop_ratio)
         self.floor = float(floor)
         self.target = as_batch(target, min_samples=max(self.fft_sizes) // 2 + 1)
+        if noise_from is not None and (self.target.shape[0] != 1 or not 0 <= noise_from < self.target.shape[1]):
+            raise AudioError(f"a noise floor needs one target clip and a sample inside it; got {noise_from} "
+                             f"for {self.target.shape[0]} clips of {self.target.shape[1]} samples")
+        self.noise_from = noise_from
         self._resolutions = [self._analyse(n_fft) for n_fft in self.fft_sizes]
         self._subsets: dict[tuple[tuple[int, ...], float], SpectralTarget] = {}
 
     def _analyse(self, n_fft: int) -> _Resolution:
         hop = _hop(n_fft, self.hop_ratio)
         mag = stft_magnitude(self.target, n_fft, hop, self.floor)
+        noise = None
+        if self.noise_from is not None:  # frames centred in the tail: its mean power per bin
+            tail = mag[0, min(-(-self.noise_from // hop), mag.shape[1] - 1):].astype(np.float64)
+            noise = np.sqrt(np.mean(tail * tail, axis=0)).astype(np.float32)
+            mag = np.maximum(mag, noise, out=mag)
         norm = np.sqrt(np.einsum("ijk,ijk->i", mag, mag, dtype=np.float64))
-        return _Resolution(n_fft, hop, mag, np.log(mag), norm)
+        return _Resolution(n_fft, hop, mag, np.log(mag), norm, noise)
 
     def at_sizes(self, fft_sizes: Sequence[int], hop_ratio: float | None = None) -> SpectralTarget:
         """The same target's distance at ``fft_sizes`` only (and ``hop_ratio``, default its own),
@@ -114,8 +131,10 @@ class SpectralTarget:
             sums = np.zeros((cand.shape[0], 2), dtype=np.float64)
             for spec, rows, frames in stft_chunks(cand, res.n_fft, res.hop, True, "reflect", CANDIDATE_CHUNK):
                 ref = slice(0, 1) if res.mag.shape[0] == 1 else rows
-                sums[rows] += _diff_sums(_magnitude(spec, self.floor), res.mag[ref, frames],
-                                         res.log_mag[ref, frames])
+                mag = _magnitude(spec, self.floor)
+                if res.noise is not None:
+                    np.maximum(mag, res.noise, out=mag)
+                sums[rows] += _diff_sums(mag, res.mag[ref, frames], res.log_mag[ref, frames])
             total += _combine(sums, res.norm, res.mag[0].size)
         return total / len(self._resolutions)
 
@@ -126,10 +145,10 @@ class SpectralTarget:
         if cand.shape[0] != 1:
             raise AudioError(f"distance_at_gains takes one clip, got {cand.shape[0]}")
         g = np.asarray(gains, dtype=np.float32)
-        floor = np.float32(np.sqrt(self.floor))
-        log_floor = np.log(floor)
         total = np.zeros(g.size, dtype=np.float64)
         for res in self._resolutions:
+            floor = np.float32(np.sqrt(self.floor)) if res.noise is None else np.maximum(res.noise, np.sqrt(self.floor))
+            log_floor = np.log(floor)
             sums = np.zeros((g.size, 2), dtype=np.float64)
             for spec, _rows, frames in stft_chunks(cand, res.n_fft, res.hop, True, "reflect", CANDIDATE_CHUNK):
                 mag = np.abs(spec)[0]

@@ -7,7 +7,7 @@ import pytest
 
 from deepdiva.core.builtin_renderer import BuiltinRenderer
 from deepdiva.core.builtin_synth import env_time
-from deepdiva.core.envelope import amp_envelope, amp_envelope_columns, knob, with_envelope
+from deepdiva.core.envelope import amp_envelope, amp_envelope_columns, knob, noise_tail, with_envelope
 from deepdiva.core.profile import load_profile
 
 SR = 44100
@@ -153,3 +153,22 @@ def test_a_match_lets_go_where_the_target_was_let_go() -> None:
     assert np.sqrt(np.mean(tail ** 2)) < 1e-3 * np.sqrt(np.mean(match.audio[: int(0.5 * SR)] ** 2))
     native = dict(zip([p.location for p in matcher.parameter_set.parameters], match.native, strict=True))
     assert native["ENV1:Sus"] == 100.0
+
+
+def hissing(note: np.ndarray, below_db: float, seed: int = 0) -> np.ndarray:
+    """``note`` with white noise ``below_db`` under its RMS level, from its first sample to its last."""
+    noise = np.random.default_rng(seed).standard_normal(note.size)
+    return (note + np.sqrt(np.mean(note ** 2)) * 10 ** (-below_db / 20) * noise).astype(np.float32)
+
+
+def test_a_take_let_go_into_its_recordings_hiss_ends_in_a_noise_floor() -> None:
+    take = hissing(let_go(1.0, 0.05), 30.0)
+    start = noise_tail(take, SR)
+    assert start is not None and 1.0 * SR < start < 1.4 * SR  # after the release, to the end
+
+
+def test_no_noise_floor_in_clean_notes_held_notes_falling_tails_or_a_sustained_tone() -> None:
+    assert noise_tail(let_go(1.0, 0.05), SR) is None  # digital silence after the release
+    assert noise_tail(hissing(shaped(0.05, 1.0, 1.0), 30.0), SR) is None  # the note sounds to the end
+    assert noise_tail(hissing(shaped(0.005, 0.5, 0.0), 60.0), SR) is None  # still falling at the end
+    assert noise_tail(shaped(0.01, 0.1, 0.1), SR) is None  # a sustain 20 dB down: partials, not hiss

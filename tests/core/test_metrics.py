@@ -168,3 +168,22 @@ def test_distance_at_gains_equals_the_distance_of_the_scaled_clip() -> None:
     scaled = clip[None, :] * gains[:, None].astype(np.float32)
     st = M.SpectralTarget(target)
     np.testing.assert_allclose(st.distance_at_gains(clip, gains), st.distance(scaled), rtol=1e-5)
+
+
+def test_a_noise_floor_hides_what_lies_under_it_in_target_and_candidates() -> None:
+    """A note that ends in 0.8 s of steady hiss: with the floor, the clean note is as close as the
+    hissing one itself nearly, and a long quiet tail under the hiss no longer buys closeness."""
+    rng = np.random.default_rng(0)
+    clean = np.where(T < 1.2, _saw(220.0), 0.0).astype(np.float32)
+    hiss = (0.002 * rng.standard_normal(N)).astype(np.float32)
+    target = clean + hiss
+    tail = np.where(T < 1.2, _saw(220.0), 0.3 * _saw(220.0)).astype(np.float32)  # a tone ringing on after 1.2 s
+    plain, floored = M.SpectralTarget(target), M.SpectralTarget(target, noise_from=int(1.3 * SR))
+    d_plain, d_floored = plain.distance(np.stack([clean, tail])), floored.distance(np.stack([clean, tail]))
+    assert d_floored[0] < 0.5 * d_plain[0]  # the clean note is no longer punished for lacking the hiss
+    assert d_floored[0] < d_floored[1]  # a tone ringing on above the floor still counts against a candidate
+    np.testing.assert_allclose(floored.distance_at_gains(clean, [1.0, 0.5]),
+                               floored.distance(np.stack([clean, 0.5 * clean])), rtol=1e-4)
+    assert floored.at_sizes((1024,)).distance(clean[None])[0] < plain.at_sizes((1024,)).distance(clean[None])[0]
+    with pytest.raises(AudioError, match="noise floor"):
+        M.SpectralTarget(np.stack([target, target]), noise_from=100)
