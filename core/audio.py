@@ -34,7 +34,16 @@ log = logging.getLogger(__name__)
 SILENCE_DBFS = -60.0
 DEFAULT_MAX_SECONDS = 600.0
 ONSET_THRESHOLD_DB = -30.0  # relative to the loudest frame
+# ... and, when the take opens on a steady noise floor (its first LEAD_IN_PROBE seconds within
+# LEAD_IN_STEADY_DB of each other, LEAD_IN_BELOW_DB or more under the loudest frame and noise-like:
+# hiss before the note), at least ONSET_ABOVE_FLOOR_DB above that floor (never above the loudest - 10 dB)
+ONSET_ABOVE_FLOOR_DB = 10.0
+LEAD_IN_PROBE = 0.1
+LEAD_IN_STEADY_DB = 8.0
+LEAD_IN_BELOW_DB = 20.0
+LEAD_IN_FLATNESS = 0.3  # and noise-like (:func:`spectral_flatness`): a quiet steady tone is the note's own start
 ONSET_PREROLL = 0.005  # seconds kept before the detected onset
+LEAD_IN_SECONDS = 2.0  # at most this much of what a take holds before its note is kept (its noise floor)
 FRAME = 256
 CLIP = 0.999  # samples this close to full scale count as clipped
 BLOCK = 1 << 20  # samples decoded or scanned at a time (4 MB of float32)
@@ -236,15 +245,38 @@ def peak_dbfs(audio: np.ndarray) -> float:
     return 20 * np.log10(peak) if peak > 0 else -np.inf
 
 
+def spectral_flatness(audio: np.ndarray, sample_rate: int, band_hz: tuple[float, float] = (200.0, 16000.0),
+                      n_fft: int = 2048) -> float:
+    """Geometric over arithmetic mean of the mean power spectrum of ``audio`` (Hann frames of
+    ``n_fft``, half overlapping, at least one) in ``band_hz``: near 1 for white noise, near 0 for partials."""
+    audio = np.asarray(audio, dtype=np.float64)
+    if audio.size < n_fft:
+        audio = np.pad(audio, (0, n_fft - audio.size))
+    frames = np.lib.stride_tricks.sliding_window_view(audio, n_fft)[:: n_fft // 2]
+    power = np.mean(np.abs(np.fft.rfft(frames * np.hanning(n_fft), axis=1)) ** 2, axis=0)
+    lo, hi = (int(f * n_fft / sample_rate) for f in band_hz)
+    band = power[lo: min(hi, power.size)] + 1e-30
+    return float(np.exp(np.mean(np.log(band))) / np.mean(band))
+
+
 def find_onset(audio: np.ndarray, sample_rate: int) -> int:
-    """Sample index where the note starts: first frame within 30 dB of the loudest, minus 5 ms."""
+    """Sample index where the note starts: first frame within 30 dB of the loudest and 10 dB above
+    the take's noise floor before it (:data:`ONSET_ABOVE_FLOOR_DB`), minus 5 ms."""
     n_frames = audio.size // FRAME
     if n_frames < 2:
         return 0
     frames = audio[: n_frames * FRAME].reshape(n_frames, FRAME)
     energy = np.concatenate([np.sqrt(np.mean(np.square(rows, dtype=np.float64), axis=1))
                              for rows in _blocks(frames, BLOCK // FRAME)])
-    threshold = energy.max() * 10 ** (ONSET_THRESHOLD_DB / 20)
+    loudest = float(energy.max())
+    threshold = loudest * 10 ** (ONSET_THRESHOLD_DB / 20)
+    head = energy[: max(1, int(LEAD_IN_PROBE * sample_rate) // FRAME)]
+    if head.size < n_frames // 2 and head.min() > 0:
+        floor = float(np.median(head))
+        steady = 20 * np.log10(head.max() / head.min()) <= LEAD_IN_STEADY_DB
+        if (steady and floor <= loudest * 10 ** (-LEAD_IN_BELOW_DB / 20)
+                and spectral_flatness(audio[: head.size * FRAME], sample_rate) >= LEAD_IN_FLATNESS):
+            threshold = max(threshold, min(floor * 10 ** (ONSET_ABOVE_FLOOR_DB / 20), loudest * 0.316))
     first = int(np.argmax(energy >= threshold))
     return max(0, first * FRAME - int(ONSET_PREROLL * sample_rate))
 
@@ -269,18 +301,31 @@ def validate(audio: np.ndarray, source: str = "<buffer>", silence_dbfs: float = 
 def prepare_note(clip: AudioClip, sample_rate: int = 44100, seconds: float = 2.0,
                  silence_dbfs: float = SILENCE_DBFS) -> np.ndarray:
     """Validate, resample, find the onset and cut (or zero-pad) exactly ``seconds`` of audio."""
+    return prepare_take(clip, sample_rate, seconds, silence_dbfs)[0]
+
+
+def prepare_take(clip: AudioClip, sample_rate: int = 44100, seconds: float = 2.0,
+                 silence_dbfs: float = SILENCE_DBFS) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`prepare_note`'s note, and the take's lead-in: what it held before the note (resampled,
+    up to :data:`LEAD_IN_SECONDS` of it; empty when the note starts at once), where the recording's
+    noise floor can be heard alone."""
     check_rate(clip.sample_rate, clip.source)
     validate(clip.samples, clip.source, silence_dbfs)
     check_samples(math.ceil(clip.samples.size * sample_rate / clip.sample_rate),
                   f"{clip.seconds:.0f} s of audio resampled to {sample_rate} Hz", clip.source)
     audio = resample(clip.samples, clip.sample_rate, sample_rate)
-    return cut_note(audio, sample_rate, int(round(seconds * sample_rate)))
+    start = find_onset(audio, sample_rate)
+    lead_in = audio[max(0, start - int(LEAD_IN_SECONDS * sample_rate)): start]
+    return _cut_at(audio, start, int(round(seconds * sample_rate))), np.ascontiguousarray(lead_in, dtype=np.float32)
 
 
 def cut_note(audio: np.ndarray, sample_rate: int, length: int) -> np.ndarray:
     """``length`` samples from the note's onset (:func:`find_onset`), zero-padded when short;
     training data goes through the same cut as targets do."""
-    start = find_onset(audio, sample_rate)
+    return _cut_at(audio, find_onset(audio, sample_rate), length)
+
+
+def _cut_at(audio: np.ndarray, start: int, length: int) -> np.ndarray:
     window = audio[start: start + length]
     if window.size < length:
         window = np.pad(window, (0, length - window.size))

@@ -12,7 +12,8 @@ on the envelope knob of Diva as the builtin synth plays it (1 ms x 10**(knob/25)
 ``core/BUILTIN_SYNTH.md``). A scored match renders these variants beside the network's answers and
 keeps whichever is closest; an unscored one uses the measurement only for a note that dies away.
 The level also tells where the note was let go (:func:`note_off`) and whether the take ends in its
-recording's steady noise floor (:func:`noise_tail`), which the match's distance then looks through.
+recording's steady noise floor (:func:`noise_floor`: after the note, or before it), which the
+match's distance then looks through.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .audio import spectral_flatness
 from .profile import ParameterSet
 
 FRAME_SECONDS = 0.01
@@ -102,40 +104,68 @@ def note_off(levels: np.ndarray) -> int | None:
     return None
 
 
-def noise_tail(note: np.ndarray, sample_rate: int) -> int | None:
-    """The sample where a prepared ``note`` settles into its recording's steady noise floor
-    (hiss, hum or room tone after the note has gone; see :data:`NOISE_TAIL_SECONDS`), or None
-    when it does not end in one: a note held or still sounding to the end, a tail still falling,
-    a clean render's silence. The floor is what every recording of an answer would add too
-    (:class:`~deepdiva.core.metrics.SpectralTarget`'s ``noise_from``)."""
-    from scipy.ndimage import uniform_filter1d
+def noise_floor(note: np.ndarray, sample_rate: int, lead_in: np.ndarray | None = None) -> np.ndarray | None:
+    """The take's recording noise floor alone (hiss, hum or room tone; see :data:`NOISE_TAIL_SECONDS`),
+    or None when none can be told from the note: the tail of a prepared ``note`` once the note has
+    gone (:func:`noise_tail`), else the ``lead_in`` recorded before it (the same rules, against the
+    note's peak). What every recording of an answer would add too
+    (:class:`~deepdiva.core.metrics.SpectralTarget`'s ``noise``)."""
+    start = noise_tail(note, sample_rate)
+    if start is not None:
+        return note[start:]
+    if lead_in is None:
+        return None
+    levels = _smoothed_levels(lead_in, sample_rate)
+    n = int(round(NOISE_TAIL_SECONDS / FRAME_SECONDS))
+    if levels.size < n:
+        return None
+    # read from the lead-in's start: its end may hold the first of a slow attack
+    steady = _steady_from(levels[::-1], float(_smoothed_levels(note, sample_rate).max()), n)
+    if steady is None:
+        return None
+    floor = lead_in[: (levels.size - steady) * int(round(FRAME_SECONDS * sample_rate))]
+    return floor if spectral_flatness(floor, sample_rate, NOISE_BAND_HZ) >= NOISE_FLATNESS else None
 
-    # a noise dominated by low frequencies swings by several dB from one 10 ms frame to the next
-    levels = 10.0 * np.log10(uniform_filter1d(10.0 ** (frame_levels(note, sample_rate) / 10.0), NOISE_SMOOTH_FRAMES,
-                                              mode="nearest"))
+
+def noise_tail(note: np.ndarray, sample_rate: int) -> int | None:
+    """The sample where a prepared ``note`` settles into its recording's steady noise floor after
+    the note has gone (see :data:`NOISE_TAIL_SECONDS`), or None when it does not end in one: a
+    note held or still sounding to the end, a tail still falling, a clean render's silence."""
+    levels = _smoothed_levels(note, sample_rate)
     n = int(round(NOISE_TAIL_SECONDS / FRAME_SECONDS))
     if len(levels) < 2 * n:
         return None
+    start = _steady_from(levels, float(levels.max()), n)
+    if start is None:
+        return None
+    begins = start * int(round(FRAME_SECONDS * sample_rate))
+    return begins if spectral_flatness(note[begins:], sample_rate, NOISE_BAND_HZ) >= NOISE_FLATNESS else None
+
+
+def _smoothed_levels(audio: np.ndarray, sample_rate: int) -> np.ndarray:
+    """:func:`frame_levels` as power means over :data:`NOISE_SMOOTH_FRAMES` frames (a noise
+    dominated by low frequencies swings by several dB from one 10 ms frame to the next)."""
+    from scipy.ndimage import uniform_filter1d
+
+    levels = frame_levels(audio, sample_rate)
+    if levels.size == 0:
+        return levels
+    return 10.0 * np.log10(uniform_filter1d(10.0 ** (levels / 10.0), NOISE_SMOOTH_FRAMES, mode="nearest"))
+
+
+def _steady_from(levels: np.ndarray, peak_db: float, n: int) -> int | None:
+    """The first frame of the steady floor that ``levels`` end in (at least ``n`` frames within
+    :data:`NOISE_FLAT_DB` of the median of their last ``n``, :data:`NOISE_BELOW_PEAK_DB` under
+    ``peak_db``, above digital silence, not falling), or None."""
     median = float(np.median(levels[-n:]))
-    if median > float(levels.max()) - NOISE_BELOW_PEAK_DB or median < SILENT_DB + NOISE_ABOVE_SILENCE_DB:
+    if median > peak_db - NOISE_BELOW_PEAK_DB or median < SILENT_DB + NOISE_ABOVE_SILENCE_DB:
         return None
     louder = np.flatnonzero(levels > median + NOISE_FLAT_DB)
     start = int(louder[-1]) + 1 if louder.size else 0  # every frame from here on lies at the floor or under it
     tail = levels[start:]
     if tail.size < n or abs(np.polyfit(np.arange(tail.size) * FRAME_SECONDS, tail, 1)[0]) > STILL_FALLING_DB_PER_S:
         return None
-    begins = start * int(round(FRAME_SECONDS * sample_rate))
-    return begins if spectral_flatness(note[begins:], sample_rate) >= NOISE_FLATNESS else None
-
-
-def spectral_flatness(audio: np.ndarray, sample_rate: int, n_fft: int = 2048) -> float:
-    """Geometric over arithmetic mean of the mean power spectrum of ``audio`` (Hann frames of
-    ``n_fft``, half overlapping) in :data:`NOISE_BAND_HZ`: near 1 for white noise, near 0 for partials."""
-    frames = np.lib.stride_tricks.sliding_window_view(np.asarray(audio, dtype=np.float64), n_fft)[:: n_fft // 2]
-    power = np.mean(np.abs(np.fft.rfft(frames * np.hanning(n_fft), axis=1)) ** 2, axis=0)
-    lo, hi = (int(f * n_fft / sample_rate) for f in NOISE_BAND_HZ)
-    band = power[lo: min(hi, power.size)] + 1e-30
-    return float(np.exp(np.mean(np.log(band))) / np.mean(band))
+    return start
 
 
 def _never_rises(levels: np.ndarray) -> bool:

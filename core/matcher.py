@@ -18,7 +18,7 @@ import numpy as np
 
 from .bank import Bank, cached_bank, embed, shipped_bank
 from .chord import Chord, ChordRenderer, detect_chord
-from .envelope import AmpEnvelope, amp_envelope, noise_tail, with_envelope
+from .envelope import AmpEnvelope, amp_envelope, noise_floor, with_envelope
 from .errors import ModelError
 from .level import at_rms_of, level_matched, scored_gains, volume_columns, with_gain
 from .metrics import SpectralTarget
@@ -280,10 +280,11 @@ class Matcher:
         return scorer(self.renderer, self._choice_distance(note, leveled, target), self._executor, self.threads, key,
                       length)
 
-    def spectral_target(self, note: np.ndarray) -> SpectralTarget:
+    def spectral_target(self, note: np.ndarray, lead_in: np.ndarray | None = None) -> SpectralTarget:
         """The distance to ``note`` every choice and search of a match uses: the full multi-resolution
-        STFT distance, with the note's recording noise floor when it ends in one (:func:`noise_tail`)."""
-        return SpectralTarget(note, noise_from=noise_tail(note, self.sample_rate))
+        STFT distance, through the take's recording noise floor when one can be told after the note
+        or in the ``lead_in`` recorded before it (:func:`~deepdiva.core.envelope.noise_floor`)."""
+        return SpectralTarget(note, noise=noise_floor(note, self.sample_rate, lead_in))
 
     def _choice_distance(self, note: np.ndarray, leveled: bool = True,
                          target: SpectralTarget | None = None) -> Callable[[np.ndarray], np.ndarray]:
@@ -612,10 +613,12 @@ class Matcher:
         return self.predict(notes, pitches), pitches, keys
 
     def match(self, note: np.ndarray, refine_seconds: float = 0.0, seed: int = 0, candidates: int = 1,
-              score: bool = True, render: bool = True) -> Match:
+              score: bool = True, render: bool = True, lead_in: np.ndarray | None = None) -> Match:
         """Match one prepared note (``core.audio.prepare_note``); refine for up to ``refine_seconds``.
 
         ``candidates`` > 1 (with refinement) also returns up to ``candidates - 1`` alternatives.
+        ``lead_in``: what the take held before the note (``core.audio.prepare_take``), where its
+        recording's noise floor may be read when the note does not end in it (:meth:`spectral_target`).
         Network only, ``score=False`` skips measuring the answer against the target (distances
         None), and with ``render=False`` too the answer's render is not returned (``audio`` None).
         The answer's oscillator volumes are then set to the level that suits the target best
@@ -651,13 +654,13 @@ class Matcher:
         if chord is not None:  # every render plays the chord; the preset is played from its lowest note
             root = Pitch.from_hz(chord.root_hz, pitch.clarity)
             chorded = self._playing(chord)
-            result = chorded._match(note, root, began, refine_seconds, seed, candidates, score, render)
+            result = chorded._match(note, root, began, refine_seconds, seed, candidates, score, render, lead_in)
             self.bank = chorded.bank  # a bank loaded on its first use stays loaded
             return result
-        return self._match(note, pitch, began, refine_seconds, seed, candidates, score, render)
+        return self._match(note, pitch, began, refine_seconds, seed, candidates, score, render, lead_in)
 
     def _match(self, note: np.ndarray, pitch: Pitch, began: float, refine_seconds: float, seed: int,
-               candidates: int, score: bool, render: bool) -> Match:
+               candidates: int, score: bool, render: bool, lead_in: np.ndarray | None = None) -> Match:
         """:meth:`match` for a note of ``pitch`` (a chord's: its lowest note), begun at ``began``."""
         played = self.played_at(pitch)
         key = played.midi_float
@@ -669,7 +672,7 @@ class Matcher:
         distance: float | None = None
         network_distance: float | None = None
         audio = None
-        target = self.spectral_target(note) if refine_seconds > 0 or score else None  # spectra cached once
+        target = self.spectral_target(note, lead_in) if refine_seconds > 0 or score else None  # spectra cached once
         if answers is not None:  # scored: the answer (network, bank or plain patch) that sounds closest, in tune
             assert target is not None
             chosen = self._chosen_in_tune(np.concatenate([answers, self.plain_options(note, key, envelope)]),

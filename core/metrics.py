@@ -73,24 +73,23 @@ class SpectralTarget:
     ``multires_stft_distance(candidates, target)``; use it inside a search loop. ``target`` is
     one clip (compared with every candidate) or a batch matched row by row.
 
-    ``noise_from``: for one clip that ends in a steady noise floor (a recording's hiss or room
-    tone after the note, :func:`~deepdiva.core.envelope.noise_tail`), the sample where that tail
-    begins. Its mean power per frequency bin (at each resolution) then floors the magnitudes of
-    the target and of every candidate, as recording a candidate in the same room would: what lies
-    under the floor does not count, so a candidate need not make hiss to be close, nor may it
-    win by filling the floor with a long tail.
+    ``noise``: the target recording's noise floor alone (its hiss or room tone after the note or
+    before it: :func:`~deepdiva.core.envelope.noise_floor`), for one target clip. Its mean power
+    per frequency bin (at each resolution) then floors the magnitudes of the target and of every
+    candidate, as recording a candidate in the same room would: what lies under the floor does not
+    count, so a candidate need not make hiss to be close, nor may it win by filling the floor with
+    a long tail.
     """
 
     def __init__(self, target: np.ndarray, fft_sizes: Sequence[int] = DEFAULT_FFT_SIZES,
-                 hop_ratio: float = 0.25, floor: float = MAG_FLOOR, noise_from: int | None = None) -> None:
+                 hop_ratio: float = 0.25, floor: float = MAG_FLOOR, noise: np.ndarray | None = None) -> None:
         self.fft_sizes = _check_resolutions(fft_sizes, hop_ratio)
         self.hop_ratio = float(hop_ratio)
         self.floor = float(floor)
         self.target = as_batch(target, min_samples=max(self.fft_sizes) // 2 + 1)
-        if noise_from is not None and (self.target.shape[0] != 1 or not 0 <= noise_from < self.target.shape[1]):
-            raise AudioError(f"a noise floor needs one target clip and a sample inside it; got {noise_from} "
-                             f"for {self.target.shape[0]} clips of {self.target.shape[1]} samples")
-        self.noise_from = noise_from
+        if noise is not None and self.target.shape[0] != 1:
+            raise AudioError(f"a noise floor is one target's; got {self.target.shape[0]} target clips")
+        self.noise = None if noise is None else as_batch(noise, min_samples=max(self.fft_sizes) // 2 + 1)
         self._resolutions = [self._analyse(n_fft) for n_fft in self.fft_sizes]
         self._subsets: dict[tuple[tuple[int, ...], float], SpectralTarget] = {}
 
@@ -98,9 +97,9 @@ class SpectralTarget:
         hop = _hop(n_fft, self.hop_ratio)
         mag = stft_magnitude(self.target, n_fft, hop, self.floor)
         noise = None
-        if self.noise_from is not None:  # frames centred in the tail: its mean power per bin
-            tail = mag[0, min(-(-self.noise_from // hop), mag.shape[1] - 1):].astype(np.float64)
-            noise = np.sqrt(np.mean(tail * tail, axis=0)).astype(np.float32)
+        if self.noise is not None:  # the floor's mean power per bin
+            power = np.square(stft_magnitude(self.noise[:1], n_fft, hop, self.floor)[0], dtype=np.float64)
+            noise = np.sqrt(np.mean(power, axis=0)).astype(np.float32)
             mag = np.maximum(mag, noise, out=mag)
         norm = np.sqrt(np.einsum("ijk,ijk->i", mag, mag, dtype=np.float64))
         return _Resolution(n_fft, hop, mag, np.log(mag), norm, noise)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.audio import DEFAULT_MAX_SECONDS, AudioClip, prepare_note, read_audio
+from ..core.audio import DEFAULT_MAX_SECONDS, AudioClip, prepare_take, read_audio
 from ..core.errors import AudioError, DeepDivaError
 from ..core.filenames import fit_name, inside_roots, printable
 from ..core.matcher import Match, Matcher
@@ -159,8 +159,9 @@ def match_clip(matcher: Matcher, clip: AudioClip, out: str | Path, name: str | N
     ``<name> alt 2.h2p``, ``<name> alt 3.h2p``, ... (each with its preview). ``score=False``
     (network only) skips measuring the answer's distance to the target.
     """
-    note = prepare_note(clip, matcher.sample_rate, matcher.seconds)
-    result = matcher.match(note, refine_seconds, seed=seed, candidates=candidates, score=score, render=preview)
+    note, lead_in = prepare_take(clip, matcher.sample_rate, matcher.seconds)
+    result = matcher.match(note, refine_seconds, seed=seed, candidates=candidates, score=score, render=preview,
+                           lead_in=lead_in)
     preset, wav = _write(matcher, result.params, result.audio, result.distance, out, name, clip.source, preview,
                          result)
     alternatives = []

@@ -63,6 +63,22 @@ def test_onset_skips_leading_silence(tmp_path: Path) -> None:
     assert np.max(np.abs(note[:1000])) > 0.1
 
 
+def test_onset_after_a_lead_in_of_hiss_and_the_lead_in_kept() -> None:
+    """Half a second of hiss 25 dB under the note, then the note: the hiss is within 30 dB of the
+    loudest frame, so the onset is found 10 dB above the hiss instead; prepare_take hands the hiss
+    back as the lead-in. A steady quiet tone before the note (no hiss) moves nothing."""
+    note = tone(1.5)
+    hiss = (np.sqrt(np.mean(note ** 2)) * 10 ** (-25 / 20) * np.random.default_rng(0).standard_normal(SR // 2 + note.size))
+    take = (np.concatenate([np.zeros(SR // 2, np.float32), note]) + hiss).astype(np.float32)
+    assert SR // 2 - 0.01 * SR <= find_onset(take, SR) <= SR // 2
+    prepared, lead_in = audio.prepare_take(AudioClip(take, SR, "take"))
+    np.testing.assert_array_equal(prepared, prepare_note(AudioClip(take, SR, "take")))
+    assert SR // 2 - 0.01 * SR <= lead_in.size <= SR // 2 and np.abs(lead_in).max() < 0.1
+    hum = np.concatenate([tone(0.5, amp=0.02), note])  # 28 dB under the note, but a tone: the note's own start
+    assert find_onset(hum, SR) == 0
+    assert audio.prepare_take(AudioClip(note, SR, "note"))[1].size == 0  # it starts at once
+
+
 def test_not_audio(tmp_path: Path) -> None:
     path = tmp_path / "notes.wav"
     path.write_text("this is not audio")

@@ -7,7 +7,14 @@ import pytest
 
 from deepdiva.core.builtin_renderer import BuiltinRenderer
 from deepdiva.core.builtin_synth import env_time
-from deepdiva.core.envelope import amp_envelope, amp_envelope_columns, knob, noise_tail, with_envelope
+from deepdiva.core.envelope import (
+    amp_envelope,
+    amp_envelope_columns,
+    knob,
+    noise_floor,
+    noise_tail,
+    with_envelope,
+)
 from deepdiva.core.profile import load_profile
 
 SR = 44100
@@ -172,3 +179,20 @@ def test_no_noise_floor_in_clean_notes_held_notes_falling_tails_or_a_sustained_t
     assert noise_tail(hissing(shaped(0.05, 1.0, 1.0), 30.0), SR) is None  # the note sounds to the end
     assert noise_tail(hissing(shaped(0.005, 0.5, 0.0), 60.0), SR) is None  # still falling at the end
     assert noise_tail(shaped(0.01, 0.1, 0.1), SR) is None  # a sustain 20 dB down: partials, not hiss
+
+
+def test_a_held_takes_noise_floor_is_read_from_its_lead_in() -> None:
+    """Held to the end, the note never leaves its hiss alone; the half second the take held before
+    it does (the hiss only, or with a slow attack's first rise at its end)."""
+    rng = np.random.default_rng(2)
+    held = hissing(shaped(0.05, 1.0, 1.0), 30.0)
+    hiss = np.sqrt(np.mean(held ** 2)) * 10 ** (-30 / 20) * rng.standard_normal(SR // 2).astype(np.float32)
+    assert noise_floor(held, SR) is None
+    floor = noise_floor(held, SR, lead_in=hiss)
+    assert floor is not None and floor.size >= 0.4 * SR
+    rising = hiss + tone(np.linspace(0, 0.05, hiss.size) ** 3)  # the attack's first rise, under the onset threshold
+    assert noise_floor(held, SR, lead_in=rising) is not None
+    assert noise_floor(held, SR, lead_in=hiss[: SR // 10]) is None  # too short to tell
+    assert noise_floor(held, SR, lead_in=tone(np.full(SR // 2, 0.01))) is None  # a hum of partials, no hiss
+    tail = hissing(let_go(1.0, 0.05), 30.0)
+    assert noise_floor(tail, SR).size == tail.size - noise_tail(tail, SR)  # the tail first

@@ -442,7 +442,21 @@ def test_a_hissing_take_is_matched_as_the_note_not_its_hiss(matcher: Matcher, mo
     clean = (0.3 * saw * np.clip(np.minimum(t / 0.01, np.exp(-(t - 1.0) / 0.04)), 0, 1)).astype(np.float32)
     take = (clean + np.sqrt(np.mean(clean ** 2)) * 0.1 * np.random.default_rng(1).standard_normal(t.size)).astype(np.float32)
     floored = matcher.match(take)
-    monkeypatch.setattr(matcher_module, "noise_tail", lambda note, sample_rate: None)
+    monkeypatch.setattr(matcher_module, "noise_floor", lambda note, sample_rate, lead_in=None: None)
     filled = matcher.match(take)
     to_clean = multires_stft_distance(np.stack([floored.audio, filled.audio]), clean)
     assert floored.played.midi == 45 and to_clean[0] < 0.7 * to_clean[1]
+
+
+def test_a_held_hissing_take_is_matched_through_the_hiss_of_its_lead_in(matcher: Matcher) -> None:
+    """Held to its end the take never leaves its hiss alone, but the half second recorded before
+    the note does: given that lead-in, the match looks through the floor as after a let-go note."""
+    t = np.arange(2 * 44100) / 44100
+    clean = (0.3 * sum(np.sin(2 * np.pi * 110.0 * k * t) / k for k in range(1, 60)) * np.minimum(t / 0.01, 1)).astype(np.float32)
+    rng = np.random.default_rng(1)
+    hiss = (np.sqrt(np.mean(clean ** 2)) * 0.1 * rng.standard_normal(t.size + 22050)).astype(np.float32)
+    take = hiss[22050:] + clean
+    through = matcher.match(take, lead_in=hiss[:22050])
+    assert through.distance is not None and through.played.midi == 45
+    to_clean = multires_stft_distance(np.stack([through.audio, matcher.match(take).audio]), clean)
+    assert to_clean[0] < 0.8 * to_clean[1]
