@@ -265,3 +265,27 @@ def test_any_name_the_os_allows_in_a_folder_batch(tmp_path: Path, patch_audio: n
     assert [f["source"] for f in report["failures"]] == [str(folder / "bad\\xff.wav")]
     assert Path(report["results"][1]["preset"]).name == "音" * 82 + " (2).h2p"
     assert all(len(os.fsencode(p.name)) <= 255 for p in out.iterdir()) and len(list(out.iterdir())) == 6
+
+
+def test_a_take_that_opens_on_hiss_is_matched_through_it(tmp_path: Path) -> None:
+    """A recording as a musician makes it: half a second of hiss, then a saw held to the end, the
+    hiss under it. The note is found where it starts, and the match, which reads the hiss from the
+    lead-in, writes the same preset the matcher gives that note with that lead-in."""
+    from deepdiva.core.audio import AudioClip, prepare_take
+    from deepdiva.core.matcher import Matcher
+
+    saw = band_limited_saw(45.0)
+    hiss = 0.1 * np.sqrt(np.mean(saw ** 2)) * np.random.default_rng(3).standard_normal(SR // 2 + saw.size)
+    take = (np.concatenate([np.zeros(SR // 2, np.float32), saw]) + hiss).astype(np.float32)
+    src = tmp_path / "take.wav"
+    sf.write(src, take, SR, subtype="FLOAT")
+    result = run("match", str(src), "--out", str(tmp_path / "out"), "--json", "--no-preview")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["note"] == "A2"
+    note, lead_in = prepare_take(AudioClip(take, SR, "take.wav"))
+    assert SR // 2 - 0.01 * SR <= lead_in.size <= SR // 2  # the note starts after the hiss
+    matcher = Matcher.load()
+    through = matcher.match(note, lead_in=lead_in)
+    assert report["distance"] == pytest.approx(through.distance, rel=1e-4)
+    assert through.distance != pytest.approx(matcher.match(note).distance, rel=1e-3)  # the lead-in counted
