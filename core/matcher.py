@@ -100,6 +100,7 @@ class Match:
     played: Pitch = field(default_factory=Pitch.unpitched)  # the key (and cents) the preset is played at
     note_length: float | None = None  # seconds to the note-off heard, where every render let go (None: held)
     chord: Chord | None = None  # the chord heard in the target, which every render played (None: one note)
+    hiss_dbfs: float | None = None  # the take's noise floor the distances looked through, RMS dBFS (None: none read)
 
     def as_dict(self, parameter_set: ParameterSet) -> dict:
         return {
@@ -110,6 +111,7 @@ class Match:
                           "keys": self.keys()},
             "distance": _rounded(self.distance),
             "network_distance": _rounded(self.network_distance),
+            "noise_floor_dbfs": None if self.hiss_dbfs is None else round(self.hiss_dbfs, 1),
             "evaluations": self.evaluations,
             "seconds": round(self.seconds, 4),
             "params": {
@@ -712,4 +714,5 @@ class Matcher:
             distance = network_distance
         native = self.parameter_set.from_normalised(params[None, :])[0]
         return Match(params, native, distance, network_distance, audio, evaluations,
-                     time.perf_counter() - began, alternatives, pitch, played, length, self.chord)
+                     time.perf_counter() - began, alternatives, pitch, played, length, self.chord,
+                     None if target is None else target.noise_dbfs())

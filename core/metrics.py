@@ -122,6 +122,12 @@ class SpectralTarget:
     def n_samples(self) -> int:
         return self.target.shape[1]
 
+    def noise_dbfs(self) -> float | None:
+        """The RMS level (dB re full scale) of the noise floor looked through, or None without one."""
+        if self.noise is None:
+            return None
+        return float(10.0 * np.log10(np.mean(np.square(self.noise, dtype=np.float64)) + 1e-20))
+
     def distance(self, candidates: np.ndarray) -> np.ndarray:
         """Mean over resolutions of spectral convergence + mean log-magnitude L1, ``(n,)``."""
         cand, _ = _pair(candidates, self.target, max(self.fft_sizes) // 2 + 1)

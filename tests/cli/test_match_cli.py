@@ -236,7 +236,7 @@ def test_unpitched_noise_is_played_at_c3(tmp_path: Path) -> None:
     report = json.loads(run("match", str(src), "--out", str(tmp_path / "out"), "--json").stdout)
     assert report["note"] == "unpitched" and report["played_at"] == {"note": "C3", "midi_pitch": 48, "cents": 0.0,
                                                                    "held_for": None, "keys": ["C3"]}
-    assert report["chord"] is None
+    assert report["chord"] is None and report["noise_floor_dbfs"] is None  # it dies away into digital silence
     assert "unpitched" in read_h2p(report["preset"], load_profile("diva")).meta["Description"]
 
 
@@ -282,10 +282,13 @@ def test_a_take_that_opens_on_hiss_is_matched_through_it(tmp_path: Path) -> None
     result = run("match", str(src), "--out", str(tmp_path / "out"), "--json", "--no-preview")
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
-    assert report["note"] == "A2"
+    assert report["note"] == "A2" and report["noise_floor_dbfs"] == pytest.approx(
+        20 * np.log10(np.sqrt(np.mean(hiss ** 2))), abs=1.0)
     note, lead_in = prepare_take(AudioClip(take, SR, "take.wav"))
     assert SR // 2 - 0.01 * SR <= lead_in.size <= SR // 2  # the note starts after the hiss
     matcher = Matcher.load()
     through = matcher.match(note, lead_in=lead_in)
     assert report["distance"] == pytest.approx(through.distance, rel=1e-4)
     assert through.distance != pytest.approx(matcher.match(note).distance, rel=1e-3)  # the lead-in counted
+    text = run("match", str(src), "--out", str(tmp_path / "text"), "--no-preview").output
+    assert f"compared through the take's hiss at {report['noise_floor_dbfs']:.0f} dBFS" in text
