@@ -173,15 +173,20 @@ def _never_rises(levels: np.ndarray) -> bool:
     return bool(np.all(levels - np.minimum.accumulate(levels) <= SETTLE_DB))
 
 
-def amp_envelope(note: np.ndarray, sample_rate: int) -> AmpEnvelope | None:
+def amp_envelope(note: np.ndarray, sample_rate: int, noise: np.ndarray | None = None) -> AmpEnvelope | None:
     """The amp envelope of a prepared ``note`` (onset at its start, at least
     :data:`LATE_WINDOW`'s end long); None for silence or a note too short to tell.
 
     Only what sounds before the note-off counts (:func:`note_off`): a note held for 0.7 s and
     let go is held, not one that dies away; its held level is read over the :data:`LATE_SECONDS`
     before the note-off when that comes before :data:`LATE_WINDOW` ends (held when the note was
-    let go within that stretch of its peak: too short to tell a fall)."""
+    let go within that stretch of its peak: too short to tell a fall). ``noise``: the take's
+    recording noise floor alone (:func:`noise_floor`), whose mean power is taken out of every
+    frame's first, so a pluck dying into hiss dies away instead of holding at the hiss's level."""
     levels = frame_levels(note, sample_rate)
+    if noise is not None and noise.size:
+        power = 10.0 ** (levels / 10.0) - float(np.mean(np.square(noise, dtype=np.float64)))
+        levels = 10.0 * np.log10(np.maximum(power, 10 ** (SILENT_DB / 10)))
     lo, hi = (int(round(t / FRAME_SECONDS)) for t in LATE_WINDOW)
     if len(levels) < hi or levels.max() <= SILENT_DB + 1:
         return None

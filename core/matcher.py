@@ -666,7 +666,8 @@ class Matcher:
         """:meth:`match` for a note of ``pitch`` (a chord's: its lowest note), begun at ``began``."""
         played = self.played_at(pitch)
         key = played.midi_float
-        envelope = amp_envelope(note, self.sample_rate)  # measured once for every step below
+        noise = noise_floor(note, self.sample_rate, lead_in)  # the take's hiss, if it can be told
+        envelope = amp_envelope(note, self.sample_rate, noise)  # measured once for every step below
         length = self.note_length(note, envelope)
         answers = self.candidates(note, pitch, envelope) if score or refine_seconds > 0 else None
         guess = answers[0] if answers is not None else self.unscored(note, pitch, envelope)
@@ -674,7 +675,7 @@ class Matcher:
         distance: float | None = None
         network_distance: float | None = None
         audio = None
-        target = self.spectral_target(note, lead_in) if refine_seconds > 0 or score else None  # spectra cached once
+        target = SpectralTarget(note, noise=noise) if refine_seconds > 0 or score else None  # spectra cached once
         if answers is not None:  # scored: the answer (network, bank or plain patch) that sounds closest, in tune
             assert target is not None
             chosen = self._chosen_in_tune(np.concatenate([answers, self.plain_options(note, key, envelope)]),

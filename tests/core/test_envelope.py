@@ -196,3 +196,13 @@ def test_a_held_takes_noise_floor_is_read_from_its_lead_in() -> None:
     assert noise_floor(held, SR, lead_in=tone(np.full(SR // 2, 0.01))) is None  # a hum of partials, no hiss
     tail = hissing(let_go(1.0, 0.05), 30.0)
     assert noise_floor(tail, SR).size == tail.size - noise_tail(tail, SR)  # the tail first
+
+
+def test_a_pluck_dying_into_hiss_dies_away_once_the_hiss_is_taken_out() -> None:
+    take = hissing(shaped(0.005, 0.12, 0.0), 12.0)
+    held = amp_envelope(take, SR)
+    assert held is not None and not held.dies_away  # read as holding at the hiss's level
+    floor = noise_floor(take, SR)
+    assert floor is not None
+    env = amp_envelope(take, SR, floor)
+    assert env is not None and env.dies_away and env.decay == pytest.approx(0.12, rel=0.35)
