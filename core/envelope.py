@@ -55,6 +55,7 @@ NOISE_ABOVE_SILENCE_DB = 10.0
 NOISE_BAND_HZ = (200.0, 16000.0)
 NOISE_FLATNESS = 0.3
 NOISE_SMOOTH_FRAMES = 5  # the levels the tail is read from: power averaged over 50 ms
+FLATNESS_SECONDS = 0.5  # the stretch of a floor whose flatness is read (its last)
 AMP_ENVELOPE_ROLES = ("amp_attack", "amp_decay", "amp_sustain")  # profile roles, in this order
 
 
@@ -124,7 +125,7 @@ def noise_floor(note: np.ndarray, sample_rate: int, lead_in: np.ndarray | None =
     if steady is None:
         return None
     floor = lead_in[: (levels.size - steady) * int(round(FRAME_SECONDS * sample_rate))]
-    return floor if spectral_flatness(floor, sample_rate, NOISE_BAND_HZ) >= NOISE_FLATNESS else None
+    return floor if _noise_like(floor, sample_rate) else None
 
 
 def noise_tail(note: np.ndarray, sample_rate: int) -> int | None:
@@ -139,7 +140,12 @@ def noise_tail(note: np.ndarray, sample_rate: int) -> int | None:
     if start is None:
         return None
     begins = start * int(round(FRAME_SECONDS * sample_rate))
-    return begins if spectral_flatness(note[begins:], sample_rate, NOISE_BAND_HZ) >= NOISE_FLATNESS else None
+    return begins if _noise_like(note[begins:], sample_rate) else None
+
+
+def _noise_like(audio: np.ndarray, sample_rate: int) -> bool:
+    """Whether the last :data:`FLATNESS_SECONDS` of ``audio`` are noise-like (:data:`NOISE_FLATNESS`)."""
+    return spectral_flatness(audio[-int(FLATNESS_SECONDS * sample_rate):], sample_rate, NOISE_BAND_HZ) >= NOISE_FLATNESS
 
 
 def _smoothed_levels(audio: np.ndarray, sample_rate: int) -> np.ndarray:
