@@ -41,6 +41,8 @@ ONSET_ABOVE_FLOOR_DB = 10.0
 LEAD_IN_PROBE = 0.1
 LEAD_IN_STEADY_DB = 8.0
 LEAD_IN_BELOW_DB = 15.0  # (20: hiss 15 dB under the note was not trusted)
+DC_OFFSET_MIN = 1e-3  # a take opening on a constant this far off zero (-60 dBFS) ...
+DC_SPREAD = 0.25  # ... with little else (spread under a quarter of it) has a DC offset, taken out
 LEAD_IN_FLATNESS = 0.3  # and noise-like (:func:`spectral_flatness`): a quiet steady tone is the note's own start
 ONSET_PREROLL = 0.005  # seconds kept before the detected onset
 LEAD_IN_SECONDS = 2.0  # at most this much of what a take holds before its note is kept (its noise floor)
@@ -259,6 +261,18 @@ def spectral_flatness(audio: np.ndarray, sample_rate: int, band_hz: tuple[float,
     return float(np.exp(np.mean(np.log(band))) / np.mean(band))
 
 
+def without_dc_offset(audio: np.ndarray, sample_rate: int) -> np.ndarray:
+    """``audio`` less the DC offset a recording chain added, when its opening shows one: the first
+    :data:`LEAD_IN_PROBE` seconds hold a constant at least :data:`DC_OFFSET_MIN` off zero with
+    little else (their spread under :data:`DC_SPREAD` of it). Otherwise ``audio`` as it is: a
+    sound's own asymmetry is its own (a pulse wave's mean, a decaying bass's)."""
+    head = np.asarray(audio[: max(1, int(LEAD_IN_PROBE * sample_rate))], dtype=np.float64)
+    offset = float(np.mean(head))
+    if abs(offset) < DC_OFFSET_MIN or float(np.std(head)) > DC_SPREAD * abs(offset):
+        return audio
+    return (audio - np.float32(offset)).astype(np.float32, copy=False)
+
+
 def find_onset(audio: np.ndarray, sample_rate: int) -> int:
     """Sample index where the note starts: first frame within 30 dB of the loudest and 10 dB above
     the take's noise floor before it (:data:`ONSET_ABOVE_FLOOR_DB`), minus 5 ms."""
@@ -313,7 +327,7 @@ def prepare_take(clip: AudioClip, sample_rate: int = 44100, seconds: float = 2.0
     validate(clip.samples, clip.source, silence_dbfs)
     check_samples(math.ceil(clip.samples.size * sample_rate / clip.sample_rate),
                   f"{clip.seconds:.0f} s of audio resampled to {sample_rate} Hz", clip.source)
-    audio = resample(clip.samples, clip.sample_rate, sample_rate)
+    audio = without_dc_offset(resample(clip.samples, clip.sample_rate, sample_rate), sample_rate)
     start = find_onset(audio, sample_rate)
     lead_in = audio[max(0, start - int(LEAD_IN_SECONDS * sample_rate)): start]
     return _cut_at(audio, start, int(round(seconds * sample_rate))), np.ascontiguousarray(lead_in, dtype=np.float32)

@@ -79,6 +79,21 @@ def test_onset_after_a_lead_in_of_hiss_and_the_lead_in_kept() -> None:
     assert audio.prepare_take(AudioClip(note, SR, "note"))[1].size == 0  # it starts at once
 
 
+def test_a_dc_offset_the_take_opens_on_is_taken_out() -> None:
+    """A cheap interface's DC offset: half a second of nothing but 0.05, then the note on top of it.
+    Left in, the offset is within 30 dB of the note, so the note was found at the file's start (and
+    its pitch missed). A note whose own waveform is asymmetric from its first sample keeps its mean."""
+    note = tone(1.5)
+    take = np.concatenate([np.zeros(SR // 2, np.float32), note]) + np.float32(0.05)
+    prepared, lead_in = audio.prepare_take(AudioClip(take, SR, "take"))
+    assert SR // 2 - 0.01 * SR <= lead_in.size <= SR // 2
+    start = int(np.argmax(np.abs(prepared) > 1e-3))  # the note, after the 5 ms kept before its onset
+    assert 0 < start < 0.01 * SR and np.abs(prepared[:start]).max() < 1e-6  # the offset is gone
+    np.testing.assert_allclose(prepared[start: start + SR], note[1: SR + 1], atol=1e-6)
+    pulse = np.where((np.arange(SR) % 200) < 54, 0.5, -0.2).astype(np.float32)  # mean 0.17 from the start
+    np.testing.assert_array_equal(audio.without_dc_offset(pulse, SR), pulse)
+
+
 def test_not_audio(tmp_path: Path) -> None:
     path = tmp_path / "notes.wav"
     path.write_text("this is not audio")
