@@ -35,15 +35,17 @@ SILENCE_DBFS = -60.0
 DEFAULT_MAX_SECONDS = 600.0
 ONSET_THRESHOLD_DB = -30.0  # relative to the loudest frame
 # ... and, when the take opens on a steady noise floor (its first LEAD_IN_PROBE seconds within
-# LEAD_IN_STEADY_DB of each other, LEAD_IN_BELOW_DB or more under the loudest frame and noise-like:
-# hiss before the note), at least ONSET_ABOVE_FLOOR_DB above that floor (never above the loudest - 10 dB)
+# LEAD_IN_STEADY_DB of each other, LEAD_IN_BELOW_DB or more under the loudest frame and noise-like,
+# spectral flatness LEAD_IN_FLATNESS or more: hiss before the note, where a quiet steady tone is the
+# note's own start), at least ONSET_ABOVE_FLOOR_DB above that floor, and never above ONSET_CAP_DB
 ONSET_ABOVE_FLOOR_DB = 10.0
+ONSET_CAP_DB = -10.0  # relative to the loudest frame
 LEAD_IN_PROBE = 0.1
 LEAD_IN_STEADY_DB = 8.0
-LEAD_IN_BELOW_DB = 15.0  # (20: hiss 15 dB under the note was not trusted)
+LEAD_IN_BELOW_DB = 15.0
+LEAD_IN_FLATNESS = 0.3
 DC_OFFSET_MIN = 1e-3  # a take opening on a constant this far off zero (-60 dBFS) ...
 DC_SPREAD = 0.25  # ... with little else (spread under a quarter of it) has a DC offset, taken out
-LEAD_IN_FLATNESS = 0.3  # and noise-like (:func:`spectral_flatness`): a quiet steady tone is the note's own start
 ONSET_PREROLL = 0.005  # seconds kept before the detected onset
 LEAD_IN_SECONDS = 2.0  # at most this much of what a take holds before its note is kept (its noise floor)
 FRAME = 256
@@ -290,7 +292,7 @@ def find_onset(audio: np.ndarray, sample_rate: int) -> int:
         steady = 20 * np.log10(head.max() / head.min()) <= LEAD_IN_STEADY_DB
         if (steady and floor <= loudest * 10 ** (-LEAD_IN_BELOW_DB / 20)
                 and spectral_flatness(audio[: head.size * FRAME], sample_rate) >= LEAD_IN_FLATNESS):
-            threshold = max(threshold, min(floor * 10 ** (ONSET_ABOVE_FLOOR_DB / 20), loudest * 0.316))
+            threshold = max(threshold, min(floor * 10 ** (ONSET_ABOVE_FLOOR_DB / 20), loudest * 10 ** (ONSET_CAP_DB / 20)))
     first = int(np.argmax(energy >= threshold))
     return max(0, first * FRAME - int(ONSET_PREROLL * sample_rate))
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.ndimage import uniform_filter1d
 
 from .audio import spectral_flatness
 from .profile import ParameterSet
@@ -151,8 +152,6 @@ def _noise_like(audio: np.ndarray, sample_rate: int) -> bool:
 def _smoothed_levels(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     """:func:`frame_levels` as power means over :data:`NOISE_SMOOTH_FRAMES` frames (a noise
     dominated by low frequencies swings by several dB from one 10 ms frame to the next)."""
-    from scipy.ndimage import uniform_filter1d
-
     levels = frame_levels(audio, sample_rate)
     if levels.size == 0:
         return levels
