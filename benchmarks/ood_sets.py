@@ -18,7 +18,8 @@
   Chinese cymbal, vibraslap, woodblock, cuica, guiro, whistle, triangle).
 
 File names carry the note the sound was played at (``name-69.wav``; a chord's lowest,
-``name-maj7-48.wav``; ``voice-...-na.wav`` when a voice has no fixed note). Deterministic: the same command makes the same files.
+``name-maj7-48.wav``; ``voice-...-na.wav`` when a voice has no fixed note). Deterministic: the same
+command makes the same files.
 """
 
 from __future__ import annotations

@@ -32,9 +32,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.fft
 
-from .pitch import Pitch, Spectrum, hann, hz_to_midi, midi_to_hz, note_name
+from .pitch import Pitch, Spectrum, hz_to_midi, midi_to_hz, note_name
 from .render import Renderer
 
 WINDOW_SECONDS = 0.7  # about the first 0.7 s (a power of 2 samples): partials 5 Hz apart (E2-F2) stand apart
@@ -69,6 +68,11 @@ class Chord:
     def root_midi(self) -> float:
         """The lowest note on the MIDI scale (a fraction is cents)."""
         return float(hz_to_midi(self.root_hz))
+
+    @property
+    def keys(self) -> np.ndarray:
+        """Every note on the MIDI scale, lowest first (a fraction is the lowest note's cents)."""
+        return self.root_midi + np.array(self.intervals, dtype=np.float64)
 
     def names(self) -> list[str]:
         """The keys to play, ``["C3", "E3", "G3"]``."""
@@ -113,8 +117,7 @@ def _notes(partials_hz: np.ndarray, amplitude: np.ndarray) -> list[float]:
 
 def _explained(chord: Chord, partials_hz: np.ndarray, amplitude: np.ndarray) -> float:
     """The share of the partials' power on the harmonics of the chord's notes."""
-    keys = chord.root_midi + np.array(chord.intervals, dtype=np.float64)
-    on = _harmonics_of(midi_to_hz(keys), partials_hz)[1].any(axis=0)
+    on = _harmonics_of(midi_to_hz(chord.keys), partials_hz)[1].any(axis=0)
     power = amplitude**2
     return float(power[on].sum() / power.sum())
 
@@ -125,7 +128,7 @@ def _one_note(chord: Chord, hz: float, partials_hz: np.ndarray, amplitude: np.nd
     within :data:`OWN_DB` of the strongest (a sitar's E2, -25 dB, whose 2nd, 3rd and 5th harmonics
     read as E3 B3 G#4). A chord repeats at its notes' common period, below them, where nothing
     sounds (a C major triad at C1) or only a faint sub-octave does (a pad's, -49 dB)."""
-    keys = chord.root_midi + np.array(chord.intervals, dtype=np.float64)
+    keys = chord.keys
     reading = float(hz_to_midi(hz))
     if np.min(np.abs(keys - reading)) <= 0.5:
         return True
@@ -137,10 +140,7 @@ def _partials(note: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarra
     """The frequencies (Hz) and magnitudes of the spectrum's peaks in the note's first
     :data:`WINDOW_SECONDS` (see the module's thresholds), lowest first."""
     n = 1 << int(np.ceil(np.log2(WINDOW_SECONDS * sample_rate)))  # 32768 at 44.1 kHz: 0.74 s
-    segment = np.asarray(note, dtype=np.float32)[:n]
-    if segment.size < n:
-        segment = np.pad(segment, (0, n - segment.size))
-    spectrum = Spectrum(np.abs(scipy.fft.rfft(segment * hann(n), SPECTRUM_PAD * n)), sample_rate / (SPECTRUM_PAD * n))
+    spectrum = Spectrum.of(note, sample_rate, n, SPECTRUM_PAD)
     bins = spectrum.partials(PARTIALS_MIN_HZ, PARTIALS_MAX_HZ, FLOOR_DB, PROMINENCE_DB)
     bins = bins[np.sort(np.argsort(spectrum.magnitude[bins])[::-1][:MAX_PARTIALS])]  # the strongest, lowest first
     return spectrum.peak_hz(bins), spectrum.magnitude[bins].astype(np.float64)

@@ -112,20 +112,21 @@ def noise_floor(note: np.ndarray, sample_rate: int, lead_in: np.ndarray | None =
     gone (:func:`noise_tail`), else the ``lead_in`` recorded before it (the same rules, against the
     note's peak). What every recording of an answer would add too
     (:class:`~deepdiva.core.metrics.SpectralTarget`'s ``noise``)."""
-    start = noise_tail(note, sample_rate)
+    levels = _smoothed_levels(note, sample_rate)
+    start = _tail_start(note, levels, sample_rate)
     if start is not None:
         return note[start:]
     if lead_in is None:
         return None
-    levels = _smoothed_levels(lead_in, sample_rate)
+    lead_levels = _smoothed_levels(lead_in, sample_rate)
     n = int(round(NOISE_TAIL_SECONDS / FRAME_SECONDS))
-    if levels.size < n:
+    if lead_levels.size < n:
         return None
     # read from the lead-in's start: its end may hold the first of a slow attack
-    steady = _steady_from(levels[::-1], float(_smoothed_levels(note, sample_rate).max()), n)
+    steady = _steady_from(lead_levels[::-1], float(levels.max()), n)
     if steady is None:
         return None
-    floor = lead_in[: (levels.size - steady) * int(round(FRAME_SECONDS * sample_rate))]
+    floor = lead_in[: (lead_levels.size - steady) * int(round(FRAME_SECONDS * sample_rate))]
     return floor if _noise_like(floor, sample_rate) else None
 
 
@@ -133,7 +134,11 @@ def noise_tail(note: np.ndarray, sample_rate: int) -> int | None:
     """The sample where a prepared ``note`` settles into its recording's steady noise floor after
     the note has gone (see :data:`NOISE_TAIL_SECONDS`), or None when it does not end in one: a
     note held or still sounding to the end, a tail still falling, a clean render's silence."""
-    levels = _smoothed_levels(note, sample_rate)
+    return _tail_start(note, _smoothed_levels(note, sample_rate), sample_rate)
+
+
+def _tail_start(note: np.ndarray, levels: np.ndarray, sample_rate: int) -> int | None:
+    """:func:`noise_tail` from the note's :func:`_smoothed_levels`."""
     n = int(round(NOISE_TAIL_SECONDS / FRAME_SECONDS))
     if len(levels) < 2 * n:
         return None

@@ -282,16 +282,13 @@ class Matcher:
         return scorer(self.renderer, self._choice_distance(note, leveled, target), self._executor, self.threads, key,
                       length)
 
-    def spectral_target(self, note: np.ndarray, lead_in: np.ndarray | None = None) -> SpectralTarget:
-        """The distance to ``note`` every choice and search of a match uses: the full multi-resolution
-        STFT distance, through the take's recording noise floor when one can be told after the note
-        or in the ``lead_in`` recorded before it (:func:`~deepdiva.core.envelope.noise_floor`)."""
-        return SpectralTarget(note, noise=noise_floor(note, self.sample_rate, lead_in))
-
     def _choice_distance(self, note: np.ndarray, leveled: bool = True,
                          target: SpectralTarget | None = None) -> Callable[[np.ndarray], np.ndarray]:
-        """:meth:`_choice_scorer`'s distance of renders (n, samples) to ``note``, for renders made already."""
-        pick = (target or self.spectral_target(note)).at_sizes(CHOICE_FFT_SIZES, CHOICE_HOP_RATIO)
+        """:meth:`_choice_scorer`'s distance of renders (n, samples) to ``note``, for renders made
+        already (through the note's noise floor, as a match's ``target`` is)."""
+        pick = (SpectralTarget(note, fft_sizes=CHOICE_FFT_SIZES, hop_ratio=CHOICE_HOP_RATIO,
+                               noise=noise_floor(note, self.sample_rate)) if target is None
+                else target.at_sizes(CHOICE_FFT_SIZES, CHOICE_HOP_RATIO))
 
         def at_target_level(audio: np.ndarray) -> np.ndarray:
             return pick.distance(at_rms_of(audio, note))
@@ -620,7 +617,8 @@ class Matcher:
 
         ``candidates`` > 1 (with refinement) also returns up to ``candidates - 1`` alternatives.
         ``lead_in``: what the take held before the note (``core.audio.prepare_take``), where its
-        recording's noise floor may be read when the note does not end in it (:meth:`spectral_target`).
+        recording's noise floor may be read when the note does not end in it
+        (:func:`~deepdiva.core.envelope.noise_floor`: every distance of the match looks through it).
         Network only, ``score=False`` skips measuring the answer against the target (distances
         None), and with ``render=False`` too the answer's render is not returned (``audio`` None).
         The answer's oscillator volumes are then set to the level that suits the target best

@@ -330,7 +330,7 @@ def _yin_frames(frames: np.ndarray, sr: int, fmin: float, fmax: float) -> np.nda
 
 
 @functools.cache
-def hann(n: int) -> np.ndarray:
+def _hann(n: int) -> np.ndarray:
     """A float32 Hann window of ``n`` samples (made once per length)."""
     return np.hanning(n).astype(np.float32)
 
@@ -338,18 +338,20 @@ def hann(n: int) -> np.ndarray:
 @dataclass(frozen=True)
 class Spectrum:
     """The magnitude spectrum of a note's first :data:`SIEVE_SAMPLES` (Hann window, zero-padded
-    :data:`SPECTRUM_PAD` times) and the width of its bins in Hz."""
+    :data:`SPECTRUM_PAD` times; other lengths and paddings for others, e.g. the chord reader) and
+    the width of its bins in Hz."""
 
     magnitude: np.ndarray
     bin_hz: float
 
     @classmethod
-    def of(cls, segment: np.ndarray, sample_rate: int) -> Spectrum:
-        n = SIEVE_SAMPLES
+    def of(cls, segment: np.ndarray, sample_rate: int, n: int = SIEVE_SAMPLES, pad: int = SPECTRUM_PAD) -> Spectrum:
+        """The spectrum of the first ``n`` samples of ``segment`` (zero-filled when shorter),
+        zero-padded to ``pad`` times that length."""
         segment = np.asarray(segment, dtype=np.float32)[:n]
         if segment.size < n:
             segment = np.pad(segment, (0, n - segment.size))
-        return cls(np.abs(scipy.fft.rfft(segment * hann(n), SPECTRUM_PAD * n)), sample_rate / (SPECTRUM_PAD * n))
+        return cls(np.abs(scipy.fft.rfft(segment * _hann(n), pad * n)), sample_rate / (pad * n))
 
     def peaks(self, hz: np.ndarray, reach_hz: float) -> tuple[np.ndarray, np.ndarray]:
         """The bin of the highest magnitude within ``reach_hz`` of each frequency of ``hz``, and

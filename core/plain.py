@@ -89,8 +89,9 @@ def plain_patches(pset: ParameterSet, key: float) -> np.ndarray:
     """Plain patches (m, k) normalised, quantised, for a note played at MIDI ``key``: the base
     preset first, then each oscillator setting of the profile's ``[plain]`` table at each cutoff,
     then each of its high-passed settings at each high-pass frequency above the key, then its
-    high-passed noise at each fixed high-pass frequency, then each of its band-passed settings at each (high-pass, low-pass) pair, each distinct patch once (settings of
-    parameters outside ``pset`` are left out); the base preset alone for a profile without the table."""
+    high-passed noise at each fixed high-pass frequency, then each of its band-passed settings at
+    each (high-pass, low-pass) pair, each distinct patch once (settings of parameters outside
+    ``pset`` are left out); the base preset alone for a profile without the table."""
     base = pset.defaults_native()
     table = pset.profile.meta.get("plain")
     rows = [base]
