@@ -44,11 +44,19 @@ class MatchReport:
     match: Match
     alternatives: tuple[AlternativeReport, ...] = ()
     target: np.ndarray | None = None  # the prepared note that was matched (trimmed, mono, at the synth's rate)
+    raised_db: float = 0.0  # how far a quiet take was raised before matching (core.audio.prepare_take)
+
+    @property
+    def hiss_dbfs(self) -> float | None:
+        """The noise floor the match looked through, as the take was recorded (before it was raised)."""
+        return None if self.match.hiss_dbfs is None else self.match.hiss_dbfs - self.raised_db
 
     def as_dict(self, matcher: Matcher) -> dict:
         out = {"source": self.source, "preset": str(self.preset),
                "preview": str(self.preview) if self.preview else None,
-               **self.match.as_dict(matcher.parameter_set)}
+               **self.match.as_dict(matcher.parameter_set), "raised_db": round(self.raised_db, 1)}
+        if self.hiss_dbfs is not None:
+            out["noise_floor_dbfs"] = round(self.hiss_dbfs, 1)
         if self.alternatives:
             out["alternatives"] = [a.as_dict() for a in self.alternatives]
         return out
@@ -159,9 +167,9 @@ def match_clip(matcher: Matcher, clip: AudioClip, out: str | Path, name: str | N
     ``<name> alt 2.h2p``, ``<name> alt 3.h2p``, ... (each with its preview). ``score=False``
     (network only) skips measuring the answer's distance to the target.
     """
-    note, lead_in = prepare_take(clip, matcher.sample_rate, matcher.seconds)
-    result = matcher.match(note, refine_seconds, seed=seed, candidates=candidates, score=score, render=preview,
-                           lead_in=lead_in)
+    take = prepare_take(clip, matcher.sample_rate, matcher.seconds)
+    result = matcher.match(take.note, refine_seconds, seed=seed, candidates=candidates, score=score, render=preview,
+                           lead_in=take.lead_in)
     preset, wav = _write(matcher, result.params, result.audio, result.distance, out, name, clip.source, preview,
                          result)
     alternatives = []
@@ -170,7 +178,7 @@ def match_clip(matcher: Matcher, clip: AudioClip, out: str | Path, name: str | N
                                preset.parent / fit_name(preset.stem, preset.suffix, f" alt {rank}"), None, clip.source,
                                preview, result)
         alternatives.append(AlternativeReport(path, alt_wav, alt.distance, tuple(float(v) for v in alt.params)))
-    return MatchReport(clip.source, preset, wav, result, tuple(alternatives), note)
+    return MatchReport(clip.source, preset, wav, result, tuple(alternatives), take.note, take.raised_db)
 
 
 def _write(matcher: Matcher, params: np.ndarray, audio: np.ndarray | None, distance: float | None,

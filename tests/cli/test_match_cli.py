@@ -228,6 +228,26 @@ def test_a_c4_saw_round_trips_to_a_preset_played_at_c4_with_tune_0(tmp_path: Pat
     assert f"saw.wav: C4 ({report['cents']:+.0f} cents" in text.output and "play the preset at C4" in text.output
 
 
+def test_a_quiet_take_gives_the_preset_of_the_same_take_at_the_nominal_level(tmp_path: Path) -> None:
+    """A take recorded 40 dB down (peak -48 dBFS) is raised to -18 dBFS before matching: the preset is
+    the one the same take gives at that level, its preview as loud, not a preset no one can hear."""
+    saw = band_limited_saw(57.0)  # peaks at 0.4, -8 dBFS: left as recorded
+    quiet, nominal = tmp_path / "quiet.wav", tmp_path / "nominal.wav"
+    sf.write(quiet, saw * np.float32(0.01), SR, subtype="FLOAT")
+    sf.write(nominal, saw * np.float32(10 ** (-18 / 20) / 0.4), SR, subtype="FLOAT")
+    reports = [json.loads(run("match", str(src), "--out", str(tmp_path / src.stem), "--json").stdout)
+               for src in (quiet, nominal)]
+    assert reports[0]["raised_db"] == pytest.approx(30.0, abs=0.1) and reports[1]["raised_db"] == 0.0
+    assert reports[0]["params"] == reports[1]["params"]
+    preview = sf.read(reports[0]["preview"], dtype="float32")[0]
+    assert 20 * np.log10(np.abs(preview).max()) > -24.0  # as loud as the level step leaves the nominal take
+    text = run("match", str(quiet), "--out", str(tmp_path / "text")).output
+    assert "raised 30 dB, a quiet take" in text
+    loud = tmp_path / "loud.wav"
+    sf.write(loud, saw, SR, subtype="FLOAT")
+    assert json.loads(run("match", str(loud), "--out", str(tmp_path / "loud"), "--json").stdout)["raised_db"] == 0.0
+
+
 def test_unpitched_noise_is_played_at_c3(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     t = np.arange(SR) / SR
@@ -284,11 +304,11 @@ def test_a_take_that_opens_on_hiss_is_matched_through_it(tmp_path: Path) -> None
     report = json.loads(result.stdout)
     assert report["note"] == "A2" and report["noise_floor_dbfs"] == pytest.approx(
         20 * np.log10(np.sqrt(np.mean(hiss ** 2))), abs=1.0)
-    note, lead_in = prepare_take(AudioClip(take, SR, "take.wav"))
-    assert SR // 2 - 0.01 * SR <= lead_in.size <= SR // 2  # the note starts after the hiss
+    prepared = prepare_take(AudioClip(take, SR, "take.wav"))
+    assert SR // 2 - 0.01 * SR <= prepared.lead_in.size <= SR // 2  # the note starts after the hiss
     matcher = Matcher.load()
-    through = matcher.match(note, lead_in=lead_in)
+    through = matcher.match(prepared.note, lead_in=prepared.lead_in)
     assert report["distance"] == pytest.approx(through.distance, rel=1e-4)
-    assert through.distance != pytest.approx(matcher.match(note).distance, rel=1e-3)  # the lead-in counted
+    assert through.distance != pytest.approx(matcher.match(prepared.note).distance, rel=1e-3)  # the lead-in counted
     text = run("match", str(src), "--out", str(tmp_path / "text"), "--no-preview").output
     assert f"compared through the take's hiss at {report['noise_floor_dbfs']:.0f} dBFS" in text

@@ -71,12 +71,30 @@ def test_onset_after_a_lead_in_of_hiss_and_the_lead_in_kept() -> None:
     hiss = (np.sqrt(np.mean(note ** 2)) * 10 ** (-25 / 20) * np.random.default_rng(0).standard_normal(SR // 2 + note.size))
     take = (np.concatenate([np.zeros(SR // 2, np.float32), note]) + hiss).astype(np.float32)
     assert SR // 2 - 0.01 * SR <= find_onset(take, SR) <= SR // 2
-    prepared, lead_in = audio.prepare_take(AudioClip(take, SR, "take"))
+    ready = audio.prepare_take(AudioClip(take, SR, "take"))
+    prepared, lead_in = ready.note, ready.lead_in
     np.testing.assert_array_equal(prepared, prepare_note(AudioClip(take, SR, "take")))
     assert SR // 2 - 0.01 * SR <= lead_in.size <= SR // 2 and np.abs(lead_in).max() < 0.1
     hum = np.concatenate([tone(0.5, amp=0.02), note])  # 28 dB under the note, but a tone: the note's own start
     assert find_onset(hum, SR) == 0
-    assert audio.prepare_take(AudioClip(note, SR, "note"))[1].size == 0  # it starts at once
+    assert audio.prepare_take(AudioClip(note, SR, "note")).lead_in.size == 0  # it starts at once
+
+
+def test_a_quiet_take_is_raised_to_the_nominal_level_its_lead_in_with_it() -> None:
+    """A note peaking under NOMINAL_PEAK_DBFS is raised to it, with what came before it; a louder
+    take keeps its level."""
+    note = tone(1.5, amp=0.005)  # -46 dBFS
+    take = np.concatenate([np.float32(1e-4) * np.random.default_rng(1).standard_normal(SR // 2).astype(np.float32),
+                           note])
+    ready = audio.prepare_take(AudioClip(take, SR, "take"))
+    assert ready.raised_db == pytest.approx(audio.NOMINAL_PEAK_DBFS - 20 * np.log10(0.005), abs=0.05)
+    assert audio.peak_dbfs(ready.note) == pytest.approx(audio.NOMINAL_PEAK_DBFS, abs=0.01)
+    gain = 10 ** (ready.raised_db / 20)
+    assert SR // 2 - 0.01 * SR <= ready.lead_in.size <= SR // 2  # the take's opening, up to the note
+    np.testing.assert_allclose(ready.lead_in, take[:ready.lead_in.size] * gain, rtol=1e-5)
+    np.testing.assert_allclose(prepare_note(AudioClip(take, SR, "take")), ready.note)
+    loud = audio.prepare_take(AudioClip(tone(1.5), SR, "loud"))
+    assert loud.raised_db == 0.0 and np.abs(loud.note).max() == pytest.approx(0.5, abs=1e-3)
 
 
 def test_a_dc_offset_the_take_opens_on_is_taken_out() -> None:
@@ -85,7 +103,8 @@ def test_a_dc_offset_the_take_opens_on_is_taken_out() -> None:
     its pitch missed). A note whose own waveform is asymmetric from its first sample keeps its mean."""
     note = tone(1.5)
     take = np.concatenate([np.zeros(SR // 2, np.float32), note]) + np.float32(0.05)
-    prepared, lead_in = audio.prepare_take(AudioClip(take, SR, "take"))
+    ready = audio.prepare_take(AudioClip(take, SR, "take"))
+    prepared, lead_in = ready.note, ready.lead_in
     assert SR // 2 - 0.01 * SR <= lead_in.size <= SR // 2
     start = int(np.argmax(np.abs(prepared) > 1e-3))  # the note, after the 5 ms kept before its onset
     assert 0 < start < 0.01 * SR and np.abs(prepared[:start]).max() < 1e-6  # the offset is gone
