@@ -1,7 +1,7 @@
 """Audio intake: read any file soundfile reads, validate it, and cut the note a model expects.
 
 Everything a user can get wrong raises :class:`AudioError` with a message naming the file and
-the problem. Clipping only warns: a clipped recording can still be matched.
+the problem. Clipping warns: a clipped recording is still matched, its flat tops filled in (``core/declip.py``).
 
 Hostile input costs bounded memory and time (limits in ``core/limits.py``): a file is decoded
 only if its header gives a rate of 8-384 kHz, at most ``max_seconds`` and at most
@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .declip import clipped_runs, restored
 from .errors import AudioError
 from .limits import MAX_AUDIO_SAMPLES, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
 
@@ -48,6 +49,7 @@ DC_OFFSET_MIN = 1e-3  # a take opening on a constant this far off zero (-60 dBFS
 DC_SPREAD = 0.25  # ... with little else (spread under a quarter of it) has a DC offset, taken out
 ONSET_PREROLL = 0.005  # seconds kept before the detected onset
 LEAD_IN_SECONDS = 2.0  # at most this much of what a take holds before its note is kept (its noise floor)
+RESTORE_MARGIN = 0.05  # seconds restored beyond the window of a take at another rate (the resampler's reach)
 NOMINAL_PEAK_DBFS = -18.0  # a note peaking lower is raised to this: how loud a take was recorded is not its sound
 FRAME = 256
 CLIP = 0.999  # samples this close to full scale count as clipped
@@ -73,11 +75,13 @@ class AudioClip:
 @dataclass(frozen=True)
 class Take:
     """A take made ready to match (:func:`prepare_take`): the note, what the take held before it
-    (where its noise floor can be heard alone) and how many dB both were raised by."""
+    (where its noise floor can be heard alone), how many dB both were raised by and how many
+    clipped samples were restored in them."""
 
     note: np.ndarray
     lead_in: np.ndarray
     raised_db: float = 0.0
+    restored: int = 0  # clipped samples (at the synth's rate) filled in (core.declip)
 
 
 def read_audio(path: str | Path, max_seconds: float = DEFAULT_MAX_SECONDS, name: str | None = None) -> AudioClip:
@@ -275,15 +279,21 @@ def spectral_flatness(audio: np.ndarray, sample_rate: int, band_hz: tuple[float,
 
 
 def without_dc_offset(audio: np.ndarray, sample_rate: int) -> np.ndarray:
-    """``audio`` less the DC offset a recording chain added, when its opening shows one: the first
+    """``audio`` less the DC offset a recording chain added (:func:`dc_offset`), or as it is."""
+    offset = dc_offset(audio, sample_rate)
+    return audio if offset == 0 else (audio - np.float32(offset)).astype(np.float32, copy=False)
+
+
+def dc_offset(audio: np.ndarray, sample_rate: int) -> float:
+    """The DC offset a recording chain added, when the take's opening shows one: the first
     :data:`LEAD_IN_PROBE` seconds hold a constant at least :data:`DC_OFFSET_MIN` off zero with
-    little else (their spread under :data:`DC_SPREAD` of it). Otherwise ``audio`` as it is: a
-    sound's own asymmetry is its own (a pulse wave's mean, a decaying bass's)."""
+    little else (their spread under :data:`DC_SPREAD` of it); else 0: a sound's own asymmetry is
+    its own (a pulse wave's mean, a decaying bass's)."""
     head = np.asarray(audio[: max(1, int(LEAD_IN_PROBE * sample_rate))], dtype=np.float64)
     offset = float(np.mean(head))
     if abs(offset) < DC_OFFSET_MIN or float(np.std(head)) > DC_SPREAD * abs(offset):
-        return audio
-    return (audio - np.float32(offset)).astype(np.float32, copy=False)
+        return 0.0
+    return offset
 
 
 def find_onset(audio: np.ndarray, sample_rate: int) -> int:
@@ -343,20 +353,63 @@ def prepare_take(clip: AudioClip, sample_rate: int = 44100, seconds: float = 2.0
     preset 40 dB down (oscillator volumes ~0.1 of 100) that no one can hear; the network's answers
     to such takes were further from the sound too (development instruments 20 dB down 1.28, 40 dB
     down 1.42 from the note against 1.16 as recorded, ``deepdiva match``). Louder takes keep their
-    level (a hot take may be a driven one)."""
+    level (a hot take may be a driven one). A clipped take (:func:`~deepdiva.core.declip.clipped_runs`,
+    read at its own rate) has its clipped samples in the lead-in and note filled in
+    (:func:`~deepdiva.core.declip.restored`), at the peak level it was clipped at."""
     check_rate(clip.sample_rate, clip.source)
     validate(clip.samples, clip.source, silence_dbfs)
     check_samples(math.ceil(clip.samples.size * sample_rate / clip.sample_rate),
                   f"{clip.seconds:.0f} s of audio resampled to {sample_rate} Hz", clip.source)
-    audio = without_dc_offset(resample(clip.samples, clip.sample_rate, sample_rate), sample_rate)
+    runs = clipped_runs(clip.samples)  # read before resampling rounds the flat tops off
+    resampled = resample(clip.samples, clip.sample_rate, sample_rate)
+    offset = dc_offset(resampled, sample_rate)
+    audio = resampled if offset == 0 else (resampled - np.float32(offset)).astype(np.float32, copy=False)
     start = find_onset(audio, sample_rate)
-    note = _cut_at(audio, start, int(round(seconds * sample_rate)))
-    lead_in = np.ascontiguousarray(audio[max(0, start - int(LEAD_IN_SECONDS * sample_rate)): start], dtype=np.float32)
+    length = int(round(seconds * sample_rate))
+    first = max(0, start - int(LEAD_IN_SECONDS * sample_rate))
+    window = np.ascontiguousarray(audio[first: start + length], dtype=np.float32)
+    count = 0
+    if runs is not None:
+        window, count = _declipped(clip, runs, window, first, sample_rate, offset)
+    note, lead_in = _cut_at(window, start - first, length), window[: start - first]
     raised_db = max(0.0, NOMINAL_PEAK_DBFS - peak_dbfs(note))
     if raised_db > 0 and math.isfinite(raised_db):
         gain = np.float32(10 ** (raised_db / 20))
-        return Take(note * gain, lead_in * gain, raised_db)
-    return Take(note, lead_in)
+        return Take(note * gain, lead_in * gain, raised_db, count)
+    return Take(note, lead_in, 0.0, count)
+
+
+def _declipped(clip: AudioClip, runs: tuple[np.ndarray, np.ndarray], window: np.ndarray, first: int,
+               sample_rate: int, offset: float) -> tuple[np.ndarray, int]:
+    """``window`` (the take from ``first`` on, resampled to ``sample_rate``, less ``offset``) with
+    the clipped ``runs`` in it restored (:func:`~deepdiva.core.declip.restored`), and how many samples
+    were. A take at another rate is restored at its own rate, where its flat tops are exact (a
+    resampler rings beside them), over the window and :data:`RESTORE_MARGIN` either side, then
+    resampled."""
+    if clip.sample_rate == sample_rate:
+        mask = _runs_mask(runs, first, window.size)
+        count = int(np.count_nonzero(mask))
+        return (restored(window, mask), count) if count else (window, 0)
+    ratio = clip.sample_rate / sample_rate
+    margin = int(RESTORE_MARGIN * clip.sample_rate)
+    lo = max(0, int(first * ratio) - margin)
+    hi = min(clip.samples.size, int(math.ceil((first + window.size) * ratio)) + margin)
+    mask = _runs_mask(runs, lo, hi - lo)
+    count = int(np.count_nonzero(mask))
+    if not count:
+        return window, 0
+    part = resample(restored(clip.samples[lo:hi], mask), clip.sample_rate, sample_rate) - np.float32(offset)
+    at = int(round(first - lo / ratio))  # where the window begins in the resampled part
+    return _cut_at(part, at, window.size), count
+
+
+def _runs_mask(runs: tuple[np.ndarray, np.ndarray], first: int, size: int) -> np.ndarray:
+    """The clipped ``runs`` of a take (starts, ends) as a mask over its ``size`` samples from ``first``."""
+    starts, ends = (np.clip(r - first, 0, size) for r in runs)
+    edges = np.zeros(size + 1, dtype=np.int64)
+    np.add.at(edges, starts, 1)
+    np.add.at(edges, ends, -1)
+    return np.cumsum(edges[:-1]) > 0
 
 
 def cut_note(audio: np.ndarray, sample_rate: int, length: int) -> np.ndarray:

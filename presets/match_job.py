@@ -45,6 +45,7 @@ class MatchReport:
     alternatives: tuple[AlternativeReport, ...] = ()
     target: np.ndarray | None = None  # the prepared note that was matched (trimmed, mono, at the synth's rate)
     raised_db: float = 0.0  # how far a quiet take was raised before matching (core.audio.prepare_take)
+    restored: int = 0  # clipped samples of the take filled in before matching (core.declip)
 
     @property
     def hiss_dbfs(self) -> float | None:
@@ -54,7 +55,8 @@ class MatchReport:
     def as_dict(self, matcher: Matcher) -> dict:
         out = {"source": self.source, "preset": str(self.preset),
                "preview": str(self.preview) if self.preview else None,
-               **self.match.as_dict(matcher.parameter_set), "raised_db": round(self.raised_db, 1)}
+               **self.match.as_dict(matcher.parameter_set), "raised_db": round(self.raised_db, 1),
+               "restored_samples": self.restored}
         if self.hiss_dbfs is not None:
             out["noise_floor_dbfs"] = round(self.hiss_dbfs, 1)
         if self.alternatives:
@@ -178,7 +180,8 @@ def match_clip(matcher: Matcher, clip: AudioClip, out: str | Path, name: str | N
                                preset.parent / fit_name(preset.stem, preset.suffix, f" alt {rank}"), None, clip.source,
                                preview, result)
         alternatives.append(AlternativeReport(path, alt_wav, alt.distance, tuple(float(v) for v in alt.params)))
-    return MatchReport(clip.source, preset, wav, result, tuple(alternatives), take.note, take.raised_db)
+    return MatchReport(clip.source, preset, wav, result, tuple(alternatives), take.note, take.raised_db,
+                       take.restored)
 
 
 def _write(matcher: Matcher, params: np.ndarray, audio: np.ndarray | None, distance: float | None,

@@ -248,6 +248,17 @@ def test_a_quiet_take_gives_the_preset_of_the_same_take_at_the_nominal_level(tmp
     assert json.loads(run("match", str(loud), "--out", str(tmp_path / "loud"), "--json").stdout)["raised_db"] == 0.0
 
 
+def test_a_clipped_take_is_restored_and_says_so(tmp_path: Path) -> None:
+    """A saw recorded 3 dB too hot into a 16-bit file: its flat tops are filled in before matching,
+    and the text and JSON say how many samples were."""
+    src = tmp_path / "hot.wav"
+    sf.write(src, np.clip(band_limited_saw(50.0) * np.float32(10 ** (3 / 20) / 0.4), -1.0, 1.0), SR, subtype="PCM_16")
+    report = json.loads(run("match", str(src), "--out", str(tmp_path / "out"), "--json", "--no-score").stdout)
+    assert report["restored_samples"] > 100 and report["raised_db"] == 0.0
+    text = run("match", str(src), "--out", str(tmp_path / "text"), "--no-score").output
+    assert f"{report['restored_samples']} clipped samples restored" in text
+
+
 def test_unpitched_noise_is_played_at_c3(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     t = np.arange(SR) / SR
