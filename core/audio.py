@@ -81,7 +81,7 @@ class Take:
     note: np.ndarray
     lead_in: np.ndarray
     raised_db: float = 0.0
-    restored: int = 0  # clipped samples (at the synth's rate) filled in (core.declip)
+    restored: int = 0  # clipped samples filled in (core.declip), counted at the take's own rate
 
 
 def read_audio(path: str | Path, max_seconds: float = DEFAULT_MAX_SECONDS, name: str | None = None) -> AudioClip:
@@ -280,7 +280,10 @@ def spectral_flatness(audio: np.ndarray, sample_rate: int, band_hz: tuple[float,
 
 def without_dc_offset(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     """``audio`` less the DC offset a recording chain added (:func:`dc_offset`), or as it is."""
-    offset = dc_offset(audio, sample_rate)
+    return _less(audio, dc_offset(audio, sample_rate))
+
+
+def _less(audio: np.ndarray, offset: float) -> np.ndarray:
     return audio if offset == 0 else (audio - np.float32(offset)).astype(np.float32, copy=False)
 
 
@@ -363,7 +366,7 @@ def prepare_take(clip: AudioClip, sample_rate: int = 44100, seconds: float = 2.0
     runs = clipped_runs(clip.samples)  # read before resampling rounds the flat tops off
     resampled = resample(clip.samples, clip.sample_rate, sample_rate)
     offset = dc_offset(resampled, sample_rate)
-    audio = resampled if offset == 0 else (resampled - np.float32(offset)).astype(np.float32, copy=False)
+    audio = _less(resampled, offset)
     start = find_onset(audio, sample_rate)
     length = int(round(seconds * sample_rate))
     first = max(0, start - int(LEAD_IN_SECONDS * sample_rate))
@@ -383,7 +386,7 @@ def _declipped(clip: AudioClip, runs: tuple[np.ndarray, np.ndarray], window: np.
                sample_rate: int, offset: float) -> tuple[np.ndarray, int]:
     """``window`` (the take from ``first`` on, resampled to ``sample_rate``, less ``offset``) with
     the clipped ``runs`` in it restored (:func:`~deepdiva.core.declip.restored`), and how many samples
-    were. A take at another rate is restored at its own rate, where its flat tops are exact (a
+    of the take were. A take at another rate is restored at its own rate, where its flat tops are exact (a
     resampler rings beside them), over the window and :data:`RESTORE_MARGIN` either side, then
     resampled."""
     if clip.sample_rate == sample_rate:
@@ -398,7 +401,7 @@ def _declipped(clip: AudioClip, runs: tuple[np.ndarray, np.ndarray], window: np.
     count = int(np.count_nonzero(mask))
     if not count:
         return window, 0
-    part = resample(restored(clip.samples[lo:hi], mask), clip.sample_rate, sample_rate) - np.float32(offset)
+    part = _less(resample(restored(clip.samples[lo:hi], mask), clip.sample_rate, sample_rate), offset)
     at = int(round(first - lo / ratio))  # where the window begins in the resampled part
     return _cut_at(part, at, window.size), count
 
