@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.audio import DEFAULT_MAX_SECONDS, AudioClip, prepare_take, read_audio
+from ..core.audio import DEFAULT_MAX_SECONDS, AudioClip, Take, prepare_take, read_audio
 from ..core.errors import AudioError, DeepDivaError
 from ..core.filenames import fit_name, inside_roots, printable
 from ..core.matcher import Match, Matcher
@@ -43,9 +43,22 @@ class MatchReport:
     preview: Path | None
     match: Match
     alternatives: tuple[AlternativeReport, ...] = ()
-    target: np.ndarray | None = None  # the prepared note that was matched (trimmed, mono, at the synth's rate)
-    raised_db: float = 0.0  # how far a quiet take was raised before matching (core.audio.prepare_take)
-    restored: int = 0  # clipped samples of the take filled in before matching (core.declip)
+    take: Take | None = None  # the take as matched (core.audio.prepare_take)
+
+    @property
+    def target(self) -> np.ndarray | None:
+        """The prepared note that was matched (trimmed, mono, at the synth's rate)."""
+        return None if self.take is None else self.take.note
+
+    @property
+    def raised_db(self) -> float:
+        """How far a quiet take was raised before matching."""
+        return 0.0 if self.take is None else self.take.raised_db
+
+    @property
+    def restored(self) -> int:
+        """Clipped samples of the take filled in before matching (core.declip)."""
+        return 0 if self.take is None else self.take.restored
 
     @property
     def hiss_dbfs(self) -> float | None:
@@ -180,8 +193,7 @@ def match_clip(matcher: Matcher, clip: AudioClip, out: str | Path, name: str | N
                                preset.parent / fit_name(preset.stem, preset.suffix, f" alt {rank}"), None, clip.source,
                                preview, result)
         alternatives.append(AlternativeReport(path, alt_wav, alt.distance, tuple(float(v) for v in alt.params)))
-    return MatchReport(clip.source, preset, wav, result, tuple(alternatives), take.note, take.raised_db,
-                       take.restored)
+    return MatchReport(clip.source, preset, wav, result, tuple(alternatives), take)
 
 
 def _write(matcher: Matcher, params: np.ndarray, audio: np.ndarray | None, distance: float | None,
