@@ -305,6 +305,8 @@ def lookup_comparison(matcher: Matcher, olds: dict[str, Matcher], sets: dict[str
                 old_guess, _, old_keys = old.answer(target[None, :])
                 add(f"{label} network", renderer.render(old_guess, old_keys, length), target)
                 add(f"{label}: deepdiva match", old.match(target).audio, target)
+                if old.follows_pitch:  # a model that plays at the detected key: its network-only match too
+                    add(f"{label}: deepdiva match --no-score", old.match(target, score=False).audio[None, :], target)
             add("network", renderer.render(guess, keys, length), target)
             add("network + envelope", renderer.render(matcher.unscored(target, pitches[0])[None, :], keys, length), target)
             add("deepdiva match --no-score (in tune, RMS)", matcher.match(target, score=False).audio[None, :], target)

@@ -241,18 +241,20 @@ class Matcher:
         at, oscillator 2 on a harmonic (:func:`~deepdiva.core.tuning.on_harmonics`). A model with
         several answers gives its most confident one. ``pitches``: the notes' detected pitches, if known."""
         pitches = self.detect(notes) if pitches is None else pitches
-        return self._tidied(self.model.predict(self._features(notes, pitches)), pitches)
+        return self.tidied(self.model.predict(self.features(notes, pitches)), pitches)
 
     def hypotheses(self, note: np.ndarray, pitch: Pitch) -> np.ndarray:
         """Every answer of the network for one note (h, k), most confident first, each tidied as
         :meth:`predict`'s; one row for a model with one answer."""
-        hyps, _ = self.model.predict_hypotheses(self._features(note[None, :], [pitch]))
-        return self._tidied(hyps[0], [pitch] * hyps.shape[1])
+        hyps, _ = self.model.predict_hypotheses(self.features(note[None, :], [pitch]))
+        return self.tidied(hyps[0], [pitch] * hyps.shape[1])
 
-    def _features(self, notes: np.ndarray, pitches: list[Pitch]) -> np.ndarray:
+    def features(self, notes: np.ndarray, pitches: list[Pitch]) -> np.ndarray:
+        """The network's input for notes (n, samples) of the ``pitches`` detected in them."""
         return self.model.features_for(notes, np.array([np.nan if p.hz is None else p.hz for p in pitches]))
 
-    def _tidied(self, raw: np.ndarray, pitches: list[Pitch]) -> np.ndarray:
+    def tidied(self, raw: np.ndarray, pitches: list[Pitch]) -> np.ndarray:
+        """The network's raw answers (n, k) for notes of ``pitches``, quantised and tidied (see :meth:`predict`)."""
         params = self.parameter_set.quantise(raw)
         periodic = np.array([self.follows_pitch and p.pitched and p.clarity >= HARMONIC_CLARITY for p in pitches])
         if periodic.any():
@@ -550,6 +552,17 @@ class Matcher:
         fitted = with_envelope(self.parameter_set, guess, envelope) if envelope and envelope.dies_away else None
         return (guess if fitted is None else fitted)[0]
 
+    def finished_unscored(self, guess: np.ndarray, note: np.ndarray, key: float, pitch: Pitch,
+                          length: float | None = None, render: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+        """What an unscored match makes of an answer ``guess`` (k,) for ``note``: rendered at MIDI
+        ``key`` (let go after ``length`` s), repaired if it sounds off the ``pitch`` (:meth:`in_tune`),
+        brought to the target's RMS level (:mod:`~deepdiva.core.level`) and, if ``render``, rendered
+        again: the answer and its render (None when not rendered again after a level change)."""
+        audio = self.renderer.render(guess[None, :], key, length)[0]
+        guess, audio = self.in_tune(guess, audio, note, key, pitch, None, length)
+        guess, leveled, _ = self._leveled(guess, audio, note, key, None, render, length)
+        return guess, leveled
+
     def _measured(self, note: np.ndarray, envelope: AmpEnvelope | None) -> AmpEnvelope | None:
         """``envelope`` if given, else the amp envelope measured in ``note``."""
         return amp_envelope(note, self.sample_rate) if envelope is None else envelope
@@ -684,9 +697,7 @@ class Matcher:
                 played = replace(played, cents=round(played.cents + 100.0 * shift, FINE_TUNE_DECIMALS))
                 key = played.midi_float
         elif render or volume_columns(self.parameter_set):  # unscored: rendered to be leveled
-            audio = self.renderer.render(guess[None, :], key, length)[0]
-            guess, audio = self.in_tune(guess, audio, note, key, pitch, target, length)
-            guess, audio, network_distance = self._leveled(guess, audio, note, key, target, render, length)
+            guess, audio = self.finished_unscored(guess, note, key, pitch, length, render)
         if refine_seconds > 0:
             assert target is not None
             tuned = self.keeps_pitch(pitch)

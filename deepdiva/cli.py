@@ -537,6 +537,30 @@ def export_cmd(ctx: click.Context, run: str, out: str, overwrite: bool, opset: i
     click.echo(f"{onnx_path}\n{card_path}")
 
 
+@cli.command("refit-confidence")
+@click.argument("model_path", metavar="MODEL.onnx", type=click.Path(exists=True, dir_okay=False))
+@click.option("-o", "--out", required=True, type=click.Path(dir_okay=False),
+              help="Output NAME.onnx (may be MODEL.onnx itself); NAME.json is written beside it.")
+@click.option("--targets", default=24000, show_default=True, type=click.IntRange(min=100),
+              help="Fresh renders scored (a fifth of them held out for the card's figures).")
+@click.option("--seed", default=5, show_default=True, help="Seed of the renders (not the training data's).")
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(min=1))
+@click.option("--cache", type=click.Path(file_okay=False), default=None,
+              help="Keep each scored shard here; a rerun with the same seed continues from them.")
+def refit_confidence_cmd(model_path: str, out: str, targets: int, seed: int, workers: int, cache: str | None) -> None:
+    """Fit a several-answer model's confidence again, to pick the answer that sounds closest.
+
+    Every answer is rendered for fresh targets as `deepdiva match --no-score` finishes it and
+    compared with the target; only the confidence layer changes (training.confidence)."""
+    import json
+    from pathlib import Path
+
+    from .training.confidence import refit
+
+    note = refit(model_path, out, targets, seed, workers, Path(cache) if cache else None)
+    click.echo(json.dumps(note, indent=2))
+
+
 # --------------------------------------------------------------------------- build-model
 
 @cli.command("build-model")

@@ -1,0 +1,348 @@
+"""Refit a several-answer model's confidence to pick the answer that *sounds* closest.
+
+A ``cnn3h`` network gives eight answers and a confidence for each. Training taught the confidence
+which answer is closest to the true patch by *parameter* loss, but what a user hears of
+``deepdiva match --no-score`` is the most confident answer's sound, and many patches that are
+far apart in parameters sound alike (and the other way round). Here the confidence layer (one
+Dense layer on the trunk's 384 numbers) is fitted again, with the trunk and the answers kept
+as they are, to the answer whose render is closest to the target by the multi-resolution
+spectral distance times its spectral convergence (the linear measure, so that a noisy answer
+the log-magnitude distance alone would forgive is not picked), each answer finished as an
+unscored match finishes it (:meth:`~deepdiva.core.matcher.Matcher.finished_unscored`: tidied,
+the target's amp envelope when it dies away, played at the detected key and let go where the
+target was, repaired if it sounds off the pitch, at the target's RMS level).
+
+The targets are fresh renders drawn as the training data was (builtin synth, mixed prior,
+augmented, keys 36-84) under another seed; no labels are needed beyond the audio, so the refit
+costs renders and distances, not training: ~40 ms a target on one core.
+
+The fit is a softmax regression (L-BFGS) to soft labels ``softmax(-log(cost) / temperature)`` (an
+answer twice as far gets ``2 ** (-1 / temperature)`` of the closest's weight), its weights held
+near the trained layer's by an L2 penalty. Temperature and penalty were chosen on a validation
+split of the fit's targets (0.05-0.2 and 1e-4-1e-3 all within 0.005 of each other).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..core.atomic import write_bytes_atomic, write_json_atomic
+from ..core.audio import AudioClip, prepare_take
+from ..core.envelope import amp_envelope, noise_floor, with_envelope
+from ..core.errors import AudioError, ModelError
+from ..core.metrics import SpectralTarget, spectral_convergence
+from ..core.pitch import Pitch
+
+log = logging.getLogger(__name__)
+
+CONFIDENCE_LAYER = "hyp_confidence"  # the Keras layer name of the confidence logits (training.models)
+TEMPERATURE = 0.2
+L2 = 1e-3
+REFIT_SEED = 5  # the targets' dataset seed: not training's (0, 3, 4) nor the held-out sets' (1001, 1002)
+
+
+@dataclass(frozen=True)
+class ConfidenceLayer:
+    """Where the confidence logits are computed in an ONNX graph: ``logits = embedding @ weight + bias``."""
+
+    embedding: str  # the tensor the layer reads (the trunk's output)
+    weight: str  # initializer names
+    bias: str
+
+
+def confidence_layer(model) -> ConfidenceLayer:
+    """The confidence layer of an exported ``cnn3h`` ONNX ``model`` (an ``onnx.ModelProto``)."""
+    graph = model.graph
+    inits = {i.name for i in graph.initializer}
+    matmul = next((n for n in graph.node if n.op_type == "MatMul" and CONFIDENCE_LAYER in n.name), None)
+    if matmul is None or matmul.input[1] not in inits:
+        raise ModelError("the model has no confidence layer to refit (a cnn3h model has one)")
+    add = next((n for n in graph.node if n.op_type == "Add" and matmul.output[0] in n.input), None)
+    bias = None if add is None else next((i for i in add.input if i in inits), None)
+    if bias is None:
+        raise ModelError("the model's confidence layer has no bias")
+    return ConfidenceLayer(matmul.input[0], matmul.input[1], bias)
+
+
+def layer_weights(model, layer: ConfidenceLayer) -> tuple[np.ndarray, np.ndarray]:
+    from onnx import numpy_helper
+
+    inits = {i.name: i for i in model.graph.initializer}
+    return numpy_helper.to_array(inits[layer.weight]).copy(), numpy_helper.to_array(inits[layer.bias]).copy()
+
+
+def with_layer_weights(model, layer: ConfidenceLayer, weight: np.ndarray, bias: np.ndarray):
+    """A copy of ``model`` whose confidence layer has ``weight`` and ``bias``."""
+    import onnx
+    from onnx import numpy_helper
+
+    new = onnx.ModelProto()
+    new.CopyFrom(model)
+    for init in new.graph.initializer:
+        if init.name in (layer.weight, layer.bias):
+            value = weight if init.name == layer.weight else bias
+            old = numpy_helper.to_array(init)
+            if old.shape != value.shape:
+                raise ModelError(f"confidence {init.name}: shape {value.shape}, the model has {old.shape}")
+            init.CopyFrom(numpy_helper.from_array(value.astype(old.dtype), init.name))
+    return new
+
+
+def with_embedding_output(model, layer: ConfidenceLayer):
+    """A copy of ``model`` that also outputs the confidence layer's input (the trunk's numbers)."""
+    import onnx
+
+    new = onnx.ModelProto()
+    new.CopyFrom(model)
+    new.graph.output.append(onnx.helper.make_tensor_value_info(layer.embedding, onnx.TensorProto.FLOAT, None))
+    return new
+
+
+# ---------------------------------------------------------------- labels: how close each answer sounds
+
+
+@dataclass
+class AnswerScores:
+    """Per target: the trunk's numbers, and each answer's distance and spectral convergence to it."""
+
+    embedding: np.ndarray  # (n, e)
+    distance: np.ndarray  # (n, h) multi-resolution STFT distance
+    convergence: np.ndarray  # (n, h)
+
+    @classmethod
+    def concat(cls, parts: list[AnswerScores]) -> AnswerScores:
+        return cls(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("embedding", "distance", "convergence")))
+
+    @property
+    def cost(self) -> np.ndarray:
+        """What the confidence is fitted to avoid: distance x spectral convergence (n, h)."""
+        return self.distance * self.convergence
+
+    def save(self, path: Path) -> None:
+        np.savez(path, embedding=self.embedding, distance=self.distance, convergence=self.convergence)
+
+    @classmethod
+    def load(cls, path: Path) -> AnswerScores:
+        with np.load(path) as z:
+            return cls(z["embedding"], z["distance"], z["convergence"])
+
+
+class AnswerScorer:
+    """Scores every answer of a model for targets, as ``deepdiva match --no-score`` would finish it."""
+
+    def __init__(self, model_path: str | os.PathLike) -> None:
+        import onnx
+
+        from ..core.matcher import Matcher
+        from ..core.model_runtime import make_session
+
+        self.matcher = Matcher.load(model_path, intra_op_threads=1, bank=False)
+        proto = onnx.load(os.fspath(self.matcher.model.card.model_path))
+        self.layer = confidence_layer(proto)
+        self.session = make_session(with_embedding_output(proto, self.layer).SerializeToString())
+
+    def score(self, clips: np.ndarray, sample_rate: int) -> AnswerScores:
+        """Scores of each clip (n, samples) that reads as one note (chords and silent clips are left out)."""
+        m = self.matcher
+        rows: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        for clip in clips:
+            try:
+                take = prepare_take(AudioClip(np.asarray(clip, dtype=np.float32), sample_rate), m.sample_rate, m.seconds)
+            except AudioError:
+                continue
+            note = take.note
+            pitch = m.detect(note[None, :])[0]
+            if m.chord_in(note, pitch) is not None:
+                continue
+            noise = noise_floor(note, m.sample_rate, take.lead_in)
+            envelope = amp_envelope(note, m.sample_rate, noise)
+            length = m.note_length(note, envelope)
+            key = m.played_at(pitch).midi_float
+            features = m.features(note[None, :], [pitch])
+            hyps, embedding = self.session.run(["hypotheses", self.layer.embedding],
+                                               {m.model.card.input_name: features.astype(np.float32)})
+            answers = m.tidied(hyps[0], [pitch] * hyps.shape[1])
+            if envelope is not None and envelope.dies_away:
+                fitted = with_envelope(m.parameter_set, answers, envelope)
+                answers = answers if fitted is None else fitted
+            renders = np.stack([self._finished(a, note, key, pitch, length) for a in answers])
+            target = SpectralTarget(note, noise=noise)
+            rows.append((embedding[0], target.distance(renders), spectral_convergence(renders, note[None, :])))
+        if not rows:
+            raise ModelError(f"none of {len(clips)} clips could be scored (silent, or chords)")
+        emb, dist, sc = (np.stack(x) for x in zip(*rows, strict=True))
+        return AnswerScores(emb.astype(np.float32), dist.astype(np.float32), sc.astype(np.float32))
+
+
+    def _finished(self, answer: np.ndarray, note: np.ndarray, key: float, pitch: Pitch, length: float | None) -> np.ndarray:
+        audio = self.matcher.finished_unscored(answer, note, key, pitch, length)[1]
+        assert audio is not None  # rendered: render=True
+        return audio
+
+
+_SCORER: AnswerScorer | None = None
+
+
+def _init_worker(model_path: str) -> None:
+    global _SCORER
+    logging.disable(logging.WARNING)
+    _SCORER = AnswerScorer(model_path)
+
+
+def _score_shard(spec_dict: dict, index: int) -> AnswerScores:
+    from .dataset import DatasetSpec, render_chunks
+
+    assert _SCORER is not None
+    spec = DatasetSpec.from_dict(spec_dict)
+    parts = [_SCORER.score(chunk.audio, spec.render.sample_rate)
+             for chunk in render_chunks(spec, _SCORER.matcher.renderer, index) if chunk.audio is not None]
+    return AnswerScores.concat(parts)
+
+
+def target_spec(n_shards: int, shard_size: int, seed: int = REFIT_SEED) -> dict:
+    """The refit's targets: drawn as the shipped model's training data (scripts/build_model.sh)."""
+    from .augment import AugmentConfig
+    from .dataset import DatasetSpec
+
+    return DatasetSpec(sample_size=shard_size, n_shards=n_shards, seed=seed, drop_silent=True, pitch_range=(36, 84),
+                       augment=AugmentConfig().to_dict(), prior="mixed").to_dict()
+
+
+def score_targets(model_path: str | os.PathLike, n_targets: int, seed: int = REFIT_SEED, workers: int = 2,
+                  shard_size: int = 250, cache: Path | None = None) -> AnswerScores:
+    """:class:`AnswerScores` of ``n_targets`` fresh renders, scored on ``workers`` processes; with
+    ``cache`` (a folder) each finished shard is kept there and not scored again."""
+    n_shards = -(-n_targets // shard_size)
+    spec = target_spec(n_shards, shard_size, seed)
+    parts: dict[int, AnswerScores] = {}
+    todo = []
+    for i in range(n_shards):
+        kept = None if cache is None else cache / f"scores-{seed}-{i:05d}.npz"
+        if kept is not None and kept.exists():
+            parts[i] = AnswerScores.load(kept)
+        else:
+            todo.append(i)
+    if todo:
+        with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(os.fspath(model_path),)) as pool:
+            futures = {i: pool.submit(_score_shard, spec, i) for i in todo}
+            for i, future in futures.items():
+                parts[i] = future.result()
+                if cache is not None:
+                    cache.mkdir(parents=True, exist_ok=True)
+                    parts[i].save(cache / f"scores-{seed}-{i:05d}.npz")
+                log.info("scored shard %d of %d", i + 1, n_shards)
+    return AnswerScores.concat([parts[i] for i in range(n_shards)])
+
+
+# ---------------------------------------------------------------- the fit
+
+
+def soft_labels(distance: np.ndarray, temperature: float = TEMPERATURE) -> np.ndarray:
+    """Per target, each answer's share: ``softmax(-log(distance) / temperature)``."""
+    z = -np.log(np.maximum(distance, 1e-6)) / temperature
+    z -= z.max(axis=1, keepdims=True)
+    p = np.exp(z)
+    return p / p.sum(axis=1, keepdims=True)
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=1, keepdims=True)
+    p = np.exp(z)
+    return p / p.sum(axis=1, keepdims=True)
+
+
+def fit_confidence(embedding: np.ndarray, cost: np.ndarray, weight: np.ndarray, bias: np.ndarray,
+                   temperature: float = TEMPERATURE, l2: float = L2) -> tuple[np.ndarray, np.ndarray]:
+    """Confidence weights (e, h) and bias (h,) fitted to :func:`soft_labels` of each answer's ``cost``
+    (n, h), by cross-entropy + ``l2`` x the squared distance of the weights from the trained ``weight``."""
+    from scipy.optimize import minimize
+
+    x = embedding.astype(np.float64)
+    y = soft_labels(cost.astype(np.float64), temperature)
+    n, e = x.shape
+    h = y.shape[1]
+    w0 = weight.astype(np.float64)
+
+    def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        w, b = theta[: e * h].reshape(e, h), theta[e * h:]
+        logits = x @ w + b
+        logits -= logits.max(axis=1, keepdims=True)
+        logp = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+        ce = -float((y * logp).sum()) / n
+        g = (np.exp(logp) - y) / n
+        gw = x.T @ g + 2 * l2 * (w - w0)
+        return ce + l2 * float(np.square(w - w0).sum()), np.concatenate([gw.ravel(), g.sum(axis=0)])
+
+    start = np.concatenate([w0.ravel(), bias.astype(np.float64)])
+    result = minimize(loss, start, jac=True, method="L-BFGS-B", options={"maxiter": 500})
+    theta = result.x
+    return theta[: e * h].reshape(e, h).astype(np.float32), theta[e * h:].astype(np.float32)
+
+
+def chosen(scores: AnswerScores, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """The answer each target's confidence (``weight``, ``bias``) picks (n,)."""
+    return np.argmax(scores.embedding @ weight + bias, axis=1)
+
+
+def summary(scores: AnswerScores, picks: np.ndarray) -> dict[str, float]:
+    """Median distance and spectral convergence of the picked answers."""
+    rows = np.arange(len(picks))
+    return {"mrstft_median": float(np.median(scores.distance[rows, picks])),
+            "sc_median": float(np.median(scores.convergence[rows, picks]))}
+
+
+def write_refitted(model_path: Path, weight: np.ndarray, bias: np.ndarray, out: Path, note: dict) -> Path:
+    """The model with its confidence layer's new weights, as ``out`` (.onnx) + its card (.json),
+    the card noting the refit (``note``) and the new file's sha256."""
+    import onnx
+
+    from ..core.model_runtime import ModelCard
+
+    card = ModelCard.load(model_path)
+    proto = onnx.load(os.fspath(card.model_path))
+    data = with_layer_weights(proto, confidence_layer(proto), weight, bias).SerializeToString()
+    onnx_path = out.with_suffix(".onnx")
+    write_bytes_atomic(onnx_path, data)
+    info = json.loads(json.dumps(card.data))
+    info["model_file"] = onnx_path.name
+    info["model_sha256"] = hashlib.sha256(data).hexdigest()
+    info["confidence_refit"] = note
+    write_json_atomic(onnx_path.with_suffix(".json"), info)
+    return onnx_path
+
+
+def refit(model_path: str | os.PathLike, out: str | os.PathLike, n_targets: int = 24000, seed: int = REFIT_SEED,
+          workers: int = 2, cache: Path | None = None, held_out: float = 0.2, temperature: float = TEMPERATURE,
+          l2: float = L2) -> dict:
+    """Score ``n_targets`` fresh renders (:func:`score_targets`), fit the confidence on all but the
+    last ``held_out`` share of them, and write the model with it to ``out``; returns what the card
+    notes: the held-out targets' median distance and SC of the answer picked before and after, and
+    of the closest answer (what a perfect confidence would pick)."""
+    import onnx
+
+    from ..core.model_runtime import ModelCard
+
+    model_path = Path(model_path)
+    scores = score_targets(model_path, n_targets, seed, workers, cache=cache)
+    n_fit = int(round(len(scores.distance) * (1 - held_out)))
+    fit = AnswerScores(scores.embedding[:n_fit], scores.distance[:n_fit], scores.convergence[:n_fit])
+    test = AnswerScores(scores.embedding[n_fit:], scores.distance[n_fit:], scores.convergence[n_fit:])
+    proto = onnx.load(os.fspath(ModelCard.load(model_path).model_path))
+    w0, b0 = layer_weights(proto, confidence_layer(proto))
+    weight, bias = fit_confidence(fit.embedding, fit.cost, w0, b0, temperature, l2)
+    note = {"targets": len(scores.distance), "fitted_on": n_fit, "held_out": len(test.distance), "seed": seed,
+            "temperature": temperature, "l2": l2,
+            "cost": "multi-resolution STFT distance x spectral convergence, each answer as --no-score finishes it",
+            "held_out_before": summary(test, chosen(test, w0, b0)),
+            "held_out_after": summary(test, chosen(test, weight, bias)),
+            "held_out_closest": summary(test, np.argmin(test.distance, axis=1))}
+    write_refitted(model_path, weight, bias, Path(out), note)
+    return note
