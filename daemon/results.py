@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 RECORD = "result.json"
 TARGET = "target"
+TAKE_KEYS = ("raised_db", "restored_samples", "noise_floor_dbfs")  # MatchReport.as_dict: quiet, clipped, hiss
 SUMMARY_KEYS = ("id", "state", "origin", "source", "name", "created", "finished", "error", "distance", "note")
 
 
@@ -110,6 +111,7 @@ class ResultArchive:
             record["pitch"] = {k: result.get(k) for k in ("note", "midi_pitch", "cents", "hz", "pitched")}
             record["note"] = result.get("note") if result.get("pitched") else None
         record["played_at"] = result.get("played_at")
+        record["take"] = {k: result.get(k) for k in TAKE_KEYS}  # what was done to the take before matching
         record["chord"] = result.get("chord")
         record["preset"] = result.get("preset")
         record["sample_rate"] = int(result.get("sample_rate") or 44100)

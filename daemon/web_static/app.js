@@ -526,6 +526,9 @@ function showResult(data) {
     const keys = (at.keys || []).length > 1 ? at.keys.join(' ') : at.note;  // a chord: every key of it
     $('played-at').textContent = Math.round(at.cents || 0) ? `${keys} ${fmtCents(at.cents)}` : keys;
   }
+  const take = takeNotes(data.take);
+  $('take-row').hidden = !take;
+  $('take').textContent = take;
 
   const failed = data.state === 'failed' || !(data.candidates || []).length;
   $('result-error').hidden = !failed;
@@ -540,6 +543,17 @@ function showResult(data) {
   renderCandidates(data);
   setHearing('A');
   selectRank(data.candidates[0].rank);
+}
+
+// What was done to a take before matching (a quiet one raised, clipped samples restored) and the
+// hiss it was heard through; empty when it went in as recorded.
+function takeNotes(take) {
+  if (!take) return '';
+  const notes = [];
+  if (take.raised_db > 0) notes.push(`raised ${take.raised_db.toFixed(1)} dB (a quiet take)`);
+  if (take.restored_samples > 0) notes.push(`${take.restored_samples} clipped samples restored`);
+  if (take.noise_floor_dbfs != null) notes.push(`hiss at ${Math.round(take.noise_floor_dbfs)} dBFS`);
+  return notes.join('; ');
 }
 
 function candidateOf(rank) {

@@ -33,6 +33,7 @@ def finished(tmp_path: Path, job_id: str, alternatives: int = 2) -> Outcome:
               "target_audio": sf.read(tone(stage / "target.wav", 220, 0.5), dtype="float32")[0], "sample_rate": SR, "distance": 1.25,
               "note": "A3", "midi_pitch": 57, "cents": 1.0, "hz": 220.1, "pitched": True,
               "played_at": {"note": "A3", "midi_pitch": 57, "cents": 1.0}, "normalised": params,
+              "raised_db": 12.5, "restored_samples": 0, "noise_floor_dbfs": -71.2,
               "alternatives": [{"preset": str(tmp_path / f"pad alt {r}.h2p"),
                                 "preview": tone(stage / f"alt{r}.wav", 330, 0.2 * r), "distance": 1.5 + r,
                                 "normalised": [0.1 * r] * len(PSET.parameters)} for r in range(2, 2 + alternatives)]}
@@ -45,6 +46,7 @@ def test_a_finished_job_is_kept_with_its_sounds(tmp_path: Path) -> None:
     archive.add(finished(tmp_path, "aaa"))
     detail = archive.detail("aaa")
     assert detail is not None and detail["pitch"]["note"] == "A3" and detail["distance"] == 1.25
+    assert detail["take"] == {"raised_db": 12.5, "restored_samples": 0, "noise_floor_dbfs": -71.2}
     assert [c["rank"] for c in detail["candidates"]] == [1, 2, 3]
     assert all(c["audio"] for c in detail["candidates"])
     assert detail["candidates"][0]["convergence"] is not None

@@ -156,6 +156,15 @@ def test_upload_listen_look_pick_download(page, daemon: Service, tmp_path: Path)
     print(f"screenshots of the result view: {SCREENSHOTS}/web-result.png, web-result-top.png")
 
 
+def test_a_quiet_take_says_it_was_raised(page, tmp_path: Path) -> None:
+    quiet = write_saw(tmp_path / "quiet.wav", 220.0, 2.0, amplitude=0.01)  # peaks at -40 dBFS
+    page.set_input_files("[data-testid=file-input]", str(quiet))
+    page.locator("[data-testid=result][data-id]").wait_for(timeout=90_000)
+    take = page.locator("[data-testid=take]")
+    assert take.is_visible()
+    assert "raised 2" in take.inner_text() and "a quiet take" in take.inner_text()  # raised ~22 dB to -18 dBFS
+
+
 def test_a_bad_file_shows_its_error(page, tmp_path: Path) -> None:
     bad = tmp_path / "not audio.wav"
     bad.write_text("hello, this is text\n" * 20)
