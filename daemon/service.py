@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..core.atomic import is_transient
-from ..core.audio import DEFAULT_MAX_SECONDS, AudioClip, prepare_note, read_audio
+from ..core.audio import DEFAULT_MAX_SECONDS, AudioClip, prepare_take, read_audio
 from ..core.errors import ConfigError, DeepDivaError, RenderError
 from ..core.filenames import printable
 from ..core.limits import MAX_CANDIDATES, MAX_REFINE_SECONDS
@@ -87,7 +87,8 @@ def matcher_match(matcher: Any, refine_seconds: float = 0.0, preview: bool = Tru
 
 def dry_run_match(parameter_set: ParameterSet | None = None, max_seconds: float = DEFAULT_MAX_SECONDS,
                   keep_target: bool = False) -> MatchFn:
-    """No model: read and validate the audio like a match, then write the base preset (and with
+    """No model: read, validate and prepare the audio like a match (a quiet take raised, a clipped
+    one restored: reported as a match reports them), then write the base preset (and with
     ``keep_target`` the prepared note, as :func:`matcher_match`).
 
     For checking a set-up (drop folder, OSC, MIDI) before a model is installed, and for tests
@@ -98,12 +99,14 @@ def dry_run_match(parameter_set: ParameterSet | None = None, max_seconds: float 
 
     def run(job: Job) -> dict[str, Any]:
         clip = read_audio(job.audio, max_seconds)
-        note = prepare_note(AudioClip(clip.samples, clip.sample_rate, job.source))
-        pitch = detect_pitch(note, 44100)  # prepare_note's default rate; shown, so a set-up check also checks the input
+        take = prepare_take(AudioClip(clip.samples, clip.sample_rate, job.source))
+        note = take.note
+        pitch = detect_pitch(note, 44100)  # prepare_take's default rate; shown, so a set-up check also checks the input
         preset = write_diva_preset(pset, defaults, preset_target(Path(job.stage) / f"{job.name}.h2p"),
                                    source=printable(job.source), overwrite=True)
         return {"source": job.source, "preset": str(preset), "preview": None, "distance": float("nan"),
                 "dry_run": True, **pitch.as_dict(), "params": params_dict(pset, defaults),
+                "raised_db": round(take.raised_db, 1), "restored_samples": take.restored,  # the input's level, checked
                 "normalised": [float(v) for v in defaults], "sample_rate": 44100,
                 **({"target_audio": note} if keep_target else {})}
 

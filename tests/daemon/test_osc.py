@@ -180,8 +180,10 @@ def test_match_file_result(daemon: Daemon, client: Client) -> None:
     client.send(osc.MATCH_FILE, str(path), 0.0)
     job_id, position = client.expect(osc.QUEUED).params
     assert position == 1
-    preset, distance, params_json, result_id, note, midi_pitch, cents, held_for, keys = client.expect(osc.RESULT).params
+    (preset, distance, params_json, result_id, note, midi_pitch, cents, held_for, keys, raised_db, restored,
+     hiss_dbfs) = client.expect(osc.RESULT).params
     assert result_id == job_id and Path(preset) == daemon.presets / "lead.h2p" and Path(preset).is_file()
+    assert raised_db == 0.0 and restored == 0 and np.isnan(hiss_dbfs)  # a clean sine peaking at -8 dBFS
     assert note == "A3" and midi_pitch == -1 and cents == 0.0  # the 220 Hz sine; a dry run plays no key
     assert keys == ""
     assert np.isnan(held_for)  # ... and hears no note-off
@@ -192,6 +194,17 @@ def test_match_file_result(daemon: Daemon, client: Client) -> None:
     client.send(osc.STATUS)
     queued, state, uptime, completed, failed, last, last_distance = client.expect(osc.STATUS).params
     assert (queued, state, completed, failed, last) == (0, "idle", 1, 0, preset) and uptime > 0
+
+
+def test_a_quiet_or_clipped_take_says_so(daemon: Daemon, client: Client) -> None:
+    quiet, hot = daemon.allowed / "quiet.wav", daemon.allowed / "hot.wav"
+    sf.write(quiet, sine(0.5, 220.0, amplitude=0.01), SR)  # -40 dBFS: raised to -18 dBFS
+    sf.write(hot, np.clip(sine(0.5, 220.0, amplitude=4.0), -1, 1), SR)  # driven 12 dB into full scale
+    client.send(osc.MATCH_FILE, str(quiet))
+    assert client.expect(osc.RESULT).params[9:11] == [pytest.approx(22.0, abs=0.1), 0]
+    client.send(osc.MATCH_FILE, str(hot))
+    raised_db, restored = client.expect(osc.RESULT).params[9:11]
+    assert raised_db == 0.0 and restored > 1000
 
 
 def test_bad_audio_gets_an_error_with_the_job_id(daemon: Daemon, client: Client) -> None:

@@ -366,7 +366,7 @@ def test_real_matcher_around_a_stand_in_network(tmp_path: Path, replies: Replies
         # a note let go after 1.2 s (the file ends there): the result says where
         sock.sendto(build_msg(osc.MATCH_FILE, [str(write_sine(tmp_path / "lead.wav", 220, 1.2))]).dgram,
                     tuple(service.udp.address))
-        preset, distance, params, _, note, key, cents, held_for, keys = replies.expect(osc.RESULT, timeout=120).params
+        preset, distance, params, _, note, key, cents, held_for, keys, *_ = replies.expect(osc.RESULT, timeout=120).params
         assert Path(preset) == tmp_path / "presets" / "lead.h2p" and np.isfinite(distance)
         assert (note, key, cents, keys) == ("A3", 57, 0.0, "A3") and held_for == pytest.approx(1.2, abs=0.05)
         # the stand-in's answer (0.5 everywhere) or one of the plain patches chosen beside it (A3: 220 Hz)
@@ -445,8 +445,10 @@ def test_real_matcher_end_to_end(tmp_path: Path, replies: Replies, score: bool) 
         wav = write_sine(tmp_path / "real.wav", 220, seconds=2.0)
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         sock.sendto(build_msg(osc.MATCH_FILE, [str(wav)]).dgram, tuple(service.udp.address))
-        preset, distance, params, _, note, key, cents, held_for, keys = replies.expect(osc.RESULT, timeout=120).params
+        (preset, distance, params, _, note, key, cents, held_for, keys, raised_db, restored,
+         hiss_dbfs) = replies.expect(osc.RESULT, timeout=120).params
         assert Path(preset).is_file() and Path(preset).with_suffix(".wav").is_file() and keys == "A3"
+        assert raised_db == 0.0 and restored == 0 and np.isnan(hiss_dbfs)  # a clean sine at -8 dBFS, as recorded
         assert np.isnan(held_for)  # held for the whole 2 s
         assert len(json.loads(params)) == len(service.parameter_set)
         assert note == "A3" and abs(cents) < 5  # the 220 Hz sine, as the shipped model reports it
@@ -551,7 +553,8 @@ def test_a_chord_sent_over_osc_comes_back_with_its_keys(tmp_path: Path, replies:
         sf.write(tmp_path / "pad.wav", (0.5 * pad / np.max(np.abs(pad))).astype(np.float32), 44100)
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         sock.sendto(build_msg(osc.MATCH_FILE, [str(tmp_path / "pad.wav")]).dgram, tuple(service.udp.address))
-        preset, *_, note, key, cents, held_for, keys = replies.expect(osc.RESULT, timeout=120).params
+        result = replies.expect(osc.RESULT, timeout=120).params
+        preset, note, key, keys = result[0], result[4], result[5], result[8]
         assert (note, key, keys) == ("C3", 48, "C3 E3 G3")
         assert "played as the chord C3 E3 G3" in read_h2p(preset).meta["Description"]
     finally:
