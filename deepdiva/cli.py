@@ -547,17 +547,30 @@ def export_cmd(ctx: click.Context, run: str, out: str, overwrite: bool, opset: i
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(min=1))
 @click.option("--cache", type=click.Path(file_okay=False), default=None,
               help="Keep each scored shard here; a rerun with the same seed continues from them.")
-def refit_confidence_cmd(model_path: str, out: str, targets: int, seed: int, workers: int, cache: str | None) -> None:
+@click.option("--recordings", "recordings", multiple=True, type=click.Path(exists=True, file_okay=False),
+              help="A folder of recordings (audio files, searched recursively) to fit to beside the renders, "
+                   "e.g. the kind of sounds you match; repeatable.")
+@click.option("--recordings-share", default=0.3, show_default=True, type=click.FloatRange(0.0, 0.9),
+              help="Their share of the fit's weight.")
+def refit_confidence_cmd(model_path: str, out: str, targets: int, seed: int, workers: int, cache: str | None,
+                         recordings: tuple[str, ...], recordings_share: float) -> None:
     """Fit a several-answer model's confidence again, to pick the answer that sounds closest.
 
-    Every answer is rendered for fresh targets as `deepdiva match --no-score` finishes it and
-    compared with the target; only the confidence layer changes (training.confidence)."""
+    Every answer is rendered for fresh targets (and any --recordings) as `deepdiva match
+    --no-score` finishes it and compared with the target; only the confidence layer changes
+    (training.confidence)."""
     import json
     from pathlib import Path
 
+    from .presets.match_job import AUDIO_SUFFIXES
     from .training.confidence import refit
 
-    note = refit(model_path, out, targets, seed, workers, Path(cache) if cache else None)
+    files = sorted(p for folder in recordings for p in Path(folder).rglob("*")
+                   if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
+    if recordings and not files:
+        raise click.UsageError(f"no audio files in {', '.join(recordings)}")
+    note = refit(model_path, out, targets, seed, workers, Path(cache) if cache else None,
+                 recordings=files or None, recordings_share=recordings_share)
     click.echo(json.dumps(note, indent=2))
 
 

@@ -28,6 +28,7 @@ import hashlib
 import json
 import logging
 import os
+from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +47,7 @@ log = logging.getLogger(__name__)
 CONFIDENCE_LAYER = "hyp_confidence"  # the Keras layer name of the confidence logits (training.models)
 TEMPERATURE = 0.2
 L2 = 1e-3
+RECORDINGS_SHARE = 0.3  # of the fit's weight, when recordings join the renders
 REFIT_SEED = 5  # the targets' dataset seed: not training's (0, 3, 4) nor the held-out sets' (1001, 1002)
 
 
@@ -147,15 +149,18 @@ class AnswerScorer:
         self.matcher = Matcher.load(model_path, intra_op_threads=1, bank=False)
         proto = onnx.load(os.fspath(self.matcher.model.card.model_path))
         self.layer = confidence_layer(proto)
+        self.shape = layer_weights(proto, self.layer)[0].shape  # (the trunk's numbers, answers)
         self.session = make_session(with_embedding_output(proto, self.layer).SerializeToString())
 
-    def score(self, clips: np.ndarray, sample_rate: int) -> AnswerScores:
-        """Scores of each clip (n, samples) that reads as one note (chords and silent clips are left out)."""
+    def score(self, clips: Iterable[AudioClip]) -> AnswerScores:
+        """Scores of each clip that reads as one note (chords and silent clips are left out; none: empty)."""
         m = self.matcher
         rows: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        count = 0
         for clip in clips:
+            count += 1
             try:
-                take = prepare_take(AudioClip(np.asarray(clip, dtype=np.float32), sample_rate), m.sample_rate, m.seconds)
+                take = prepare_take(clip, m.sample_rate, m.seconds)
             except AudioError:
                 continue
             note = take.note
@@ -177,7 +182,10 @@ class AnswerScorer:
             target = SpectralTarget(note, noise=noise)
             rows.append((embedding[0], target.distance(renders), spectral_convergence(renders, note[None, :])))
         if not rows:
-            raise ModelError(f"none of {len(clips)} clips could be scored (silent, or chords)")
+            log.info("none of %d clips could be scored (silent, or chords)", count)
+            width, answers = self.shape
+            return AnswerScores(np.zeros((0, width), np.float32), np.zeros((0, answers), np.float32),
+                                np.zeros((0, answers), np.float32))
         emb, dist, sc = (np.stack(x) for x in zip(*rows, strict=True))
         return AnswerScores(emb.astype(np.float32), dist.astype(np.float32), sc.astype(np.float32))
 
@@ -202,8 +210,34 @@ def _score_shard(spec_dict: dict, index: int) -> AnswerScores:
 
     assert _SCORER is not None
     spec = DatasetSpec.from_dict(spec_dict)
-    parts = [_SCORER.score(chunk.audio, spec.render.sample_rate)
+    rate = spec.render.sample_rate
+    parts = [_SCORER.score(AudioClip(a, rate) for a in chunk.audio)
              for chunk in render_chunks(spec, _SCORER.matcher.renderer, index) if chunk.audio is not None]
+    return AnswerScores.concat(parts)
+
+
+def _readable(paths: list[str]) -> Iterable[AudioClip]:
+    from ..core.audio import read_audio
+
+    for path in paths:
+        try:
+            yield read_audio(path)
+        except AudioError as exc:
+            log.warning("left out: %s", exc)
+
+
+def _score_files(paths: list[str]) -> AnswerScores:
+    assert _SCORER is not None
+    return _SCORER.score(_readable(paths))
+
+
+def score_files(model_path: str | os.PathLike, paths: list[Path], workers: int = 2, batch: int = 50) -> AnswerScores:
+    """:class:`AnswerScores` of recordings (audio files; those that are chords, silent or unreadable
+    are left out), scored on ``workers`` processes."""
+    names = [os.fspath(p) for p in paths]
+    batches = [names[i:i + batch] for i in range(0, len(names), batch)]
+    with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(os.fspath(model_path),)) as pool:
+        parts = list(pool.map(_score_files, batches))
     return AnswerScores.concat(parts)
 
 
@@ -260,13 +294,17 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def fit_confidence(embedding: np.ndarray, cost: np.ndarray, weight: np.ndarray, bias: np.ndarray,
-                   temperature: float = TEMPERATURE, l2: float = L2) -> tuple[np.ndarray, np.ndarray]:
+                   temperature: float = TEMPERATURE, l2: float = L2,
+                   row_weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Confidence weights (e, h) and bias (h,) fitted to :func:`soft_labels` of each answer's ``cost``
-    (n, h), by cross-entropy + ``l2`` x the squared distance of the weights from the trained ``weight``."""
+    (n, h), by cross-entropy (each row weighted by ``row_weights``, default alike) + ``l2`` x the
+    squared distance of the weights from the trained ``weight``."""
     from scipy.optimize import minimize
 
     x = embedding.astype(np.float64)
     y = soft_labels(cost.astype(np.float64), temperature)
+    rows = np.ones(len(x)) if row_weights is None else np.asarray(row_weights, dtype=np.float64)
+    y = y * (rows / rows.mean())[:, None]  # a row's weight scales its labels (and so its gradient)
     n, e = x.shape
     h = y.shape[1]
     w0 = weight.astype(np.float64)
@@ -277,7 +315,7 @@ def fit_confidence(embedding: np.ndarray, cost: np.ndarray, weight: np.ndarray, 
         logits -= logits.max(axis=1, keepdims=True)
         logp = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
         ce = -float((y * logp).sum()) / n
-        g = (np.exp(logp) - y) / n
+        g = (np.exp(logp) * y.sum(axis=1, keepdims=True) - y) / n
         gw = x.T @ g + 2 * l2 * (w - w0)
         return ce + l2 * float(np.square(w - w0).sum()), np.concatenate([gw.ravel(), g.sum(axis=0)])
 
@@ -319,30 +357,51 @@ def write_refitted(model_path: Path, weight: np.ndarray, bias: np.ndarray, out: 
     return onnx_path
 
 
+def split(scores: AnswerScores, held_out: float) -> tuple[AnswerScores, AnswerScores]:
+    """``scores`` as (all but the last ``held_out`` share, that share)."""
+    n_fit = int(round(len(scores.distance) * (1 - held_out)))
+    return (AnswerScores(scores.embedding[:n_fit], scores.distance[:n_fit], scores.convergence[:n_fit]),
+            AnswerScores(scores.embedding[n_fit:], scores.distance[n_fit:], scores.convergence[n_fit:]))
+
+
+def _report(test: AnswerScores, before: tuple[np.ndarray, np.ndarray], after: tuple[np.ndarray, np.ndarray]) -> dict:
+    return {"before": summary(test, chosen(test, *before)), "after": summary(test, chosen(test, *after)),
+            "closest": summary(test, np.argmin(test.distance, axis=1))}
+
+
 def refit(model_path: str | os.PathLike, out: str | os.PathLike, n_targets: int = 24000, seed: int = REFIT_SEED,
           workers: int = 2, cache: Path | None = None, held_out: float = 0.2, temperature: float = TEMPERATURE,
-          l2: float = L2) -> dict:
-    """Score ``n_targets`` fresh renders (:func:`score_targets`), fit the confidence on all but the
-    last ``held_out`` share of them, and write the model with it to ``out``; returns what the card
-    notes: the held-out targets' median distance and SC of the answer picked before and after, and
-    of the closest answer (what a perfect confidence would pick)."""
+          l2: float = L2, recordings: list[Path] | None = None, recordings_share: float = RECORDINGS_SHARE) -> dict:
+    """Score ``n_targets`` fresh renders (:func:`score_targets`) and any ``recordings`` (audio files:
+    :func:`score_files`), fit the confidence on all but the last ``held_out`` share of each (the
+    recordings weighted to ``recordings_share`` of the whole), and write the model with it to
+    ``out``; returns what the card notes: per kind of target, the held-out ones' median distance
+    and SC of the answer picked before and after, and of the closest answer (what a perfect
+    confidence would pick)."""
     import onnx
 
     from ..core.model_runtime import ModelCard
 
     model_path = Path(model_path)
-    scores = score_targets(model_path, n_targets, seed, workers, cache=cache)
-    n_fit = int(round(len(scores.distance) * (1 - held_out)))
-    fit = AnswerScores(scores.embedding[:n_fit], scores.distance[:n_fit], scores.convergence[:n_fit])
-    test = AnswerScores(scores.embedding[n_fit:], scores.distance[n_fit:], scores.convergence[n_fit:])
+    renders_fit, renders_test = split(score_targets(model_path, n_targets, seed, workers, cache=cache), held_out)
+    parts, weights = [renders_fit], [np.ones(len(renders_fit.distance))]
+    tests = {"renders": renders_test}
+    if recordings:
+        rec_fit, tests["recordings"] = split(score_files(model_path, recordings, workers), held_out)
+        if len(rec_fit.distance):
+            share = recordings_share / (1 - recordings_share) * len(renders_fit.distance) / len(rec_fit.distance)
+            parts.append(rec_fit)
+            weights.append(np.full(len(rec_fit.distance), share))
+    fit = AnswerScores.concat(parts)
     proto = onnx.load(os.fspath(ModelCard.load(model_path).model_path))
-    w0, b0 = layer_weights(proto, confidence_layer(proto))
-    weight, bias = fit_confidence(fit.embedding, fit.cost, w0, b0, temperature, l2)
-    note = {"targets": len(scores.distance), "fitted_on": n_fit, "held_out": len(test.distance), "seed": seed,
+    before = layer_weights(proto, confidence_layer(proto))
+    after = fit_confidence(fit.embedding, fit.cost, *before, temperature, l2, np.concatenate(weights))
+    note = {"renders": len(renders_fit.distance) + len(renders_test.distance), "seed": seed,
+            "recordings": 0 if not recordings else len(fit.distance) - len(renders_fit.distance)
+            + len(tests["recordings"].distance),
+            "recordings_share": recordings_share if recordings else 0.0, "held_out_share": held_out,
             "temperature": temperature, "l2": l2,
             "cost": "multi-resolution STFT distance x spectral convergence, each answer as --no-score finishes it",
-            "held_out_before": summary(test, chosen(test, w0, b0)),
-            "held_out_after": summary(test, chosen(test, weight, bias)),
-            "held_out_closest": summary(test, np.argmin(test.distance, axis=1))}
-    write_refitted(model_path, weight, bias, Path(out), note)
+            "held_out": {kind: _report(test, before, after) for kind, test in tests.items() if len(test.distance)}}
+    write_refitted(model_path, *after, Path(out), note)
     return note

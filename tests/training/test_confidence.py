@@ -83,7 +83,7 @@ def test_answers_are_scored_as_an_unscored_match_finishes_them(shipped):
     rng = np.random.default_rng(7)
     notes = m.renderer.render(draw_patches(m.parameter_set, rng, 12, "mixed"), rng.integers(36, 85, 12).astype(float))
     notes = notes[~is_silent(notes)][:8]
-    scores = scorer.score(notes, m.sample_rate)
+    scores = scorer.score(AudioClip(n, m.sample_rate) for n in notes)
     assert scores.embedding.shape == (len(notes), 384) and scores.distance.shape == (len(notes), 8)
     picks = chosen(scores, *layer_weights(proto, layer))
     same = 0
@@ -94,3 +94,16 @@ def test_answers_are_scored_as_an_unscored_match_finishes_them(shipped):
         distance = SpectralTarget(take.note, noise=noise).distance(written.audio[None, :])[0]
         same += bool(np.isclose(distance, distances[pick], rtol=1e-4))
     assert same == len(notes)
+
+
+def test_row_weights_decide_between_targets_that_disagree():
+    rng = np.random.default_rng(2)
+    x = np.ones((400, 3), np.float32) + rng.normal(0, 0.01, (400, 3)).astype(np.float32)
+    distance = np.ones((400, 2))
+    distance[:300, 1] = 2.0  # three quarters want answer 0 ...
+    distance[300:, 0] = 2.0  # ... a quarter answer 1, from the same embedding
+    w0, b0 = np.zeros((3, 2), np.float32), np.zeros(2, np.float32)
+    alike = fit_confidence(x, distance, w0, b0, l2=1e-6)
+    favoured = fit_confidence(x, distance, w0, b0, l2=1e-6, row_weights=np.r_[np.ones(300), np.full(100, 9.0)])
+    scores = AnswerScores(x[:1], distance[:1], distance[:1])
+    assert chosen(scores, *alike)[0] == 0 and chosen(scores, *favoured)[0] == 1
