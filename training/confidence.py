@@ -382,12 +382,16 @@ def refit(model_path: str | os.PathLike, out: str | os.PathLike, n_targets: int 
 
     from ..core.model_runtime import ModelCard
 
-    model_path = Path(model_path)
+    model_path, out = Path(model_path), Path(out)
+    if out.suffix != ".onnx":
+        raise ModelError(f"the refitted model's name must end in .onnx (its card is written beside it): {out}")
+    out.parent.mkdir(parents=True, exist_ok=True)  # before the renders are scored, not after
     renders_fit, renders_test = split(score_targets(model_path, n_targets, seed, workers, cache=cache), held_out)
     parts, weights = [renders_fit], [np.ones(len(renders_fit.distance))]
     tests = {"renders": renders_test}
-    if recordings:
-        rec_fit, tests["recordings"] = split(score_files(model_path, recordings, workers), held_out)
+    if recordings:  # shuffled (seeded), so the held-out share is of every kind a folder holds
+        shuffled = [recordings[i] for i in np.random.default_rng(seed).permutation(len(recordings))]
+        rec_fit, tests["recordings"] = split(score_files(model_path, shuffled, workers), held_out)
         if len(rec_fit.distance):
             share = recordings_share / (1 - recordings_share) * len(renders_fit.distance) / len(rec_fit.distance)
             parts.append(rec_fit)
@@ -403,5 +407,5 @@ def refit(model_path: str | os.PathLike, out: str | os.PathLike, n_targets: int 
             "temperature": temperature, "l2": l2,
             "cost": "multi-resolution STFT distance x spectral convergence, each answer as --no-score finishes it",
             "held_out": {kind: _report(test, before, after) for kind, test in tests.items() if len(test.distance)}}
-    write_refitted(model_path, *after, Path(out), note)
+    write_refitted(model_path, *after, out, note)
     return note
