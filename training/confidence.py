@@ -254,12 +254,13 @@ def score_targets(model_path: str | os.PathLike, n_targets: int, seed: int = REF
                   shard_size: int = 250, cache: Path | None = None) -> AnswerScores:
     """:class:`AnswerScores` of ``n_targets`` fresh renders, scored on ``workers`` processes; with
     ``cache`` (a folder) each finished shard is kept there and not scored again."""
+    shard_size = min(shard_size, n_targets)
     n_shards = -(-n_targets // shard_size)
     spec = target_spec(n_shards, shard_size, seed)
     parts: dict[int, AnswerScores] = {}
     todo = []
     for i in range(n_shards):
-        kept = None if cache is None else cache / f"scores-{seed}-{i:05d}.npz"
+        kept = None if cache is None else cache / f"scores-{seed}-{shard_size}-{i:05d}.npz"
         if kept is not None and kept.exists():
             parts[i] = AnswerScores.load(kept)
         else:
@@ -271,7 +272,7 @@ def score_targets(model_path: str | os.PathLike, n_targets: int, seed: int = REF
                 parts[i] = future.result()
                 if cache is not None:
                     cache.mkdir(parents=True, exist_ok=True)
-                    parts[i].save(cache / f"scores-{seed}-{i:05d}.npz")
+                    parts[i].save(cache / f"scores-{seed}-{shard_size}-{i:05d}.npz")
                 log.info("scored shard %d of %d", i + 1, n_shards)
     return AnswerScores.concat([parts[i] for i in range(n_shards)])
 
