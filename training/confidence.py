@@ -60,6 +60,15 @@ class ConfidenceLayer:
     bias: str
 
 
+def _onnx():
+    """The ``onnx`` package (the ``train`` extra), or a clear error."""
+    try:
+        import onnx
+    except ImportError:
+        raise ModelError("refitting a model needs the onnx package: pip install 'deepdiva[train]'") from None
+    return onnx
+
+
 def confidence_layer(model) -> ConfidenceLayer:
     """The confidence layer of an exported ``cnn3h`` ONNX ``model`` (an ``onnx.ModelProto``)."""
     graph = model.graph
@@ -83,7 +92,7 @@ def layer_weights(model, layer: ConfidenceLayer) -> tuple[np.ndarray, np.ndarray
 
 def with_layer_weights(model, layer: ConfidenceLayer, weight: np.ndarray, bias: np.ndarray):
     """A copy of ``model`` whose confidence layer has ``weight`` and ``bias``."""
-    import onnx
+    onnx = _onnx()
     from onnx import numpy_helper
 
     new = onnx.ModelProto()
@@ -100,7 +109,7 @@ def with_layer_weights(model, layer: ConfidenceLayer, weight: np.ndarray, bias: 
 
 def with_embedding_output(model, layer: ConfidenceLayer):
     """A copy of ``model`` that also outputs the confidence layer's input (the trunk's numbers)."""
-    import onnx
+    onnx = _onnx()
 
     new = onnx.ModelProto()
     new.CopyFrom(model)
@@ -141,13 +150,11 @@ class AnswerScorer:
     """Scores every answer of a model for targets, as ``deepdiva match --no-score`` would finish it."""
 
     def __init__(self, model_path: str | os.PathLike) -> None:
-        import onnx
-
         from ..core.matcher import Matcher
         from ..core.model_runtime import make_session
 
         self.matcher = Matcher.load(model_path, intra_op_threads=1, bank=False)
-        proto = onnx.load(os.fspath(self.matcher.model.card.model_path))
+        proto = _onnx().load(os.fspath(self.matcher.model.card.model_path))
         self.layer = confidence_layer(proto)
         self.shape = layer_weights(proto, self.layer)[0].shape  # (the trunk's numbers, answers)
         self.session = make_session(with_embedding_output(proto, self.layer).SerializeToString())
@@ -341,7 +348,7 @@ def summary(scores: AnswerScores, picks: np.ndarray) -> dict[str, float]:
 def write_refitted(model_path: Path, weight: np.ndarray, bias: np.ndarray, out: Path, note: dict) -> Path:
     """The model with its confidence layer's new weights, as ``out`` (.onnx) + its card (.json),
     the card noting the refit (``note``) and the new file's sha256."""
-    import onnx
+    onnx = _onnx()
 
     from ..core.model_runtime import ModelCard
 
@@ -379,7 +386,7 @@ def refit(model_path: str | os.PathLike, out: str | os.PathLike, n_targets: int 
     ``out``; returns what the card notes: per kind of target, the held-out ones' median distance
     and SC of the answer picked before and after, and of the closest answer (what a perfect
     confidence would pick)."""
-    import onnx
+    onnx = _onnx()
 
     from ..core.model_runtime import ModelCard
 
