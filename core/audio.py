@@ -83,6 +83,10 @@ class Take:
     raised_db: float = 0.0
     restored: int = 0  # clipped samples filled in (core.declip), counted at the take's own rate
 
+    def as_dict(self) -> dict:
+        """What was done to the take, as reports carry it: ``raised_db``, ``restored_samples``."""
+        return {"raised_db": round(self.raised_db, 1), "restored_samples": self.restored}
+
 
 def read_audio(path: str | Path, max_seconds: float = DEFAULT_MAX_SECONDS, name: str | None = None) -> AudioClip:
     """Read wav/flac/aiff/ogg/... as mono float32; errors name the file and the problem.

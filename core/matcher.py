@@ -547,10 +547,13 @@ class Matcher:
         """What an unscored match answers (k,): the network's most confident answer (:meth:`predict`),
         with the amp envelope measured in ``note`` if the note dies away (a held patch is far from
         a pluck, whatever else it gets right)."""
-        guess = self.predict(note[None, :], [pitch])
-        envelope = self._measured(note, envelope)
-        fitted = with_envelope(self.parameter_set, guess, envelope) if envelope and envelope.dies_away else None
-        return (guess if fitted is None else fitted)[0]
+        return self.enveloped_if_dying(self.predict(note[None, :], [pitch]), self._measured(note, envelope))[0]
+
+    def enveloped_if_dying(self, answers: np.ndarray, envelope: AmpEnvelope | None) -> np.ndarray:
+        """``answers`` (h, k) as an unscored match plays them: with the measured amp ``envelope``
+        written in when the note dies away, else as they are."""
+        fitted = with_envelope(self.parameter_set, answers, envelope) if envelope and envelope.dies_away else None
+        return answers if fitted is None else fitted
 
     def finished_unscored(self, guess: np.ndarray, note: np.ndarray, key: float, pitch: Pitch,
                           length: float | None = None, render: bool = True) -> tuple[np.ndarray, np.ndarray | None]:

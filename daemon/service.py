@@ -106,7 +106,7 @@ def dry_run_match(parameter_set: ParameterSet | None = None, max_seconds: float 
                                    source=printable(job.source), overwrite=True)
         return {"source": job.source, "preset": str(preset), "preview": None, "distance": float("nan"),
                 "dry_run": True, **pitch.as_dict(), "params": params_dict(pset, defaults),
-                "raised_db": round(take.raised_db, 1), "restored_samples": take.restored,  # the input's level, checked
+                **take.as_dict(),  # the input's level, checked
                 "normalised": [float(v) for v in defaults], "sample_rate": 44100,
                 **({"target_audio": note} if keep_target else {})}
 

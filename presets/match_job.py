@@ -42,23 +42,23 @@ class MatchReport:
     preset: Path
     preview: Path | None
     match: Match
+    take: Take  # the take as matched (core.audio.prepare_take)
     alternatives: tuple[AlternativeReport, ...] = ()
-    take: Take | None = None  # the take as matched (core.audio.prepare_take)
 
     @property
-    def target(self) -> np.ndarray | None:
+    def target(self) -> np.ndarray:
         """The prepared note that was matched (trimmed, mono, at the synth's rate)."""
-        return None if self.take is None else self.take.note
+        return self.take.note
 
     @property
     def raised_db(self) -> float:
         """How far a quiet take was raised before matching."""
-        return 0.0 if self.take is None else self.take.raised_db
+        return self.take.raised_db
 
     @property
     def restored(self) -> int:
         """Clipped samples of the take filled in before matching (core.declip)."""
-        return 0 if self.take is None else self.take.restored
+        return self.take.restored
 
     @property
     def hiss_dbfs(self) -> float | None:
@@ -68,8 +68,7 @@ class MatchReport:
     def as_dict(self, matcher: Matcher) -> dict:
         out = {"source": self.source, "preset": str(self.preset),
                "preview": str(self.preview) if self.preview else None,
-               **self.match.as_dict(matcher.parameter_set), "raised_db": round(self.raised_db, 1),
-               "restored_samples": self.restored}
+               **self.match.as_dict(matcher.parameter_set), **self.take.as_dict()}
         if self.hiss_dbfs is not None:
             out["noise_floor_dbfs"] = round(self.hiss_dbfs, 1)
         if self.alternatives:
@@ -193,7 +192,7 @@ def match_clip(matcher: Matcher, clip: AudioClip, out: str | Path, name: str | N
                                preset.parent / fit_name(preset.stem, preset.suffix, f" alt {rank}"), None, clip.source,
                                preview, result)
         alternatives.append(AlternativeReport(path, alt_wav, alt.distance, tuple(float(v) for v in alt.params)))
-    return MatchReport(clip.source, preset, wav, result, tuple(alternatives), take)
+    return MatchReport(clip.source, preset, wav, result, take, tuple(alternatives))
 
 
 def _write(matcher: Matcher, params: np.ndarray, audio: np.ndarray | None, distance: float | None,

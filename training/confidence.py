@@ -37,7 +37,7 @@ import numpy as np
 
 from ..core.atomic import write_bytes_atomic, write_json_atomic
 from ..core.audio import AudioClip, prepare_take
-from ..core.envelope import amp_envelope, noise_floor, with_envelope
+from ..core.envelope import amp_envelope, noise_floor
 from ..core.errors import AudioError, ModelError
 from ..core.metrics import SpectralTarget, spectral_convergence
 from ..core.pitch import Pitch
@@ -132,6 +132,10 @@ class AnswerScores:
     def concat(cls, parts: list[AnswerScores]) -> AnswerScores:
         return cls(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("embedding", "distance", "convergence")))
 
+    def rows(self, which: slice) -> AnswerScores:
+        """The scores of the targets ``which`` selects."""
+        return AnswerScores(self.embedding[which], self.distance[which], self.convergence[which])
+
     @property
     def cost(self) -> np.ndarray:
         """What the confidence is fitted to avoid: distance x spectral convergence (n, h)."""
@@ -181,10 +185,7 @@ class AnswerScorer:
             features = m.features(note[None, :], [pitch])
             hyps, embedding = self.session.run(["hypotheses", self.layer.embedding],
                                                {m.model.card.input_name: features.astype(np.float32)})
-            answers = m.tidied(hyps[0], [pitch] * hyps.shape[1])
-            if envelope is not None and envelope.dies_away:
-                fitted = with_envelope(m.parameter_set, answers, envelope)
-                answers = answers if fitted is None else fitted
+            answers = m.enveloped_if_dying(m.tidied(hyps[0], [pitch] * hyps.shape[1]), envelope)
             renders = np.stack([self._finished(a, note, key, pitch, length) for a in answers])
             target = SpectralTarget(note, noise=noise)
             rows.append((embedding[0], target.distance(renders), spectral_convergence(renders, note[None, :])))
@@ -195,7 +196,6 @@ class AnswerScorer:
                                 np.zeros((0, answers), np.float32))
         emb, dist, sc = (np.stack(x) for x in zip(*rows, strict=True))
         return AnswerScores(emb.astype(np.float32), dist.astype(np.float32), sc.astype(np.float32))
-
 
     def _finished(self, answer: np.ndarray, note: np.ndarray, key: float, pitch: Pitch, length: float | None) -> np.ndarray:
         audio = self.matcher.finished_unscored(answer, note, key, pitch, length)[1]
@@ -295,12 +295,6 @@ def soft_labels(distance: np.ndarray, temperature: float = TEMPERATURE) -> np.nd
     return p / p.sum(axis=1, keepdims=True)
 
 
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits - logits.max(axis=1, keepdims=True)
-    p = np.exp(z)
-    return p / p.sum(axis=1, keepdims=True)
-
-
 def fit_confidence(embedding: np.ndarray, cost: np.ndarray, weight: np.ndarray, bias: np.ndarray,
                    temperature: float = TEMPERATURE, l2: float = L2,
                    row_weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -368,8 +362,7 @@ def write_refitted(model_path: Path, weight: np.ndarray, bias: np.ndarray, out: 
 def split(scores: AnswerScores, held_out: float) -> tuple[AnswerScores, AnswerScores]:
     """``scores`` as (all but the last ``held_out`` share, that share)."""
     n_fit = int(round(len(scores.distance) * (1 - held_out)))
-    return (AnswerScores(scores.embedding[:n_fit], scores.distance[:n_fit], scores.convergence[:n_fit]),
-            AnswerScores(scores.embedding[n_fit:], scores.distance[n_fit:], scores.convergence[n_fit:]))
+    return scores.rows(slice(None, n_fit)), scores.rows(slice(n_fit, None))
 
 
 def _report(test: AnswerScores, before: tuple[np.ndarray, np.ndarray], after: tuple[np.ndarray, np.ndarray]) -> dict:
@@ -397,9 +390,12 @@ def refit(model_path: str | os.PathLike, out: str | os.PathLike, n_targets: int 
     renders_fit, renders_test = split(score_targets(model_path, n_targets, seed, workers, cache=cache), held_out)
     parts, weights = [renders_fit], [np.ones(len(renders_fit.distance))]
     tests = {"renders": renders_test}
+    scored_recordings = 0
     if recordings:  # shuffled (seeded), so the held-out share is of every kind a folder holds
         shuffled = [recordings[i] for i in np.random.default_rng(seed).permutation(len(recordings))]
-        rec_fit, tests["recordings"] = split(score_files(model_path, shuffled, workers), held_out)
+        scores = score_files(model_path, shuffled, workers)
+        scored_recordings = len(scores.distance)
+        rec_fit, tests["recordings"] = split(scores, held_out)
         if len(rec_fit.distance):
             share = recordings_share / (1 - recordings_share) * len(renders_fit.distance) / len(rec_fit.distance)
             parts.append(rec_fit)
@@ -409,8 +405,7 @@ def refit(model_path: str | os.PathLike, out: str | os.PathLike, n_targets: int 
     before = layer_weights(proto, confidence_layer(proto))
     after = fit_confidence(fit.embedding, fit.cost, *before, temperature, l2, np.concatenate(weights))
     note = {"renders": len(renders_fit.distance) + len(renders_test.distance), "seed": seed,
-            "recordings": 0 if not recordings else len(fit.distance) - len(renders_fit.distance)
-            + len(tests["recordings"].distance),
+            "recordings": scored_recordings,
             "recordings_share": recordings_share if recordings else 0.0, "held_out_share": held_out,
             "temperature": temperature, "l2": l2,
             "cost": "multi-resolution STFT distance x spectral convergence, each answer as --no-score finishes it",
