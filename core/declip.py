@@ -68,9 +68,10 @@ def clipped_runs(audio: np.ndarray, block: int = 1 << 20) -> tuple[np.ndarray, n
     return None if at_extremes >= SQUARE_SHARE * audible else (begin, end)
 
 
-def restored(audio: np.ndarray, mask: np.ndarray) -> np.ndarray:
+def restored(audio: np.ndarray, mask: np.ndarray, rescaled: bool = True) -> np.ndarray:
     """``audio`` (1-D) with its ``mask``ed (clipped) samples filled in, each at least as far out as it
-    was, scaled back so it peaks where it did; float32. Filled a :data:`BLOCK` at a time, each with
+    was, scaled back so it peaks where it did (unless not ``rescaled``: a channel of several, which
+    are scaled together); float32. Filled a :data:`BLOCK` at a time, each with
     :data:`CONTEXT` samples either side and a model of its own (a note's spectrum changes as it
     dies away), so memory and time stay bounded at any rate."""
     x = np.asarray(audio, dtype=np.float64)
@@ -88,9 +89,25 @@ def restored(audio: np.ndarray, mask: np.ndarray) -> np.ndarray:
             part[missing] = np.where(level > 0, np.maximum(filled, level), np.minimum(filled, level))
         keep = slice(first - lo, first - lo + min(BLOCK, x.size - first))
         y[first: first + BLOCK] = np.where(mask[first: first + BLOCK], part[keep], y[first: first + BLOCK])
-    peak = float(np.max(np.abs(y)))
-    scale = float(np.max(np.abs(x))) / peak if peak > 0 else 1.0
-    return (y * scale).astype(np.float32)
+    return (y * _scale_back(x, y) if rescaled else y).astype(np.float32)
+
+
+def _scale_back(clipped: np.ndarray, filled: np.ndarray) -> float:
+    """The gain that brings ``filled`` back to the peak of ``clipped`` (the level it was clipped at)."""
+    peak = float(np.max(np.abs(filled)))
+    return float(np.max(np.abs(clipped))) / peak if peak > 0 else 1.0
+
+
+def restored_channels(audio: np.ndarray, masks: list[np.ndarray | None]) -> np.ndarray:
+    """``audio`` (frames, channels) with each channel's ``mask``ed samples filled in (None: none
+    clipped), all scaled by one gain back to the peak the take was clipped at, so the balance
+    between them is kept; float32."""
+    x = np.asarray(audio, dtype=np.float32)
+    y = x.copy()
+    for c, mask in enumerate(masks):
+        if mask is not None and mask.any():
+            y[:, c] = restored(x[:, c], mask, rescaled=False)
+    return (y * np.float32(_scale_back(x, y))).astype(np.float32, copy=False)
 
 
 def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -252,7 +252,7 @@ def record(seconds: float, device: str | int | None = None, sample_rate: int | N
                 except AudioError as again:
                     raise AudioError(f"{exc}; a fresh connection to the audio system failed too: {again}") from None
     source = f"recording from {name}"
-    clip = AudioClip(mix_down(data, source), rate, source)
+    clip = mix_down(data, rate, source)
     validate(clip.samples, clip.source, silence_dbfs)
     return clip
 

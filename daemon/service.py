@@ -70,7 +70,7 @@ def matcher_match(matcher: Any, refine_seconds: float = 0.0, preview: bool = Tru
 
     def run(job: Job) -> dict[str, Any]:
         clip = read_audio(job.audio, max_seconds)
-        clip = AudioClip(clip.samples, clip.sample_rate, job.source)
+        clip = clip.named(job.source)
         refine = refine_seconds if job.refine_seconds is None else job.refine_seconds
         report = match_clip(matcher, clip, Path(job.stage) / f"{job.name}{suffix}", preview=preview,
                             refine_seconds=refine, candidates=candidates if job.candidates is None else job.candidates,
@@ -99,7 +99,7 @@ def dry_run_match(parameter_set: ParameterSet | None = None, max_seconds: float 
 
     def run(job: Job) -> dict[str, Any]:
         clip = read_audio(job.audio, max_seconds)
-        take = prepare_take(AudioClip(clip.samples, clip.sample_rate, job.source))
+        take = prepare_take(clip.named(job.source))
         note = take.note
         pitch = detect_pitch(note, 44100)  # prepare_take's default rate; shown, so a set-up check also checks the input
         preset = write_diva_preset(pset, defaults, preset_target(Path(job.stage) / f"{job.name}.h2p"),
@@ -529,7 +529,9 @@ class Service:
 
         def done(clip: AudioClip) -> None:
             try:
-                self.submit_buffer(clip.samples, clip.sample_rate, refine, reply, clip.source,
+                # a recording's channels are kept when one clipped: restored one by one when read back
+                samples = clip.samples if clip.channels is None else clip.channels
+                self.submit_buffer(samples, clip.sample_rate, refine, reply, clip.source,
                                    label="recording", candidates=candidates)
             except Busy as exc:
                 reply.send(ERROR, f"recorded, but {exc}")

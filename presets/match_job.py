@@ -159,7 +159,7 @@ def read_input(path: str | Path, max_seconds: float = DEFAULT_MAX_SECONDS,
     """:func:`~deepdiva.core.audio.read_audio` for any name the OS allows (see :func:`open_input`)."""
     with open_input(path, roots) as name:
         clip = read_audio(name, max_seconds, printable(str(path)))
-    return AudioClip(clip.samples, clip.sample_rate, os.fspath(path))
+    return clip.named(os.fspath(path))
 
 
 def preset_target(out: str | Path, name: str | None = None, source: str | Path | None = None,

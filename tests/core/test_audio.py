@@ -285,7 +285,7 @@ def test_channels_that_cancel_in_the_mix_give_the_loudest_channel(tmp_path: Path
     np.testing.assert_array_equal(clip.samples, whole[:, 0])
     assert "inverted.flac: the channels cancel when mixed to mono" in caplog.text and "channel 1 alone" in caplog.text
     assert load_note(path).shape == (2 * SR,)  # no longer refused as silent
-    np.testing.assert_array_equal(audio.mix_down(data), data[:, 0])  # a recording, in memory
+    np.testing.assert_array_equal(audio.mix_down(data, SR).samples, data[:, 0])  # a recording, in memory
 
 
 def test_channels_that_merely_differ_are_mixed(caplog: pytest.LogCaptureFixture) -> None:
@@ -294,9 +294,9 @@ def test_channels_that_merely_differ_are_mixed(caplog: pytest.LogCaptureFixture)
     unrelated = np.stack([note, tone(1.0, freq=331.0)], axis=1)  # 3 dB down
     with caplog.at_level(logging.WARNING, logger="deepdiva.core.audio"):
         for data in (hard_left, unrelated):
-            np.testing.assert_allclose(audio.mix_down(data), data.mean(axis=1), atol=1e-7)
+            np.testing.assert_allclose(audio.mix_down(data, SR).samples, data.mean(axis=1), atol=1e-7)
     assert "cancel" not in caplog.text
-    assert not np.any(audio.mix_down(np.zeros((100, 2), np.float32)))  # silence stays silence (refused later)
+    assert not np.any(audio.mix_down(np.zeros((100, 2), np.float32), SR).samples)  # silence stays silence (refused later)
 
 
 def test_cap_allows_ten_minutes_of_mono_and_six_of_stereo() -> None:

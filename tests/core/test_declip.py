@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -84,3 +86,48 @@ def test_prepare_take_restores_a_clipped_recording_at_its_own_rate(rate: int, tm
     as_clipped = prepare_take(audio.read_audio(path))
     assert as_clipped.restored == 0
     assert error_db(ready.note, truth.note) < error_db(as_clipped.note, truth.note) - 10
+
+
+def stereo_take(rate: int, hot_db: float = 3.0) -> np.ndarray:
+    """Half a second of nothing, then a pluck at A3 in the left channel ``hot_db`` into full scale
+    and one at E4 in the right one, 10 dB under it: only the left one clips when recorded."""
+    left = harmonic_note(220.0, sr=rate) * np.float32(10 ** (hot_db / 20))
+    right = harmonic_note(330.0, sr=rate) * np.float32(10 ** (-10 / 20))
+    pause = np.zeros((rate // 2, 2), np.float32)
+    return np.concatenate([pause, np.stack([left, right], axis=1)])
+
+
+@pytest.mark.parametrize("rate", [SR, 48000])
+def test_a_stereo_take_clipped_in_one_channel_is_restored_channel_by_channel(rate: int, tmp_path) -> None:
+    """Where one channel clips and the other does not, the mono mix has no flat tops: read from the
+    mix the take counted as not clipped. Its channels are kept and each restored on its own, then
+    mixed: closer to the take as it would have been recorded than the mix restored (that is, left)."""
+    take = stereo_take(rate)
+    path = tmp_path / "hot-left.wav"
+    sf.write(path, np.clip(take, -1.0, 1.0), rate, subtype="PCM_16")
+    clip = audio.read_audio(path)
+    assert clip.channels is not None and clip.channels.shape == (take.shape[0], 2)
+    np.testing.assert_allclose(clip.samples, clip.channels.mean(axis=1), atol=1e-7)
+    ready = prepare_take(clip)
+    as_mixed = prepare_take(replace(clip, channels=None))
+    truth = prepare_take(AudioClip(take.mean(axis=1), rate, "as it was"))
+    assert as_mixed.restored == 0 and ready.restored > 1000
+    assert error_db(ready.note, truth.note) < error_db(as_mixed.note, truth.note) - 10
+
+
+def test_channels_are_kept_only_when_one_clips_and_the_take_is_short(tmp_path, monkeypatch) -> None:
+    """A stereo take that does not clip is mixed and forgotten; so is one longer than
+    ``CHANNELS_KEPT_SAMPLES``, restored from its mix as a mono take is (both channels clipped
+    together here: the mix is flat where they are). A recording in memory keeps its channels too."""
+    take = stereo_take(SR)
+    quiet, hot = tmp_path / "quiet.wav", tmp_path / "hot.wav"
+    sf.write(quiet, take / np.abs(take).max() / 2, SR, subtype="PCM_16")
+    both_hot = np.clip(np.stack([take[:, 0], take[:, 0]], axis=1), -1.0, 1.0)
+    sf.write(hot, both_hot, SR, subtype="PCM_16")
+    assert audio.read_audio(quiet).channels is None
+    assert audio.read_audio(hot).channels is not None
+    recorded = audio.mix_down(np.clip(take, -1.0, 1.0), SR, "recording")
+    assert recorded.channels is not None and prepare_take(recorded).restored > 1000
+    monkeypatch.setattr(audio, "CHANNELS_KEPT_SAMPLES", take.size - 1)
+    long = audio.read_audio(hot)
+    assert long.channels is None and prepare_take(long).restored > 1000

@@ -30,7 +30,7 @@ from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import build_msg
 from pythonosc.tcp_client import SimpleTCPClient
 
-from deepdiva.core.audio import AudioClip
+from deepdiva.core.audio import AudioClip, mix_down
 from deepdiva.daemon import osc_server as osc
 from deepdiva.daemon.config import build_config
 from deepdiva.daemon.jobs import Job
@@ -203,6 +203,20 @@ def test_a_quiet_or_clipped_take_says_so(daemon: Daemon, client: Client) -> None
     client.send(osc.MATCH_FILE, str(quiet))
     assert client.expect(osc.RESULT).params[9:11] == [pytest.approx(22.0, abs=0.1), 0]
     client.send(osc.MATCH_FILE, str(hot))
+    raised_db, restored = client.expect(osc.RESULT).params[9:11]
+    assert raised_db == 0.0 and restored > 1000
+
+
+def test_a_recording_clipped_in_one_channel_is_restored(daemon: Daemon, client: Client) -> None:
+    """A stereo recording whose left channel clipped (the right one did not: the mix has no flat
+    tops) reaches the match with its channels, through the journal's copy, and is restored."""
+    left = np.clip(sine(1.0, 220.0, amplitude=1.4), -1, 1)
+    stereo = np.stack([left, sine(1.0, 330.0, amplitude=0.3)], axis=1)
+    recorder = daemon.service.recorder
+    recorder.problem = None
+    recorder._record = lambda seconds, device, probe_seconds: mix_down(stereo, SR, "recording from test")
+    client.send(osc.RECORD, 1.0)
+    client.expect(osc.RECORDING)
     raised_db, restored = client.expect(osc.RESULT).params[9:11]
     assert raised_db == 0.0 and restored > 1000
 
