@@ -467,11 +467,11 @@
      "id": "obj-unpack",
      "maxclass": "newobj",
      "numinlets": 1,
-     "numoutlets": 9,
+     "numoutlets": 12,
      "patching_rect": [
       600,
       140,
-      170,
+      230,
       22
      ],
      "outlettype": [
@@ -483,9 +483,12 @@
       "int",
       "float",
       "float",
-      ""
+      "",
+      "float",
+      "int",
+      "float"
      ],
-     "text": "unpack s f s s s i f f s"
+     "text": "unpack s f s s s i f f s f i f"
     }
    },
    {
@@ -917,10 +920,10 @@
      "patching_rect": [
       850,
       155,
-      380,
+      420,
       20
      ],
-     "text": "played at (keys: one, or a chord; cents), let go after (s; nan: held)"
+     "text": "played at (keys: one, or a chord; cents), let go after (s; nan: held), heard as (note, MIDI key)"
     }
    },
    {
@@ -940,6 +943,131 @@
       "bang"
      ],
      "format": 6
+    }
+   },
+   {
+    "box": {
+     "id": "obj-take-label",
+     "maxclass": "comment",
+     "numinlets": 1,
+     "numoutlets": 0,
+     "patching_rect": [
+      950,
+      330,
+      330,
+      20
+     ],
+     "text": "take: raised (dB), clipped samples restored, hiss (dBFS; nan: none)"
+    }
+   },
+   {
+    "box": {
+     "id": "obj-raised",
+     "maxclass": "flonum",
+     "numinlets": 1,
+     "numoutlets": 2,
+     "patching_rect": [
+      950,
+      355,
+      60,
+      22
+     ],
+     "outlettype": [
+      "",
+      "bang"
+     ],
+     "format": 6
+    }
+   },
+   {
+    "box": {
+     "id": "obj-restored",
+     "maxclass": "number",
+     "numinlets": 1,
+     "numoutlets": 2,
+     "patching_rect": [
+      1020,
+      355,
+      70,
+      22
+     ],
+     "outlettype": [
+      "",
+      "bang"
+     ]
+    }
+   },
+   {
+    "box": {
+     "id": "obj-hiss",
+     "maxclass": "flonum",
+     "numinlets": 1,
+     "numoutlets": 2,
+     "patching_rect": [
+      1100,
+      355,
+      60,
+      22
+     ],
+     "outlettype": [
+      "",
+      "bang"
+     ],
+     "format": 6
+    }
+   },
+   {
+    "box": {
+     "id": "obj-set-heard",
+     "maxclass": "newobj",
+     "numinlets": 1,
+     "numoutlets": 1,
+     "patching_rect": [
+      1120,
+      180,
+      70,
+      22
+     ],
+     "outlettype": [
+      ""
+     ],
+     "text": "prepend set"
+    }
+   },
+   {
+    "box": {
+     "id": "obj-heard",
+     "maxclass": "message",
+     "numinlets": 2,
+     "numoutlets": 1,
+     "patching_rect": [
+      1120,
+      215,
+      80,
+      22
+     ],
+     "outlettype": [
+      ""
+     ],
+     "text": ""
+    }
+   },
+   {
+    "box": {
+     "id": "obj-midi",
+     "maxclass": "number",
+     "numinlets": 1,
+     "numoutlets": 2,
+     "patching_rect": [
+      1205,
+      215,
+      45,
+      22
+     ],
+     "outlettype": [
+      "",
+      "bang"
+     ]
     }
    }
   ],
@@ -1432,6 +1560,78 @@
      ],
      "destination": [
       "obj-held",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-unpack",
+      9
+     ],
+     "destination": [
+      "obj-raised",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-unpack",
+      10
+     ],
+     "destination": [
+      "obj-restored",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-unpack",
+      11
+     ],
+     "destination": [
+      "obj-hiss",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-unpack",
+      4
+     ],
+     "destination": [
+      "obj-set-heard",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-set-heard",
+      0
+     ],
+     "destination": [
+      "obj-heard",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-unpack",
+      5
+     ],
+     "destination": [
+      "obj-midi",
       0
      ]
     }

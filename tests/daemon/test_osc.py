@@ -812,6 +812,17 @@ def test_max_patch_uses_documented_addresses() -> None:
     for line in patch["patcher"]["lines"]:
         (src, outlet), (dst, inlet) = line["patchline"]["source"], line["patchline"]["destination"]
         assert outlet < boxes[src]["numoutlets"] and inlet < boxes[dst]["numinlets"], line
+    # the result is unpacked into every argument OSC.md gives it, each shown
+    (result_row,) = [r for r in OSC_MD.read_text(encoding="utf-8").splitlines() if r.startswith(f"| `{osc.RESULT}` |")]
+    documented_types = re.findall(r"\b([sfi]):[a-z_]+", result_row.split("|")[2].split("—")[0])
+    (route,) = [k for k, b in boxes.items() if b.get("text", "").startswith("route ")]
+    result_outlet = boxes[route]["text"].split()[1:].index(osc.RESULT)
+    (unpack,) = [line["patchline"]["destination"][0] for line in patch["patcher"]["lines"]
+                 if line["patchline"]["source"] == [route, result_outlet]]
+    assert boxes[unpack]["text"].split()[1:] == documented_types
+    shown = {line["patchline"]["source"][1] for line in patch["patcher"]["lines"]
+             if line["patchline"]["source"][0] == unpack}
+    assert shown >= set(range(len(documented_types))) - {3}  # all but the job id
 
 
 def test_touchosc_layout_uses_documented_addresses() -> None:
