@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .declip import FULL_SCALE, clipped_runs, restored, restored_channels
+from .declip import FULL_SCALE, Runs, clipped_runs, restored, restored_channels, runs_mask
 from .errors import AudioError
 from .limits import MAX_AUDIO_SAMPLES, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
 
@@ -114,7 +114,9 @@ def read_audio(path: str | Path, max_seconds: float = DEFAULT_MAX_SECONDS, name:
             channels = None
             if mix.at_full_scale() and samples.size * f.channels <= CHANNELS_KEPT_SAMPLES:
                 f.seek(0)
-                channels = clipped_channels(f.read(samples.size, dtype="float32", always_2d=True))
+                decoded = f.read(samples.size, dtype="float32", always_2d=True)
+                # a decoder that gives back other frames the second time: the mix alone, as it was read
+                channels = clipped_channels(decoded) if decoded.shape[0] == samples.size else None
         except (sf.LibsndfileError, RuntimeError) as exc:
             raise AudioError(f"{p}: cannot decode the audio ({_short(exc)})") from None
         rate = f.samplerate
@@ -429,9 +431,6 @@ def prepare_take(clip: AudioClip, sample_rate: int = 44100, seconds: float = 2.0
     return Take(note, lead_in, 0.0, count)
 
 
-Runs = tuple[np.ndarray, np.ndarray]  # starts and ends (exclusive) of clipped samples
-
-
 def _clipped(clip: AudioClip) -> list[Runs | None] | Runs | None:
     """Where ``clip`` clipped: for a clip with its channels, each channel's runs (None where one did
     not), else its mono mix's; None when it did not clip."""
@@ -450,7 +449,7 @@ def _declipped(clip: AudioClip, runs: list[Runs | None] | Runs, window: np.ndarr
     window and :data:`RESTORE_MARGIN` either side, each of its channels on its own when ``runs`` holds
     each channel's (then mixed as it was), then resampled."""
     if clip.sample_rate == sample_rate and not isinstance(runs, list):
-        mask = _runs_mask(runs, first, window.size)
+        mask = runs_mask(runs, first, window.size)
         count = int(np.count_nonzero(mask))
         return (restored(window, mask), count) if count else (window, 0)
     ratio = clip.sample_rate / sample_rate
@@ -461,7 +460,7 @@ def _declipped(clip: AudioClip, runs: list[Runs | None] | Runs, window: np.ndarr
         assert clip.channels is not None
         span, count = _restored_channels(clip.channels[lo:hi], runs, lo)
     else:
-        mask = _runs_mask(runs, lo, hi - lo)
+        mask = runs_mask(runs, lo, hi - lo)
         count = int(np.count_nonzero(mask))
         span = restored(clip.samples[lo:hi], mask) if count else clip.samples[lo:hi]
     if not count:
@@ -474,18 +473,9 @@ def _declipped(clip: AudioClip, runs: list[Runs | None] | Runs, window: np.ndarr
 def _restored_channels(channels: np.ndarray, runs: list[Runs | None], first: int) -> tuple[np.ndarray, int]:
     """``channels`` (frames, channels: a take's from sample ``first`` on) each with its clipped
     ``runs`` restored, mixed to mono as :func:`to_mono` mixes them; and how many samples were restored."""
-    masks = [None if r is None else _runs_mask(r, first, channels.shape[0]) for r in runs]
+    masks = [None if r is None else runs_mask(r, first, channels.shape[0]) for r in runs]
     count = sum(int(np.count_nonzero(m)) for m in masks if m is not None)
     return (to_mono(restored_channels(channels, masks)) if count else to_mono(channels)), count
-
-
-def _runs_mask(runs: tuple[np.ndarray, np.ndarray], first: int, size: int) -> np.ndarray:
-    """The clipped ``runs`` of a take (starts, ends) as a mask over its ``size`` samples from ``first``."""
-    starts, ends = (np.clip(r - first, 0, size) for r in runs)
-    edges = np.zeros(size + 1, dtype=np.int64)
-    np.add.at(edges, starts, 1)
-    np.add.at(edges, ends, -1)
-    return np.cumsum(edges[:-1]) > 0
 
 
 def cut_note(audio: np.ndarray, sample_rate: int, length: int) -> np.ndarray:

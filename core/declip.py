@@ -36,8 +36,10 @@ BLOCK = 1 << 16  # samples filled at a time (1.5 s at 44.1 kHz) ...
 CONTEXT = 1 << 12  # ... seeing this many more on either side
 WHITENING = 1e-4  # added to the model's zero-lag autocorrelation: keeps the filling well conditioned
 
+Runs = tuple[np.ndarray, np.ndarray]  # starts and ends (exclusive) of runs of clipped samples
 
-def clipped_runs(audio: np.ndarray, block: int = 1 << 20) -> tuple[np.ndarray, np.ndarray] | None:
+
+def clipped_runs(audio: np.ndarray, block: int = 1 << 20) -> Runs | None:
     """Start and end (exclusive) of each run of samples of ``audio`` (1-D) that a recording clipped,
     or None when it reads as not clipped (see the module's rule) or as a square wave. Scanned a
     ``block`` at a time: a long take costs no more than a block of masks."""
@@ -114,6 +116,16 @@ def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Start and end (exclusive) of each run of True in ``mask``."""
     edges = np.diff(mask.astype(np.int8), prepend=0, append=0)
     return np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+
+
+def runs_mask(runs: Runs, first: int, size: int) -> np.ndarray:
+    """The clipped ``runs`` of a take (starts, ends: :func:`clipped_runs`) as a mask over its ``size``
+    samples from ``first`` (the inverse of :func:`_runs`)."""
+    starts, ends = (np.clip(r - first, 0, size) for r in runs)
+    edges = np.zeros(size + 1, dtype=np.int64)
+    np.add.at(edges, starts, 1)
+    np.add.at(edges, ends, -1)
+    return np.cumsum(edges[:-1]) > 0
 
 
 def _cubic_across(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
