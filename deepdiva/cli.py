@@ -488,9 +488,10 @@ def features_cmd(ctx: click.Context, dataset_path: str, feature_names: tuple[str
 @click.option("--patience", default=None, type=int, help="Stop after N epochs without a better val_loss.")
 @click.option("--runs-dir", default="runs", show_default=True, type=click.Path(file_okay=False))
 @click.option("--name", default=None, help="Run folder name (default: <model>-<date>-<time>).")
-@click.option("--init-from", default=None, type=click.Path(exists=True, file_okay=False),
+@click.option("--init-from", default=None, type=click.Path(exists=True),
               help="Start from this run's trained weights where the layers match (e.g. cnn3 -> cnn3h: "
-                   "its trunk, and its heads copied into every hypothesis).")
+                   "its trunk, and its heads copied into every hypothesis), or from a shipped model "
+                   "(NAME.onnx with its card, e.g. models/deepdiva-medium33.onnx): rebuilt as Keras.")
 @click.option("--diversify", default=0.0, show_default=True, type=float, metavar="LOGITS",
               help="With --init-from, a model with several answers: push every answer but the first apart "
                    "by this spread of its output biases, so the answers learn different shapes of sound.")

@@ -68,7 +68,7 @@ class TrainConfig:
     lr_schedule: str = "constant"  # or "cosine": decays to 5 % of the rate over all epochs
     epoch_size: int | None = None  # rows per epoch (default: the whole training split)
     loss_weights: str = "equal"  # or "sensitivity": each parameter's error counted by how much it moves the sound
-    init_from: str | None = None  # a run folder whose trained weights start this run where layers match
+    init_from: str | None = None  # a run folder or NAME.onnx whose trained weights start this run where layers match
     diversify: float = 0.0  # with init_from: answers after the first start with output biases this far apart (logits)
 
     def __post_init__(self) -> None:
@@ -333,7 +333,7 @@ def train(cfg: TrainConfig, say: Logger | None = None) -> RunResult:
             engine.close()
     model = build_model(cfg.model, store.shape, ds.parameter_set)
     if cfg.init_from:
-        copied = warm_start(model, keras.models.load_model(best_model_path(Path(cfg.init_from))), cfg.seed,
+        copied = warm_start(model, _starting_model(Path(cfg.init_from), cfg, ds, store, split), cfg.seed,
                             diversify=cfg.diversify)
         if say:
             say(f"started from {cfg.init_from}: {copied} layers' weights")
@@ -355,6 +355,28 @@ def train(cfg: TrainConfig, say: Logger | None = None) -> RunResult:
             f"{split.train.size} train / {split.val.size} validation patches ({approximate} with tuning restated "
             f"as near as octave steps allow), {_device()}")
     return _fit(run_dir, model, cfg, ds, store, split, history, say)
+
+
+def _starting_model(source: Path, cfg: TrainConfig, ds: Dataset, store, split):
+    """The Keras model ``--init-from`` names: a run folder's best, or a shipped ``NAME.onnx`` rebuilt
+    (:mod:`.onnx_import`, its batch statistics measured on this run's first training rows), which must
+    read this run's feature and answer for its parameter set."""
+    import keras
+
+    if source.is_file() and source.suffix != ".onnx":
+        raise ModelError(f"--init-from {source}: give a run folder or a shipped model (NAME.onnx beside its card)")
+    if source.suffix != ".onnx":
+        return keras.models.load_model(best_model_path(source))
+    from ..core.model_runtime import ModelCard
+    from .onnx_import import CALIBRATION_ROWS, keras_from_onnx
+
+    card = ModelCard.load(source)
+    if card.feature_name != cfg.feature or tuple(card.input_shape) != tuple(store.shape):
+        raise ModelError(f"{source} reads {card.feature_name} {card.input_shape}; this run trains on "
+                         f"{cfg.feature} {tuple(store.shape)}")
+    if card.parameter_ids != list(ds.parameter_set.ids):
+        raise ModelError(f"{source} answers for another parameter set than {cfg.dataset}'s")
+    return keras_from_onnx(source, store.get(split.train[:CALIBRATION_ROWS])[0])
 
 
 HYPOTHESIS_PREFIX = "hyp_"

@@ -312,3 +312,45 @@ def test_hypothesis_model_starts_from_a_run_exports_and_answers_in_confidence_or
     # a model with one answer gives it with full confidence
     one, sure = OnnxModel.load(export_run(single, tmp_path / "models" / "one.onnx")[0]).predict_hypotheses(x)
     assert one.shape == (8, 1, 11) and np.all(sure == 1.0)
+
+
+def test_a_shipped_onnx_model_is_rebuilt_as_keras_and_trained_further(dataset: Dataset, tmp_path: Path) -> None:
+    """No run folder survives a fresh machine, the shipped ONNX file does: rebuilt as the Keras
+    model it was exported from (batch normalisation, folded into the convolutions by tf2onnx,
+    unfolded), it gives the run's own heads, in training mode too on the batch it was measured on,
+    and ``--init-from NAME.onnx`` starts a run from it."""
+    import keras
+
+    from deepdiva.training.export import export_run
+    from deepdiva.training.onnx_import import keras_from_onnx
+    from deepdiva.training.train import TrainConfig, best_model_path, train
+
+    common = dict(feature="mel_db", epochs=1, batch_size=8, validation_split=VAL, runs_dir=str(tmp_path / "runs"))
+    run = train(TrainConfig(str(dataset.folder), model="cnn3h", name="shipped", loss="mae", **common)).run_dir
+    onnx_path, _ = export_run(run, tmp_path / "models" / "shipped.onnx")
+    x, _ = CachedFeatures(dataset, "mel_db").get(np.arange(32))
+    rebuilt = keras_from_onnx(onnx_path, x)
+    original = keras.models.load_model(best_model_path(run))
+    heads = rebuilt.output_names.index("heads")
+    want = np.asarray(original.predict(x, verbose=0)[original.output_names.index("heads")])
+    np.testing.assert_allclose(np.asarray(rebuilt.predict(x, verbose=0)[heads]), want, atol=1e-4)
+    for layer in rebuilt.layers:
+        if isinstance(layer, keras.layers.Dropout):
+            layer.rate = 0.0
+    assert any(isinstance(layer, keras.layers.BatchNormalization) for layer in rebuilt.layers)
+    np.testing.assert_allclose(np.asarray(rebuilt(x, training=True)[heads]), want, atol=1e-3)
+
+    again = train(TrainConfig(str(dataset.folder), model="cnn3h", name="again", init_from=str(onnx_path),
+                              loss="mae", **common)).run_dir
+    assert json.loads((again / "config.json").read_text())["train"]["init_from"] == str(onnx_path)
+    other = tmp_path / "other" / "mel.onnx"  # the same network, its card saying it reads another feature
+    other.parent.mkdir()
+    shutil.copy(onnx_path, other)
+    card = json.loads(onnx_path.with_suffix(".json").read_text())
+    card["feature"]["name"] = "mel"
+    other.with_suffix(".json").write_text(json.dumps(card))
+    with pytest.raises(ModelError, match="reads mel .*this run trains on mel_db"):
+        train(TrainConfig(str(dataset.folder), model="cnn3h", name="mel", init_from=str(other), loss="mae", **common))
+    with pytest.raises(ModelError, match="give a run folder or a shipped model"):
+        train(TrainConfig(str(dataset.folder), model="cnn3h", name="wav", init_from=str(onnx_path.with_suffix(".json")),
+                          loss="mae", **common))
