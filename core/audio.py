@@ -112,7 +112,7 @@ def read_audio(path: str | Path, max_seconds: float = DEFAULT_MAX_SECONDS, name:
         try:
             samples, mix = _decode_mono(f, f.frames, name or str(p))
             channels = None
-            if mix.at_full_scale() and samples.size * f.channels <= CHANNELS_KEPT_SAMPLES:
+            if mix.keeps_channels(samples.size * f.channels):
                 f.seek(0)
                 decoded = f.read(samples.size, dtype="float32", always_2d=True)
                 # a decoder that gives back other frames the second time: the mix alone, as it was read
@@ -237,10 +237,11 @@ class MonoMix:
                 self.peak = max(self.peak, _peak(block))
         return mono
 
-    def at_full_scale(self) -> bool:
-        """Whether a channel of a mix of several reached full scale (so may have clipped), its
-        channels mixed (none was kept alone)."""
-        return self.kept is None and self.peak >= FULL_SCALE
+    def keeps_channels(self, samples: int) -> bool:
+        """Whether the channels (``samples`` in all) are worth keeping to restore one by one: a channel
+        of a mix of several reached full scale (so may have clipped), they were mixed (none kept
+        alone), and they hold at most :data:`CHANNELS_KEPT_SAMPLES`."""
+        return self.kept is None and self.peak >= FULL_SCALE and samples <= CHANNELS_KEPT_SAMPLES
 
     def cancelled(self, source: str = "<buffer>") -> int | None:
         """The loudest channel when the mix lies :data:`CANCELLED_DB` below it (one channel's polarity
@@ -265,8 +266,7 @@ def mix_down(data: np.ndarray, sample_rate: int, source: str = "<buffer>") -> Au
     keep = mix.cancelled(source)
     if keep is not None:
         return AudioClip(np.ascontiguousarray(data[:, keep]), sample_rate, source)
-    kept = mix.at_full_scale() and data.size <= CHANNELS_KEPT_SAMPLES
-    return AudioClip(mono, sample_rate, source, clipped_channels(data) if kept else None)
+    return AudioClip(mono, sample_rate, source, clipped_channels(data) if mix.keeps_channels(data.size) else None)
 
 
 def clipped_channels(data: np.ndarray) -> np.ndarray | None:

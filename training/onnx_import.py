@@ -36,7 +36,6 @@ DENSE_WEIGHT = re.compile(r"^[^/]+/(?P<layer>.+?)_\d+/Cast/ReadVariableOp:0$")
 def keras_from_onnx(path: str | Path, calibration: np.ndarray):
     """The Keras model ``path`` (NAME.onnx with its card) was exported from, its weights filled in
     (see the module); ``calibration``: network inputs (n, *input shape) as the model sees them."""
-    import keras
     import onnx
     from onnx import numpy_helper
 
@@ -49,8 +48,9 @@ def keras_from_onnx(path: str | Path, calibration: np.ndarray):
     if calibration.shape[1:] != card.input_shape or len(calibration) < 2:
         raise ModelError(f"{path}: calibration features of shape {calibration.shape[1:]} (at least 2 rows) "
                          f"do not fit its input {card.input_shape}")
+    data = path.read_bytes()  # read once: the graph's weights, then the session checked against
     try:
-        graph = onnx.load(str(path)).graph
+        graph = onnx.load_from_string(data).graph
     except Exception as exc:  # onnx raises decode errors of several kinds
         raise ModelError(f"{path}: not a readable ONNX model ({exc})") from None
     weights = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
@@ -58,21 +58,20 @@ def keras_from_onnx(path: str | Path, calibration: np.ndarray):
     folded = _set_convolutions(model, graph, weights, path)
     _set_dense(model, graph, weights, path)
     _unfold_batch_norms(model, folded, calibration)
-    _check(model, path, calibration)
-    keras.backend.clear_session(free_memory=False)
+    _check(model, data, path, calibration)
     return model
 
 
-def _set_convolutions(model, graph, weights: dict, path: Path) -> dict:
-    """Every Conv2D of ``model`` from the ONNX convolutions in order; returns, for each convolution
-    whose batch normalisation was folded into it (a Conv2D without a bias of its own), its folded bias."""
+def _set_convolutions(model, graph, weights: dict, path: Path) -> list[np.ndarray]:
+    """Every Conv2D of ``model`` from the ONNX convolutions in order; returns the folded biases of the
+    convolutions whose batch normalisation was folded into them (those without a bias of their own), in order."""
     import keras
 
     convs = [node for node in graph.node if node.op_type == "Conv"]
     layers = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
     if len(convs) != len(layers):
         raise ModelError(f"{path}: {len(convs)} convolutions, but its architecture has {len(layers)}")
-    folded = {}
+    folded = []
     for node, layer in zip(convs, layers, strict=True):
         kernel = weights[node.input[1]].transpose(2, 3, 1, 0)
         bias = weights[node.input[2]] if len(node.input) > 2 else np.zeros(kernel.shape[-1], np.float32)
@@ -83,7 +82,7 @@ def _set_convolutions(model, graph, weights: dict, path: Path) -> dict:
             layer.set_weights([kernel, bias])
         else:
             layer.set_weights([kernel])
-            folded[layer.name] = bias
+            folded.append(bias)
     return folded
 
 
@@ -114,18 +113,15 @@ def _set_dense(model, graph, weights: dict, path: Path) -> None:
         layer.set_weights([kernel, bias])
 
 
-def _unfold_batch_norms(model, folded: dict, calibration: np.ndarray) -> None:
-    """Each BatchNormalization after a convolution in ``folded`` set as the module says, its
-    statistics measured on ``calibration``."""
+def _unfold_batch_norms(model, folded: list[np.ndarray], calibration: np.ndarray) -> None:
+    """Each BatchNormalization, paired in order with the ``folded`` bias of the bias-free convolution
+    before it, set as the module says, its statistics measured on ``calibration``."""
     import keras
 
-    pairs = []
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            conv = layer.input._keras_history.operation
-            if conv.name not in folded:
-                raise ModelError(f"batch normalisation {layer.name} follows {conv.name}, which has a bias of its own")
-            pairs.append((layer, folded[conv.name]))
+    norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    if len(norms) != len(folded):
+        raise ModelError(f"{len(norms)} batch normalisations for {len(folded)} convolutions without a bias")
+    pairs = list(zip(norms, folded, strict=True))
     if not pairs:
         return
     for layer, bias in pairs:  # first the folded layer exactly, statistics aside: z + bias
@@ -142,9 +138,9 @@ def _unfold_batch_norms(model, folded: dict, calibration: np.ndarray) -> None:
         layer.set_weights([a.astype(np.float32) for a in (gamma, mean + bias, mean, var)])
 
 
-def _check(model, path: Path, x: np.ndarray) -> None:
-    """The rebuilt model's heads against the ONNX model's on ``x``."""
-    session = make_session(str(path))
+def _check(model, data: bytes, path: Path, x: np.ndarray) -> None:
+    """The rebuilt model's heads against those of the ONNX model ``data`` (read from ``path``) on ``x``."""
+    session = make_session(data)
     names = [o.name for o in session.get_outputs()]
     if "heads" not in names or "heads" not in model.output_names:
         raise ModelError(f"{path}: no 'heads' output to check the rebuilt model against")
