@@ -495,6 +495,11 @@ def features_cmd(ctx: click.Context, dataset_path: str, feature_names: tuple[str
 @click.option("--diversify", default=0.0, show_default=True, type=float, metavar="LOGITS",
               help="With --init-from, a model with several answers: push every answer but the first apart "
                    "by this spread of its output biases, so the answers learn different shapes of sound.")
+@click.option("--sound-proxy", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="A model with several answers: pull each answer toward the true patch's sound too, "
+                   "through this sound proxy (deepdiva sound-proxy makes it from the same dataset).")
+@click.option("--sound-weight", default=5.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
+              help="With --sound-proxy: how much the proxy's sound distance counts beside the parameter error.")
 @click.option("--resume", "resume_run", default=None, type=click.Path(exists=True, file_okay=False),
               help="Continue this run folder from its last checkpoint.")
 @click.option("--quiet", "local_quiet", is_flag=True, help="No per-epoch log.")
@@ -513,6 +518,26 @@ def train_cmd(ctx: click.Context, dataset_path: str | None, resume_run: str | No
     else:
         result = train(TrainConfig(dataset=dataset_path, epochs=epochs or 10, **kw), say=say)
     click.echo(str(result.run_dir))
+
+
+@cli.command("sound-proxy")
+@click.argument("dataset_path", metavar="DATASET", type=click.Path(exists=True))
+@click.option("-o", "--out", required=True, type=click.Path(dir_okay=False), help="Output NAME.keras.")
+@click.option("--epochs", default=30, show_default=True, type=click.IntRange(min=1))
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(min=1),
+              help="Processes rendering the clean summaries.")
+@click.option("--seed", default=0, show_default=True)
+@click.pass_context
+def sound_proxy_cmd(ctx: click.Context, dataset_path: str, out: str, epochs: int, workers: int, seed: int) -> None:
+    """Fit a sound proxy on DATASET for `deepdiva train --sound-proxy`: a small network that tells
+    from a patch and a key what its render sounds like (training.sound_proxy). The clean
+    summaries it learns are rendered once per shard and kept beside the shard (resumable)."""
+    import json
+
+    from .training.sound_proxy import fit_proxy
+
+    say = None if ctx.obj["quiet"] else click.echo
+    click.echo(json.dumps(fit_proxy(dataset_path, out, epochs, workers, seed, say=say), indent=2))
 
 
 @cli.command("export")

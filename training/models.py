@@ -408,7 +408,7 @@ class HypothesesLoss(keras.losses.Loss):
 
     def call(self, y_true, y_pred):
         width = y_pred.shape[-1]
-        errors = head_errors(self.layout, self.weights, y_true, y_pred[..., :width - 1])  # (n, k)
+        errors = self.answer_errors(y_true, y_pred[..., :width - 1])  # (n, k)
         best = ops.stop_gradient(ops.argmin(errors, axis=-1))
         k = errors.shape[-1]
         wta = ops.min(errors, axis=-1)
@@ -417,9 +417,53 @@ class HypothesesLoss(keras.losses.Loss):
         return ((1.0 - self.spread) * wta + self.spread * ops.sum(errors, axis=-1) / k
                 + self.confidence_weight * confidence)
 
+    def answer_errors(self, y_true, heads):
+        """Each answer's error (n, k) against the truth ``y_true``; ``heads`` (n, k, H)."""
+        return head_errors(self.layout, self.weights, y_true, heads)
+
     def get_config(self) -> dict:
         return {"layout": self.layout, "weights": self.weights, "spread": self.spread,
                 "confidence_weight": self.confidence_weight, "name": self.name}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class SoundProxyLoss(HypothesesLoss):
+    """:class:`HypothesesLoss` whose answer errors add ``sound_weight`` x how far each answer sounds
+    from the truth by a frozen sound proxy (``training.sound_proxy``): the mean absolute difference
+    of the level-centred summaries the proxy makes of the answer (its heads as they are) and of the
+    true patch's clean render. The winner is the answer closest by the sum, so answers are kept
+    apart, and pulled toward the truth, by their sound as well as their parameters.
+
+    ``y_true`` (n, p + 1 + S): the parameters, the proxy's key column and the clean summary
+    (``training.sound_proxy.sound_targets``). ``proxy_path``: the proxy (.keras), loaded here.
+    """
+
+    def __init__(self, layout: Sequence[int], proxy_path: str, weights: Sequence[float] | None = None,
+                 sound_weight: float = 5.0, spread: float = 0.05, confidence_weight: float = 0.1,
+                 name: str = "sound_proxy_loss", **kwargs) -> None:
+        super().__init__(layout, weights, spread, confidence_weight, name=name, **kwargs)
+        self.proxy_path = str(proxy_path)
+        self.sound_weight = float(sound_weight)
+        try:
+            self.proxy = keras.models.load_model(self.proxy_path)
+        except (OSError, ValueError) as exc:
+            raise ModelError(f"cannot load the sound proxy {self.proxy_path}: {exc}") from None
+        self.proxy.trainable = False
+
+    def answer_errors(self, y_true, heads):
+        n_params = len(self.layout)
+        params, key, sound = y_true[:, :n_params], y_true[:, n_params:n_params + 1], y_true[:, n_params + 1:]
+        errors = super().answer_errors(params, heads)
+        k, width = heads.shape[1], heads.shape[2]
+        keys = ops.repeat(ops.expand_dims(key, 1), k, axis=1)
+        guess = self.proxy(ops.reshape(ops.concatenate([heads, keys], axis=-1), (-1, width + 1)))
+        guess = ops.reshape(guess, (-1, k, sound.shape[-1]))
+        guess = guess - ops.mean(guess, axis=-1, keepdims=True)
+        truth = ops.expand_dims(sound - ops.mean(sound, axis=-1, keepdims=True), 1)
+        return errors + self.sound_weight * ops.mean(ops.abs(guess - truth), axis=-1)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "proxy_path": self.proxy_path, "sound_weight": self.sound_weight}
 
 
 def is_hypothesis_model(model: keras.Model) -> bool:
@@ -476,10 +520,13 @@ LOSSES: dict[str, Callable] = {"rmse": rmse, "mse": keras.losses.mean_squared_er
 
 def compile_model(model: keras.Model, optimizer: str = "adam", learning_rate: float | None = None,
                   loss: str = "rmse", decay_steps: int | None = None,
-                  weights: Sequence[float] | None = None) -> keras.Model:
+                  weights: Sequence[float] | None = None, sound_proxy: str | None = None,
+                  sound_weight: float = 5.0) -> keras.Model:
     """Compile with ``loss`` on ``params`` (or :class:`HeadLoss` on ``heads``, its continuous part MAE
     for ``loss="mae"``, else RMSE, each parameter counted by ``weights``) and MAE on ``params``;
-    with ``decay_steps`` the learning rate follows a cosine down to 5 % over that many steps."""
+    with ``decay_steps`` the learning rate follows a cosine down to 5 % over that many steps. A
+    model with several answers trains with :class:`HypothesesLoss`, or with ``sound_proxy`` (a
+    .keras file) :class:`SoundProxyLoss`, whose ``heads`` target then carries the sound too."""
     if loss not in LOSSES:
         raise ModelError(f"unknown loss {loss!r}; use one of {', '.join(LOSSES)}")
     config: dict = {} if learning_rate is None else {"learning_rate": learning_rate}
@@ -490,9 +537,13 @@ def compile_model(model: keras.Model, optimizer: str = "adam", learning_rate: fl
         opt = keras.optimizers.get({"class_name": optimizer, "config": config})
     except (ValueError, TypeError) as exc:
         raise ModelError(f"unknown optimizer {optimizer!r}: {exc}") from None
+    if sound_proxy is not None and not is_hypothesis_model(model):
+        raise ModelError("a sound proxy trains a model with several answers (cnn3h)")
     if is_hypothesis_model(model):
         layout = decode_layer(model).layout
-        model.compile(optimizer=opt, loss={"params": None, "heads": HypothesesLoss(layout, weights=weights),
+        heads_loss = (HypothesesLoss(layout, weights=weights) if sound_proxy is None
+                      else SoundProxyLoss(layout, sound_proxy, weights=weights, sound_weight=sound_weight))
+        model.compile(optimizer=opt, loss={"params": None, "heads": heads_loss,
                                            "hypotheses": None, "confidence": None},
                       metrics={"params": ["mae"]})
     elif "heads" in model.output_names:

@@ -70,6 +70,8 @@ class TrainConfig:
     loss_weights: str = "equal"  # or "sensitivity": each parameter's error counted by how much it moves the sound
     init_from: str | None = None  # a run folder or NAME.onnx whose trained weights start this run where layers match
     diversify: float = 0.0  # with init_from: answers after the first start with output biases this far apart (logits)
+    sound_proxy: str | None = None  # a sound proxy (.keras, training.sound_proxy): answers pulled toward the sound too
+    sound_weight: float = 5.0  # with sound_proxy: how much its summary distance counts beside the parameter error
 
     def __post_init__(self) -> None:
         for key in ("batch_size", "epochs", "save_freq"):
@@ -87,6 +89,10 @@ class TrainConfig:
             raise ModelError("--diversify moves the answers of a model it starts from: give --init-from")
         if self.loss_weights not in ("equal", "sensitivity"):
             raise ModelError(f"--loss-weights must be equal or sensitivity, got {self.loss_weights!r}")
+        if not self.sound_weight > 0:
+            raise ModelError(f"--sound-weight must be > 0, got {self.sound_weight}")
+        if self.sound_proxy is not None and not Path(self.sound_proxy).is_file():
+            raise ModelError(f"--sound-proxy {self.sound_proxy}: no such file (deepdiva sound-proxy makes one)")
         if self.lr_schedule not in LR_SCHEDULES:
             raise ModelError(f"--lr-schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
 
@@ -99,12 +105,14 @@ class TrainConfig:
 # --------------------------------------------------------------------------- data
 
 def batches(store: CachedFeatures, rows: np.ndarray, batch_size: int, n_outputs: int, shuffle: bool,
-            seed: int = 0, epoch: int = 0, epoch_size: int | None = None):
+            seed: int = 0, epoch: int = 0, epoch_size: int | None = None,
+            extra: tuple[int, np.ndarray] | None = None):
     """A ``keras.utils.PyDataset`` of (features, params) over ``rows`` of memory-mapped shards.
 
     Shuffled, an epoch is ``epoch_size`` rows (default: all) taken in turn from a fresh
     permutation of ``rows`` per pass, so epoch ``e`` sees the same rows whenever it runs (a resumed
-    run continues exactly) and a large dataset still gets frequent checkpoints.
+    run continues exactly) and a large dataset still gets frequent checkpoints. ``extra``: (output
+    index, array with a row per dataset row) whose columns follow the parameters in that output's target.
     """
     import keras
 
@@ -130,8 +138,14 @@ def batches(store: CachedFeatures, rows: np.ndarray, batch_size: int, n_outputs:
             return math.ceil(size / batch_size)
 
         def __getitem__(self, i: int):
-            x, y = store.get(self.order[i * batch_size:(i + 1) * batch_size])
-            return x, (y if n_outputs == 1 else tuple(y for _ in range(n_outputs)))
+            picked = np.sort(self.order[i * batch_size:(i + 1) * batch_size])  # store.get's order
+            x, y = store.get(picked)
+            if n_outputs == 1:
+                return x, y
+            ys = [y] * n_outputs
+            if extra is not None:
+                ys[extra[0]] = np.concatenate([y, extra[1][picked]], axis=1)
+            return x, tuple(ys)
 
         def on_epoch_end(self) -> None:
             self.epoch += 1
@@ -339,7 +353,7 @@ def train(cfg: TrainConfig, say: Logger | None = None) -> RunResult:
             say(f"started from {cfg.init_from}: {copied} layers' weights")
     model = compile_model(model, cfg.optimizer,
                           cfg.learning_rate, cfg.loss, decay_steps=steps if cfg.lr_schedule == "cosine" else None,
-                          weights=weights)
+                          weights=weights, sound_proxy=cfg.sound_proxy, sound_weight=cfg.sound_weight)
     run_dir = _new_run_dir(cfg)
     (run_dir / "checkpoints").mkdir(parents=True)
     config = {"format": RUN_FORMAT, "created": datetime.now().isoformat(timespec="seconds"),
@@ -504,10 +518,15 @@ def _fit(run_dir: Path, model, cfg: TrainConfig, ds: Dataset, store: CachedFeatu
     if cfg.patience:
         callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, patience=cfg.patience))
     if initial < cfg.epochs:
+        extra = None
+        if cfg.sound_proxy:  # the sound term's targets ride on the heads' (training.sound_proxy)
+            from .sound_proxy import sound_targets
+
+            extra = (list(model.output_names).index("heads"), sound_targets(ds))
         train_data = batches(store, split.train, cfg.batch_size, n_out, True, cfg.seed, initial,
-                             cfg.epoch_size)
+                             cfg.epoch_size, extra)
         val_rows = split.val
-        val_data = batches(store, val_rows, cfg.batch_size, n_out, False) if val_rows.size else None
+        val_data = batches(store, val_rows, cfg.batch_size, n_out, False, extra=extra) if val_rows.size else None
         # shuffle=False: batches() already draws each epoch's rows from a seeded permutation, while
         # Keras would reorder the batches with Python's global random, which a resumed run does not continue
         model.fit(train_data, validation_data=val_data, epochs=cfg.epochs, initial_epoch=initial,
