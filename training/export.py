@@ -209,7 +209,7 @@ def build_card(name: str, model_bytes: bytes, config: dict, metrics: dict, parit
             "n_val": ds["n_val"], "renderer": ds["renderer"], "render": ds["render"], "split": config["split"],
             "pitch_range": ds.get("pitch_range"), "prior": ds.get("prior", "uniform"),
             "augment": ds.get("augment"),
-            "model": train["model"], "loss": _loss_name(config.get("output_names", []), train["loss"]),
+            "model": train["model"], **loss_card(config),
             "optimizer": train["optimizer"], "learning_rate": train["learning_rate"],
             "batch_size": train["batch_size"], "epochs": metrics.get("epochs_done"),
         },
@@ -222,10 +222,20 @@ def build_card(name: str, model_bytes: bytes, config: dict, metrics: dict, parit
     }
 
 
-def _loss_name(output_names: list[str], loss: str) -> str:
-    if "hypotheses" in output_names:
-        return "hypotheses_loss"
-    return "head_loss" if "heads" in output_names else loss
+def loss_card(config: dict) -> dict:
+    """The card's words for a run's loss: its name, and for a run trained toward the sound through
+    a proxy, its weight and the proxy's file name; a run started from another model names it."""
+    train, outputs = config["train"], config.get("output_names", [])
+    if "hypotheses" in outputs:
+        name = "sound_proxy_loss" if train.get("sound_proxy") else "hypotheses_loss"
+    else:
+        name = "head_loss" if "heads" in outputs else train["loss"]
+    out: dict = {"loss": name}
+    if train.get("sound_proxy"):
+        out.update(sound_proxy=Path(train["sound_proxy"]).name, sound_weight=train.get("sound_weight"))
+    if train.get("init_from"):
+        out["started_from"] = Path(train["init_from"]).name
+    return out
 
 
 def _keras_version() -> str:

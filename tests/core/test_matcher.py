@@ -450,7 +450,9 @@ def test_a_hissing_take_is_matched_as_the_note_not_its_hiss(matcher: Matcher, mo
 
 def test_a_held_hissing_take_is_matched_through_the_hiss_of_its_lead_in(matcher: Matcher) -> None:
     """Held to its end the take never leaves its hiss alone, but the half second recorded before
-    the note does: given that lead-in, the match looks through the floor as after a let-go note."""
+    the note does: given that lead-in, the match looks through the floor as after a let-go note
+    (v3 without it answered with hiss of its own, 5.15 from the clean note against 3.81; v5's
+    answer without it is already the one with it, so no further is asserted, not closer)."""
     t = np.arange(2 * 44100) / 44100
     clean = (0.3 * sum(np.sin(2 * np.pi * 110.0 * k * t) / k for k in range(1, 60)) * np.minimum(t / 0.01, 1)).astype(np.float32)
     rng = np.random.default_rng(1)
@@ -458,5 +460,8 @@ def test_a_held_hissing_take_is_matched_through_the_hiss_of_its_lead_in(matcher:
     take = hiss[22050:] + clean
     through = matcher.match(take, lead_in=hiss[:22050])
     assert through.distance is not None and through.played.midi == 45
-    to_clean = multires_stft_distance(np.stack([through.audio, matcher.match(take).audio]), clean)
-    assert to_clean[0] < 0.8 * to_clean[1]
+    assert through.hiss_dbfs is not None and -40 < through.hiss_dbfs < -15  # the floor read in the lead-in
+    blind = matcher.match(take)
+    assert blind.hiss_dbfs is None and through.distance < blind.distance  # measured through the floor
+    to_clean = multires_stft_distance(np.stack([through.audio, blind.audio]), clean)
+    assert to_clean[0] <= to_clean[1] + 1e-9

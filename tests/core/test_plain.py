@@ -7,8 +7,9 @@ import pytest
 
 from deepdiva.core.envelope import amp_envelope, knob
 from deepdiva.core.errors import ProfileError
+from deepdiva.core.level import at_rms_of
 from deepdiva.core.matcher import Matcher
-from deepdiva.core.metrics import SpectralTarget
+from deepdiva.core.metrics import SpectralTarget, multires_stft_distance
 from deepdiva.core.plain import detuned_pairs, filter_sweeps, plain_patches
 from deepdiva.core.profile import load_profile
 
@@ -134,16 +135,25 @@ def test_a_hiss_above_a_few_kilohertz_is_matched_by_high_passed_noise(medium33, 
 def test_a_note_whose_partials_peak_in_a_band_is_matched_by_a_band_passed_wave(medium33, monkeypatch) -> None:
     """A reed-like G2 (made here by numpy): its partials peak around the 5th harmonic over a weak
     fundamental, as a bassoon's do; the saw through a band two to three octaves above the key has
-    that shape, no low- or high-passed wave does."""
+    that shape, no low- or high-passed wave does. (v3 needed the band-passed plain patch to answer
+    it; v5's own answers have that shape, 1.51 against v3's 1.54 with it, so the plain patches'
+    part is checked on their own.)"""
     matcher = Matcher.load()
     pset = matcher.parameter_set
     reed = additive(43, lambda k: np.exp(-0.5 * ((k - 5) / 1.5) ** 2) + 0.02 / k)
     match = matcher.match(reed)
     native = dict(zip([p.location for p in pset.parameters], match.native, strict=True))
     assert native["HPF:Freq"] >= 43 + 12 and native["VCF1:Freq"] <= 43 + 48 and match.played.midi == 43
+
+    def closest_plain() -> float:
+        options = matcher.plain_options(reed, 43.0)
+        return float(multires_stft_distance(at_rms_of(matcher.renderer.render(options, 43.0), reed), reed).min())
+
+    with_band = closest_plain()
     table = {k: v for k, v in medium33.profile.meta["plain"].items() if k != "bandpassed"}
     monkeypatch.setitem(medium33.profile.meta, "plain", table)  # the table without them, as before
-    assert match.distance < 0.85 * matcher.match(reed).distance
+    assert with_band < 0.85 * closest_plain()
+    assert match.distance <= matcher.match(reed).distance + 1e-9
 
 
 def test_filter_sweeps_close_the_low_pass_as_the_note_fades(medium33) -> None:

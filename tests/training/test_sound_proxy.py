@@ -121,6 +121,10 @@ def test_proxy_fitted_then_answers_trained_toward_the_sound_and_resumed(notes, t
     assert config["sound_proxy"] == str(tmp_path / "proxy.keras") and config["sound_weight"] == 5.0
     history = json.loads((run / "history.json").read_text())["epochs"]
     assert len(history) == 1 and np.isfinite(history[0]["loss"])
+    from deepdiva.training.export import loss_card
+
+    assert loss_card(json.loads((run / "config.json").read_text())) == {
+        "loss": "sound_proxy_loss", "sound_proxy": "proxy.keras", "sound_weight": 5.0}  # the card's words
     again = resume(run, epochs=2)  # the loss, proxy and all, comes back from the checkpoint
     assert again.epochs_done == 2
     with pytest.raises(ModelError, match="no such file"):
