@@ -44,15 +44,20 @@ else
         --epoch-size "$EPOCH_SIZE" --validation-split 0.02 --save-freq 1 --seed 0 \
         --runs-dir "$BUILD/runs" --name deepdiva-medium33h
 fi
-mkdir -p "$BUILD/v3"
-$DD export "$H_RUN" -o "$BUILD/v3/deepdiva-medium33.onnx" --decode median --overwrite
-# The confidence fitted again (only its layer changes) to pick the answer whose finished render sounds closest
-# to 24,000 fresh augmented renders (seed 5); ~20 min on 2 cores, resumable from its cache of scored shards.
-$DD refit-confidence "$BUILD/v3/deepdiva-medium33.onnx" -o "$BUILD/v3/deepdiva-medium33.onnx" --targets 24000 \
-    --seed 5 --workers "$WORKERS" --cache "$BUILD/refit-confidence"
-for SET in eval-notes eval-medium33; do
-    $DD evaluate "$BUILD/v3/deepdiva-medium33.onnx" "$BUILD/data/$SET" --out "$BUILD/v3/eval-$SET" --update-card
-done
+# finish VERSION RUN TARGETS CACHE: export RUN with median decoding into $BUILD/VERSION, fit its confidence again
+# (only that layer changes) to pick the answer whose finished render sounds closest to TARGETS fresh augmented
+# renders (seed 5; resumable from CACHE, its scored shards), and evaluate it on both held-out sets into its card.
+finish() {
+    local model="$BUILD/$1/deepdiva-medium33.onnx"
+    mkdir -p "$BUILD/$1"
+    $DD export "$2" -o "$model" --decode median --overwrite
+    $DD refit-confidence "$model" -o "$model" --targets "$3" --seed 5 --workers "$WORKERS" --cache "$4"
+    for SET in eval-notes eval-medium33; do
+        $DD evaluate "$model" "$BUILD/data/$SET" --out "$BUILD/$1/eval-$SET" --update-card
+    done
+}
+# v3's refit: 24,000 renders, ~20 min on 2 cores.
+finish v3 "$H_RUN" 24000 "$BUILD/refit-confidence"
 
 # v5: v3 trained further with its answers pulled toward the sound (models/README): 60,000 fresh patches drawn
 # as the training data (seed 21, ~8 min), a sound proxy fitted on their clean renders (~12 min), 6 epochs of
@@ -73,11 +78,6 @@ else
         --epochs 6 --epoch-size 20000 --batch-size 64 --learning-rate 1e-4 --lr-schedule cosine \
         --validation-split 0.02 --save-freq 1 --runs-dir "$BUILD/runs" --name deepdiva-medium33-v5
 fi
-$DD export "$V5_RUN" -o "$BUILD/v5/deepdiva-medium33.onnx" --decode median --overwrite
-$DD refit-confidence "$BUILD/v5/deepdiva-medium33.onnx" -o "$BUILD/v5/deepdiva-medium33.onnx" --targets 12000 \
-    --seed 5 --workers "$WORKERS" --cache "$BUILD/refit-confidence-v5"
-for SET in eval-notes eval-medium33; do
-    $DD evaluate "$BUILD/v5/deepdiva-medium33.onnx" "$BUILD/data/$SET" --out "$BUILD/v5/eval-$SET" --update-card
-done
+finish v5 "$V5_RUN" 12000 "$BUILD/refit-confidence-v5"
 cp "$BUILD/v5/deepdiva-medium33.onnx" "$BUILD/v5/deepdiva-medium33.json" models/
 echo "models/deepdiva-medium33.onnx (reports in $BUILD/v5/)"
