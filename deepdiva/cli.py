@@ -498,8 +498,9 @@ def features_cmd(ctx: click.Context, dataset_path: str, feature_names: tuple[str
 @click.option("--sound-proxy", default=None, type=click.Path(exists=True, dir_okay=False),
               help="A model with several answers: pull each answer toward the true patch's sound too, "
                    "through this sound proxy (deepdiva sound-proxy makes it from the same dataset).")
-@click.option("--sound-weight", default=5.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
-              help="With --sound-proxy: how much the proxy's sound distance counts beside the parameter error.")
+@click.option("--sound-weight", default=None, type=click.FloatRange(min=0, min_open=True),
+              help="With --sound-proxy: how much the proxy's sound distance counts beside the parameter error "
+                   "(default 5: training.sound_proxy.SOUND_WEIGHT).")
 @click.option("--resume", "resume_run", default=None, type=click.Path(exists=True, file_okay=False),
               help="Continue this run folder from its last checkpoint.")
 @click.option("--quiet", "local_quiet", is_flag=True, help="No per-epoch log.")
@@ -516,6 +517,8 @@ def train_cmd(ctx: click.Context, dataset_path: str | None, resume_run: str | No
     elif dataset_path is None:
         raise ModelError("give a DATASET to train on, or --resume RUN")
     else:
+        if kw.get("sound_weight") is None:  # TrainConfig's default
+            kw.pop("sound_weight", None)
         result = train(TrainConfig(dataset=dataset_path, epochs=epochs or 10, **kw), say=say)
     click.echo(str(result.run_dir))
 

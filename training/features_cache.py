@@ -138,7 +138,8 @@ def _shard_done(path: Path, n: int, shape: tuple[int, ...]) -> bool:
     return arr.shape == (n, *shape) and arr.dtype in (np.float32, np.uint8)
 
 
-def _save_atomic(folder: Path, name: str, array: np.ndarray) -> None:
+def save_array_atomic(folder: Path, name: str, array: np.ndarray) -> None:
+    """``array`` as ``folder/NAME.npy``, written whole or not at all (a temp file renamed into place)."""
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.npy.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -169,8 +170,8 @@ def cache_shard(shard_dir: str, name: str, cfg_dict: dict) -> str:
     if not parts:
         raise DatasetError(f"{folder / 'audio.npy'} holds no clips")
     if "pitch" in parts:
-        _save_atomic(folder, "pitch", np.concatenate(parts.pop("pitch")))
-    _save_atomic(folder, name, np.concatenate(parts[name]))
+        save_array_atomic(folder, "pitch", np.concatenate(parts.pop("pitch")))
+    save_array_atomic(folder, name, np.concatenate(parts[name]))
     return str(folder)
 
 

@@ -30,6 +30,7 @@ from keras import layers, ops  # noqa: E402
 
 from ..core.errors import ModelError  # noqa: E402
 from ..core.profile import ParameterSet  # noqa: E402
+from .sound_proxy import SOUND_WEIGHT  # noqa: E402
 
 PACKAGE = "deepdiva"
 # Keras' default 0.99 needs thousands of steps before the inference statistics are usable;
@@ -439,7 +440,7 @@ class SoundProxyLoss(HypothesesLoss):
     """
 
     def __init__(self, layout: Sequence[int], proxy_path: str, weights: Sequence[float] | None = None,
-                 sound_weight: float = 5.0, spread: float = 0.05, confidence_weight: float = 0.1,
+                 sound_weight: float = SOUND_WEIGHT, spread: float = 0.05, confidence_weight: float = 0.1,
                  name: str = "sound_proxy_loss", **kwargs) -> None:
         super().__init__(layout, weights, spread, confidence_weight, name=name, **kwargs)
         self.proxy_path = str(proxy_path)
@@ -521,7 +522,7 @@ LOSSES: dict[str, Callable] = {"rmse": rmse, "mse": keras.losses.mean_squared_er
 def compile_model(model: keras.Model, optimizer: str = "adam", learning_rate: float | None = None,
                   loss: str = "rmse", decay_steps: int | None = None,
                   weights: Sequence[float] | None = None, sound_proxy: str | None = None,
-                  sound_weight: float = 5.0) -> keras.Model:
+                  sound_weight: float = SOUND_WEIGHT) -> keras.Model:
     """Compile with ``loss`` on ``params`` (or :class:`HeadLoss` on ``heads``, its continuous part MAE
     for ``loss="mae"``, else RMSE, each parameter counted by ``weights``) and MAE on ``params``;
     with ``decay_steps`` the learning rate follows a cosine down to 5 % over that many steps. A

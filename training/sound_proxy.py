@@ -26,13 +26,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.atomic import write_bytes_atomic
 from ..core.errors import DatasetError, ModelError
 from ..core.features import FeatureConfig, mel_db_features
 from ..core.pitch import DEFAULT_MIDI
 from .dataset import Dataset
 
-SUMMARY_FILE = "sound_summary.npy"
+SUMMARY_NAME = "sound_summary"
+SUMMARY_FILE = f"{SUMMARY_NAME}.npy"
 # segments of the 173 frames of a 2 s note (hop 512 at 44.1 kHz), in frames: 35 ms, 0.1, 0.2, 0.5, 1 and 2 s
 SEGMENTS = (0, 3, 8, 18, 40, 86, 173)
 SOUND_WEIGHT = 5.0  # a summary distance of 0.1 (two random patches: 0.11) counts as a parameter error of 0.5
@@ -115,7 +115,7 @@ def sound_summaries(data: Dataset | str | os.PathLike, workers: int = 2,
                     say: Callable[[str], None] | None = None) -> np.ndarray:
     """The clean summary of every patch of the dataset (n, mels x segments), rendered on ``workers``
     processes where a shard has none cached yet (each shard's written whole or not at all)."""
-    from .features_cache import CachedFeatures
+    from .features_cache import CachedFeatures, save_array_atomic
 
     ds = opened(data)
     bounds = CachedFeatures(ds, "mel_db_pitch").bounds()
@@ -128,20 +128,11 @@ def sound_summaries(data: Dataset | str | os.PathLike, workers: int = 2,
                 rows = np.arange(*bounds[i])
                 blocks = [(rows[s:s + BLOCK], keys[s:s + BLOCK]) for s in range(0, len(rows), BLOCK)]
                 summaries = np.concatenate(list(pool.map(_summaries, *zip(*blocks, strict=True))))
-                buffer = _npy_bytes(summaries.astype(np.float16))
-                write_bytes_atomic(path, buffer)
+                save_array_atomic(ds.shard_dir(shard), SUMMARY_NAME, summaries.astype(np.float16))
                 if say:
                     say(f"sound summaries of shard {i + 1} of {len(ds.shards)}")
             out.append(np.load(path).astype(np.float32))
     return np.concatenate(out)
-
-
-def _npy_bytes(array: np.ndarray) -> bytes:
-    import io
-
-    buffer = io.BytesIO()
-    np.save(buffer, array)
-    return buffer.getvalue()
 
 
 def proxy_inputs(data: Dataset | str | os.PathLike, layout: Sequence[int]) -> np.ndarray:

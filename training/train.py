@@ -39,6 +39,7 @@ from ..core.metrics import parameter_mae
 from ..core.scaler import MinMaxScaler
 from .dataset import Dataset
 from .features_cache import SCALED_FEATURES, CachedFeatures, Split, cached_config, scaler_for, split_for
+from .sound_proxy import SOUND_WEIGHT
 
 # TensorFlow is imported lazily, after this: keep its C++ INFO lines off the terminal
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -71,7 +72,7 @@ class TrainConfig:
     init_from: str | None = None  # a run folder or NAME.onnx whose trained weights start this run where layers match
     diversify: float = 0.0  # with init_from: answers after the first start with output biases this far apart (logits)
     sound_proxy: str | None = None  # a sound proxy (.keras, training.sound_proxy): answers pulled toward the sound too
-    sound_weight: float = 5.0  # with sound_proxy: how much its summary distance counts beside the parameter error
+    sound_weight: float = SOUND_WEIGHT  # with sound_proxy: how much its summary distance counts beside the parameter error
 
     def __post_init__(self) -> None:
         for key in ("batch_size", "epochs", "save_freq"):
