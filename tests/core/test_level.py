@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from deepdiva.core.level import at_rms_of, level_matched, rms
+from deepdiva.core.level import at_rms_of, headroom, level_matched, mute, rms, volume_columns
 from deepdiva.core.profile import load_profile
 from deepdiva.core.render import RenderSettings
 from deepdiva.core.renderers import make_renderer
@@ -40,6 +40,26 @@ def test_close_enough_or_silent_answers_are_left_alone(renderer) -> None:
     audio = renderer.render(x[None, :])[0]
     np.testing.assert_array_equal(level_matched(pset, x, audio, 1.05 * audio), x)
     np.testing.assert_array_equal(level_matched(pset, x, np.zeros_like(audio), audio), x)
+
+
+def test_an_answer_no_volume_setting_makes_heard_is_mute(renderer) -> None:
+    pset = renderer.parameter_set
+    vol1, vol2 = volume_columns(pset)
+    loud = pset.defaults_normalised()  # oscillator 1 at 50 of 100, oscillator 2 off: 6 dB to spare
+    quiet = loud.copy()
+    quiet[vol1] = 0.01  # the same sound 34 dB quieter, with 40 dB to spare
+    off = loud.copy()
+    off[[vol1, vol2]] = 0.0
+    patches = np.stack([loud, quiet, off])
+    np.testing.assert_allclose(headroom(pset, patches), [2.0, 100.0, np.inf])
+    renders = renderer.render(patches)
+    assert 20 * np.log10(rms(renders[1])[0] / rms(renders[0])[0]) == pytest.approx(-34.0, abs=0.5)
+    # as loud as the loud patch: the quiet one plays 34 dB under it, but its volume can make that up
+    np.testing.assert_array_equal(mute(pset, patches, renders, renders[0]), [False, False, True])
+    # 40 dB louder: at full volume both stay 34 dB under
+    np.testing.assert_array_equal(mute(pset, patches, renders, 100 * renders[0]), [True, True, True])
+    np.testing.assert_array_equal(mute(pset, patches, renders, 20 * renders[0]), [False, False, True])
+    np.testing.assert_array_equal(mute(pset, patches, renders, np.zeros_like(renders[0])), [False, False, False])
 
 
 def test_listening_gains_make_clips_equally_loud_without_clipping() -> None:

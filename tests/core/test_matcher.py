@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from deepdiva.core.envelope import amp_envelope, amp_envelope_columns, with_envelope
-from deepdiva.core.level import level_matched, rms, with_gain
+from deepdiva.core.level import level_matched, mute, rms, volume_columns, with_gain
 from deepdiva.core.matcher import Matcher
 from deepdiva.core.metrics import SpectralTarget, multires_stft_distance
 from deepdiva.core.refine import evaluator, pick_distinct, refine, scorer
@@ -160,6 +160,55 @@ def test_an_unscored_match_writes_the_same_preset_with_or_without_its_render(mat
         level_db = 20 * np.log10(rms(kept.audio)[0] / rms(note)[0])
         assert abs(level_db) < 1.5, level_db
         np.testing.assert_array_equal(kept.audio, matcher.renderer.render(kept.params[None, :], kept.played.midi_float)[0])
+
+
+def _a_mute_answer(matcher: Matcher) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A patch with a lower cutoff, the same with both oscillators off (no volume makes it heard)
+    and the patch's note at MIDI 52 as a target."""
+    pset = matcher.parameter_set
+    truth = pset.defaults_normalised()
+    truth[pset.ids.index(148)] = 0.4
+    muted = truth.copy()
+    muted[volume_columns(pset)] = 0.0
+    return truth, muted, matcher.renderer.render(truth[None, :], 52.0)[0]
+
+
+def test_an_unscored_match_falls_back_on_the_closest_answer_heard_when_the_most_confident_is_mute(
+        matcher: Matcher, monkeypatch) -> None:
+    truth, muted, note = _a_mute_answer(matcher)
+    monkeypatch.setattr(matcher, "predict", lambda notes, pitches=None: muted[None, :])
+    wrong = truth.copy()
+    wrong[matcher.parameter_set.ids.index(148)] = 0.9  # a far brighter cutoff: further than the truth
+    monkeypatch.setattr(matcher, "hypotheses", lambda note, pitch: np.stack([muted, wrong, muted, truth]))
+    for render in (True, False):
+        result = matcher.match(note, score=False, render=render)
+        np.testing.assert_array_equal(result.params, truth)  # the closest answer heard, already at the level
+    heard = matcher.match(note, score=False)
+    assert not mute(matcher.parameter_set, heard.params[None, :], heard.audio[None, :], note)[0]
+    monkeypatch.setattr(matcher, "hypotheses", lambda note, pitch: np.stack([muted, muted]))
+    np.testing.assert_array_equal(matcher.match(note, score=False).params, muted)  # none heard: as before
+
+
+def test_a_scored_match_never_chooses_a_mute_option_while_another_is_heard(matcher: Matcher, monkeypatch) -> None:
+    """A render scored at the target's level could be close in shape though it is never heard: it is
+    left out of the choice (however it ranks) unless every option is mute."""
+    truth, muted, note = _a_mute_answer(matcher)
+    pitch, target = matcher.detect(note[None, :])[0], SpectralTarget(note)
+    real = matcher._choice_scorer
+
+    def mute_first(note, key, leveled=True, target=None, length=None):
+        def score(x: np.ndarray):
+            audio, distances = real(note, key, leveled, target)(x)
+            return audio, np.where(np.all(x == muted, axis=1), -1.0, distances)
+        return score
+
+    monkeypatch.setattr(matcher, "_choice_scorer", mute_first)
+    options = np.stack([muted, truth])
+    chosen = matcher._chosen_in_tune(options, note, 52.0, pitch, target)
+    assert len(chosen) == 1
+    np.testing.assert_array_equal(chosen[0][0], truth)
+    np.testing.assert_array_equal(matcher.closest(options, note, 52.0)[0], truth)
+    np.testing.assert_array_equal(matcher.closest(muted[None, :], note, 52.0)[0], muted)  # nothing else to choose
 
 
 @pytest.mark.parametrize("fault", ["sharp", "octave high"])
