@@ -562,7 +562,8 @@ class Matcher:
         second network pass and h renders, only then). On the 59 of 400 held-out builtin notes where
         it was, the closest of them that is heard was as close as the mute answer (median MR-STFT
         2.28 both, spectral convergence 1.00 both); the next most confident one was further (2.40),
-        and with the plain patches beside them too (spectral convergence 1.16)."""
+        and with the plain patches beside them too (spectral convergence 1.16).
+        ``scripts/experiments/silent_answers.py``."""
         return self.enveloped_if_dying(self.hypotheses(note, pitch), self._measured(note, envelope))
 
     def enveloped_if_dying(self, answers: np.ndarray, envelope: AmpEnvelope | None) -> np.ndarray:
