@@ -10,7 +10,12 @@ spectral distance times its spectral convergence (the linear measure, so that a 
 the log-magnitude distance alone would forgive is not picked), each answer finished as an
 unscored match finishes it (:meth:`~deepdiva.core.matcher.Matcher.finished_unscored`: tidied,
 the target's amp envelope when it dies away, played at the detected key and let go where the
-target was, repaired if it sounds off the pitch, at the target's RMS level).
+target was, repaired if it sounds off the pitch, at the target's RMS level). Each answer is also
+marked mute or not (:func:`~deepdiva.core.level.mute`), and the card reports the share of picks that
+are (a mute pick makes the unscored match fall back on another answer: 10-15 % of held-out renders
+with v5). Costing a mute answer more than any that sounds was tried and not kept
+(``scripts/experiments/mute_cost.py``: fewer fallbacks, but what the match wrote was further by
+spectral convergence, the closest heard answer by render beating the confidence's pick).
 
 The targets are fresh renders drawn as the training data was (builtin synth, mixed prior,
 augmented, keys 36-84) under another seed; no labels are needed beyond the audio, so the refit
@@ -39,8 +44,8 @@ from ..core.atomic import write_bytes_atomic, write_json_atomic
 from ..core.audio import AudioClip, prepare_take
 from ..core.envelope import amp_envelope, noise_floor
 from ..core.errors import AudioError, ModelError
+from ..core.level import mute
 from ..core.metrics import SpectralTarget, spectral_convergence
-from ..core.pitch import Pitch
 
 log = logging.getLogger(__name__)
 
@@ -122,19 +127,27 @@ def with_embedding_output(model, layer: ConfidenceLayer):
 
 @dataclass
 class AnswerScores:
-    """Per target: the trunk's numbers, and each answer's distance and spectral convergence to it."""
+    """Per target: the trunk's numbers, and each answer's distance and spectral convergence to it,
+    and whether it is mute (:func:`~deepdiva.core.level.mute`: no volume brings it within 30 dB)."""
 
     embedding: np.ndarray  # (n, e)
     distance: np.ndarray  # (n, h) multi-resolution STFT distance
     convergence: np.ndarray  # (n, h)
+    mute: np.ndarray | None = None  # (n, h) bool; None: none is
+
+    FIELDS = ("embedding", "distance", "convergence", "mute")
+
+    def __post_init__(self) -> None:
+        if self.mute is None:
+            self.mute = np.zeros(self.distance.shape, dtype=bool)
 
     @classmethod
     def concat(cls, parts: list[AnswerScores]) -> AnswerScores:
-        return cls(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("embedding", "distance", "convergence")))
+        return cls(*(np.concatenate([getattr(p, f) for p in parts]) for f in cls.FIELDS))
 
     def rows(self, which: slice) -> AnswerScores:
         """The scores of the targets ``which`` selects."""
-        return AnswerScores(self.embedding[which], self.distance[which], self.convergence[which])
+        return AnswerScores(*(getattr(self, f)[which] for f in self.FIELDS))
 
     @property
     def cost(self) -> np.ndarray:
@@ -142,12 +155,13 @@ class AnswerScores:
         return self.distance * self.convergence
 
     def save(self, path: Path) -> None:
-        np.savez(path, embedding=self.embedding, distance=self.distance, convergence=self.convergence)
+        np.savez(path, **{f: getattr(self, f) for f in self.FIELDS})
 
     @classmethod
-    def load(cls, path: Path) -> AnswerScores:
+    def load(cls, path: Path) -> AnswerScores | None:
+        """The scores kept at ``path``; None for a file kept before answers were marked mute (to score again)."""
         with np.load(path) as z:
-            return cls(z["embedding"], z["distance"], z["convergence"])
+            return cls(*(z[f] for f in cls.FIELDS)) if all(f in z.files for f in cls.FIELDS) else None
 
 
 class AnswerScorer:
@@ -166,7 +180,7 @@ class AnswerScorer:
     def score(self, clips: Iterable[AudioClip]) -> AnswerScores:
         """Scores of each clip that reads as one note (chords and silent clips are left out; none: empty)."""
         m = self.matcher
-        rows: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        rows: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
         count = 0
         for clip in clips:
             count += 1
@@ -186,21 +200,19 @@ class AnswerScorer:
             hyps, embedding = self.session.run(["hypotheses", self.layer.embedding],
                                                {m.model.card.input_name: features.astype(np.float32)})
             answers = m.enveloped_if_dying(m.tidied(hyps[0], [pitch] * hyps.shape[1]), envelope)
-            renders = np.stack([self._finished(a, note, key, pitch, length) for a in answers])
+            finished = [m.finished_unscored(a, note, key, pitch, length) for a in answers]
+            played = np.stack([x for x, _ in finished])
+            renders = np.stack([r for _, r in finished if r is not None])  # rendered: render=True
             target = SpectralTarget(note, noise=noise)
-            rows.append((embedding[0], target.distance(renders), spectral_convergence(renders, note[None, :])))
+            rows.append((embedding[0], target.distance(renders), spectral_convergence(renders, note[None, :]),
+                         mute(m.parameter_set, played, renders, note)))
         if not rows:
             log.info("none of %d clips could be scored (silent, or chords)", count)
             width, answers = self.shape
             return AnswerScores(np.zeros((0, width), np.float32), np.zeros((0, answers), np.float32),
-                                np.zeros((0, answers), np.float32))
-        emb, dist, sc = (np.stack(x) for x in zip(*rows, strict=True))
-        return AnswerScores(emb.astype(np.float32), dist.astype(np.float32), sc.astype(np.float32))
-
-    def _finished(self, answer: np.ndarray, note: np.ndarray, key: float, pitch: Pitch, length: float | None) -> np.ndarray:
-        audio = self.matcher.finished_unscored(answer, note, key, pitch, length)[1]
-        assert audio is not None  # rendered: render=True
-        return audio
+                                np.zeros((0, answers), np.float32), np.zeros((0, answers), bool))
+        emb, dist, sc, muted = (np.stack(x) for x in zip(*rows, strict=True))
+        return AnswerScores(emb.astype(np.float32), dist.astype(np.float32), sc.astype(np.float32), muted)
 
 
 _SCORER: AnswerScorer | None = None
@@ -268,8 +280,9 @@ def score_targets(model_path: str | os.PathLike, n_targets: int, seed: int = REF
     todo = []
     for i in range(n_shards):
         kept = None if cache is None else cache / f"scores-{seed}-{shard_size}-{i:05d}.npz"
-        if kept is not None and kept.exists():
-            parts[i] = AnswerScores.load(kept)
+        loaded = AnswerScores.load(kept) if kept is not None and kept.exists() else None
+        if loaded is not None:
+            parts[i] = loaded
         else:
             todo.append(i)
     if todo:
@@ -333,10 +346,12 @@ def chosen(scores: AnswerScores, weight: np.ndarray, bias: np.ndarray) -> np.nda
 
 
 def summary(scores: AnswerScores, picks: np.ndarray) -> dict[str, float]:
-    """Median distance and spectral convergence of the picked answers."""
+    """Median distance and spectral convergence of the picked answers, and the share of them mute."""
     rows = np.arange(len(picks))
+    assert scores.mute is not None
     return {"mrstft_median": float(np.median(scores.distance[rows, picks])),
-            "sc_median": float(np.median(scores.convergence[rows, picks]))}
+            "sc_median": float(np.median(scores.convergence[rows, picks])),
+            "mute_share": float(np.mean(scores.mute[rows, picks]))}
 
 
 def write_refitted(model_path: Path, weight: np.ndarray, bias: np.ndarray, out: Path, note: dict) -> Path:

@@ -16,6 +16,7 @@ from deepdiva.training.confidence import (
     fit_confidence,
     layer_weights,
     soft_labels,
+    summary,
     write_refitted,
 )
 
@@ -85,15 +86,31 @@ def test_answers_are_scored_as_an_unscored_match_finishes_them(shipped):
     notes = notes[~is_silent(notes)][:8]
     scores = scorer.score(AudioClip(n, m.sample_rate) for n in notes)
     assert scores.embedding.shape == (len(notes), 384) and scores.distance.shape == (len(notes), 8)
+    assert scores.mute is not None and scores.mute.shape == (len(notes), 8) and scores.mute.dtype == bool
     picks = chosen(scores, *layer_weights(proto, layer))
     same = 0
-    for note, distances, pick in zip(notes, scores.distance, picks, strict=True):
+    for note, distances, muted, pick in zip(notes, scores.distance, scores.mute, picks, strict=True):
         take = prepare_take(AudioClip(note, m.sample_rate), m.sample_rate, m.seconds)
         written = m.match(take.note, score=False, lead_in=take.lead_in)
         noise = noise_floor(take.note, m.sample_rate, take.lead_in)
         distance = SpectralTarget(take.note, noise=noise).distance(written.audio[None, :])[0]
-        same += bool(np.isclose(distance, distances[pick], rtol=1e-4))
+        # a mute pick is not what is written: the match falls back on an answer that is heard
+        same += bool(np.isclose(distance, distances[pick], rtol=1e-4)) != bool(muted[pick] and not muted.all())
     assert same == len(notes)
+
+
+def test_kept_scores_keep_which_answers_are_mute_and_the_summary_counts_mute_picks(tmp_path):
+    distance, convergence = np.array([[1.0, 2.0, 3.0], [2.0, 1.0, 1.0]]), np.array([[1.0, 1.2, 1.0], [1.0, 1.0, 1.0]])
+    muted = np.array([[True, False, False], [False, False, False]])
+    scores = AnswerScores(np.zeros((2, 2), np.float32), distance, convergence, muted)
+    np.testing.assert_allclose(scores.cost, distance * convergence)
+    assert summary(scores, np.array([0, 1]))["mute_share"] == 0.5
+    assert not AnswerScores(scores.embedding, distance, convergence).mute.any()  # none known: none
+    scores.save(tmp_path / "kept.npz")
+    again = AnswerScores.load(tmp_path / "kept.npz")
+    assert again is not None and np.array_equal(again.mute, muted) and np.array_equal(again.cost, scores.cost)
+    np.savez(tmp_path / "old.npz", embedding=scores.embedding, distance=distance, convergence=convergence)
+    assert AnswerScores.load(tmp_path / "old.npz") is None  # kept before answers were marked mute: scored again
 
 
 def test_row_weights_decide_between_targets_that_disagree():
