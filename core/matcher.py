@@ -577,8 +577,8 @@ class Matcher:
                           fallbacks: Callable[[], np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray | None]:
         """What an unscored match makes of an answer ``guess`` (k,) for ``note``: rendered at MIDI
         ``key`` (let go after ``length`` s), if that is :func:`~deepdiva.core.level.mute` the closest
-        of ``fallbacks()`` (h', k) that is not (:meth:`closest`; e.g. :meth:`unscored_options`), repaired if it sounds off the ``pitch`` (:meth:`in_tune`),
-        brought to the target's RMS level (:mod:`~deepdiva.core.level`) and, if ``render``, rendered
+        of ``fallbacks()`` (h', k) that is not (:meth:`closest`; e.g. :meth:`unscored_options`),
+        repaired if it sounds off the ``pitch`` (:meth:`in_tune`), brought to the target's RMS level (:mod:`~deepdiva.core.level`) and, if ``render``, rendered
         again: the answer and its render (None when not rendered again after a level change)."""
         audio = self.renderer.render(guess[None, :], key, length)[0]
         if fallbacks is not None and mute(self.parameter_set, guess[None, :], audio[None, :], note)[0]:
@@ -676,8 +676,8 @@ class Matcher:
         bank's others join a search's warm starts; unscored, the network's
         most confident answer, with the measured envelope if the target dies away. Neither writes an
         answer that is :func:`~deepdiva.core.level.mute` (no volume setting makes it heard at the
-        target's level) while another is not: unscored, the closest of its other answers that is not. A target that
-        holds a chord (:func:`~deepdiva.core.chord.detect_chord`: three or four notes) is matched
+        target's level) while another is not: unscored, the closest of its other answers that is
+        not. A target that holds a chord (:func:`~deepdiva.core.chord.detect_chord`: three or four notes) is matched
         with every render playing that chord, the answer's single note played from the chord's
         lowest note (a pad's sound, to play as that chord), without the in-tune rules that follow.
         Either way, for a clearly pitched target the answer must sound at the target's pitch (:meth:`in_tune`:
