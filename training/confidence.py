@@ -200,9 +200,9 @@ class AnswerScorer:
             hyps, embedding = self.session.run(["hypotheses", self.layer.embedding],
                                                {m.model.card.input_name: features.astype(np.float32)})
             answers = m.enveloped_if_dying(m.tidied(hyps[0], [pitch] * hyps.shape[1]), envelope)
-            finished = [m.finished_unscored(a, note, key, pitch, length) for a in answers]
-            played = np.stack([x for x, _ in finished])
-            renders = np.stack([r for _, r in finished if r is not None])  # rendered: render=True
+            played, rendered = zip(*(m.finished_unscored(a, note, key, pitch, length) for a in answers), strict=True)
+            assert all(r is not None for r in rendered)  # render=True
+            played, renders = np.stack(played), np.stack(rendered)
             target = SpectralTarget(note, noise=noise)
             rows.append((embedding[0], target.distance(renders), spectral_convergence(renders, note[None, :]),
                          mute(m.parameter_set, played, renders, note)))
