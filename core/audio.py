@@ -313,6 +313,24 @@ def peak_dbfs(audio: np.ndarray) -> float:
     return 20 * np.log10(peak) if peak > 0 else -np.inf
 
 
+def raise_db(note: np.ndarray, nominal_dbfs: float = NOMINAL_PEAK_DBFS) -> float:
+    """How many dB a note peaking under ``nominal_dbfs`` is raised to reach it (0 for louder or silent ones)."""
+    raised = nominal_dbfs - peak_dbfs(note)
+    return raised if raised > 0 and math.isfinite(raised) else 0.0
+
+
+def raised_to_nominal(notes: np.ndarray, nominal_dbfs: float = NOMINAL_PEAK_DBFS) -> np.ndarray:
+    """Notes (n, samples) or one (samples,), each one peaking under ``nominal_dbfs`` raised to it:
+    the level rule of :func:`prepare_take`, for audio that did not come through it (a dataset's
+    renders, so a network learns from what a match gives it). Float32; the input is not changed."""
+    batch = np.asarray(notes, dtype=np.float32)
+    rows = batch.reshape(-1, batch.shape[-1]) if batch.ndim > 1 else batch[None, :]
+    gains = np.array([10 ** (raise_db(r, nominal_dbfs) / 20) for r in rows], dtype=np.float32)
+    if np.all(gains == 1):
+        return batch
+    return (rows * gains[:, None]).reshape(batch.shape)
+
+
 def spectral_flatness(audio: np.ndarray, sample_rate: int, band_hz: tuple[float, float] = (200.0, 16000.0),
                       n_fft: int = 2048) -> float:
     """Geometric over arithmetic mean of the mean power spectrum of ``audio`` (Hann frames of
@@ -424,8 +442,8 @@ def prepare_take(clip: AudioClip, sample_rate: int = 44100, seconds: float = 2.0
     if runs is not None:
         window, count = _declipped(clip, runs, window, first, sample_rate, offset)
     note, lead_in = _cut_at(window, start - first, length), window[: start - first]
-    raised_db = max(0.0, NOMINAL_PEAK_DBFS - peak_dbfs(note))
-    if raised_db > 0 and math.isfinite(raised_db):
+    raised_db = raise_db(note)
+    if raised_db > 0:
         gain = np.float32(10 ** (raised_db / 20))
         return Take(note * gain, lead_in * gain, raised_db, count)
     return Take(note, lead_in, 0.0, count)

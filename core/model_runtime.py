@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from .audio import raised_to_nominal
 from .errors import AudioError, DeepDivaError, ModelError
 from .features import FEATURE_NAMES, FeatureConfig, as_batch, extract, feature_shape
 from .model_synth import TrainedSynth
@@ -86,6 +87,10 @@ class ModelCard:
             self.scaler  # noqa: B018
         except DeepDivaError as exc:
             raise ModelError(f"model card {where}: {exc}") from None
+        level = feature.get("nominal_peak_dbfs")
+        if level is not None and not (isinstance(level, int | float) and -120 <= level <= 0):
+            raise ModelError(f"model card {where}: feature.nominal_peak_dbfs must be a level in dBFS "
+                             f"(-120..0), got {level!r}")
         expected = feature_shape(feature["name"], self.n_samples, self.feature_config)
         if tuple(expected) != tuple(declared):
             raise ModelError(f"model card {where}: input shape {declared} does not match the "
@@ -124,6 +129,13 @@ class ModelCard:
     @cached_property
     def feature_config(self) -> FeatureConfig:
         return FeatureConfig.from_dict(self.data["feature"]["config"])
+
+    @property
+    def nominal_peak_dbfs(self) -> float | None:
+        """The peak each input note is raised to if it peaks lower (trained on notes raised so:
+        ``core.audio.raised_to_nominal``); None for a model trained on notes as rendered."""
+        value = self.data["feature"].get("nominal_peak_dbfs")
+        return None if value is None else float(value)
 
     @cached_property
     def scaler(self) -> MinMaxScaler | None:
@@ -284,6 +296,8 @@ class OnnxModel:
             raise AudioError(f"the model takes clips of {self.card.n_samples} samples "
                              f"({self.card.n_samples / self.card.sample_rate:g} s at {self.card.sample_rate} Hz); "
                              f"got {batch.shape[1]}: trim/pad the note first (core.audio.prepare_note)")
+        if self.card.nominal_peak_dbfs is not None:
+            batch = raised_to_nominal(batch, self.card.nominal_peak_dbfs)
         x = extract(self.card.feature_name, batch, self.card.feature_config, f0_hz)
         return x if self.card.scaler is None else self.card.scaler.transform(x)
 

@@ -280,6 +280,9 @@ def dataset() -> None:
                    "amp envelope, plucked or held).")
 @click.option("--augment/--no-augment", default=False, show_default=True,
               help="Play notes slightly out of tune and released early, add room, noise, EQ, gain and late starts.")
+@click.option("--nominal-level/--rendered-level", default=False, show_default=True,
+              help="Raise each note peaking under -18 dBFS to it, as deepdiva match raises a quiet take, so a "
+                   "network trained on it sees what a match shows it.")
 @click.option("--feature", "features", type=click.Choice(FEATURE_NAMES), multiple=True,
               help="Compute this feature while rendering (repeat for several); with --no-audio only they are kept.")
 @click.option("--audio/--no-audio", "keep_audio", default=True, show_default=True,
@@ -304,7 +307,7 @@ def dataset_generate(ctx: click.Context, data_path: str, folder_name: str, worke
                        drop_silent=kw["drop_silent"], pitch_range=None if one_note else kw["pitch_range"],
                        augment=AugmentConfig().to_dict() if kw["augment"] else None,
                        features=tuple(dict.fromkeys(kw["features"])), keep_audio=kw["keep_audio"],
-                       prior=kw["prior"])
+                       prior=kw["prior"], nominal_level=kw["nominal_level"])
     spec.resolve_set()
     folder = Path(data_path) / folder_name
     quiet = ctx.obj["quiet"]
@@ -501,6 +504,9 @@ def features_cmd(ctx: click.Context, dataset_path: str, feature_names: tuple[str
 @click.option("--sound-weight", default=None, type=click.FloatRange(min=0, min_open=True),
               help="With --sound-proxy: how much the proxy's sound distance counts beside the parameter error "
                    "(default 5: training.sound_proxy.SOUND_WEIGHT).")
+@click.option("--level-weight", default=0.0, show_default=True, type=click.FloatRange(min=0),
+              help="With --sound-proxy: how much the difference of the proxy's mean level of an answer and the "
+                   "true patch's counts, so answers far quieter than the truth cost (0: only the level-centred shape).")
 @click.option("--resume", "resume_run", default=None, type=click.Path(exists=True, file_okay=False),
               help="Continue this run folder from its last checkpoint.")
 @click.option("--quiet", "local_quiet", is_flag=True, help="No per-epoch log.")

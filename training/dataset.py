@@ -32,6 +32,7 @@ import numpy as np
 
 from .. import __version__
 from ..core.atomic import write_json_atomic
+from ..core.audio import raised_to_nominal
 from ..core.errors import DatasetError
 from ..core.features import FeatureConfig
 from ..core.profile import ParameterSet, load_profile
@@ -68,6 +69,7 @@ class DatasetSpec:
     features: tuple[str, ...] = ()  # features computed while rendering, stored in the shards
     keep_audio: bool = True  # False: only parameters, notes and features are stored
     prior: str = "uniform"  # how patches are drawn (training.priors)
+    nominal_level: bool = False  # each note raised as a match raises a quiet take (core.audio.raised_to_nominal)
 
     def __post_init__(self) -> None:
         if self.pitch_range is not None:
@@ -163,7 +165,9 @@ def render_chunks(spec: DatasetSpec, renderer: Renderer, index: int) -> Iterator
 
     Rendering chunk by chunk keeps one small buffer per worker instead of the whole shard's
     audio (176 MB for 500 two-second notes), which is also faster: less memory to fault in.
-    With ``drop_silent`` a chunk's silent patches are redrawn before the next chunk starts.
+    With ``drop_silent`` a chunk's silent patches are redrawn before the next chunk starts. With
+    ``nominal_level`` each note, augmented, is then raised as ``deepdiva match`` raises a quiet take,
+    so a network never learns from images darker than a match shows it.
     """
     from .augment import AugmentConfig, augment_audio, draw_performance
 
@@ -196,6 +200,8 @@ def render_chunks(spec: DatasetSpec, renderer: Renderer, index: int) -> Iterator
                 regenerated += int(rows.size)
         if augment is not None:
             audio = augment_audio(augment, audio_rng, audio, spec.render.sample_rate)
+        if spec.nominal_level:
+            audio = raised_to_nominal(audio)
         arrays = {"notes": chunk_notes.astype(np.float32)}
         if spec.features:
             arrays.update(feature_arrays(spec.features, audio, spec.render.sample_rate))

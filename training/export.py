@@ -233,6 +233,8 @@ def loss_card(config: dict) -> dict:
     out: dict = {"loss": name}
     if train.get("sound_proxy"):
         out.update(sound_proxy=Path(train["sound_proxy"]).name, sound_weight=train.get("sound_weight"))
+        if train.get("level_weight"):
+            out["level_weight"] = train["level_weight"]
     if train.get("init_from"):
         out["started_from"] = Path(train["init_from"]).name
     return out

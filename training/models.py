@@ -433,7 +433,10 @@ class SoundProxyLoss(HypothesesLoss):
     from the truth by a frozen sound proxy (``training.sound_proxy``): the mean absolute difference
     of the level-centred summaries the proxy makes of the answer (its heads as they are) and of the
     true patch's clean render. The winner is the answer closest by the sum, so answers are kept
-    apart, and pulled toward the truth, by their sound as well as their parameters.
+    apart, and pulled toward the truth, by their sound as well as their parameters. With
+    ``level_weight`` each answer also pays that much x the difference of the two summaries' mean
+    levels, so an answer far quieter than the truth (one no volume setting makes heard: ``core.level.mute``)
+    costs what it sounds like.
 
     ``y_true`` (n, p + 1 + S): the parameters, the proxy's key column and the clean summary
     (``training.sound_proxy.sound_targets``). ``proxy_path``: the proxy (.keras), loaded here.
@@ -441,10 +444,11 @@ class SoundProxyLoss(HypothesesLoss):
 
     def __init__(self, layout: Sequence[int], proxy_path: str, weights: Sequence[float] | None = None,
                  sound_weight: float = SOUND_WEIGHT, spread: float = 0.05, confidence_weight: float = 0.1,
-                 name: str = "sound_proxy_loss", **kwargs) -> None:
+                 level_weight: float = 0.0, name: str = "sound_proxy_loss", **kwargs) -> None:
         super().__init__(layout, weights, spread, confidence_weight, name=name, **kwargs)
         self.proxy_path = str(proxy_path)
         self.sound_weight = float(sound_weight)
+        self.level_weight = float(level_weight)
         try:
             self.proxy = keras.models.load_model(self.proxy_path)
         except (OSError, ValueError) as exc:
@@ -459,12 +463,17 @@ class SoundProxyLoss(HypothesesLoss):
         keys = ops.repeat(ops.expand_dims(key, 1), k, axis=1)
         guess = self.proxy(ops.reshape(ops.concatenate([heads, keys], axis=-1), (-1, width + 1)))
         guess = ops.reshape(guess, (-1, k, sound.shape[-1]))
-        guess = guess - ops.mean(guess, axis=-1, keepdims=True)
-        truth = ops.expand_dims(sound - ops.mean(sound, axis=-1, keepdims=True), 1)
-        return errors + self.sound_weight * ops.mean(ops.abs(guess - truth), axis=-1)
+        guess_level = ops.mean(guess, axis=-1, keepdims=True)
+        truth_level = ops.expand_dims(ops.mean(sound, axis=-1, keepdims=True), 1)
+        shape = ops.mean(ops.abs((guess - guess_level) - (ops.expand_dims(sound, 1) - truth_level)), axis=-1)
+        errors = errors + self.sound_weight * shape
+        if self.level_weight:
+            errors = errors + self.level_weight * ops.abs(guess_level - truth_level)[..., 0]
+        return errors
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "proxy_path": self.proxy_path, "sound_weight": self.sound_weight}
+        return {**super().get_config(), "proxy_path": self.proxy_path, "sound_weight": self.sound_weight,
+                "level_weight": self.level_weight}
 
 
 def is_hypothesis_model(model: keras.Model) -> bool:
@@ -522,12 +531,13 @@ LOSSES: dict[str, Callable] = {"rmse": rmse, "mse": keras.losses.mean_squared_er
 def compile_model(model: keras.Model, optimizer: str = "adam", learning_rate: float | None = None,
                   loss: str = "rmse", decay_steps: int | None = None,
                   weights: Sequence[float] | None = None, sound_proxy: str | None = None,
-                  sound_weight: float = SOUND_WEIGHT) -> keras.Model:
+                  sound_weight: float = SOUND_WEIGHT, level_weight: float = 0.0) -> keras.Model:
     """Compile with ``loss`` on ``params`` (or :class:`HeadLoss` on ``heads``, its continuous part MAE
     for ``loss="mae"``, else RMSE, each parameter counted by ``weights``) and MAE on ``params``;
     with ``decay_steps`` the learning rate follows a cosine down to 5 % over that many steps. A
     model with several answers trains with :class:`HypothesesLoss`, or with ``sound_proxy`` (a
-    .keras file) :class:`SoundProxyLoss`, whose ``heads`` target then carries the sound too."""
+    .keras file) :class:`SoundProxyLoss` (``sound_weight``, ``level_weight``: its terms), whose
+    ``heads`` target then carries the sound too."""
     if loss not in LOSSES:
         raise ModelError(f"unknown loss {loss!r}; use one of {', '.join(LOSSES)}")
     config: dict = {} if learning_rate is None else {"learning_rate": learning_rate}
@@ -543,7 +553,8 @@ def compile_model(model: keras.Model, optimizer: str = "adam", learning_rate: fl
     if is_hypothesis_model(model):
         layout = decode_layer(model).layout
         heads_loss = (HypothesesLoss(layout, weights=weights) if sound_proxy is None
-                      else SoundProxyLoss(layout, sound_proxy, weights=weights, sound_weight=sound_weight))
+                      else SoundProxyLoss(layout, sound_proxy, weights=weights, sound_weight=sound_weight,
+                                          level_weight=level_weight))
         model.compile(optimizer=opt, loss={"params": None, "heads": heads_loss,
                                            "hypotheses": None, "confidence": None},
                       metrics={"params": ["mae"]})

@@ -34,6 +34,7 @@ import numpy as np
 
 from .. import __version__
 from ..core.atomic import unique_path, write_atomic, write_json_atomic
+from ..core.audio import NOMINAL_PEAK_DBFS
 from ..core.errors import DatasetError, ModelError
 from ..core.metrics import parameter_mae
 from ..core.scaler import MinMaxScaler
@@ -73,6 +74,7 @@ class TrainConfig:
     diversify: float = 0.0  # with init_from: answers after the first start with output biases this far apart (logits)
     sound_proxy: str | None = None  # a sound proxy (.keras, training.sound_proxy): answers pulled toward the sound too
     sound_weight: float = SOUND_WEIGHT  # with sound_proxy: how much its summary distance counts beside the parameter error
+    level_weight: float = 0.0  # with sound_proxy: how much the difference of the summaries' mean levels counts
 
     def __post_init__(self) -> None:
         for key in ("batch_size", "epochs", "save_freq"):
@@ -92,6 +94,10 @@ class TrainConfig:
             raise ModelError(f"--loss-weights must be equal or sensitivity, got {self.loss_weights!r}")
         if not self.sound_weight > 0:
             raise ModelError(f"--sound-weight must be > 0, got {self.sound_weight}")
+        if not self.level_weight >= 0:
+            raise ModelError(f"--level-weight must be >= 0, got {self.level_weight}")
+        if self.level_weight and self.sound_proxy is None:
+            raise ModelError("--level-weight weighs the sound proxy's level: give --sound-proxy")
         if self.sound_proxy is not None and not Path(self.sound_proxy).is_file():
             raise ModelError(f"--sound-proxy {self.sound_proxy}: no such file (deepdiva sound-proxy makes one)")
         if self.lr_schedule not in LR_SCHEDULES:
@@ -354,12 +360,14 @@ def train(cfg: TrainConfig, say: Logger | None = None) -> RunResult:
             say(f"started from {cfg.init_from}: {copied} layers' weights")
     model = compile_model(model, cfg.optimizer,
                           cfg.learning_rate, cfg.loss, decay_steps=steps if cfg.lr_schedule == "cosine" else None,
-                          weights=weights, sound_proxy=cfg.sound_proxy, sound_weight=cfg.sound_weight)
+                          weights=weights, sound_proxy=cfg.sound_proxy, sound_weight=cfg.sound_weight,
+                          level_weight=cfg.level_weight)
     run_dir = _new_run_dir(cfg)
     (run_dir / "checkpoints").mkdir(parents=True)
     config = {"format": RUN_FORMAT, "created": datetime.now().isoformat(timespec="seconds"),
               "train": asdict(cfg), "dataset": dataset_summary(ds, split), "split": split.record(),
-              "feature": {"name": cfg.feature, "config": feature_cfg.to_dict(), "scaler": scaler},
+              "feature": {"name": cfg.feature, "config": feature_cfg.to_dict(), "scaler": scaler,
+                          **({"nominal_peak_dbfs": NOMINAL_PEAK_DBFS} if ds.spec.nominal_level else {})},
               "input_shape": list(store.shape), "output_names": list(model.output_names), "loss_weights": weights,
               "versions": versions()}
     write_json_atomic(run_dir / "config.json", config)

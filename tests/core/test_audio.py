@@ -97,6 +97,20 @@ def test_a_quiet_take_is_raised_to_the_nominal_level_its_lead_in_with_it() -> No
     assert loud.raised_db == 0.0 and np.abs(loud.note).max() == pytest.approx(0.5, abs=1e-3)
 
 
+def test_notes_that_did_not_come_through_a_take_are_raised_by_the_same_rule() -> None:
+    """raised_to_nominal: each quiet row to NOMINAL_PEAK_DBFS, louder and silent rows as they are,
+    the input left alone; one note or a batch."""
+    batch = np.stack([tone(1.0, amp=0.002), tone(1.0, amp=0.5), np.zeros(SR, np.float32)])
+    before = batch.copy()
+    out = audio.raised_to_nominal(batch)
+    assert audio.peak_dbfs(out[0]) == pytest.approx(audio.NOMINAL_PEAK_DBFS, abs=0.01)
+    np.testing.assert_array_equal(out[1:], batch[1:])
+    np.testing.assert_array_equal(batch, before)
+    np.testing.assert_allclose(audio.raised_to_nominal(batch[0]), out[0])
+    assert audio.raise_db(batch[0]) == pytest.approx(audio.NOMINAL_PEAK_DBFS - 20 * np.log10(0.002), abs=0.05)
+    assert audio.raise_db(batch[1]) == 0.0 and audio.raise_db(batch[2]) == 0.0
+
+
 def test_a_dc_offset_the_take_opens_on_is_taken_out() -> None:
     """A cheap interface's DC offset: half a second of nothing but 0.05, then the note on top of it.
     Left in, the offset is within 30 dB of the note, so the note was found at the file's start (and

@@ -89,6 +89,23 @@ def test_features_for_uses_the_shared_extractor_and_the_card_scaler(model_dir: P
         model.features_for(tone(1, seconds=1.0))
 
 
+def test_a_card_trained_at_the_nominal_level_raises_quiet_notes_before_its_features(model_dir: Path) -> None:
+    """A model trained on notes raised to -18 dBFS (dataset --nominal-level) reads a quiet note as
+    the match raises it; a card without the field reads notes as they are."""
+    as_rendered = OnnxModel.load(model_dir / "tiny.onnx")
+    quiet = tone(2) * np.float32(0.001)  # -66 dBFS
+    good = json.loads((model_dir / "tiny.json").read_text())
+    _edit_card(model_dir, feature={**good["feature"], "nominal_peak_dbfs": -18.0})
+    nominal = OnnxModel.load(model_dir / "tiny.onnx")
+    assert nominal.card.nominal_peak_dbfs == -18.0 and as_rendered.card.nominal_peak_dbfs is None
+    raised = quiet * np.float32(10 ** (-18 / 20) / np.abs(quiet).max(axis=1, keepdims=True))
+    np.testing.assert_allclose(nominal.features_for(quiet), as_rendered.features_for(raised), atol=1e-4)
+    assert not np.allclose(as_rendered.features_for(quiet), as_rendered.features_for(raised), atol=1e-2)
+    _edit_card(model_dir, feature={**good["feature"], "nominal_peak_dbfs": "loud"})
+    with pytest.raises(ModelError, match="nominal_peak_dbfs"):
+        ModelCard.load(model_dir / "tiny.json")
+
+
 def test_predict_rejects_wrong_feature_shape(model_dir: Path) -> None:
     model = OnnxModel.load(model_dir / "tiny.onnx")
     with pytest.raises(ModelError, match="do not fit"):

@@ -120,6 +120,26 @@ def test_drop_silent_regenerates(tmp_path: Path) -> None:
     assert dropped.shards[0]["silent"] <= kept.shards[0]["silent"]
 
 
+def test_nominal_level_raises_quiet_notes_as_a_match_would(tmp_path: Path) -> None:
+    """--nominal-level: the same patches, each note peaking under -18 dBFS raised to it (louder ones
+    as rendered), written so into the manifest."""
+    from deepdiva.core.audio import NOMINAL_PEAK_DBFS, peak_dbfs
+
+    s = spec(sample_size=32, n_shards=1, drop_silent=True)
+    rendered = generate(tmp_path / "rendered", s)
+    nominal = generate(tmp_path / "nominal", DatasetSpec(**{**s.__dict__, "nominal_level": True}))
+    (p0, x0), (p1, x1) = shard_arrays(rendered)[0], shard_arrays(nominal)[0]
+    np.testing.assert_array_equal(p0, p1)
+    peaks = np.array([peak_dbfs(x) for x in x0])
+    quiet = peaks < NOMINAL_PEAK_DBFS
+    assert quiet.any() and (~quiet).any()
+    np.testing.assert_allclose([peak_dbfs(x) for x in x1[quiet]], NOMINAL_PEAK_DBFS, atol=0.01)
+    np.testing.assert_array_equal(x1[~quiet], x0[~quiet])
+    np.testing.assert_allclose(x1[quiet] / np.abs(x1[quiet]).max(axis=1, keepdims=True),
+                               x0[quiet] / np.abs(x0[quiet]).max(axis=1, keepdims=True), atol=1e-6)
+    assert Dataset.open(tmp_path / "nominal").spec.nominal_level
+
+
 def test_save_audio_writes_wavs(tmp_path: Path) -> None:
     import soundfile as sf
 

@@ -95,7 +95,15 @@ def test_sound_proxy_loss_adds_the_sound_distance(tmp_path: Path) -> None:
     assert float(loss(np.concatenate([params, key, bright], 1), heads)) == pytest.approx(
         float(plain) + 0.95 * 5.0 * 0.1 + 0.05 * 5.0 * 0.1, rel=1e-4)
     again = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(loss))
-    assert again.proxy_path == loss.proxy_path and again.sound_weight == 5.0
+    assert again.proxy_path == loss.proxy_path and again.sound_weight == 5.0 and again.level_weight == 0.0
+    # with a level term every answer is 0.4 quieter than the truth by the proxy's mean level
+    levelled = SoundProxyLoss(layout, str(tmp_path / "flat.keras"), sound_weight=5.0, level_weight=2.0)
+    assert float(levelled(np.concatenate([params, key, flat], 1), heads)) == pytest.approx(
+        float(plain) + 2.0 * 0.4, rel=1e-4)
+    quiet = np.full((4, 12), 0.1, np.float32)  # a truth 0.2 under the guess costs the same as one 0.2 over
+    assert float(levelled(np.concatenate([params, key, quiet], 1), heads)) == pytest.approx(
+        float(plain) + 2.0 * 0.2, rel=1e-4)
+    assert keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(levelled)).level_weight == 2.0
     with pytest.raises(ModelError, match="cannot load the sound proxy"):
         SoundProxyLoss(layout, str(tmp_path / "missing.keras"))
 
@@ -112,22 +120,27 @@ def test_proxy_fitted_then_answers_trained_toward_the_sound_and_resumed(notes, t
     assert done.exit_code == 0, done.output
     report = json.loads(done.output[done.output.index("{"):])
     assert report["patches"] == 48 and report["held_out_mae"] > 0 and (tmp_path / "proxy.keras").is_file()
+    assert report["held_out_level_error"] >= 0 and report["random_pair_level_error"] >= 0
     with pytest.raises(ModelError, match="NAME.keras"):
         fit_proxy(notes, tmp_path / "proxy.h5", epochs=1, workers=1)
     common = dict(model="cnn3h", epochs=1, batch_size=8, validation_split=0.25, runs_dir=str(tmp_path / "runs"),
-                  sound_proxy=str(tmp_path / "proxy.keras"), sound_weight=5.0)
+                  sound_proxy=str(tmp_path / "proxy.keras"), sound_weight=5.0, level_weight=1.0)
     run = train(TrainConfig(str(notes.folder), name="heard", **common)).run_dir
     config = json.loads((run / "config.json").read_text())["train"]
     assert config["sound_proxy"] == str(tmp_path / "proxy.keras") and config["sound_weight"] == 5.0
+    assert config["level_weight"] == 1.0
     history = json.loads((run / "history.json").read_text())["epochs"]
     assert len(history) == 1 and np.isfinite(history[0]["loss"])
     from deepdiva.training.export import loss_card
 
     assert loss_card(json.loads((run / "config.json").read_text())) == {
-        "loss": "sound_proxy_loss", "sound_proxy": "proxy.keras", "sound_weight": 5.0}  # the card's words
+        "loss": "sound_proxy_loss", "sound_proxy": "proxy.keras", "sound_weight": 5.0,
+        "level_weight": 1.0}  # the card's words
     again = resume(run, epochs=2)  # the loss, proxy and all, comes back from the checkpoint
     assert again.epochs_done == 2
     with pytest.raises(ModelError, match="no such file"):
         TrainConfig(str(notes.folder), **{**common, "sound_proxy": str(tmp_path / "none.keras")})
+    with pytest.raises(ModelError, match="give --sound-proxy"):
+        TrainConfig(str(notes.folder), **{**common, "sound_proxy": None})
     with pytest.raises(ModelError, match="several answers"):
         train(TrainConfig(str(notes.folder), name="one", **{**common, "model": "cnn3"}))
