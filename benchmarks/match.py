@@ -36,7 +36,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import soundfile as sf  # noqa: E402
 
-from deepdiva.core.audio import prepare_note, read_audio  # noqa: E402
+from deepdiva.core.audio import prepare_note, raised_to_nominal, read_audio  # noqa: E402
 from deepdiva.core.bank import Bank, build_bank, embed, random_rows, shipped_bank  # noqa: E402
 from deepdiva.core.features import FeatureConfig, full_scale_reference, harmonic_comb  # noqa: E402
 from deepdiva.core.level import best_gain, with_gain  # noqa: E402
@@ -265,13 +265,15 @@ def lookup_bank(renderer, size: int, path: Path) -> tuple[Bank, np.ndarray, np.n
 
 def target_sets(eval_notes: Path, eval_48: Path, ood: Path, n_builtin: int) -> dict[str, np.ndarray]:
     """Prepared 2 s notes per set: held-out builtin renders (random notes; MIDI 48 only) and the
-    out-of-domain sets of benchmarks/ood_sets.py, each cut as a match cuts its target."""
+    out-of-domain sets of benchmarks/ood_sets.py, each cut as a match cuts its target and, peaking
+    under -18 dBFS, raised to it as a match raises it (a third of the renders: they start at once
+    and last 2 s, so the cut leaves them as they are)."""
     sets: dict[str, np.ndarray] = {}
     for name, folder in (("builtin, random notes", eval_notes), ("builtin, MIDI 48", eval_48)):
         if folder.exists():
             ds = Dataset.open(folder)
             audio = np.asarray(ds.load_shard(ds.shards[0], "audio"))
-            sets[name] = audio[~is_silent(audio)][-n_builtin:]  # the last rows: latency uses the first
+            sets[name] = raised_to_nominal(audio[~is_silent(audio)][-n_builtin:])  # the last rows: latency uses the first
     for name in ("saws", "instruments", "voices", "amsynth", "chords", "drums"):
         files = sorted((ood / name).glob("*.wav"))
         if files:
