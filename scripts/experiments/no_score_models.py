@@ -1,0 +1,34 @@
+"""Experiment (issue 12): several models side by side as ``deepdiva match --no-score`` answers, on the
+benchmark's sets (``benchmarks/match.py target_sets``: 200 held-out builtin renders at random keys and
+at C3, raised as a match raises a quiet take, and each out-of-domain folder of data/ood), with the
+answers written that are mute (``core.level.mute``). Faster than the benchmark's lookup part (no scored
+match): a few minutes for two models.
+
+    .venv/bin/python scripts/experiments/no_score_models.py v5=models/deepdiva-medium33.onnx new=runs/x/m.onnx
+
+Prints per set and model: median MR-STFT / median spectral convergence, mute answers written.
+"""
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+from match import target_sets  # noqa: E402
+
+from deepdiva.core.level import mute  # noqa: E402
+from deepdiva.core.matcher import Matcher  # noqa: E402
+from deepdiva.core.metrics import multires_stft_distance, spectral_convergence  # noqa: E402
+
+sets = target_sets(Path("data/eval-notes"), Path("data/eval-medium33"), Path("data/ood"), 200)
+matchers = {label: Matcher.load(path, bank=False) for label, path in (a.split("=", 1) for a in sys.argv[1:])}
+for name, targets in sets.items():
+    line = f"{name:22s}"
+    for label, m in matchers.items():
+        outs = [m.match(t, score=False) for t in targets]
+        renders = np.stack([o.audio for o in outs])
+        mr, sc = multires_stft_distance(renders, targets), spectral_convergence(renders, targets)
+        muted = sum(bool(mute(m.parameter_set, o.params[None], o.audio[None], t)[0])
+                    for o, t in zip(outs, targets, strict=True))
+        line += f" | {label}: {np.median(mr):.3f} / {np.median(sc):.3f} mute {muted}"
+    print(line, flush=True)
