@@ -319,13 +319,18 @@ def raise_db(note: np.ndarray, nominal_dbfs: float = NOMINAL_PEAK_DBFS) -> float
     return raised if raised > 0 and math.isfinite(raised) else 0.0
 
 
+def _gain(raised_db: float) -> np.float32:
+    """The amplitude factor of a rise of ``raised_db`` dB."""
+    return np.float32(10 ** (raised_db / 20))
+
+
 def raised_to_nominal(notes: np.ndarray, nominal_dbfs: float = NOMINAL_PEAK_DBFS) -> np.ndarray:
     """Notes (n, samples) or one (samples,), each one peaking under ``nominal_dbfs`` raised to it:
     the level rule of :func:`prepare_take`, for audio that did not come through it (a dataset's
     renders, so a network learns from what a match gives it). Float32; the input is not changed."""
     batch = np.asarray(notes, dtype=np.float32)
     rows = batch.reshape(-1, batch.shape[-1]) if batch.ndim > 1 else batch[None, :]
-    gains = np.array([10 ** (raise_db(r, nominal_dbfs) / 20) for r in rows], dtype=np.float32)
+    gains = np.array([_gain(raise_db(r, nominal_dbfs)) for r in rows], dtype=np.float32)
     if np.all(gains == 1):
         return batch
     return (rows * gains[:, None]).reshape(batch.shape)
@@ -444,7 +449,7 @@ def prepare_take(clip: AudioClip, sample_rate: int = 44100, seconds: float = 2.0
     note, lead_in = _cut_at(window, start - first, length), window[: start - first]
     raised_db = raise_db(note)
     if raised_db > 0:
-        gain = np.float32(10 ** (raised_db / 20))
+        gain = _gain(raised_db)
         return Take(note * gain, lead_in * gain, raised_db, count)
     return Take(note, lead_in, 0.0, count)
 

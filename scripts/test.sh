@@ -44,7 +44,8 @@ run_pytest() {
 
 # Everything but JACK on TEST_WORKERS processes (default 2, the CI machine's cores), each test file
 # kept on one of them (its module fixtures built once): 7.4 min instead of 11 here. TEST_WORKERS=0: one process.
+# The 15 slowest tests are listed after the run, to keep the suite within its ~10 min.
 echo "== pytest (everything but JACK)"
-run_pytest -m "not jack" -n "${TEST_WORKERS:-2}" --dist loadfile "$@"
+run_pytest -m "not jack" -n "${TEST_WORKERS:-2}" --dist loadfile --durations=15 "$@"
 echo "== pytest (JACK: MIDI and audio through a dummy JACK server)"
 run_pytest -m jack "$@"
