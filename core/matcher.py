@@ -551,15 +551,16 @@ class Matcher:
         return self._also_fitted(plain_patches(self.parameter_set, key), self._measured(note, envelope))
 
     def unscored(self, note: np.ndarray, pitch: Pitch, envelope: AmpEnvelope | None = None) -> np.ndarray:
-        """What an unscored match answers (k,): the network's most confident answer (:meth:`predict`),
-        with the amp envelope measured in ``note`` if the note dies away (a held patch is far from
-        a pluck, whatever else it gets right)."""
-        return self.enveloped_if_dying(self.predict(note[None, :], [pitch]), self._measured(note, envelope))[0]
+        """What an unscored match answers (k,): the network's most confident answer (as :meth:`predict`
+        gives it), with the amp envelope measured in ``note`` if the note dies away (a held patch is
+        far from a pluck, whatever else it gets right)."""
+        return self.unscored_options(note, pitch, envelope)[0]
 
     def unscored_options(self, note: np.ndarray, pitch: Pitch, envelope: AmpEnvelope | None = None) -> np.ndarray:
-        """Every answer of the network (h, k) played as :meth:`unscored` plays its most confident
-        (:meth:`enveloped_if_dying`): what an unscored match chooses from when that one is mute (a
-        second network pass and h renders, only then). On the 59 of 400 held-out builtin notes where
+        """Every answer of the network (h, k), most confident first (:meth:`unscored`), each played as
+        :meth:`unscored` plays it (:meth:`enveloped_if_dying`): one network pass gives all of them, and
+        the rest are what an unscored match chooses from when the first is mute (h renders, only
+        then; the pass costs what the most confident answer alone costs). On the 59 of 400 held-out builtin notes where
         it was, the closest of them that is heard was as close as the mute answer (median MR-STFT
         2.28 both, spectral convergence 1.00 both); the next most confident one was further (2.40),
         and with the plain patches beside them too (spectral convergence 1.16).
@@ -574,15 +575,15 @@ class Matcher:
 
     def finished_unscored(self, guess: np.ndarray, note: np.ndarray, key: float, pitch: Pitch,
                           length: float | None = None, render: bool = True,
-                          fallbacks: Callable[[], np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+                          fallbacks: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
         """What an unscored match makes of an answer ``guess`` (k,) for ``note``: rendered at MIDI
         ``key`` (let go after ``length`` s), if that is :func:`~deepdiva.core.level.mute` the closest
-        of ``fallbacks()`` (h', k) that is not (:meth:`closest`; e.g. :meth:`unscored_options`),
+        of ``fallbacks`` (h', k) that is not (:meth:`closest`; e.g. :meth:`unscored_options`),
         repaired if it sounds off the ``pitch`` (:meth:`in_tune`), brought to the target's RMS level (:mod:`~deepdiva.core.level`) and, if ``render``, rendered
         again: the answer and its render (None when not rendered again after a level change)."""
         audio = self.renderer.render(guess[None, :], key, length)[0]
         if fallbacks is not None and mute(self.parameter_set, guess[None, :], audio[None, :], note)[0]:
-            closest, rendered = self.closest(fallbacks(), note, key, length=length)
+            closest, rendered = self.closest(fallbacks, note, key, length=length)
             if not mute(self.parameter_set, closest[None, :], rendered[None, :], note)[0]:
                 guess, audio = closest, rendered
         guess, audio = self.in_tune(guess, audio, note, key, pitch, None, length)
@@ -709,7 +710,9 @@ class Matcher:
         envelope = amp_envelope(note, self.sample_rate, noise)  # measured once for every step below
         length = self.note_length(note, envelope)
         answers = self.candidates(note, pitch, envelope) if score or refine_seconds > 0 else None
-        guess = answers[0] if answers is not None else self.unscored(note, pitch, envelope)
+        # unscored: the network's answers, most confident first; the rest stand in if that one is mute
+        options = self.unscored_options(note, pitch, envelope) if answers is None else answers
+        guess = options[0]
         alternatives: tuple[Alternative, ...] = ()
         distance: float | None = None
         network_distance: float | None = None
@@ -726,7 +729,7 @@ class Matcher:
                 key = played.midi_float
         elif render or volume_columns(self.parameter_set):  # unscored: rendered to be leveled
             guess, audio = self.finished_unscored(guess, note, key, pitch, length, render,
-                                                  fallbacks=lambda: self.unscored_options(note, pitch, envelope))
+                                                  fallbacks=options)
         if refine_seconds > 0:
             assert target is not None
             tuned = self.keeps_pitch(pitch)

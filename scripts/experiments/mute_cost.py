@@ -59,9 +59,9 @@ print(f"what --no-score writes for the first {n} held-out renders at random keys
 for name, path in models.items():
     m = Matcher.load(path, bank=False)
     fallbacks: list[int] = []
-    options = m.unscored_options
-    m.unscored_options = (lambda *a, options=options, fallbacks=fallbacks, **k:  # type: ignore[method-assign]
-                          (fallbacks.append(1), options(*a, **k))[1])
+    closest = m.closest  # an unscored match looks for the closest answer only when its first is mute
+    m.closest = (lambda *a, closest=closest, fallbacks=fallbacks, **k:  # type: ignore[method-assign]
+                 (fallbacks.append(1), closest(*a, **k))[1])
     renders = np.stack([m.match(a, score=False).audio for a in audio])
     d, sc = multires_stft_distance(renders, audio), spectral_convergence(renders, audio)
     print(f"    {name:26s} median MR-STFT {np.median(d):.3f} SC {np.median(sc):.3f}, fallbacks {len(fallbacks)}")
