@@ -176,13 +176,15 @@ def _a_mute_answer(matcher: Matcher) -> tuple[np.ndarray, np.ndarray, np.ndarray
 def test_an_unscored_match_falls_back_on_the_closest_answer_heard_when_the_most_confident_is_mute(
         matcher: Matcher, monkeypatch) -> None:
     truth, muted, note = _a_mute_answer(matcher)
-    monkeypatch.setattr(matcher, "predict", lambda notes, pitches=None: muted[None, :])
     wrong = truth.copy()
     wrong[matcher.parameter_set.ids.index(148)] = 0.9  # a far brighter cutoff: further than the truth
-    monkeypatch.setattr(matcher, "hypotheses", lambda note, pitch: np.stack([muted, wrong, muted, truth]))
+    passes: list[int] = []
+    monkeypatch.setattr(matcher, "hypotheses",  # the most confident first, then the others
+                        lambda note, pitch: (passes.append(1), np.stack([muted, wrong, muted, truth]))[1])
     for render in (True, False):
         result = matcher.match(note, score=False, render=render)
         np.testing.assert_array_equal(result.params, truth)  # the closest answer heard, already at the level
+    assert len(passes) == 2  # one network pass a match gave the answer and its fallbacks
     heard = matcher.match(note, score=False)
     assert not mute(matcher.parameter_set, heard.params[None, :], heard.audio[None, :], note)[0]
     monkeypatch.setattr(matcher, "hypotheses", lambda note, pitch: np.stack([muted, muted]))
