@@ -113,6 +113,12 @@ INHARMONIC_PROMINENCE_DB = 10.0  # a partial stands this far above the spectrum 
 INHARMONIC_OFF = 0.1  # off a harmonic: by more than a tenth of the reading ...
 INHARMONIC_SHARE = 0.02  # ... and 2 % of the harmonic (an ensemble's upper partials spread about as much)
 INHARMONIC_REACH_CENTS = 100.0  # the lowest partial replaces the reading only this close to it
+# A pure tone above the range (a 6 kHz sine) is read at a fraction of it that lies in the range (2 kHz:
+# every third period), where the sieve, weighing partials up to SIEVE_MAX_HZ, sees none of its harmonics
+# but the first two. Weighed up to ABOVE_RANGE_MAX_HZ, every partial of such a note stands on a
+# multiple k of the reading (common_multiple): then the note is at k x the reading, above the range.
+ABOVE_RANGE_MAX_HZ = 20000.0
+HEARD_DB = 60.0  # partials further under the spectrum's strongest are a 16-bit file's noise, not the note's
 NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 
 
@@ -304,6 +310,8 @@ def detect_pitches(notes: np.ndarray, sample_rate: int) -> list[Pitch]:
                 break
             # the note is at k times the reading, which may lie above the range (a piccolo's C8 read as F6)
             pitch = Pitch.from_hz(k * pitch.hz, pitch.clarity) if k * pitch.hz <= TOP_HZ else Pitch.unpitched(pitch.clarity)
+        if pitch.hz is not None and above_range(spectrum, pitch.hz):
+            pitch = Pitch.unpitched(pitch.clarity)  # every partial a multiple of the reading, above C8
         fitted = (partials_fundamental(spectrum, pitch.hz)
                   if pitch.hz is not None and pitch.clarity >= PARTIALS_CLARITY else None)
         if pitch.hz is not None and (pitch.hz > FMAX_HZ and fitted is None or
@@ -439,6 +447,29 @@ def fundamental_below(spectrum: Spectrum, hz: float) -> float | None:
         if on > 0 and off >= on * 10 ** (-SIEVE_DB / 10):
             found = f
     return found if found is not None and found <= FMAX_HZ else None
+
+
+def above_range(spectrum: Spectrum, hz: float) -> bool:
+    """Whether a note read at ``hz`` is a tone above the range read at a fraction of it: the
+    spectrum's strongest point lies above :data:`TOP_HZ` (one look, most notes end here) and so
+    does k x ``hz`` for the :func:`common_multiple` k of its partials."""
+    strongest_hz = float(np.argmax(spectrum.magnitude)) * spectrum.bin_hz
+    return strongest_hz > TOP_HZ and common_multiple(spectrum, hz) * hz > TOP_HZ
+
+
+def common_multiple(spectrum: Spectrum, hz: float) -> int:
+    """The largest k such that every real partial among the harmonics of ``hz`` (up to
+    :data:`ABOVE_RANGE_MAX_HZ`: the spectrum's peak within a quarter of ``hz`` of each, standing
+    :data:`PARTIALS_DB` above its band and within :data:`HEARD_DB` of the strongest point of the
+    spectrum) is on a multiple of k: 1 when the first harmonic is real (a note heard at ``hz``) or
+    none is, k when the note's partials are those of k x ``hz``."""
+    harmonics = np.arange(1, int(spectrum.top_hz(ABOVE_RANGE_MAX_HZ) // hz) + 1)
+    if harmonics.size < 2:
+        return 1
+    peak, inside = spectrum.peaks(harmonics * hz, 0.25 * hz)
+    heard = spectrum.magnitude[peak] >= float(spectrum.magnitude.max()) * 10 ** (-HEARD_DB / 20)
+    real = harmonics[inside & heard & spectrum.stands_out(peak, harmonics * hz, hz)]
+    return int(np.gcd.reduce(real)) if real.size else 1
 
 
 def _partial_strengths(spectrum: Spectrum, hz: np.ndarray, spacing: float) -> np.ndarray:

@@ -11,6 +11,7 @@ from deepdiva.core.pitch import (
     SIEVE_SAMPLES,
     Pitch,
     Spectrum,
+    common_multiple,
     detect_pitch,
     detect_pitches,
     fold_octaves,
@@ -188,6 +189,24 @@ def test_above_c8_or_without_a_harmonic_series_above_c7_is_unpitched() -> None:
     b, a = scipy.signal.iirpeak(2300.0, 23.0, fs=SR)
     hiss = scipy.signal.lfilter(b, a, np.random.default_rng(5).standard_normal(2 * SR))
     assert not detect_pitch((0.3 * hiss / np.abs(hiss).max()).astype(np.float32), SR).pitched
+
+
+@pytest.mark.parametrize("hz", [6000.0, 8000.0, 10000.0, 12000.0, 15000.0, 18000.0])
+def test_a_tone_above_c8_is_unpitched_not_read_at_a_fraction_of_it(hz: float) -> None:
+    """YIN reads a 6 kHz sine at 2 kHz (every third period) and a 15 kHz one at 1 kHz; saved as 16-bit
+    samples, their quantisation noise put weak peaks at every harmonic of the reading."""
+    sine = np.round(0.5 * np.sin(2 * np.pi * hz * T) * 32767) / 32767
+    assert not detect_pitch(sine.astype(np.float32), SR).pitched
+    spectrum = Spectrum.of(sine[:SIEVE_SAMPLES].astype(np.float32), SR)
+    assert common_multiple(spectrum, hz / 3) == 3 and common_multiple(spectrum, hz) == 1
+
+
+def test_common_multiple_is_one_for_notes_heard_at_their_reading() -> None:
+    for note in (tone("saw", 45), tone("square", 60), tone("sine", 84), stretched(52.0, 2e-4)):
+        hz = detect_pitch(note, SR).hz
+        assert hz is not None and common_multiple(Spectrum.of(note[:SIEVE_SAMPLES], SR), hz) == 1
+    saw = tone("saw", 76)  # E5 read an octave low: its partials are on every second harmonic
+    assert common_multiple(Spectrum.of(saw[:SIEVE_SAMPLES], SR), float(midi_to_hz(76)) / 2) == 2
 
 
 def stretched(midi: float, stiffness: float, seconds: float = 2.0) -> np.ndarray:
