@@ -1,7 +1,7 @@
 """Pitch of a note: its fundamental, the nearest MIDI note and the cents off, or "unpitched".
 
-The fundamental comes from YIN (librosa's maintained implementation, de Cheveigné & Kawahara
-2002) on the note's loud frames within its first :data:`WINDOW_SECONDS`, at about 22 kHz (the
+The fundamental comes from YIN (de Cheveigné & Kawahara 2002; :func:`yin_periods` is librosa's
+maintained implementation written out, tested to give its periods) on the note's loud frames within its first :data:`WINDOW_SECONDS`, at about 22 kHz (the
 note is decimated first: YIN's cost grows with the square of the frame length). Per frame the
 period YIN picked is checked by the normalised autocorrelation at that lag (1.0 for a perfectly
 periodic frame). The rule for **unpitched** (drums, noise, breath): fewer than
@@ -119,6 +119,7 @@ INHARMONIC_REACH_CENTS = 100.0  # the lowest partial replaces the reading only t
 # multiple k of the reading (common_multiple): then the note is at k x the reading, above the range.
 ABOVE_RANGE_MAX_HZ = 20000.0
 HEARD_DB = 60.0  # partials further under the spectrum's strongest are a 16-bit file's noise, not the note's
+YIN_TROUGH_THRESHOLD = 0.1  # YIN's (and librosa's) absolute threshold on the normalised difference
 NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 
 
@@ -330,11 +331,45 @@ def detect_pitches(notes: np.ndarray, sample_rate: int) -> list[Pitch]:
 def _yin_frames(frames: np.ndarray, sr: int, fmin: float, fmax: float) -> np.ndarray:
     """YIN's period (samples at ``sr``) in each of ``frames`` (..., FRAME), searched between ``fmin``
     and ``fmax`` (each frame on its own: the same as YIN over the note with these frames' hop)."""
-    import librosa
+    rows = frames.reshape(-1, frames.shape[-1])
+    return yin_periods(rows, sr, fmin, fmax).reshape(frames.shape[:-1])
 
-    f0 = librosa.yin(frames.reshape(-1, FRAME), fmin=fmin, fmax=fmax, sr=sr, frame_length=FRAME,
-                     hop_length=FRAME, center=False)[:, 0]
-    return (sr / f0).reshape(frames.shape[:-1])
+
+def yin_periods(frames: np.ndarray, sr: float, fmin: float, fmax: float,
+                trough_threshold: float = YIN_TROUGH_THRESHOLD) -> np.ndarray:
+    """YIN's period (samples, fractional) of each row of ``frames`` (n, frame_length), searched
+    between ``fmin`` and ``fmax``: ``librosa.yin`` (0.11) step for step, one frame per row
+    (``center=False``, hop = frame length), so ``sr / librosa.yin(...)`` gives the same periods
+    (tests/core/test_pitch.py compares them). Written out here because importing librosa took ~4 s
+    of a `deepdiva match` run's 5.5, for this one function.
+
+    The difference function of the frame with itself at each lag (autocorrelation by FFT, energy by
+    a running sum), its cumulative mean normalised form, and the first lag from ``sr / fmax`` up that
+    is a local minimum under ``trough_threshold`` (else the lowest point), refined by a parabola."""
+    frames = np.asarray(frames, dtype=np.float32)
+    length = frames.shape[-1]
+    min_period = int(np.floor(sr / fmax))
+    max_period = min(int(np.ceil(sr / fmin)), length - 1)
+    n_fft = scipy.fft.next_fast_len(2 * length - 1, real=True)
+    spectrum = scipy.fft.rfft(frames, n=n_fft, axis=-1)
+    acf = scipy.fft.irfft(spectrum.real ** 2 + spectrum.imag ** 2, n=n_fft, axis=-1)[:, : max_period + 1]
+    energy = np.cumsum(np.square(frames), axis=-1)
+    energy[:, 0] = 0  # (librosa's in-place step leaves the lag-1 term without the first sample's energy)
+    difference = 2 * (acf[:, :1] - acf[:, 1:]) - energy[:, :max_period]  # lags 1 .. max_period
+    cmnd = difference[:, min_period - 1:] / (
+        (np.cumsum(difference, axis=-1) / np.arange(1, max_period + 1))[:, min_period - 1:] + np.finfo(np.float64).tiny)
+    left, middle, right = cmnd[:, :-2], cmnd[:, 1:-1], cmnd[:, 2:]
+    curve, slope = right + left - 2 * middle, (right - left) / 2
+    shifts = np.zeros_like(cmnd)
+    bend = np.abs(slope) < np.abs(curve)
+    shifts[:, 1:-1][bend] = -slope[bend] / curve[bend]
+    trough = np.zeros(cmnd.shape, dtype=bool)
+    trough[:, 0] = cmnd[:, 0] < cmnd[:, 1]
+    trough[:, 1:-1] = (middle < left) & (middle <= right)
+    trough[:, -1] = cmnd[:, -1] < cmnd[:, -2]
+    below = trough & (cmnd < trough_threshold)
+    lag = np.where(below.any(axis=-1), np.argmax(below, axis=-1), np.argmin(cmnd, axis=-1))
+    return min_period + lag + np.take_along_axis(shifts, lag[:, None], axis=-1)[:, 0]
 
 
 @functools.cache
