@@ -51,7 +51,7 @@ def cached_njit(**options: Any) -> Callable[[Callable], Any]:
     """``numba.njit(**options)`` with its on-disk cache in :func:`cache_dir` (or no cache).
 
     numba picks a function's cache folder when the decorator runs, from ``numba.config.CACHE_DIR``
-    (read from ``NUMBA_CACHE_DIR`` when numba is imported, which librosa may already have done),
+    (read from ``NUMBA_CACHE_DIR`` when numba is imported, which another package may already have done),
     so the setting is applied around the decoration only and restored afterwards.
     """
     import numba

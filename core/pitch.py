@@ -45,6 +45,7 @@ import scipy.fft
 from numpy.lib.stride_tricks import sliding_window_view
 
 from .errors import AudioError
+from .peaks import find_peaks
 
 A4_HZ = 440.0
 A4_MIDI = 69
@@ -422,14 +423,12 @@ class Spectrum:
         """The bins of the spectrum's peaks between ``low_hz`` and ``high_hz`` (and 0.45 x the sample
         rate) within ``within_db`` of the strongest there and standing ``prominence_db`` above the
         spectrum around them, lowest first (each in 1 .. size - 2, as :meth:`peak_hz` needs)."""
-        from scipy.signal import find_peaks
-
         top = min(int(high_hz / self.bin_hz), self.magnitude.size - 2)
         low = max(1, int(low_hz / self.bin_hz))
         db = 20.0 * np.log10(self.magnitude[low:top].astype(np.float64) + 1e-30)
         if db.size < 3:
             return np.empty(0, dtype=np.int64)
-        peaks, _ = find_peaks(db, height=float(db.max()) - within_db, prominence=prominence_db)
+        peaks = find_peaks(db, float(db.max()) - within_db, prominence_db)
         return peaks + low
 
     def peak_hz(self, bins: np.ndarray) -> np.ndarray:
