@@ -238,6 +238,7 @@ class Service:
         self.web: WebPage | None = None
         self.web_fingerprint: str | None = None
         self._last: tuple[np.ndarray, dict[str, Any]] | None = None
+        self._matcher: Any = None  # the loaded model's Matcher (its synth: a plugin host), closed by stop()
         self._stopped = threading.Event()
 
     # ----------------------------------------------------------------- start / stop
@@ -316,6 +317,7 @@ class Service:
                                    refine=True)  # any OSC request may ask for a search
         except RenderError as exc:  # a synth that cannot play the model, a plugin that does not load
             raise ConfigError(f"model.synth / model.plugin_path (--synth / --plugin-path): {exc}") from None
+        self._matcher = matcher
         self.parameter_set = matcher.parameter_set
         plugin = getattr(matcher.renderer, "plugin_path", None)
         self.model_name = (f"{cfg.model_path or 'the shipped model'}, rendered with {matcher.renderer.kind}"
@@ -417,6 +419,12 @@ class Service:
             self.midi.close()
         if self.journal is not None and finished:
             self.journal.close()
+        if self._matcher is not None and finished:
+            # its plugin host freed here, in the thread that stops the daemon: left to the garbage
+            # collector, a DawDreamer engine was freed on whatever thread collected it, and one freed
+            # on a worker thread hung the process (the engine waits for a thread that needs the GIL)
+            self._matcher.close()
+            self._matcher = None
         return finished
 
     def run(self, on_ready: Callable[[Service], None] | None = None) -> None:

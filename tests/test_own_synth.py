@@ -15,7 +15,7 @@ import soundfile as sf
 from click.testing import CliRunner
 
 from deepdiva.cli import cli
-from deepdiva.core.errors import ConfigError
+from deepdiva.core.errors import ConfigError, RenderError
 from deepdiva.core.model_runtime import ModelCard
 from deepdiva.core.profile import load_profile
 from deepdiva.core.renderers import make_renderer
@@ -242,8 +242,11 @@ def test_serve_matches_through_the_plugin_into_a_bank(amsynth_model: Path, amsyn
         assert preset.read_bytes().startswith(b"amSynth\n")
         assert (drop / "done" / "pad.wav").exists()
         assert "rendered with vst (amsynth_vst.so)" in said[-1] and "restart amsynth" in said[-1]
+        renderer = service._matcher.renderer
     finally:
         service.stop()
+    with pytest.raises(RenderError):  # stop() freed the plugin host (left to the garbage collector, one
+        renderer.render(np.full((1, len(renderer.parameter_set)), 0.5, np.float32))  # hung a later test)
 
 
 @pytest.mark.skipif(not SHIPPED.exists(), reason="needs the shipped model")
