@@ -1,8 +1,8 @@
 """Pitch of a note: its fundamental, the nearest MIDI note and the cents off, or "unpitched".
 
 The fundamental comes from YIN (de Cheveigné & Kawahara 2002; :func:`yin_periods` is librosa's
-maintained implementation written out, tested to give its periods) on the note's loud frames within its first :data:`WINDOW_SECONDS`, at about 22 kHz (the
-note is decimated first: YIN's cost grows with the square of the frame length). Per frame the
+maintained implementation written out, tested to give its periods) on the note's loud frames
+within its first :data:`WINDOW_SECONDS`, at about 22 kHz (the note is decimated first: YIN's cost grows with the square of the frame length). Per frame the
 period YIN picked is checked by the normalised autocorrelation at that lag (1.0 for a perfectly
 periodic frame). The rule for **unpitched** (drums, noise, breath): fewer than
 :data:`MIN_VOICED_SHARE` of the loud frames have a clear period (autocorrelation >=
@@ -341,8 +341,8 @@ def yin_periods(frames: np.ndarray, sr: float, fmin: float, fmax: float,
     """YIN's period (samples, fractional) of each row of ``frames`` (n, frame_length), searched
     between ``fmin`` and ``fmax``: ``librosa.yin`` (0.11) step for step, one frame per row
     (``center=False``, hop = frame length), so ``sr / librosa.yin(...)`` gives the same periods
-    (tests/core/test_pitch.py compares them). Written out here because importing librosa took ~4 s
-    of a `deepdiva match` run's 5.5, for this one function.
+    (tests/core/test_pitch.py compares them). Written out here because importing librosa for this one
+    function took ~1.2 s of a one-file ``deepdiva match`` (~5.2 s then).
 
     The difference function of the frame with itself at each lag (autocorrelation by FFT, energy by
     a running sum), its cumulative mean normalised form, and the first lag from ``sr / fmax`` up that
