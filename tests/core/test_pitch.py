@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import scipy.signal
@@ -43,20 +45,30 @@ def tone(kind: str, midi: float, amplitude: float = 0.4) -> np.ndarray:
     return (amplitude * wave / np.max(np.abs(wave))).astype(np.float32)
 
 
-def test_yin_periods_are_librosas_yin() -> None:
-    """core.pitch writes librosa.yin's steps out (importing librosa cost seconds a match); the periods
-    of both agree to the last bits, over notes, noise and silence, in both searches detection runs."""
-    librosa = pytest.importorskip("librosa")
+YIN_REFERENCE = Path(__file__).parents[1] / "data" / "yin-librosa-0.11.npz"
+YIN_SEARCHES = ((30.0, 2600.0), (26.0, 2300.0))  # (fmin, fmax) of detection's first and second search
+
+
+def _yin_frames() -> np.ndarray:
+    """Frames at 22,050 Hz of notes (sine, saw, square from A0 to E7, a piano-like one, saws in noise),
+    noise and silence."""
     rng = np.random.default_rng(3)
     notes = [tone(kind, midi)[::2] for kind in ("sine", "saw", "square") for midi in (21, 40, 57.3, 81, 100)]
     notes += [0.3 * rng.standard_normal(T.size // 2).astype(np.float32), np.zeros(T.size // 2, np.float32),
               stretched(45.0, 2e-4)[::2]]
-    frames = np.concatenate([n[: 8 * FRAME].reshape(-1, FRAME) for n in notes])
-    sr = SR // 2
-    for fmin, fmax in ((30.0, 2600.0), (26.0, 2300.0)):
-        ref = sr / librosa.yin(frames, fmin=fmin, fmax=fmax, sr=sr, frame_length=FRAME, hop_length=FRAME,
-                               center=False)[:, 0]
-        np.testing.assert_allclose(yin_periods(frames, sr, fmin, fmax), ref, rtol=1e-12)
+    notes += [(tone("saw", midi)[::2] + noise * rng.standard_normal(T.size // 2)).astype(np.float32)
+              for midi in (33, 52, 69) for noise in (0.05, 0.1, 0.2)]  # troughs about YIN's threshold
+    return np.concatenate([n[: 8 * FRAME].reshape(-1, FRAME) for n in notes])
+
+
+def test_yin_periods_are_librosas_yin() -> None:
+    """core.pitch writes librosa.yin's steps out (importing librosa cost a match over a second); its
+    periods are librosa 0.11's to the last bits, over notes, noise and silence, in both searches
+    detection runs. The reference periods are librosa's, kept in tests/data (importing and compiling
+    librosa took 40 s of the suite): ``python tests/core/test_pitch.py`` writes them again."""
+    frames, reference = _yin_frames(), np.load(YIN_REFERENCE)
+    for i, (fmin, fmax) in enumerate(YIN_SEARCHES):
+        np.testing.assert_allclose(yin_periods(frames, SR // 2, fmin, fmax), reference[f"search{i}"], rtol=1e-12)
 
 
 @pytest.mark.parametrize("kind", ["sine", "saw", "square"])
@@ -327,3 +339,12 @@ def test_a_note_read_at_an_upper_partial_above_the_range_is_found_below_it() -> 
     assert fundamental_below(saw, 220.0) is None
     high = Spectrum.of(np.sin(2 * np.pi * 3000.0 * T[:SIEVE_SAMPLES]), SR)  # a sine above the range stays there
     assert fundamental_below(high, 3000.0) is None
+
+
+if __name__ == "__main__":  # write the YIN reference periods with librosa (test extra)
+    import librosa
+
+    np.savez(YIN_REFERENCE, **{f"search{i}": (SR // 2) / librosa.yin(
+        _yin_frames(), fmin=fmin, fmax=fmax, sr=SR // 2, frame_length=FRAME, hop_length=FRAME, center=False)[:, 0]
+        for i, (fmin, fmax) in enumerate(YIN_SEARCHES)})
+    print(YIN_REFERENCE)
