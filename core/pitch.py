@@ -2,9 +2,9 @@
 
 The fundamental comes from YIN (de Cheveigné & Kawahara 2002; :func:`yin_periods` is librosa's
 maintained implementation written out, tested to give its periods) on the note's loud frames
-within its first :data:`WINDOW_SECONDS`, at about 22 kHz (the note is decimated first: YIN's cost grows with the square of the frame length). Per frame the
-period YIN picked is checked by the normalised autocorrelation at that lag (1.0 for a perfectly
-periodic frame). The rule for **unpitched** (drums, noise, breath): fewer than
+within its first :data:`WINDOW_SECONDS`, at about 22 kHz (the note is decimated first: YIN's cost
+grows with the square of the frame length). Per frame the period YIN picked is checked by the
+normalised autocorrelation at that lag (1.0 for a perfectly periodic frame). The rule for **unpitched** (drums, noise, breath): fewer than
 :data:`MIN_VOICED_SHARE` of the loud frames have a clear period (autocorrelation >=
 :data:`CLARITY`), or the clear frames disagree (their pitches spread over more than
 :data:`MAX_SPREAD_CENTS`, and fewer than :data:`MAJORITY_SHARE` of them agree within

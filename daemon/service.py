@@ -38,6 +38,7 @@ from .watcher import DoneSet, DropFolder, finish_drop_job
 from .web_guard import Guard, is_loopback, lan_address, load_token, machine_names
 
 if TYPE_CHECKING:
+    from ..core.matcher import Matcher
     from .web import WebPage
 
 log = logging.getLogger(__name__)
@@ -238,7 +239,7 @@ class Service:
         self.web: WebPage | None = None
         self.web_fingerprint: str | None = None
         self._last: tuple[np.ndarray, dict[str, Any]] | None = None
-        self._matcher: Any = None  # the loaded model's Matcher (its synth: a plugin host), closed by stop()
+        self._matcher: Matcher | None = None  # the loaded model's (its synth: a plugin host), closed by stop()
         self._stopped = threading.Event()
 
     # ----------------------------------------------------------------- start / stop

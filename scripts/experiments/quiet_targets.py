@@ -15,7 +15,7 @@ import argparse
 import numpy as np
 
 from deepdiva.core.audio import peak_dbfs, raised_to_nominal
-from deepdiva.core.level import mute
+from deepdiva.core.level import at_rms_of, mute
 from deepdiva.core.matcher import Matcher
 from deepdiva.core.metrics import multires_stft_distance, spectral_convergence
 from deepdiva.training.dataset import Dataset
@@ -51,7 +51,6 @@ rows = np.nonzero(peaks < args.quiet_below)[0][:60]
 for feed, targets in (("as rendered", audio), ("raised", raised)):
     renders = np.stack([m.match(targets[i], score=False).audio for i in rows])
     want = raised[rows]
-    gain = np.sqrt((want ** 2).mean(axis=1) / np.maximum((renders ** 2).mean(axis=1), 1e-20))
-    renders = renders * gain[:, None].astype(np.float32)
+    renders = np.concatenate([at_rms_of(r[None], w) for r, w in zip(renders, want, strict=True)])
     print(f"--no-score, {len(rows)} targets under {args.quiet_below:g} dBFS fed {feed}: median MR-STFT "
           f"{np.median(multires_stft_distance(renders, want)):.3f}, SC {np.median(spectral_convergence(renders, want)):.3f}")
