@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -50,6 +50,7 @@ DC_OFFSET_MIN = 1e-3  # a take opening on a constant this far off zero (-60 dBFS
 DC_SPREAD = 0.25  # ... with little else (spread under a quarter of it) has a DC offset, taken out
 ONSET_PREROLL = 0.005  # seconds kept before the detected onset
 LEAD_IN_SECONDS = 2.0  # at most this much of what a take holds before its note is kept (its noise floor)
+AFTER_SECONDS = 3.0  # at most this much of what a take holds after its note's window is kept (a late release)
 RESTORE_MARGIN = 0.05  # seconds restored beyond the window of a take at another rate (the resampler's reach)
 NOMINAL_PEAK_DBFS = -18.0  # a note peaking lower is raised to this: how loud a take was recorded is not its sound
 FRAME = 256
@@ -87,12 +88,14 @@ class AudioClip:
 class Take:
     """A take made ready to match (:func:`prepare_take`): the note, what the take held before it
     (where its noise floor can be heard alone), how many dB both were raised by and how many
-    clipped samples were restored in them."""
+    clipped samples were restored in them, and what it held after the note's window (where a
+    note held through the window is heard let go)."""
 
     note: np.ndarray
     lead_in: np.ndarray
     raised_db: float = 0.0
     restored: int = 0  # clipped samples filled in (core.declip), counted at the take's own rate
+    after: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # raised as the note was, not declipped
 
     def as_dict(self) -> dict:
         """What was done to the take, as reports carry it: ``raised_db``, ``restored_samples``."""
@@ -421,7 +424,8 @@ def prepare_take(clip: AudioClip, sample_rate: int = 44100, seconds: float = 2.0
                  silence_dbfs: float = SILENCE_DBFS) -> Take:
     """:func:`prepare_note`'s note, and the take's lead-in: what it held before the note (resampled,
     up to :data:`LEAD_IN_SECONDS` of it; empty when the note starts at once), where the recording's
-    noise floor can be heard alone.
+    noise floor can be heard alone, and up to :data:`AFTER_SECONDS` of what it held after the note's
+    ``seconds`` (a note held longer is let go there).
 
     A note peaking under :data:`NOMINAL_PEAK_DBFS` is raised to it, its lead-in with it: the level
     step gives a preset the level of its target, and a take recorded 40 dB down otherwise gave a
@@ -447,11 +451,13 @@ def prepare_take(clip: AudioClip, sample_rate: int = 44100, seconds: float = 2.0
     if runs is not None:
         window, count = _declipped(clip, runs, window, first, sample_rate, offset)
     note, lead_in = _cut_at(window, start - first, length), window[: start - first]
+    after = np.ascontiguousarray(audio[start + length: start + length + int(AFTER_SECONDS * sample_rate)],
+                                 dtype=np.float32)
     raised_db = raise_db(note)
     if raised_db > 0:
         gain = _gain(raised_db)
-        return Take(note * gain, lead_in * gain, raised_db, count)
-    return Take(note, lead_in, 0.0, count)
+        return Take(note * gain, lead_in * gain, raised_db, count, after * gain)
+    return Take(note, lead_in, 0.0, count, after)
 
 
 def _clipped(clip: AudioClip) -> list[Runs | None] | Runs | None:

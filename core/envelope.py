@@ -7,7 +7,8 @@ target has gone quiet. An envelope follower does not need training: the target's
 frames gives the time to its peak (the attack), how far it has fallen a second later and whether
 it is still falling (the sustain: none when it dies away) and how fast (the decay, an
 exponential's time constant). :func:`with_envelope` writes
-those into answers through the profile's ``amp_attack``, ``amp_decay`` and ``amp_sustain`` roles,
+those into answers through the profile's ``amp_attack``, ``amp_decay`` and ``amp_sustain`` roles
+(and a release heard after the note's window through ``amp_release``: :func:`with_release`),
 on the envelope knob of Diva as the builtin synth plays it (1 ms x 10**(knob/25), see
 ``core/BUILTIN_SYNTH.md``). A scored match renders these variants beside the network's answers and
 keeps whichever is closest; an unscored one uses the measurement only for a note that dies away.
@@ -67,7 +68,7 @@ class AmpEnvelope:
     attack: float  # seconds from the onset to the peak
     decay: float | None  # seconds, the time constant of the fall after the peak
     sustain: float | None  # the held level over the peak's, linear amplitude (0: dies away)
-    note_off: float | None = None  # seconds from the onset to the note-off heard (None: held to the end)
+    note_off: float | None = None  # seconds from the onset to the note-off heard (None: held to the end of the take)
     release: float | None = None  # seconds, the time constant of the fall after the note-off
 
     @property
@@ -183,7 +184,32 @@ def _never_rises(levels: np.ndarray) -> bool:
     return bool(np.all(levels - np.minimum.accumulate(levels) <= SETTLE_DB))
 
 
-def amp_envelope(note: np.ndarray, sample_rate: int, noise: np.ndarray | None = None) -> AmpEnvelope | None:
+def _levels(audio: np.ndarray, sample_rate: int, noise: np.ndarray | None) -> np.ndarray:
+    """:func:`frame_levels` of ``audio``, the mean power of ``noise`` (the take's floor alone) taken out."""
+    levels = frame_levels(audio, sample_rate)
+    if noise is not None and noise.size:
+        power = 10.0 ** (levels / 10.0) - float(np.mean(np.square(noise, dtype=np.float64)))
+        levels = 10.0 * np.log10(np.maximum(power, 10 ** (SILENT_DB / 10)))
+    return levels
+
+
+def _note_off_in_take(levels: np.ndarray, note: np.ndarray, after: np.ndarray | None, sample_rate: int,
+                      noise: np.ndarray | None) -> tuple[int | None, np.ndarray]:
+    """The note-off frame and the levels it is read in: in the note's own ``levels``, else, when the
+    take goes on (``after``), in the note and what follows it, if it comes no earlier than the note's
+    last :data:`RELEASE_SECONDS` (where the note alone is too short to tell a fall from a dip)."""
+    off = note_off(levels)
+    if off is not None or after is None or not after.size:
+        return off, levels
+    whole = _levels(np.concatenate([note, after]), sample_rate, noise)
+    late = note_off(whole)
+    if late is None or late < len(levels) - int(round(RELEASE_SECONDS / FRAME_SECONDS)):
+        return None, levels
+    return late, whole
+
+
+def amp_envelope(note: np.ndarray, sample_rate: int, noise: np.ndarray | None = None,
+                 after: np.ndarray | None = None) -> AmpEnvelope | None:
     """The amp envelope of a prepared ``note`` (onset at its start, at least
     :data:`LATE_WINDOW`'s end long); None for silence or a note too short to tell.
 
@@ -192,16 +218,16 @@ def amp_envelope(note: np.ndarray, sample_rate: int, noise: np.ndarray | None = 
     before the note-off when that comes before :data:`LATE_WINDOW` ends (held when the note was
     let go within that stretch of its peak: too short to tell a fall). ``noise``: the take's
     recording noise floor alone (:func:`noise_floor`), whose mean power is taken out of every
-    frame's first, so a pluck dying into hiss dies away instead of holding at the hiss's level."""
-    levels = frame_levels(note, sample_rate)
-    if noise is not None and noise.size:
-        power = 10.0 ** (levels / 10.0) - float(np.mean(np.square(noise, dtype=np.float64)))
-        levels = 10.0 * np.log10(np.maximum(power, 10 ** (SILENT_DB / 10)))
+    frame's first, so a pluck dying into hiss dies away instead of holding at the hiss's level.
+    ``after``: what the take held after ``note``, where a note held to the end of ``note`` may be
+    heard let go (its ``note_off`` then lies at or beyond ``note``'s end, and ``release`` is read
+    there)."""
+    levels = _levels(note, sample_rate, noise)
     lo, hi = (int(round(t / FRAME_SECONDS)) for t in LATE_WINDOW)
     if len(levels) < hi or levels.max() <= SILENT_DB + 1:
         return None
-    off = note_off(levels)
-    let_go = {} if off is None else {"note_off": off * FRAME_SECONDS, "release": _release(levels[off:])}
+    off, heard = _note_off_in_take(levels, note, after, sample_rate, noise)
+    let_go = {} if off is None else {"note_off": off * FRAME_SECONDS, "release": _release(heard[off:])}
     if off is not None and off < hi:
         levels = levels[:off]
         lo, hi = max(0, off - int(round(LATE_SECONDS / FRAME_SECONDS))), off
@@ -244,6 +270,28 @@ def knob(seconds: float) -> float:
     """The envelope knob (0..100) of a time in seconds (:data:`KNOB_SECONDS`)."""
     base, per_decade = KNOB_SECONDS
     return float(np.clip(per_decade * np.log10(max(seconds, 1e-6) / base), 0.0, 100.0))
+
+
+def with_release(pset: ParameterSet, params: np.ndarray, release: float) -> np.ndarray:
+    """``params`` (h, k) normalised with ``release`` (seconds, the time constant of the fall after a
+    note-off) on the amp release knob (the profile's ``amp_release`` role), quantised. Where that
+    knob is the amp decay's too (an ADS envelope: Diva's ENV1 in the base preset, as the builtin
+    synth plays it), only in the rows that hold at full sustain, whose decay is not heard before
+    the note-off; the rest, and every row when the set lacks the roles, are returned as they were."""
+    params = np.atleast_2d(np.asarray(params, dtype=np.float64))
+    column = pset.role_column("amp_release")
+    if column is None:
+        return params
+    native = pset.from_normalised(params)
+    rows = np.ones(len(params), dtype=bool)
+    if column == pset.role_column("amp_decay"):
+        sustain = pset.role_column("amp_sustain")
+        if sustain is None:
+            return params
+        p = pset.parameters[sustain]
+        rows = native[:, sustain] >= p.high - 1e-6 * (p.high - p.low)
+    native[:, column] = knob(release)
+    return np.where(rows[:, None], pset.quantise(pset.to_normalised(native)), params)
 
 
 def amp_envelope_columns(pset: ParameterSet) -> tuple[int, int, int] | None:

@@ -18,7 +18,7 @@ import numpy as np
 
 from .bank import Bank, cached_bank, embed, shipped_bank
 from .chord import Chord, ChordRenderer, detect_chord
-from .envelope import AmpEnvelope, amp_envelope, noise_floor, with_envelope
+from .envelope import AmpEnvelope, amp_envelope, noise_floor, with_envelope, with_release
 from .errors import ModelError
 from .level import at_rms_of, level_matched, mute, scored_gains, volume_columns, with_gain
 from .metrics import SpectralTarget
@@ -539,10 +539,12 @@ class Matcher:
         """Seconds from the onset of ``note`` to its note-off (:func:`~deepdiva.core.envelope.note_off`),
         the time every render of its match lets go of the key (so a held organ note recorded for
         0.7 s is compared with answers let go at 0.7 s, not held for the synth's whole note); None
-        (the synth's note length) when it was held to the end or simply dies away."""
+        (the synth's note length) when it was held through it (let go later, or never) or simply dies away."""
         envelope = self._measured(note, envelope)
         off = None if envelope is None else envelope.note_off
-        return None if off is None else float(min(max(off, 0.05), self.settings.note_length))
+        if off is None or off >= self.settings.note_length:  # held through every render
+            return None
+        return float(max(off, 0.05))
 
     def plain_options(self, note: np.ndarray, key: float, envelope: AmpEnvelope | None = None) -> np.ndarray:
         """The plain patches (m', k) a scored match chooses from too, for ``note`` played at MIDI
@@ -652,13 +654,17 @@ class Matcher:
         return self.predict(notes, pitches), pitches, keys
 
     def match(self, note: np.ndarray, refine_seconds: float = 0.0, seed: int = 0, candidates: int = 1,
-              score: bool = True, render: bool = True, lead_in: np.ndarray | None = None) -> Match:
+              score: bool = True, render: bool = True, lead_in: np.ndarray | None = None,
+              after: np.ndarray | None = None) -> Match:
         """Match one prepared note (``core.audio.prepare_note``); refine for up to ``refine_seconds``.
 
         ``candidates`` > 1 (with refinement) also returns up to ``candidates - 1`` alternatives.
         ``lead_in``: what the take held before the note (``core.audio.prepare_take``), where its
         recording's noise floor may be read when the note does not end in it
         (:func:`~deepdiva.core.envelope.noise_floor`: every distance of the match looks through it).
+        ``after``: what the take held after the note, where a note held through every render may
+        be heard let go: answers that hold at full sustain then get the release heard
+        (:func:`~deepdiva.core.envelope.with_release`; no render hears it, so none changes).
         Network only, ``score=False`` skips measuring the answer against the target (distances
         None), and with ``render=False`` too the answer's render is not returned (``audio`` None).
         The answer's oscillator volumes are then set to the level that suits the target best
@@ -696,19 +702,24 @@ class Matcher:
         if chord is not None:  # every render plays the chord; the preset is played from its lowest note
             root = Pitch.from_hz(chord.root_hz, pitch.clarity)
             chorded = self._playing(chord)
-            result = chorded._match(note, root, began, refine_seconds, seed, candidates, score, render, lead_in)
+            result = chorded._match(note, root, began, refine_seconds, seed, candidates, score, render, lead_in,
+                                    after)
             self.bank = chorded.bank  # a bank loaded on its first use stays loaded
             return result
-        return self._match(note, pitch, began, refine_seconds, seed, candidates, score, render, lead_in)
+        return self._match(note, pitch, began, refine_seconds, seed, candidates, score, render, lead_in, after)
 
     def _match(self, note: np.ndarray, pitch: Pitch, began: float, refine_seconds: float, seed: int,
-               candidates: int, score: bool, render: bool, lead_in: np.ndarray | None = None) -> Match:
+               candidates: int, score: bool, render: bool, lead_in: np.ndarray | None = None,
+               after: np.ndarray | None = None) -> Match:
         """:meth:`match` for a note of ``pitch`` (a chord's: its lowest note), begun at ``began``."""
         played = self.played_at(pitch)
         key = played.midi_float
         noise = noise_floor(note, self.sample_rate, lead_in)  # the take's hiss, if it can be told
-        envelope = amp_envelope(note, self.sample_rate, noise)  # measured once for every step below
+        envelope = amp_envelope(note, self.sample_rate, noise, after)  # measured once for every step below
         length = self.note_length(note, envelope)
+        late_release = None  # a note-off after every render's end: no render hears it, the preset's release will
+        if envelope is not None and length is None and envelope.release is not None:
+            late_release, envelope = envelope.release, replace(envelope, note_off=None, release=None)
         answers = self.candidates(note, pitch, envelope) if score or refine_seconds > 0 else None
         # unscored: the network's answers, most confident first; the rest stand in if that one is mute
         options = self.unscored_options(note, pitch, envelope) if answers is None else answers
@@ -754,6 +765,10 @@ class Matcher:
         else:
             params, evaluations = guess, 0
             distance = network_distance
+        if late_release is not None:
+            params = with_release(self.parameter_set, params[None, :], late_release)[0]
+            alternatives = tuple(replace(a, params=with_release(self.parameter_set, a.params[None, :],
+                                                                 late_release)[0]) for a in alternatives)
         native = self.parameter_set.from_normalised(params[None, :])[0]
         return Match(params, native, distance, network_distance, audio, evaluations,
                      time.perf_counter() - began, alternatives, pitch, played, length, self.chord,

@@ -183,7 +183,7 @@ def match_clip(matcher: Matcher, clip: AudioClip, out: str | Path, name: str | N
     """
     take = prepare_take(clip, matcher.sample_rate, matcher.seconds)
     result = matcher.match(take.note, refine_seconds, seed=seed, candidates=candidates, score=score, render=preview,
-                           lead_in=take.lead_in)
+                           lead_in=take.lead_in, after=take.after)
     preset, wav = _write(matcher, result.params, result.audio, result.distance, out, name, clip.source, preview,
                          result)
     alternatives = []

@@ -63,6 +63,18 @@ def test_onset_skips_leading_silence(tmp_path: Path) -> None:
     assert np.max(np.abs(note[:1000])) > 0.1
 
 
+def test_a_take_keeps_what_follows_its_note_window_raised_as_the_note_was() -> None:
+    """A quiet 6 s take (-40 dBFS) after 0.5 s of silence: the note is the 2 s from its onset, and
+    the 3 s after it (AFTER_SECONDS) are kept, raised by the same gain; a 2 s take keeps none."""
+    t = np.arange(6 * SR) / SR
+    quiet = (0.01 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+    take = audio.prepare_take(AudioClip(np.concatenate([np.zeros(SR // 2, np.float32), quiet]), SR, "take"))
+    assert take.raised_db > 0 and take.after.size == int(audio.AFTER_SECONDS * SR)
+    gain = 10 ** (take.raised_db / 20)
+    np.testing.assert_allclose(np.abs(take.after).max(), 0.01 * gain, rtol=0.02)
+    assert audio.prepare_take(AudioClip(quiet[: 2 * SR], SR, "short")).after.size == 0
+
+
 def test_onset_after_a_lead_in_of_hiss_and_the_lead_in_kept() -> None:
     """Half a second of hiss 25 dB under the note, then the note: the hiss is within 30 dB of the
     loudest frame, so the onset is found 10 dB above the hiss instead; prepare_take hands the hiss

@@ -14,6 +14,7 @@ from deepdiva.core.envelope import (
     noise_floor,
     noise_tail,
     with_envelope,
+    with_release,
 )
 from deepdiva.core.profile import load_profile
 
@@ -160,6 +161,77 @@ def test_a_match_lets_go_where_the_target_was_let_go() -> None:
     assert np.sqrt(np.mean(tail ** 2)) < 1e-3 * np.sqrt(np.mean(match.audio[: int(0.5 * SR)] ** 2))
     native = dict(zip([p.location for p in matcher.parameter_set.parameters], match.native, strict=True))
     assert native["ENV1:Sus"] == 100.0
+
+
+@pytest.mark.parametrize("held_for", [1.9, 2.0, 2.5, 3.5])
+def test_a_note_held_past_its_window_is_heard_let_go_in_what_the_take_holds_after_it(held_for: float) -> None:
+    """The window is 2 s; the take goes on for 3 s more. A note-off in the window's last 0.3 s (too
+    short a stretch to tell a fall from a dip) or after it is read there; without the rest of the
+    take the note is held."""
+    take = let_go(held_for, 0.1, seconds=5.0)
+    note, after = take[: 2 * SR], take[2 * SR:]
+    assert amp_envelope(note, SR).note_off is None
+    env = amp_envelope(note, SR, after=after)
+    assert env is not None and env.decay is None and env.sustain is None
+    assert env.note_off == pytest.approx(held_for, abs=0.03)
+    assert env.release == pytest.approx(0.1, rel=0.25)
+
+
+def test_what_follows_the_window_changes_nothing_when_the_note_is_let_go_in_it_or_never() -> None:
+    early = let_go(0.7, 0.05, seconds=5.0)
+    assert amp_envelope(early[: 2 * SR], SR, after=early[2 * SR:]) == amp_envelope(early[: 2 * SR], SR)
+    held = shaped(0.05, 1.0, 1.0, seconds=5.0)
+    assert amp_envelope(held[: 2 * SR], SR, after=held[2 * SR:]).note_off is None
+    pluck = shaped(0.005, 0.6, 0.0, seconds=5.0)  # still falling at 2 s, as fast after it
+    assert amp_envelope(pluck[: 2 * SR], SR, after=pluck[2 * SR:]).note_off is None
+    t = np.arange(5 * SR) / SR  # a second note follows the first's release: not a note-off that holds
+    riff = np.where(t < 2.5, np.clip(t / 0.02, 0, 1), 0.0) + np.where(t >= 2.8, 1.0, 0.0)
+    assert amp_envelope(tone(riff[: 2 * SR]), SR, after=tone(riff)[2 * SR:]).note_off is None
+
+
+def test_a_release_goes_on_the_decay_knob_only_of_answers_that_hold_at_full_sustain() -> None:
+    """Diva's ADS envelope releases at its decay time: at full sustain the decay is never heard
+    before the note-off, so a release heard after every render's end can go there; an answer that
+    falls to a lower sustain while the key is held keeps its decay."""
+    pset = load_profile("diva").parameter_set("medium33")
+    attack, decay, sustain = amp_envelope_columns(pset)
+    answers = np.tile(pset.defaults_normalised(), (2, 1))
+    answers[:, decay] = 1.0  # a 25 s release
+    answers[0, sustain], answers[1, sustain] = 1.0, 0.6
+    released = with_release(pset, answers, 0.05)
+    assert abs(released[0, decay] - knob(0.05) / 100) < 0.01 and released[1, decay] == 1.0
+    assert np.array_equal(np.delete(released, decay, axis=1), np.delete(answers, decay, axis=1))
+    renderer = BuiltinRenderer(pset)  # the 2 s a match renders: not a sample changes
+    before, after = renderer.render(np.stack([answers[0], released[0]]), 57.0)
+    assert np.array_equal(before, after)
+    amsynth = load_profile("amsynth").parameter_set("medium")  # no roles: left alone
+    assert np.array_equal(with_release(amsynth, np.full((1, len(amsynth)), 0.5), 0.05), np.full((1, len(amsynth)), 0.5))
+
+
+def test_a_match_of_a_note_held_past_its_window_writes_the_release_heard_after_it() -> None:
+    """A held saw let go at 2.5 s with a 60 ms release, as a 5 s take: the match's renders (2 s)
+    and its distance are those of the first 2 s alone, and an answer held at full sustain releases
+    as the take did instead of whatever its decay knob held."""
+    from deepdiva.core.audio import AudioClip, prepare_take
+    from deepdiva.core.matcher import Matcher
+
+    matcher = Matcher.load()
+    pset = matcher.parameter_set
+    t = np.arange(5 * SR) / SR
+    k = np.arange(1, int(16000 // 220.0) + 1)
+    wave = (np.sin(2 * np.pi * 220.0 * np.outer(t, k)) / k).sum(axis=1)
+    level = np.where(t < 2.5, np.clip(t / 0.01, 0, 1), np.exp(-(t - 2.5) / 0.06))
+    take = prepare_take(AudioClip((0.3 * wave / np.abs(wave).max() * level).astype(np.float32), SR))
+    before = matcher.match(take.note, lead_in=take.lead_in)
+    after = matcher.match(take.note, lead_in=take.lead_in, after=take.after)
+    assert after.note_length is None and after.distance == before.distance
+    assert np.array_equal(after.audio, before.audio)
+    columns = amp_envelope_columns(pset)
+    assert columns is not None
+    _, decay, sustain = columns
+    assert after.native[sustain] == 100.0  # a held saw: the choice holds at full sustain
+    assert after.native[decay] == pytest.approx(knob(0.06), abs=3.0)
+    assert np.array_equal(np.delete(after.params, decay), np.delete(before.params, decay))
 
 
 def hissing(note: np.ndarray, below_db: float, seed: int = 0) -> np.ndarray:

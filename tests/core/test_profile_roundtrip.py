@@ -214,3 +214,20 @@ def test_a_whole_set_converts_each_column_as_that_parameter_alone(profile_name: 
             alone = ParameterSet(profile, str(pid), (pid,))
             np.testing.assert_array_equal(native[:, j], alone.from_normalised(normalised[:, j:j + 1])[:, 0])
             np.testing.assert_array_equal(back[:, j], alone.to_normalised(nudged[:, j:j + 1])[:, 0])
+
+
+def test_the_diva_profile_is_what_its_build_script_writes() -> None:
+    """core/profiles/diva.toml is generated (scripts/build_diva_profile.py): an edit made in one and
+    not the other would be lost at the next rebuild."""
+    import importlib.util
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    csv = root.parent / "shared" / "diva" / "diva_params.csv"
+    if not csv.exists():
+        pytest.skip(f"Diva's parameter table is not at {csv}")
+    spec = importlib.util.spec_from_file_location("build_diva_profile", root / "scripts" / "build_diva_profile.py")
+    assert spec is not None and spec.loader is not None
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    assert script.build(csv) == (root / "core" / "profiles" / "diva.toml").read_text(encoding="utf-8")
