@@ -272,24 +272,35 @@ def knob(seconds: float) -> float:
     return float(np.clip(per_decade * np.log10(max(seconds, 1e-6) / base), 0.0, 100.0))
 
 
-def with_release(pset: ParameterSet, params: np.ndarray, release: float) -> np.ndarray:
-    """``params`` (h, k) normalised with ``release`` (seconds, the time constant of the fall after a
-    note-off) on the amp release knob (the profile's ``amp_release`` role), quantised. Where that
-    knob is the amp decay's too (an ADS envelope: Diva's ENV1 in the base preset, as the builtin
-    synth plays it), only in the rows that hold at full sustain, whose decay is not heard before
-    the note-off; the rest, and every row when the set lacks the roles, are returned as they were."""
-    params = np.atleast_2d(np.asarray(params, dtype=np.float64))
+def releases_at_decay(pset: ParameterSet, params: np.ndarray) -> np.ndarray:
+    """Per row of ``params`` (h, k) normalised, whether a release written on the profile's
+    ``amp_release`` knob is heard only after the note-off: always for a knob of its own; for an
+    ADS envelope, whose release is its decay knob (Diva's ENV1 in the base preset, as the builtin
+    synth plays it), only in rows that hold at full sustain, whose decay is never heard before it.
+    None of them without the roles."""
+    params = np.atleast_2d(params)
     column = pset.role_column("amp_release")
     if column is None:
+        return np.zeros(len(params), dtype=bool)
+    if column != pset.role_column("amp_decay"):
+        return np.ones(len(params), dtype=bool)
+    sustain = pset.role_column("amp_sustain")
+    if sustain is None:
+        return np.zeros(len(params), dtype=bool)
+    p = pset.parameters[sustain]
+    return pset.from_normalised(params)[:, sustain] >= p.high - 1e-6 * (p.high - p.low)
+
+
+def with_release(pset: ParameterSet, params: np.ndarray, release: float) -> np.ndarray:
+    """``params`` (h, k) normalised with ``release`` (seconds, the time constant of the fall after a
+    note-off) on the amp release knob (the profile's ``amp_release`` role), quantised, in the rows
+    where only a note-off lets it be heard (:func:`releases_at_decay`); the rest as they were."""
+    params = np.atleast_2d(np.asarray(params, dtype=np.float64))
+    rows = releases_at_decay(pset, params)
+    if not rows.any():
         return params
+    column = pset.role_column("amp_release")
     native = pset.from_normalised(params)
-    rows = np.ones(len(params), dtype=bool)
-    if column == pset.role_column("amp_decay"):
-        sustain = pset.role_column("amp_sustain")
-        if sustain is None:
-            return params
-        p = pset.parameters[sustain]
-        rows = native[:, sustain] >= p.high - 1e-6 * (p.high - p.low)
     native[:, column] = knob(release)
     return np.where(rows[:, None], pset.quantise(pset.to_normalised(native)), params)
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from .bank import Bank, cached_bank, embed, shipped_bank
 from .chord import Chord, ChordRenderer, detect_chord
-from .envelope import AmpEnvelope, amp_envelope, noise_floor, with_envelope, with_release
+from .envelope import AmpEnvelope, amp_envelope, noise_floor, releases_at_decay, with_envelope, with_release
 from .errors import ModelError
 from .level import at_rms_of, level_matched, mute, scored_gains, volume_columns, with_gain
 from .metrics import SpectralTarget
@@ -101,6 +101,8 @@ class Match:
     note_length: float | None = None  # seconds to the note-off heard, where every render let go (None: held)
     chord: Chord | None = None  # the chord heard in the target, which every render played (None: one note)
     hiss_dbfs: float | None = None  # the take's noise floor the distances looked through, RMS dBFS (None: none read)
+    let_go_at: float | None = None  # a note-off heard after every render's end, s from the onset (None: none)
+    release: float | None = None  # the release heard there, written into the preset (None: not; it falls below full sustain)
 
     def as_dict(self, parameter_set: ParameterSet) -> dict:
         return {
@@ -108,6 +110,7 @@ class Match:
             "chord": None if self.chord is None else self.chord.names(),
             "played_at": {"note": note_name(self.played.midi), "midi_pitch": self.played.midi,
                           "cents": round(self.played.cents, 1), "held_for": _rounded(self.note_length),
+                          "let_go_at": _rounded(self.let_go_at), "release": _rounded(self.release),
                           "keys": self.keys()},
             "distance": _rounded(self.distance),
             "network_distance": _rounded(self.network_distance),
@@ -717,9 +720,9 @@ class Matcher:
         noise = noise_floor(note, self.sample_rate, lead_in)  # the take's hiss, if it can be told
         envelope = amp_envelope(note, self.sample_rate, noise, after)  # measured once for every step below
         length = self.note_length(note, envelope)
-        late_release = None  # a note-off after every render's end: no render hears it, the preset's release will
+        late = None  # a note-off after every render's end: no render hears it, the preset's release will
         if envelope is not None and length is None and envelope.release is not None:
-            late_release, envelope = envelope.release, replace(envelope, note_off=None, release=None)
+            late, envelope = envelope, replace(envelope, note_off=None, release=None)
         answers = self.candidates(note, pitch, envelope) if score or refine_seconds > 0 else None
         # unscored: the network's answers, most confident first; the rest stand in if that one is mute
         options = self.unscored_options(note, pitch, envelope) if answers is None else answers
@@ -765,11 +768,13 @@ class Matcher:
         else:
             params, evaluations = guess, 0
             distance = network_distance
-        if late_release is not None:
-            params = with_release(self.parameter_set, params[None, :], late_release)[0]
+        release = None
+        if late is not None and late.release is not None:
+            release = late.release if releases_at_decay(self.parameter_set, params)[0] else None
+            params = with_release(self.parameter_set, params[None, :], late.release)[0]
             alternatives = tuple(replace(a, params=with_release(self.parameter_set, a.params[None, :],
-                                                                 late_release)[0]) for a in alternatives)
+                                                                 late.release)[0]) for a in alternatives)
         native = self.parameter_set.from_normalised(params[None, :])[0]
         return Match(params, native, distance, network_distance, audio, evaluations,
                      time.perf_counter() - began, alternatives, pitch, played, length, self.chord,
-                     None if target is None else target.noise_dbfs())
+                     None if target is None else target.noise_dbfs(), None if late is None else late.note_off, release)

@@ -180,6 +180,9 @@ def match_cmd(ctx: click.Context, targets: tuple[str, ...], model_path: str | No
             click.echo(f"{printable(path.name)}: {heard}; play the preset at {keys[0]}"
                        + (f" as the chord {' '.join(keys)}" if len(keys) > 1 else "")
                        + (f" (compared as played: let go after {held:.2f} s)" if held is not None else "")
+                       + (f" (let go at {report.match.let_go_at:.2f} s, after the {matcher.seconds:g} s compared:"
+                          f" the preset releases as the take did, {report.match.release:.2f} s)"
+                          if report.match.release is not None and report.match.let_go_at is not None else "")
                        + (f"; {report.restored} clipped samples restored" if report.restored else "")
                        + (f"; raised {report.raised_db:.0f} dB, a quiet take" if report.raised_db >= 0.5 else "")
                        + (f"; compared through the take's hiss at {report.hiss_dbfs:.0f} dBFS"

@@ -225,6 +225,10 @@ def test_a_match_of_a_note_held_past_its_window_writes_the_release_heard_after_i
     before = matcher.match(take.note, lead_in=take.lead_in)
     after = matcher.match(take.note, lead_in=take.lead_in, after=take.after)
     assert after.note_length is None and after.distance == before.distance
+    assert before.let_go_at is None and before.release is None
+    played_at = after.as_dict(matcher.parameter_set)["played_at"]
+    assert played_at["let_go_at"] == pytest.approx(2.5, abs=0.03) and played_at["held_for"] is None
+    assert played_at["release"] == pytest.approx(0.06, rel=0.25)
     assert np.array_equal(after.audio, before.audio)
     columns = amp_envelope_columns(pset)
     assert columns is not None
