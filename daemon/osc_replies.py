@@ -125,7 +125,8 @@ def send_outcome(reply: Reply, outcome: Outcome) -> None:
                json.dumps(params, separators=(",", ":")), job.id, str(result.get("note", "unpitched")),
                int(played.get("midi_pitch", -1)), float(played.get("cents", 0.0)), _or_nan(played.get("held_for")),
                " ".join(played.get("keys") or []), float(result.get("raised_db") or 0.0),
-               int(result.get("restored_samples") or 0), _or_nan(result.get("noise_floor_dbfs")))
+               int(result.get("restored_samples") or 0), _or_nan(result.get("noise_floor_dbfs")),
+               _or_nan(played.get("let_go_at")), _or_nan(played.get("release")))
     normalised = result.get("normalised")
     if normalised:
         reply.send(PARAMS, *[float(v) for v in normalised])

@@ -181,12 +181,12 @@ def test_match_file_result(daemon: Daemon, client: Client) -> None:
     job_id, position = client.expect(osc.QUEUED).params
     assert position == 1
     (preset, distance, params_json, result_id, note, midi_pitch, cents, held_for, keys, raised_db, restored,
-     hiss_dbfs) = client.expect(osc.RESULT).params
+     hiss_dbfs, let_go_at, release) = client.expect(osc.RESULT).params
     assert result_id == job_id and Path(preset) == daemon.presets / "lead.h2p" and Path(preset).is_file()
     assert raised_db == 0.0 and restored == 0 and np.isnan(hiss_dbfs)  # a clean sine peaking at -8 dBFS
     assert note == "A3" and midi_pitch == -1 and cents == 0.0  # the 220 Hz sine; a dry run plays no key
     assert keys == ""
-    assert np.isnan(held_for)  # ... and hears no note-off
+    assert np.isnan(held_for) and np.isnan(let_go_at) and np.isnan(release)  # ... and hears no note-off
     params = json.loads(params_json)
     assert len(params) == 33 and all(0 <= v <= 1 for v in params.values())
     assert np.isnan(distance)  # the dry run measures nothing
