@@ -266,7 +266,8 @@ def test_unpitched_noise_is_played_at_c3(tmp_path: Path) -> None:
     sf.write(src, (0.3 * rng.standard_normal(SR) * np.exp(-6 * t)).astype(np.float32), SR)
     report = json.loads(run("match", str(src), "--out", str(tmp_path / "out"), "--json").stdout)
     assert report["note"] == "unpitched" and report["played_at"] == {"note": "C3", "midi_pitch": 48, "cents": 0.0,
-                                                                   "held_for": None, "keys": ["C3"]}
+                                                                   "held_for": None, "let_go_at": None,
+                                                                   "release": None, "keys": ["C3"]}
     assert report["chord"] is None and report["noise_floor_dbfs"] is None  # it dies away into digital silence
     assert "unpitched" in read_h2p(report["preset"], load_profile("diva")).meta["Description"]
 
@@ -323,3 +324,20 @@ def test_a_take_that_opens_on_hiss_is_matched_through_it(tmp_path: Path) -> None
     assert through.distance != pytest.approx(matcher.match(prepared.note).distance, rel=1e-3)  # the lead-in counted
     text = run("match", str(src), "--out", str(tmp_path / "text"), "--no-preview").output
     assert f"compared through the take's hiss at {report['noise_floor_dbfs']:.0f} dBFS" in text
+
+
+def test_a_note_let_go_after_the_window_gets_its_release_in_the_preset(tmp_path: Path) -> None:
+    """A 5 s take of a saw held to 2.5 s, then a 60 ms release: the match compares its first 2 s,
+    reads the note-off in what follows and writes the release into the preset (ENV1:Dec)."""
+    t = np.arange(5 * SR) / SR
+    level = np.where(t < 2.5, np.clip(t / 0.01, 0, 1), np.exp(-(t - 2.5) / 0.06))
+    src = tmp_path / "held.wav"
+    sf.write(src, (band_limited_saw(57.0, seconds=5.0) * level).astype(np.float32), SR)
+    report = json.loads(run("match", str(src), "--out", str(tmp_path / "out"), "--json").stdout)
+    played = report["played_at"]
+    assert played["held_for"] is None and played["let_go_at"] == pytest.approx(2.5, abs=0.03)
+    assert played["release"] == pytest.approx(0.06, rel=0.25)
+    assert float(report["params"]["ENV1:Dec"]["value"]) == pytest.approx(25 * np.log10(played["release"] / 0.001),
+                                                                          abs=1.0)
+    text = run("match", str(src), "--out", str(tmp_path / "text")).output
+    assert "let go at 2.50 s, after the 2 s compared: the preset releases as the take did" in text
