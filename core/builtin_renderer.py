@@ -9,6 +9,7 @@ builtin synth, which always plays the base preset's structure (see BUILTIN_SYNTH
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 
 import numpy as np
 
@@ -40,6 +41,10 @@ class BuiltinRenderer(Renderer):
                               "(tiny11, small18, medium33) or --synth vst with Diva")
         self.parallel = parallel
         self._columns = np.array([PARAM_IDS.index(pid) for pid in parameter_set.ids], dtype=np.intp)
+
+    def lengthened(self, render_length: float) -> BuiltinRenderer:
+        return BuiltinRenderer(self.parameter_set, replace(self.settings, render_length=render_length), self.fixed,
+                               self.parallel)
 
     def medium33_template(self) -> np.ndarray:
         """Native values of all medium33 parameters, fixed ones filled in (set columns are 0)."""

@@ -209,6 +209,10 @@ class ChordRenderer(Renderer):
         self.intervals = intervals
         self.thread_safe = renderer.thread_safe
 
+    def lengthened(self, render_length: float) -> ChordRenderer | None:
+        inner = self.renderer.lengthened(render_length)
+        return None if inner is None else ChordRenderer(inner, self.intervals)
+
     def _render_native(self, native: np.ndarray, notes: np.ndarray, note_lengths: np.ndarray) -> np.ndarray:
         audio = self.renderer._render_native(native, notes + self.intervals[0], note_lengths)
         for interval in self.intervals[1:]:

@@ -549,6 +549,20 @@ class Matcher:
             return None
         return float(max(off, 0.05))
 
+    def _lengthened(self, params: np.ndarray, audio: np.ndarray, alternatives: tuple[Alternative, ...], key: float,
+                    note_off: float | None, more: int) -> tuple[np.ndarray, tuple[Alternative, ...]]:
+        """The previews of a match (its ``audio`` and its ``alternatives``') rendered ``more`` samples
+        longer, as long as the take, let go at ``note_off`` seconds (None: held to their end), so a
+        preview is heard released as the take was; as they were when the renderer cannot render
+        longer (a plugin host). The first :attr:`seconds` are the renders the match compared."""
+        seconds = (audio.size + more) / self.sample_rate
+        longer = self.renderer.lengthened(seconds)
+        if longer is None:
+            return audio, alternatives
+        rows = np.stack([params, *(a.params for a in alternatives)])
+        renders = longer.render(rows, key, seconds if note_off is None else note_off)
+        return renders[0], tuple(replace(a, audio=r) for a, r in zip(alternatives, renders[1:], strict=True))
+
     def plain_options(self, note: np.ndarray, key: float, envelope: AmpEnvelope | None = None) -> np.ndarray:
         """The plain patches (m', k) a scored match chooses from too, for ``note`` played at MIDI
         ``key`` (:func:`~deepdiva.core.plain.plain_patches`: the base preset first), each again with
@@ -774,6 +788,9 @@ class Matcher:
             params = with_release(self.parameter_set, params[None, :], late.release)[0]
             alternatives = tuple(replace(a, params=with_release(self.parameter_set, a.params[None, :],
                                                                  late.release)[0]) for a in alternatives)
+        if audio is not None and after is not None and after.size:  # previews as long as the take
+            off = length if length is not None else None if late is None else late.note_off
+            audio, alternatives = self._lengthened(params, audio, alternatives, key, off, after.size)
         native = self.parameter_set.from_normalised(params[None, :])[0]
         return Match(params, native, distance, network_distance, audio, evaluations,
                      time.perf_counter() - began, alternatives, pitch, played, length, self.chord,

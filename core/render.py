@@ -104,6 +104,11 @@ class Renderer(ABC):
         """Render native (profile-unit) values (n, k) at MIDI ``notes`` (n,), each released after
         ``note_lengths`` (n,) seconds -> (n, samples)."""
 
+    def lengthened(self, render_length: float) -> Renderer | None:
+        """This renderer's synth rendering ``render_length`` seconds a note, or None when it cannot
+        (a plugin host is set up for the length it renders)."""
+        return None
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release host resources (plugins, engines)."""
 

@@ -47,8 +47,9 @@ class MatchReport:
 
     @property
     def target(self) -> np.ndarray:
-        """The prepared note that was matched (trimmed, mono, at the synth's rate)."""
-        return self.take.note
+        """The prepared note that was matched (trimmed, mono, at the synth's rate) and what the take
+        held after it (up to ``AFTER_SECONDS``): as long as the preview, to listen to side by side."""
+        return np.concatenate([self.take.note, self.take.after]) if self.take.after.size else self.take.note
 
     @property
     def raised_db(self) -> float:

@@ -140,3 +140,20 @@ def test_a_chord_in_noise_and_a_room_is_still_read_and_noisy_single_notes_are_no
         single = chord(root, (0,))
         noisy = (single + 0.3 * np.sqrt(np.mean(single**2)) * rng.standard_normal(single.size)).astype(np.float32)
         assert detect_chord(noisy, SR, detect_pitch(noisy, SR)) is None
+
+
+def test_a_chord_renders_longer_as_its_synth_does_the_first_seconds_unchanged() -> None:
+    """Previews as long as the take: the builtin synth and a chord on it render 4 s whose first 2 s
+    are the 2 s render, held to the same note-off; a renderer that cannot says so (None)."""
+    from deepdiva.core.builtin_renderer import BuiltinRenderer
+    from deepdiva.core.profile import load_profile
+    from deepdiva.core.render import Renderer
+
+    pset = load_profile("diva").parameter_set("medium33")
+    patch = pset.defaults_normalised()[None, :]
+    for renderer in (BuiltinRenderer(pset), ChordRenderer(BuiltinRenderer(pset), (0, 4, 7))):
+        longer = renderer.lengthened(4.0)
+        assert longer is not None and longer.settings.render_length == 4.0
+        short, long = renderer.render(patch, 48.0, 1.5)[0], longer.render(patch, 48.0, 1.5)[0]
+        assert long.size == 2 * short.size and np.array_equal(long[: short.size], short)
+    assert Renderer.lengthened(BuiltinRenderer(pset), 4.0) is None  # the base class: plugin hosts cannot

@@ -210,8 +210,9 @@ def test_a_release_goes_on_the_decay_knob_only_of_answers_that_hold_at_full_sust
 
 def test_a_match_of_a_note_held_past_its_window_writes_the_release_heard_after_it() -> None:
     """A held saw let go at 2.5 s with a 60 ms release, as a 5 s take: the match's renders (2 s)
-    and its distance are those of the first 2 s alone, and an answer held at full sustain releases
-    as the take did instead of whatever its decay knob held."""
+    and its distance are those of the first 2 s alone, an answer held at full sustain releases as
+    the take did instead of whatever its decay knob held, and the preview plays the whole take's
+    length, let go at 2.5 s."""
     from deepdiva.core.audio import AudioClip, prepare_take
     from deepdiva.core.matcher import Matcher
 
@@ -229,7 +230,10 @@ def test_a_match_of_a_note_held_past_its_window_writes_the_release_heard_after_i
     played_at = after.as_dict(matcher.parameter_set)["played_at"]
     assert played_at["let_go_at"] == pytest.approx(2.5, abs=0.03) and played_at["held_for"] is None
     assert played_at["release"] == pytest.approx(0.06, rel=0.25)
-    assert np.array_equal(after.audio, before.audio)
+    # its preview is as long as the take, the match's own 2 s render first, then let go where the take was
+    assert after.audio.size == 5 * SR and np.array_equal(after.audio[: before.audio.size], before.audio)
+    rms = [float(np.sqrt(np.mean(after.audio[int(a * SR): int(b * SR)] ** 2))) for a, b in ((2.0, 2.4), (3.0, 5.0))]
+    assert rms[1] < 1e-3 * rms[0]
     columns = amp_envelope_columns(pset)
     assert columns is not None
     _, decay, sustain = columns

@@ -446,10 +446,10 @@ def test_real_matcher_end_to_end(tmp_path: Path, replies: Replies, score: bool) 
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         sock.sendto(build_msg(osc.MATCH_FILE, [str(wav)]).dgram, tuple(service.udp.address))
         (preset, distance, params, _, note, key, cents, held_for, keys, raised_db, restored,
-         hiss_dbfs) = replies.expect(osc.RESULT, timeout=120).params
+         hiss_dbfs, let_go_at, release) = replies.expect(osc.RESULT, timeout=120).params
         assert Path(preset).is_file() and Path(preset).with_suffix(".wav").is_file() and keys == "A3"
         assert raised_db == 0.0 and restored == 0 and np.isnan(hiss_dbfs)  # a clean sine at -8 dBFS, as recorded
-        assert np.isnan(held_for)  # held for the whole 2 s
+        assert np.isnan(held_for) and np.isnan(let_go_at) and np.isnan(release)  # held for the whole 2 s
         assert len(json.loads(params)) == len(service.parameter_set)
         assert note == "A3" and abs(cents) < 5  # the 220 Hz sine, as the shipped model reports it
         description = read_h2p(preset).meta["Description"]
