@@ -92,7 +92,7 @@ class Match:
     native: np.ndarray  # profile units (k,)
     distance: float | None  # multi-resolution STFT distance of the re-render to the target (None: not scored)
     network_distance: float | None  # the same for the network's answer alone
-    audio: np.ndarray | None  # the re-render (preview); None when neither preview nor score needed it
+    audio: np.ndarray | None  # the re-render (preview: the 2 s compared, then as long as the take); None when not needed
     evaluations: int  # renders spent on the search (0 without refinement)
     seconds: float  # wall time of this match
     alternatives: tuple[Alternative, ...] = ()  # runners-up of the search, best first
