@@ -467,7 +467,7 @@
      "id": "obj-unpack",
      "maxclass": "newobj",
      "numinlets": 1,
-     "numoutlets": 12,
+     "numoutlets": 14,
      "patching_rect": [
       600,
       140,
@@ -486,9 +486,11 @@
       "",
       "float",
       "int",
+      "float",
+      "float",
       "float"
      ],
-     "text": "unpack s f s s s i f f s f i f"
+     "text": "unpack s f s s s i f f s f i f f f"
     }
    },
    {
@@ -1069,6 +1071,59 @@
       "bang"
      ]
     }
+   },
+   {
+    "box": {
+     "id": "obj-release-label",
+     "maxclass": "comment",
+     "numinlets": 1,
+     "numoutlets": 0,
+     "patching_rect": [
+      950,
+      390,
+      330,
+      20
+     ],
+     "text": "let go after the 2 s compared at (s), its release written (s; nan: none)"
+    }
+   },
+   {
+    "box": {
+     "id": "obj-let-go",
+     "maxclass": "flonum",
+     "numinlets": 1,
+     "numoutlets": 2,
+     "patching_rect": [
+      950,
+      415,
+      60,
+      22
+     ],
+     "outlettype": [
+      "",
+      "bang"
+     ],
+     "format": 6
+    }
+   },
+   {
+    "box": {
+     "id": "obj-release",
+     "maxclass": "flonum",
+     "numinlets": 1,
+     "numoutlets": 2,
+     "patching_rect": [
+      1020,
+      415,
+      60,
+      22
+     ],
+     "outlettype": [
+      "",
+      "bang"
+     ],
+     "format": 6
+    }
    }
   ],
   "lines": [
@@ -1632,6 +1687,30 @@
      ],
      "destination": [
       "obj-midi",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-unpack",
+      12
+     ],
+     "destination": [
+      "obj-let-go",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-unpack",
+      13
+     ],
+     "destination": [
+      "obj-release",
       0
      ]
     }
