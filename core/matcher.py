@@ -788,7 +788,7 @@ class Matcher:
             params = with_release(self.parameter_set, params[None, :], late.release)[0]
             alternatives = tuple(replace(a, params=with_release(self.parameter_set, a.params[None, :],
                                                                  late.release)[0]) for a in alternatives)
-        if audio is not None and after is not None and after.size:  # previews as long as the take
+        if render and audio is not None and after is not None and after.size:  # previews as long as the take
             off = length if length is not None else None if late is None else late.note_off
             audio, alternatives = self._lengthened(params, audio, alternatives, key, off, after.size)
         native = self.parameter_set.from_normalised(params[None, :])[0]

@@ -13,7 +13,6 @@ with the held envelope written, and how many came closer / further by MR-STFT.
 """
 import logging
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -36,8 +35,7 @@ sustain = pset.role_column("amp_sustain")
 
 def held_too(self: Matcher, answers: np.ndarray, envelope):  # type: ignore[no-untyped-def]
     if envelope is not None and envelope.decay is None:  # held: full sustain (with_envelope sets it when let go)
-        let_go = envelope if envelope.release is not None else replace(envelope, release=None)
-        fitted = with_envelope(pset, answers, let_go)
+        fitted = with_envelope(pset, answers, envelope)
         if fitted is not None and envelope.release is None:
             native = pset.from_normalised(fitted)
             native[:, sustain] = pset.parameters[sustain].high
