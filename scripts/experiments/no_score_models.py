@@ -2,9 +2,10 @@
 benchmark's sets (``benchmarks/match.py target_sets``: 200 held-out builtin renders at random keys and
 at C3, raised as a match raises a quiet take, and each out-of-domain folder of data/ood), with the
 answers written that are mute (``core.level.mute``). Faster than the benchmark's lookup part (no scored
-match): a few minutes for two models.
+match): a few minutes for two models. Folders given too (arguments without ``=``) are each one more
+set, their takes prepared as ``deepdiva match`` prepares them (e.g. the development sets).
 
-    .venv/bin/python scripts/experiments/no_score_models.py v5=models/deepdiva-medium33.onnx new=runs/x/m.onnx
+    .venv/bin/python scripts/experiments/no_score_models.py v5=models/deepdiva-medium33.onnx new=runs/x/m.onnx [DIR ...]
 
 Prints per set and model: median MR-STFT / median spectral convergence, mute answers written.
 """
@@ -16,14 +17,32 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 from match import target_sets  # noqa: E402
 
+from deepdiva.core.audio import prepare_note, read_audio  # noqa: E402
+from deepdiva.core.errors import AudioError  # noqa: E402
 from deepdiva.core.level import mute  # noqa: E402
 from deepdiva.core.matcher import Matcher  # noqa: E402
 from deepdiva.core.metrics import multires_stft_distance, spectral_convergence  # noqa: E402
 
 sets = target_sets(Path("data/eval-notes"), Path("data/eval-medium33"), Path("data/ood"), 200)
-matchers = {label: Matcher.load(path, bank=False) for label, path in (a.split("=", 1) for a in sys.argv[1:])}
+
+
+def readable(folder: Path) -> list[np.ndarray]:
+    """The folder's takes as a match prepares them, those it refuses (silent) left out."""
+    notes = []
+    for f in sorted(folder.glob("*.wav")):
+        try:
+            notes.append(prepare_note(read_audio(f)))
+        except AudioError:
+            pass
+    return notes
+
+
+for folder in (Path(a) for a in sys.argv[1:] if "=" not in a):
+    sets[f"{folder.parent.name}/{folder.name}"] = np.stack(readable(folder))  # beside the benchmark's own sets
+matchers = {label: Matcher.load(path, bank=False) for label, path in (a.split("=", 1) for a in sys.argv[1:] if "=" in a)}
 for name, targets in sets.items():
     line = f"{name:22s}"
+    first = None
     for label, m in matchers.items():
         outs = [m.match(t, score=False) for t in targets]
         renders = np.stack([o.audio for o in outs])
@@ -31,4 +50,8 @@ for name, targets in sets.items():
         muted = sum(bool(mute(m.parameter_set, o.params[None], o.audio[None], t)[0])
                     for o, t in zip(outs, targets, strict=True))
         line += f" | {label}: {np.median(mr):.3f} / {np.median(sc):.3f} mute {muted}"
+        if first is None:
+            first = mr
+        else:  # target by target against the first model: closer / further by MR-STFT
+            line += f" ({int((mr < first - 1e-6).sum())} closer / {int((mr > first + 1e-6).sum())} further)"
     print(line, flush=True)

@@ -1,0 +1,57 @@
+"""scripts/pseudo_labels.py (model v6's recordings): none of the benchmark's or development sets'
+sounds, and the joined dataset counts the labelled shard as often as asked."""
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location("pseudo_labels", ROOT / "scripts" / "pseudo_labels.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["pseudo_labels"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_recordings_are_none_of_the_benchmarks_or_development_sets():
+    script = _script()
+    ood, dev = script.ood_sets, script.dev_sets
+    used = script.used_gm()
+    assert (0, 48) in used and (33, 31) in used and (5, 40) in used  # benchmark piano, bass; development gm-wide
+    rng = np.random.default_rng(0)
+    taken_chords = {(p, c, r) for _, p, c, r in ood.CHORDS + dev.CHORDS}
+    chords = script._chords(rng, 200)
+    assert len(chords) == 200 and not {(p, c, r) for _, p, c, r in chords} & taken_chords
+    taken_drums = {(kit, key) for _, kit, keys in ood.DRUMS + dev.DRUMS for key in keys}
+    drums = script._drums(rng, 150)
+    assert len({(kit, keys[0]) for _, kit, keys in drums}) == 150
+    assert not {(kit, keys[0]) for _, kit, keys in drums} & taken_drums
+
+
+def test_join_links_every_builtin_shard_and_the_labelled_one_repeated(tmp_path):
+    script = _script()
+    builtin, pseudo, out = tmp_path / "train", tmp_path / "ds", tmp_path / "mix"
+    shards = [{"index": i, "name": f"shard-0000{i}", "n": 5, "silent": 0, "regenerated": 0} for i in range(2)]
+    for folder, rows in ((builtin, shards), (pseudo, [dict(shards[0], n=3)])):
+        folder.mkdir()
+        (folder / "manifest.json").write_text(json.dumps({"spec": {"n_shards": len(rows)}, "shards": rows}))
+        for shard in rows:
+            (folder / shard["name"]).mkdir()
+            np.save(folder / shard["name"] / "params.npy", np.zeros((shard["n"], 2), np.float32))
+    (builtin / "features.json").write_text("{}")
+    script.join(builtin, pseudo, 3, out)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert [s["n"] for s in manifest["shards"]] == [5, 5, 3, 3, 3]
+    assert manifest["spec"]["n_shards"] == 5
+    assert [s["index"] for s in manifest["shards"]] == list(range(5))
+    for shard in manifest["shards"]:
+        assert (out / shard["name"]).is_symlink() and (out / shard["name"] / "params.npy").exists()
+    assert (out / "shard-p2").resolve() == (pseudo / "shard-00000").resolve()
+    script.join(builtin, pseudo, 3, out)  # again: the same links, nothing doubled
+    assert len(json.loads((out / "manifest.json").read_text())["shards"]) == 5
