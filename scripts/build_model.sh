@@ -69,15 +69,19 @@ $DD dataset generate --data-path "$BUILD/data" --folder-name train-v5 --sample-s
 mkdir -p "$BUILD/v5"
 [ -f "$BUILD/v5/sound-proxy.keras" ] || $DD sound-proxy "$BUILD/data/train-v5" -o "$BUILD/v5/sound-proxy.keras" \
     --epochs 30 --workers "$WORKERS"
+# toward_sound NAME DATA FROM: train cnn3h run NAME on DATA from the ONNX file FROM with v5's loss (resumable)
+toward_sound() {
+    if [ -f "$BUILD/runs/$1/config.json" ]; then
+        $DD train --resume "$BUILD/runs/$1"
+    else
+        $DD train "$2" --model cnn3h --init-from "$3" \
+            --sound-proxy "$BUILD/v5/sound-proxy.keras" --sound-weight 5 --loss-weights sensitivity \
+            --epochs 6 --epoch-size 20000 --batch-size 64 --learning-rate 1e-4 --lr-schedule cosine \
+            --validation-split 0.02 --save-freq 1 --runs-dir "$BUILD/runs" --name "$1"
+    fi
+}
 V5_RUN="$BUILD/runs/deepdiva-medium33-v5"
-if [ -f "$V5_RUN/config.json" ]; then
-    $DD train --resume "$V5_RUN"
-else
-    $DD train "$BUILD/data/train-v5" --model cnn3h --init-from "$BUILD/v3/deepdiva-medium33.onnx" \
-        --sound-proxy "$BUILD/v5/sound-proxy.keras" --sound-weight 5 --loss-weights sensitivity \
-        --epochs 6 --epoch-size 20000 --batch-size 64 --learning-rate 1e-4 --lr-schedule cosine \
-        --validation-split 0.02 --save-freq 1 --runs-dir "$BUILD/runs" --name deepdiva-medium33-v5
-fi
+toward_sound deepdiva-medium33-v5 "$BUILD/data/train-v5" "$BUILD/v3/deepdiva-medium33.onnx"
 finish v5 "$V5_RUN" 12000 "$BUILD/refit-confidence-v5"
 
 # v6: v5 trained further on recordings labelled by what v5's scored match writes for them (models/README):
@@ -95,14 +99,7 @@ $PY scripts/pseudo_labels.py label --rec "$PL/rec" --out "$PL/ds" --model "$BUIL
     --workers "$WORKERS"
 $PY scripts/pseudo_labels.py join --builtin "$BUILD/data/train-v5" --pseudo "$PL/ds" --repeat 5 --out "$PL/mix"
 V6_RUN="$BUILD/runs/deepdiva-medium33-v6"
-if [ -f "$V6_RUN/config.json" ]; then
-    $DD train --resume "$V6_RUN"
-else
-    $DD train "$PL/mix" --model cnn3h --init-from "$BUILD/v5/deepdiva-medium33.onnx" \
-        --sound-proxy "$BUILD/v5/sound-proxy.keras" --sound-weight 5 --loss-weights sensitivity \
-        --epochs 6 --epoch-size 20000 --batch-size 64 --learning-rate 1e-4 --lr-schedule cosine \
-        --validation-split 0.02 --save-freq 1 --runs-dir "$BUILD/runs" --name deepdiva-medium33-v6
-fi
+toward_sound deepdiva-medium33-v6 "$PL/mix" "$BUILD/v5/deepdiva-medium33.onnx"
 finish v6 "$V6_RUN" 8000 "$BUILD/refit-confidence-v6"
 cp "$BUILD/v6/deepdiva-medium33.onnx" "$BUILD/v6/deepdiva-medium33.json" models/
 echo "models/deepdiva-medium33.onnx (reports in $BUILD/v6/)"

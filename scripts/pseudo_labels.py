@@ -63,27 +63,29 @@ def used_gm() -> set[tuple[int, int]]:
 
 
 def make(out: Path, n_gm: int, n_chords: int, n_drums: int, n_voices: int, n_amsynth: int, n_plain: int) -> None:
-    rng = np.random.default_rng(SEED)
     used = used_gm()
     free = [(p, k) for p in range(112) for k in GM_KEYS if (p, k) not in used]
-    picked = [free[i] for i in rng.choice(len(free), n_gm, replace=False)]
     lengths = (0.3, 0.6, 1.0, 1.5, 2.5)
+
+    def gm(d: Path, rng: np.random.Generator) -> None:
+        picked = [free[i] for i in rng.choice(len(free), n_gm, replace=False)]
+        ood_sets.render_gm(d, [(f"gm{p:03d}-{k}", int(p), int(k), float(rng.choice(lengths))) for p, k in picked])
+
     kinds = {
-        "gm": lambda d: ood_sets.render_gm(d, [(f"gm{p:03d}-{k}", int(p), int(k), float(rng.choice(lengths)))
-                                               for p, k in picked]),
-        "chords": lambda d: ood_sets.chords(d, _chords(rng, n_chords)),
-        "drums": lambda d: ood_sets.drums(d, _drums(rng, n_drums)),
-        "voices": lambda d: _voices(d, rng, n_voices),
-        "amsynth": lambda d: ood_sets.amsynth(d, n=n_amsynth, seed=SEED),
-        "plain": lambda d: _plain(d, rng, n_plain),
+        "gm": gm,
+        "chords": lambda d, rng: ood_sets.chords(d, _chords(rng, n_chords)),
+        "drums": lambda d, rng: ood_sets.drums(d, _drums(rng, n_drums)),
+        "voices": lambda d, rng: _voices(d, rng, n_voices),
+        "amsynth": lambda d, rng: ood_sets.amsynth(d, n=n_amsynth, seed=SEED),
+        "plain": lambda d, rng: _plain(d, rng, n_plain),
     }
-    for name, make_kind in kinds.items():
+    for i, (name, make_kind) in enumerate(kinds.items()):
         folder = out / name
-        if folder.exists() and any(folder.iterdir()):
+        if folder.exists() and any(folder.iterdir()):  # made by an earlier run (each kind draws its own stream)
             print(f"{folder}: kept")
             continue
         folder.mkdir(parents=True, exist_ok=True)
-        make_kind(folder)
+        make_kind(folder, np.random.default_rng([SEED, i]))
         print(f"{folder}: {len(list(folder.glob('*.wav')))} files", flush=True)
 
 
