@@ -344,7 +344,8 @@ def main() -> None:
     parser.add_argument("--model", default=None, help="ONNX model (default: the shipped one)")
     parser.add_argument("--run", default=None, help="training run of the same model, for the Keras comparison "
                         "(default: the model's architecture with untrained weights, timed alike)")
-    parser.add_argument("--eval", dest="eval_path", default="data/eval-medium33", help="held-out dataset")
+    parser.add_argument("--eval", dest="eval_path", default="data/eval-notes",
+                        help="held-out renders at random notes (latency, the lookup's first row, refinement)")
     parser.add_argument("--n-latency", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--n-quality", type=int, default=30)
