@@ -48,17 +48,24 @@ def harmonic_amplitudes(kind: str, k: np.ndarray) -> np.ndarray:
     return 1.0 / k
 
 
-def plain(out: Path) -> None:
+def plain_wave(kind: str, note: int, decay: float | None, cutoff: float | None) -> np.ndarray:
+    """2 s of a band-limited ``kind`` wave (harmonics below 16 kHz) at MIDI ``note``, held or dying away
+    with time constant ``decay`` s, through a 4th-order low-pass at ``cutoff`` Hz (None: none), with
+    5 ms fades, peaking at 0.5."""
     t = np.arange(2 * SR) / SR
     fade = np.minimum(1.0, np.minimum(t, t[::-1]) / 0.005)
+    f0 = 440.0 * 2 ** ((note - 69) / 12)
+    k = np.arange(1, int(16000 // f0) + 1)
+    low_pass = 1 / np.sqrt(1 + (k * f0 / cutoff) ** 4) if cutoff else np.ones(k.size)
+    wave = (np.sin(2 * np.pi * f0 * np.outer(t, k)) * (harmonic_amplitudes(kind, k) * low_pass)).sum(axis=1)
+    y = wave * (np.exp(-t / decay) if decay else 1.0) * fade
+    return (0.5 * y / np.abs(y).max()).astype(np.float32)
+
+
+def plain(out: Path) -> None:
     for note, kind, decay in PLAIN:
-        f0 = 440.0 * 2 ** ((note - 69) / 12)
-        k = np.arange(1, int(16000 // f0) + 1)
-        low_pass = 1 / np.sqrt(1 + (k * f0 / 3000.0) ** 4) if decay else np.ones(k.size)
-        wave = (np.sin(2 * np.pi * f0 * np.outer(t, k)) * (harmonic_amplitudes(kind, k) * low_pass)).sum(axis=1)
-        y = wave * (np.exp(-t / decay) if decay else 1.0) * fade
-        sf.write(out / f"{kind}-{'pluck' if decay else 'held'}-{note}.wav", (0.5 * y / np.abs(y).max()).astype(np.float32),
-                 SR, subtype="FLOAT")
+        sf.write(out / f"{kind}-{'pluck' if decay else 'held'}-{note}.wav",
+                 plain_wave(kind, note, decay, 3000.0 if decay else None), SR, subtype="FLOAT")
 
 
 def voices(out: Path) -> None:

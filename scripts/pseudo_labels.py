@@ -127,19 +127,12 @@ def _voices(out: Path, rng: np.random.Generator, n: int) -> None:
 
 def _plain(out: Path, rng: np.random.Generator, n: int) -> None:
     """Band-limited squares, triangles and saws at any key, held or plucked, some low-passed."""
-    t = np.arange(2 * SR) / SR
-    fade = np.minimum(1.0, np.minimum(t, t[::-1]) / 0.005)
     for i in range(n):
         kind = str(rng.choice(("square", "tri", "saw")))
         note = int(rng.integers(33, 97))
         decay = None if rng.random() < 0.5 else float(rng.uniform(0.08, 1.0))
-        cutoff = float(rng.choice((1e9, 800.0, 2000.0, 5000.0)))
-        f0 = 440.0 * 2 ** ((note - 69) / 12)
-        k = np.arange(1, int(16000 // f0) + 1)
-        low_pass = 1 / np.sqrt(1 + (k * f0 / cutoff) ** 4)
-        wave = (np.sin(2 * np.pi * f0 * np.outer(t, k)) * (dev_sets.harmonic_amplitudes(kind, k) * low_pass)).sum(axis=1)
-        y = wave * (np.exp(-t / decay) if decay else 1.0) * fade
-        sf.write(out / f"{kind}-{i:03d}-{note}.wav", (0.5 * y / np.abs(y).max()).astype(np.float32), SR,
+        cutoff = float(rng.choice((1e9, 800.0, 2000.0, 5000.0)))  # 1e9: none (the low-pass is 1.0 exactly there)
+        sf.write(out / f"{kind}-{i:03d}-{note}.wav", dev_sets.plain_wave(kind, note, decay, cutoff), SR,
                  subtype="FLOAT")
 
 
