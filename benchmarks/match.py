@@ -28,7 +28,7 @@ import argparse
 import os
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -36,8 +36,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import soundfile as sf  # noqa: E402
 
-from deepdiva.core.audio import prepare_note, raised_to_nominal, read_audio  # noqa: E402
+from deepdiva.core.audio import Take, prepare_note, prepare_take, raised_to_nominal, read_audio  # noqa: E402
 from deepdiva.core.bank import Bank, build_bank, embed, random_rows, shipped_bank  # noqa: E402
+from deepdiva.core.errors import AudioError  # noqa: E402
 from deepdiva.core.features import FeatureConfig, full_scale_reference, harmonic_comb  # noqa: E402
 from deepdiva.core.level import best_gain, with_gain  # noqa: E402
 from deepdiva.core.matcher import Matcher, default_model_path  # noqa: E402
@@ -45,7 +46,7 @@ from deepdiva.core.metrics import SpectralTarget, multires_stft_distance, spectr
 from deepdiva.core.refine import FAR_SIGMA, refine  # noqa: E402
 from deepdiva.core.tuning import pitch_columns  # noqa: E402
 from deepdiva.presets.diva import write_diva_preset  # noqa: E402
-from deepdiva.presets.match_job import match_file  # noqa: E402
+from deepdiva.presets.match_job import AUDIO_SUFFIXES, match_file  # noqa: E402
 from deepdiva.training.dataset import Dataset, is_silent  # noqa: E402
 
 LOOKUP_SEED = 30000  # the lookup table's patches: not the bank deepdiva builds for warm starts (seed 0)
@@ -279,6 +280,17 @@ def target_sets(eval_notes: Path, eval_48: Path, ood: Path, n_builtin: int) -> d
         if files:
             sets[name] = np.stack([prepare_note(read_audio(f)) for f in files])
     return sets
+
+
+def readable_takes(folders: list[Path], sample_rate: int = 44100,
+                   seconds: float = 2.0) -> Iterator[tuple[Path, Take]]:
+    """Each audio file in ``folders`` (in path order) and its take, prepared as ``deepdiva match``
+    prepares it; the files it refuses (silent, unreadable) left out."""
+    for path in sorted(p for d in folders for p in Path(d).iterdir() if p.suffix.lower() in AUDIO_SUFFIXES):
+        try:
+            yield path, prepare_take(read_audio(path), sample_rate, seconds)
+        except AudioError:
+            continue
 
 
 def lookup_comparison(matcher: Matcher, olds: dict[str, Matcher], sets: dict[str, np.ndarray], bank: Bank,

@@ -25,15 +25,13 @@ import logging
 from pathlib import Path
 
 import numpy as np
+from match import readable_takes  # benchmarks/ is the script's folder
 
-from deepdiva.core.audio import prepare_take, read_audio
 from deepdiva.core.builtin_renderer import BuiltinRenderer
 from deepdiva.core.envelope import amp_envelope, noise_floor
-from deepdiva.core.errors import AudioError
 from deepdiva.core.matcher import Matcher
 from deepdiva.core.metrics import multires_stft_distance, spectral_convergence
 from deepdiva.core.render import RenderSettings
-from deepdiva.presets.match_job import AUDIO_SUFFIXES
 
 
 def measure(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
@@ -55,11 +53,7 @@ def main() -> None:
     rate, pset = matcher.sample_rate, matcher.parameter_set
     decay = pset.role_column("amp_decay")
     rows = []
-    for path in sorted(p for d in args.dirs for p in d.iterdir() if p.suffix.lower() in AUDIO_SUFFIXES):
-        try:
-            take = prepare_take(read_audio(path), rate, matcher.seconds)
-        except AudioError:
-            continue
+    for path, take in readable_takes(args.dirs, rate, matcher.seconds):
         envelope = amp_envelope(take.note, rate, noise_floor(take.note, rate, take.lead_in), take.after)
         if envelope is None or envelope.note_off is None or envelope.note_off < matcher.seconds:
             continue  # let go inside the window (every render hears it), or never

@@ -18,11 +18,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-from match import target_sets  # noqa: E402
+from match import readable_takes, target_sets  # noqa: E402
 
-from deepdiva.core.audio import prepare_take, read_audio  # noqa: E402
 from deepdiva.core.envelope import amp_envelope, noise_floor, with_envelope  # noqa: E402
-from deepdiva.core.errors import AudioError  # noqa: E402
 from deepdiva.core.matcher import Matcher  # noqa: E402
 from deepdiva.core.metrics import SpectralTarget, spectral_convergence  # noqa: E402
 
@@ -44,18 +42,9 @@ def held_too(self: Matcher, answers: np.ndarray, envelope):  # type: ignore[no-u
     return as_is(self, answers, envelope)
 
 
-def takes(folder: Path):
-    for path in sorted(folder.iterdir()):
-        try:
-            take = prepare_take(read_audio(path), rate, matcher.seconds)
-        except AudioError:
-            continue
-        yield take.note, take.lead_in, take.after
-
-
 sets = {name: [(t, None, None) for t in targets] for name, targets in
         target_sets(Path("data/eval-notes"), Path("data/eval-medium33"), Path("data/ood"), 200).items()}
-sets.update({f"{Path(d).parent.name}/{Path(d).name}": list(takes(Path(d))) for d in sys.argv[1:]})
+sets.update({f"{Path(d).parent.name}/{Path(d).name}": [(t.note, t.lead_in, t.after) for _, t in readable_takes([Path(d)], rate, matcher.seconds)] for d in sys.argv[1:]})
 for name, targets in sets.items():
     rows = []
     for note, lead_in, after in targets:

@@ -15,30 +15,15 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-from match import target_sets  # noqa: E402
+from match import readable_takes, target_sets  # noqa: E402
 
-from deepdiva.core.audio import prepare_note, read_audio  # noqa: E402
-from deepdiva.core.errors import AudioError  # noqa: E402
 from deepdiva.core.level import mute  # noqa: E402
 from deepdiva.core.matcher import Matcher  # noqa: E402
 from deepdiva.core.metrics import multires_stft_distance, spectral_convergence  # noqa: E402
 
 sets = target_sets(Path("data/eval-notes"), Path("data/eval-medium33"), Path("data/ood"), 200)
-
-
-def readable(folder: Path) -> list[np.ndarray]:
-    """The folder's takes as a match prepares them, those it refuses (silent) left out."""
-    notes = []
-    for f in sorted(folder.glob("*.wav")):
-        try:
-            notes.append(prepare_note(read_audio(f)))
-        except AudioError:
-            pass
-    return notes
-
-
-for folder in (Path(a) for a in sys.argv[1:] if "=" not in a):
-    sets[f"{folder.parent.name}/{folder.name}"] = np.stack(readable(folder))  # beside the benchmark's own sets
+for folder in (Path(a) for a in sys.argv[1:] if "=" not in a):  # beside the benchmark's own sets
+    sets[f"{folder.parent.name}/{folder.name}"] = np.stack([take.note for _, take in readable_takes([folder])])
 matchers = {label: Matcher.load(path, bank=False) for label, path in (a.split("=", 1) for a in sys.argv[1:] if "=" in a)}
 for name, targets in sets.items():
     line = f"{name:22s}"
