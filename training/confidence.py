@@ -272,14 +272,21 @@ def target_spec(n_shards: int, shard_size: int, seed: int = REFIT_SEED) -> dict:
 def score_targets(model_path: str | os.PathLike, n_targets: int, seed: int = REFIT_SEED, workers: int = 2,
                   shard_size: int = 250, cache: Path | None = None) -> AnswerScores:
     """:class:`AnswerScores` of ``n_targets`` fresh renders, scored on ``workers`` processes; with
-    ``cache`` (a folder) each finished shard is kept there and not scored again."""
+    ``cache`` (a folder) each finished shard is kept there, named by the model file's digest, and not
+    scored again for that model."""
     shard_size = min(shard_size, n_targets)
     n_shards = -(-n_targets // shard_size)
     spec = target_spec(n_shards, shard_size, seed)
     parts: dict[int, AnswerScores] = {}
     todo = []
+    model_digest = hashlib.sha256(Path(model_path).read_bytes()).hexdigest()[:12]
+
+    def kept_at(i: int) -> Path:
+        assert cache is not None
+        return cache / f"scores-{model_digest}-{seed}-{shard_size}-{i:05d}.npz"
+
     for i in range(n_shards):
-        kept = None if cache is None else cache / f"scores-{seed}-{shard_size}-{i:05d}.npz"
+        kept = None if cache is None else kept_at(i)
         loaded = AnswerScores.load(kept) if kept is not None and kept.exists() else None
         if loaded is not None:
             parts[i] = loaded
@@ -292,7 +299,7 @@ def score_targets(model_path: str | os.PathLike, n_targets: int, seed: int = REF
                 parts[i] = future.result()
                 if cache is not None:
                     cache.mkdir(parents=True, exist_ok=True)
-                    parts[i].save(cache / f"scores-{seed}-{shard_size}-{i:05d}.npz")
+                    parts[i].save(kept_at(i))
                 log.info("scored shard %d of %d", i + 1, n_shards)
     return AnswerScores.concat([parts[i] for i in range(n_shards)])
 

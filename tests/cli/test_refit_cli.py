@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -27,7 +28,9 @@ def test_refit_writes_a_model_that_matches(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     note = json.loads(result.output)
     assert note["renders"] >= 90 and note["recordings"] == 5 and set(note["held_out"]) == {"renders", "recordings"}
-    assert len(list((tmp_path / "c").glob("scores-5-*.npz"))) == 1  # one shard of renders, kept for a rerun
+    digest = hashlib.sha256(default_model_path().read_bytes()).hexdigest()[:12]
+    # one shard of renders, kept for a rerun with this model file (another model's answers score differently)
+    assert [p.name for p in (tmp_path / "c").glob("scores-*.npz")] == [f"scores-{digest}-5-100-00000.npz"]
     card = json.loads(out.with_suffix(".json").read_text())
     assert card["confidence_refit"] == note and card["model_file"] == "refit.onnx"
     matcher = Matcher.load(out, bank=False)
