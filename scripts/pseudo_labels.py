@@ -62,7 +62,10 @@ def used_gm() -> set[tuple[int, int]]:
     return used
 
 
-def make(out: Path, n_gm: int, n_chords: int, n_drums: int, n_voices: int, n_amsynth: int, n_plain: int) -> None:
+def make(out: Path, n_gm: int, n_chords: int, n_drums: int, n_voices: int, n_amsynth: int, n_plain: int,
+         seed: int = SEED) -> None:
+    if seed in (7, 8):
+        raise SystemExit("seeds 7 and 8 draw the benchmark's and development sets' amsynth patches")
     used = used_gm()
     free = [(p, k) for p in range(112) for k in GM_KEYS if (p, k) not in used]
     lengths = (0.3, 0.6, 1.0, 1.5, 2.5)
@@ -76,7 +79,7 @@ def make(out: Path, n_gm: int, n_chords: int, n_drums: int, n_voices: int, n_ams
         "chords": lambda d, rng: ood_sets.chords(d, _chords(rng, n_chords)),
         "drums": lambda d, rng: ood_sets.drums(d, _drums(rng, n_drums)),
         "voices": lambda d, rng: _voices(d, rng, n_voices),
-        "amsynth": lambda d, rng: ood_sets.amsynth(d, n=n_amsynth, seed=SEED),
+        "amsynth": lambda d, rng: ood_sets.amsynth(d, n=n_amsynth, seed=seed),
         "plain": lambda d, rng: _plain(d, rng, n_plain),
     }
     for i, (name, make_kind) in enumerate(kinds.items()):
@@ -85,7 +88,7 @@ def make(out: Path, n_gm: int, n_chords: int, n_drums: int, n_voices: int, n_ams
             print(f"{folder}: kept")
             continue
         folder.mkdir(parents=True, exist_ok=True)
-        make_kind(folder, np.random.default_rng([SEED, i]))
+        make_kind(folder, np.random.default_rng([seed, i]))
         print(f"{folder}: {len(list(folder.glob('*.wav')))} files", flush=True)
 
 
@@ -183,14 +186,15 @@ def label(rec: Path, out: Path, model: Path, like: Path, worker: int, workers: i
         print(f"worker {worker}: {min(start + part_size, len(files))} of {len(files)}", flush=True)
 
 
-def assemble(out: Path, like: Path, workers: int) -> None:
-    """The labelled parts as one dataset shard (audio, params, notes) with ``like``'s manifest, its
-    network input (``mel_db_pitch`` and the pitch heard) and its labels' clean sound summaries."""
+def assemble(out: Path, like: Path, workers: int, also: tuple[Path, ...] = ()) -> None:
+    """The labelled parts (``out``'s and those of the earlier rounds ``also``) as one dataset shard
+    (audio, params, notes) with ``like``'s manifest, its network input (``mel_db_pitch`` and the
+    pitch heard) and its labels' clean sound summaries."""
     from deepdiva.training.dataset import Dataset
     from deepdiva.training.features_cache import cache_features
     from deepdiva.training.sound_proxy import sound_summaries
 
-    parts = sorted((out / "parts").glob("w*.npz"))
+    parts = [p for d in (out, *also) for p in sorted((d / "parts").glob("w*.npz"))]
     data = {k: np.concatenate([np.load(p)[k] for p in parts]) for k in ("audio", "params", "notes", "heard", "chord")}
     # a row is kept when the key it was matched at is the pitch the training step will read in it (the
     # labels are restated from one to the other: an octave or a few cents, never a different note)
@@ -244,6 +248,7 @@ def main() -> None:
     sub = parser.add_subparsers(dest="step", required=True)
     m = sub.add_parser("make")
     m.add_argument("--out", type=Path, required=True)
+    m.add_argument("--seed", type=int, default=SEED, help="another seed draws another set (a second round)")
     for kind, n in (("gm", 1200), ("chords", 300), ("drums", 250), ("voices", 500), ("amsynth", 600), ("plain", 300)):
         m.add_argument(f"--n-{kind}", type=int, default=n)
     lab = sub.add_parser("label")
@@ -257,6 +262,7 @@ def main() -> None:
     a.add_argument("--out", type=Path, required=True)
     a.add_argument("--like", type=Path, required=True, help="the builtin dataset (its manifest)")
     a.add_argument("--workers", type=int, default=2)
+    a.add_argument("--also", type=Path, nargs="*", default=[], help="earlier rounds' label folders to join in")
     j = sub.add_parser("join")
     j.add_argument("--builtin", type=Path, required=True)
     j.add_argument("--pseudo", type=Path, required=True)
@@ -264,7 +270,7 @@ def main() -> None:
     j.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     if args.step == "make":
-        make(args.out, args.n_gm, args.n_chords, args.n_drums, args.n_voices, args.n_amsynth, args.n_plain)
+        make(args.out, args.n_gm, args.n_chords, args.n_drums, args.n_voices, args.n_amsynth, args.n_plain, args.seed)
     elif args.step == "label" and args.worker is not None:
         label(args.rec, args.out, args.model, args.like, args.worker, args.workers)
     elif args.step == "label":
@@ -274,7 +280,7 @@ def main() -> None:
         if any(p.wait() for p in procs):
             raise SystemExit("a labelling worker failed")
     elif args.step == "assemble":
-        assemble(args.out, args.like, args.workers)
+        assemble(args.out, args.like, args.workers, tuple(args.also))
     else:
         join(args.builtin, args.pseudo, args.repeat, args.out)
 
