@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -32,6 +33,14 @@ def test_recordings_are_none_of_the_benchmarks_or_development_sets():
     drums = script._drums(rng, 150)
     assert len({(kit, keys[0]) for _, kit, keys in drums}) == 150
     assert not {(kit, keys[0]) for _, kit, keys in drums} & taken_drums
+
+
+def test_a_round_cannot_draw_the_benchmarks_or_development_amsynth_patches(tmp_path):
+    script = _script()
+    for seed in (7, 8):  # ood_sets.amsynth's and dev_sets.amsynth's seeds
+        with pytest.raises(SystemExit, match="seeds 7 and 8"):
+            script.make(tmp_path, 1, 1, 1, 1, 1, 1, seed=seed)
+    assert not any(tmp_path.iterdir())  # refused before anything is made
 
 
 def test_join_links_every_builtin_shard_and_the_labelled_one_repeated(tmp_path):
