@@ -23,7 +23,10 @@ from deepdiva.core.metrics import multires_stft_distance, spectral_convergence  
 
 sets = target_sets(Path("data/eval-notes"), Path("data/eval-medium33"), Path("data/ood"), 200)
 for folder in (Path(a) for a in sys.argv[1:] if "=" not in a):  # beside the benchmark's own sets
-    sets[f"{folder.parent.name}/{folder.name}"] = np.stack([take.note for _, take in readable_takes([folder])])
+    notes = [take.note for _, take in readable_takes([folder])]
+    if not notes:
+        raise SystemExit(f"{folder}: no sound file a match can read (a dataset folder? its renders are in the sets)")
+    sets[f"{folder.parent.name}/{folder.name}"] = np.stack(notes)
 matchers = {label: Matcher.load(path, bank=False) for label, path in (a.split("=", 1) for a in sys.argv[1:] if "=" in a)}
 for name, targets in sets.items():
     line = f"{name:22s}"
