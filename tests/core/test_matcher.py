@@ -158,7 +158,11 @@ def test_an_unscored_match_writes_the_same_preset_with_or_without_its_render(mat
         assert bare.audio is None and bare.distance is None
         np.testing.assert_array_equal(bare.params, kept.params)
         level_db = 20 * np.log10(rms(kept.audio)[0] / rms(note)[0])
-        assert abs(level_db) < 1.5, level_db
+        # at the target's RMS level, or as near as the oscillator volumes reach (one at its top: an
+        # answer whose timbre is quieter than the take cannot be raised further by them)
+        native = pset.from_normalised(kept.params[None, :])[0]
+        at_top = any(native[j] >= pset.parameters[j].high for j in volume_columns(pset))
+        assert abs(level_db) < 1.5 or (level_db < 0 and at_top), level_db
         np.testing.assert_array_equal(kept.audio, matcher.renderer.render(kept.params[None, :], kept.played.midi_float)[0])
 
 
