@@ -7,6 +7,9 @@ set, their takes prepared as ``deepdiva match`` prepares them (e.g. the developm
 
     .venv/bin/python scripts/experiments/no_score_models.py v5=models/deepdiva-medium33.onnx new=runs/x/m.onnx [DIR ...]
 
+``--scored``: the scored ``deepdiva match`` instead (with the shipped bank, as it runs by default).
+``--only-folders``: the folders given only, not the benchmark's sets.
+
 Prints per set and model: median MR-STFT / median spectral convergence, mute answers written.
 """
 import sys
@@ -21,18 +24,21 @@ from deepdiva.core.level import mute  # noqa: E402
 from deepdiva.core.matcher import Matcher  # noqa: E402
 from deepdiva.core.metrics import multires_stft_distance, spectral_convergence  # noqa: E402
 
-sets = target_sets(Path("data/eval-notes"), Path("data/eval-medium33"), Path("data/ood"), 200)
-for folder in (Path(a) for a in sys.argv[1:] if "=" not in a):  # beside the benchmark's own sets
+flags = {a for a in sys.argv[1:] if a.startswith("--")}
+scored = "--scored" in flags
+sets = {} if "--only-folders" in flags else target_sets(Path("data/eval-notes"), Path("data/eval-medium33"),
+                                                        Path("data/ood"), 200)
+for folder in (Path(a) for a in sys.argv[1:] if "=" not in a and not a.startswith("--")):  # beside the benchmark's own sets
     notes = [take.note for _, take in readable_takes([folder])]
     if not notes:
         raise SystemExit(f"{folder}: no sound file a match can read (a dataset folder? its renders are in the sets)")
     sets[f"{folder.parent.name}/{folder.name}"] = np.stack(notes)
-matchers = {label: Matcher.load(path, bank=False) for label, path in (a.split("=", 1) for a in sys.argv[1:] if "=" in a)}
+matchers = {label: Matcher.load(path, bank=None if scored else False) for label, path in (a.split("=", 1) for a in sys.argv[1:] if "=" in a)}
 for name, targets in sets.items():
     line = f"{name:22s}"
     first = None
     for label, m in matchers.items():
-        outs = [m.match(t, score=False) for t in targets]
+        outs = [m.match(t, score=scored) for t in targets]
         renders = np.stack([o.audio for o in outs])
         mr, sc = multires_stft_distance(renders, targets), spectral_convergence(renders, targets)
         muted = sum(bool(mute(m.parameter_set, o.params[None], o.audio[None], t)[0])
