@@ -29,10 +29,10 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import shutil
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -144,6 +144,7 @@ def _plain(out: Path, rng: np.random.Generator, n: int) -> None:
 def label(rec: Path, out: Path, model: Path, like: Path, worker: int, workers: int, part_size: int = 100) -> None:
     """Label every ``workers``-th recording (from ``worker``) by the scored match, in parts of
     ``part_size`` written atomically (a rerun skips the parts done)."""
+    from deepdiva.core.atomic import write_atomic
     from deepdiva.core.audio import prepare_note, raised_to_nominal, read_audio
     from deepdiva.core.errors import DeepDivaError
     from deepdiva.core.matcher import Matcher
@@ -180,25 +181,33 @@ def label(rec: Path, out: Path, model: Path, like: Path, worker: int, workers: i
             rows["distance"].append(m.distance)
             rows["source"].append(str(f.relative_to(rec)))
             rows["chord"].append(m.chord is not None)
-        tmp = path.with_suffix(".tmp.npz")
-        np.savez(tmp, **{k: np.asarray(v) for k, v in rows.items()})
-        os.replace(tmp, path)
+        write_atomic(path, partial(_save_npz, arrays={k: np.asarray(v) for k, v in rows.items()}))
         print(f"worker {worker}: {min(start + part_size, len(files))} of {len(files)}", flush=True)
+
+
+def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    with open(path, "wb") as fh:  # a file object: np.savez would add ".npz" to a temp file's name
+        np.savez(fh, **arrays)
 
 
 def assemble(out: Path, like: Path, workers: int, also: tuple[Path, ...] = ()) -> None:
     """The labelled parts (``out``'s and those of the earlier rounds ``also``) as one dataset shard
     (audio, params, notes) with ``like``'s manifest, its network input (``mel_db_pitch`` and the
     pitch heard) and its labels' clean sound summaries."""
+    from deepdiva.core.pitch import DEFAULT_MIDI
     from deepdiva.training.dataset import Dataset
     from deepdiva.training.features_cache import cache_features
     from deepdiva.training.sound_proxy import sound_summaries
 
-    parts = [p for d in (out, *also) for p in sorted((d / "parts").glob("w*.npz"))]
-    data = {k: np.concatenate([np.load(p)[k] for p in parts]) for k in ("audio", "params", "notes", "heard", "chord")}
+    keys = ("audio", "params", "notes", "heard", "chord")
+    loaded = []
+    for part in (p for d in (out, *also) for p in sorted((d / "parts").glob("w*.npz"))):
+        with np.load(part) as z:
+            loaded.append({k: z[k] for k in keys})
+    data = {k: np.concatenate([part[k] for part in loaded]) for k in keys}
     # a row is kept when the key it was matched at is the pitch the training step will read in it (the
-    # labels are restated from one to the other: an octave or a few cents, never a different note)
-    heard = np.where(np.isfinite(data["heard"]), data["heard"], 48.0)
+    # labels are restated from one to the other by a few cents at most, never a different note or octave)
+    heard = np.where(np.isfinite(data["heard"]), data["heard"], float(DEFAULT_MIDI))
     keep = np.abs(data["notes"] - heard) < 0.5
     print(f"{keep.sum()} of {keep.size} rows kept ({(~keep).sum()} matched at a key other than the one read; "
           f"{data['chord'].sum()} chords)")
