@@ -279,15 +279,13 @@ def score_targets(model_path: str | os.PathLike, n_targets: int, seed: int = REF
     spec = target_spec(n_shards, shard_size, seed)
     parts: dict[int, AnswerScores] = {}
     todo = []
-    model_digest = hashlib.sha256(Path(model_path).read_bytes()).hexdigest()[:12]
-
-    def kept_at(i: int) -> Path:
-        assert cache is not None
-        return cache / f"scores-{model_digest}-{seed}-{shard_size}-{i:05d}.npz"
-
+    kept: list[Path | None] = [None] * n_shards
+    if cache is not None:
+        digest = hashlib.sha256(Path(model_path).read_bytes()).hexdigest()[:12]
+        kept = [cache / f"scores-{digest}-{seed}-{shard_size}-{i:05d}.npz" for i in range(n_shards)]
     for i in range(n_shards):
-        kept = None if cache is None else kept_at(i)
-        loaded = AnswerScores.load(kept) if kept is not None and kept.exists() else None
+        path = kept[i]
+        loaded = AnswerScores.load(path) if path is not None and path.exists() else None
         if loaded is not None:
             parts[i] = loaded
         else:
@@ -297,9 +295,10 @@ def score_targets(model_path: str | os.PathLike, n_targets: int, seed: int = REF
             futures = {i: pool.submit(_score_shard, spec, i) for i in todo}
             for i, future in futures.items():
                 parts[i] = future.result()
-                if cache is not None:
-                    cache.mkdir(parents=True, exist_ok=True)
-                    parts[i].save(kept_at(i))
+                path = kept[i]
+                if path is not None:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    parts[i].save(path)
                 log.info("scored shard %d of %d", i + 1, n_shards)
     return AnswerScores.concat([parts[i] for i in range(n_shards)])
 
