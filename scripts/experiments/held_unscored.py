@@ -44,7 +44,9 @@ def held_too(self: Matcher, answers: np.ndarray, envelope):  # type: ignore[no-u
 
 sets = {name: [(t, None, None) for t in targets] for name, targets in
         target_sets(Path("data/eval-notes"), Path("data/eval-medium33"), Path("data/ood"), 200).items()}
-sets.update({f"{Path(d).parent.name}/{Path(d).name}": [(t.note, t.lead_in, t.after) for _, t in readable_takes([Path(d)], rate, matcher.seconds)] for d in sys.argv[1:]})
+for d in map(Path, sys.argv[1:]):
+    sets[f"{d.parent.name}/{d.name}"] = [(t.note, t.lead_in, t.after)
+                                         for _, t in readable_takes([d], rate, matcher.seconds)]
 for name, targets in sets.items():
     rows = []
     for note, lead_in, after in targets:

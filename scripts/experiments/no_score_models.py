@@ -28,12 +28,13 @@ flags = {a for a in sys.argv[1:] if a.startswith("--")}
 scored = "--scored" in flags
 sets = {} if "--only-folders" in flags else target_sets(Path("data/eval-notes"), Path("data/eval-medium33"),
                                                         Path("data/ood"), 200)
-for folder in (Path(a) for a in sys.argv[1:] if "=" not in a and not a.startswith("--")):  # beside the benchmark's own sets
+for folder in (Path(a) for a in sys.argv[1:] if "=" not in a and a not in flags):  # beside the benchmark's sets
     notes = [take.note for _, take in readable_takes([folder])]
     if not notes:
         raise SystemExit(f"{folder}: no sound file a match can read (a dataset folder? its renders are in the sets)")
     sets[f"{folder.parent.name}/{folder.name}"] = np.stack(notes)
-matchers = {label: Matcher.load(path, bank=None if scored else False) for label, path in (a.split("=", 1) for a in sys.argv[1:] if "=" in a)}
+models = (a.split("=", 1) for a in sys.argv[1:] if "=" in a)
+matchers = {label: Matcher.load(path, bank=None if scored else False) for label, path in models}
 for name, targets in sets.items():
     line = f"{name:22s}"
     first = None
