@@ -23,6 +23,12 @@ used); the recordings need fluidsynth, fluid-soundfont-gm, espeak-ng and amsynth
 Half of the recordings are augmented as the training data is (reverb, noise, gain, tilt, ...; the
 builtin dataset's own settings) before they are labelled, so the label is what the match writes
 for that take.
+
+Each step hands on what the labels are: ``make`` writes its seed and files per kind (round.json),
+``label`` those and the labelling model's file name and sha256 (labelled.json), ``assemble`` every
+round's rows kept into the shard's manifest (``pseudo_labels``), ``join`` that and the repeat into
+the joined dataset's; ``deepdiva train`` keeps it in the run's config and ``deepdiva export`` writes
+it into the model card as ``training.pseudo_labels``.
 """
 from __future__ import annotations
 
@@ -44,6 +50,10 @@ import ood_sets  # noqa: E402
 
 SR = 44100
 SEED = 31  # the benchmark's amsynth patches are seed 7, the development ones seed 8
+AUGMENTED_SHARE = 0.5  # of the recordings, augmented as the training data before they are labelled
+# what each step leaves for the next, so the model card can say what the network was trained on:
+ROUND_FILE = "round.json"  # make: the seed and the files of each kind
+LABELLED_FILE = "labelled.json"  # label: the round's recipe and the model that labelled it
 GM_KEYS = range(36, 85)
 KITS = (0, 8, 16, 24, 25, 32, 40, 48, 56)
 TEXTS = ("aaaaaah", "ooooooh", "eeeeeee", "uuuuuuu", "mmmmmmm", "laaaaaa", "naaaaaa", "ooooaaaa", "iiiiiii",
@@ -90,6 +100,8 @@ def make(out: Path, n_gm: int, n_chords: int, n_drums: int, n_voices: int, n_ams
         folder.mkdir(parents=True, exist_ok=True)
         make_kind(folder, np.random.default_rng([seed, i]))
         print(f"{folder}: {len(list(folder.glob('*.wav')))} files", flush=True)
+    made = {name: len(list((out / name).glob("*.wav"))) for name in kinds}
+    (out / ROUND_FILE).write_text(json.dumps({"make_seed": seed, "kinds": made}, indent=1))
 
 
 def _chords(rng: np.random.Generator, n: int) -> list[tuple[str, int, str, int]]:
@@ -158,6 +170,7 @@ def label(rec: Path, out: Path, model: Path, like: Path, worker: int, workers: i
     matcher = Matcher.load(model, intra_op_threads=1)
     parts = out / "parts"
     parts.mkdir(parents=True, exist_ok=True)
+    write_atomic(out / LABELLED_FILE, partial(_write_json, data=labelled_by(rec, model)))
     for start in range(0, len(files), part_size):
         path = parts / f"w{worker}-{start:05d}.npz"
         if path.exists():
@@ -167,7 +180,7 @@ def label(rec: Path, out: Path, model: Path, like: Path, worker: int, workers: i
         for f in files[start:start + part_size]:
             try:
                 note = prepare_note(read_audio(f))
-                if rng.random() < 0.5:
+                if rng.random() < AUGMENTED_SHARE:
                     note = raised_to_nominal(augment_audio(augment, rng, note[None, :], SR))[0]
                 heard = matcher.detect(note[None, :])[0]
                 m = matcher.match(note, render=False)
@@ -185,6 +198,22 @@ def label(rec: Path, out: Path, model: Path, like: Path, worker: int, workers: i
         print(f"worker {worker}: {min(start + part_size, len(files))} of {len(files)}", flush=True)
 
 
+def labelled_by(rec: Path, model: Path) -> dict:
+    """What a round's labels are: its recordings' recipe (``make``'s, if it left one) and the model
+    whose scored match (with the shipped bank, as ``deepdiva match`` runs by default) labelled them."""
+    import hashlib
+
+    made = rec / ROUND_FILE
+    recipe = json.loads(made.read_text()) if made.exists() else {}
+    return {**recipe, "augmented_share": AUGMENTED_SHARE,
+            "labelled_by": {"model_file": model.name, "model_sha256": hashlib.sha256(model.read_bytes()).hexdigest(),
+                            "match": "deepdiva match, scored, with the shipped bank"}}
+
+
+def _write_json(path: Path, data: dict) -> None:
+    path.write_text(json.dumps(data, indent=1))
+
+
 def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
     with open(path, "wb") as fh:  # a file object: np.savez would add ".npz" to a temp file's name
         np.savez(fh, **arrays)
@@ -200,11 +229,12 @@ def assemble(out: Path, like: Path, workers: int, also: tuple[Path, ...] = ()) -
     from deepdiva.training.sound_proxy import sound_summaries
 
     keys = ("audio", "params", "notes", "heard", "chord")
+    rounds = (out, *also)
     loaded = []
-    for part in (p for d in (out, *also) for p in sorted((d / "parts").glob("w*.npz"))):
+    for r, part in ((r, p) for r, d in enumerate(rounds) for p in sorted((d / "parts").glob("w*.npz"))):
         with np.load(part) as z:
-            loaded.append({k: z[k] for k in keys})
-    data = {k: np.concatenate([part[k] for part in loaded]) for k in keys}
+            loaded.append({**{k: z[k] for k in keys}, "round": np.full(len(z["params"]), r)})
+    data = {k: np.concatenate([part[k] for part in loaded]) for k in (*keys, "round")}
     # a row is kept when the key it was matched at is the pitch the training step will read in it (the
     # labels are restated from one to the other by a few cents at most, never a different note or octave)
     heard = np.where(np.isfinite(data["heard"]), data["heard"], float(DEFAULT_MIDI))
@@ -220,10 +250,22 @@ def assemble(out: Path, like: Path, workers: int, also: tuple[Path, ...] = ()) -
     manifest["spec"]["keep_audio"] = True
     manifest["spec"]["sample_size"] = int(keep.sum())
     manifest["spec"]["n_shards"] = 1
+    manifest["pseudo_labels"] = provenance(rounds, np.bincount(data["round"][keep], minlength=len(rounds)))
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
     ds = Dataset.open(out)
     cache_features(ds, "mel_db_pitch", workers=workers)
     sound_summaries(ds, workers=workers)
+
+
+def provenance(rounds: tuple[Path, ...], kept: np.ndarray) -> dict:
+    """The labelled shard's provenance for its manifest (and, through ``deepdiva train``, the model
+    card): the rows kept, and per round (as ``rounds`` lists them: this one, then the earlier ones
+    ``assemble --also`` joined) its rows, recipe and labelling model."""
+    per_round = []
+    for folder, n in zip(rounds, kept, strict=True):
+        labelled = folder / LABELLED_FILE
+        per_round.append({"recordings": int(n), **(json.loads(labelled.read_text()) if labelled.exists() else {})})
+    return {"recordings": int(kept.sum()), "rounds": per_round}
 
 
 def join(builtin: Path, pseudo: Path, repeat: int, out: Path) -> None:
@@ -235,7 +277,10 @@ def join(builtin: Path, pseudo: Path, repeat: int, out: Path) -> None:
     for shard in manifest["shards"]:
         _link(builtin / shard["name"], out / shard["name"])
         shards.append(shard)
-    n = json.loads((pseudo / "manifest.json").read_text())["shards"][0]["n"]
+    labelled = json.loads((pseudo / "manifest.json").read_text())
+    n = labelled["shards"][0]["n"]
+    if "pseudo_labels" in labelled:
+        manifest["pseudo_labels"] = {**labelled["pseudo_labels"], "repeat": repeat}
     for r in range(repeat):
         name = f"shard-p{r}"
         _link(pseudo / "shard-00000", out / name)

@@ -212,6 +212,8 @@ def build_card(name: str, model_bytes: bytes, config: dict, metrics: dict, parit
             "model": train["model"], **loss_card(config),
             "optimizer": train["optimizer"], "learning_rate": train["learning_rate"],
             "batch_size": train["batch_size"], "epochs": metrics.get("epochs_done"),
+            # recordings labelled by a scored match among the data (scripts/pseudo_labels.py), if any
+            **({"pseudo_labels": ds["pseudo_labels"]} if ds.get("pseudo_labels") else {}),
         },
         "pitch": pitch_card(config),
         "metrics": {k: metrics[k] for k in keep if metrics.get(k) is not None},

@@ -191,7 +191,8 @@ def dataset_summary(ds: Dataset, split: Split) -> dict:
             "parameter_set": spec.parameter_set, "parameter_ids": ds.manifest["parameter_ids"],
             "parameter_names": ds.manifest["parameter_names"], "renderer": spec.renderer,
             "render": spec.render.to_dict(), "seed": spec.seed, "pitch_range": spec.pitch_range,
-            "prior": spec.prior, "augment": spec.augment}
+            "prior": spec.prior, "augment": spec.augment,
+            **({"pseudo_labels": ds.manifest["pseudo_labels"]} if "pseudo_labels" in ds.manifest else {})}
 
 
 def _new_run_dir(cfg: TrainConfig) -> Path:

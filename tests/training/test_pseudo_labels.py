@@ -64,3 +64,37 @@ def test_join_links_every_builtin_shard_and_the_labelled_one_repeated(tmp_path):
     assert (out / "shard-p2").resolve() == (pseudo / "shard-00000").resolve()
     script.join(builtin, pseudo, 3, out)  # again: the same links, nothing doubled
     assert len(json.loads((out / "manifest.json").read_text())["shards"]) == 5
+
+
+def test_each_step_hands_on_what_the_labels_are_so_the_card_can_say_it(tmp_path):
+    """make's recipe and the labelling model (label) -> every round's rows kept (assemble) -> the
+    joined dataset's manifest with its repeat (join), which ``deepdiva train`` copies into the card."""
+    script = _script()
+    model = tmp_path / "m.onnx"
+    model.write_bytes(b"not really a model")
+    rounds = []
+    for seed, kinds in ((31, {"gm": 4, "voices": 1}), (32, {"gm": 2, "plain": 3})):
+        rec, ds = tmp_path / f"rec{seed}", tmp_path / f"ds{seed}"
+        rec.mkdir()
+        ds.mkdir()
+        (rec / script.ROUND_FILE).write_text(json.dumps({"make_seed": seed, "kinds": kinds}))
+        (ds / script.LABELLED_FILE).write_text(json.dumps(script.labelled_by(rec, model)))
+        rounds.append(ds)
+    said = script.provenance((rounds[1], rounds[0]), np.array([5, 4]))
+    assert said["recordings"] == 9
+    newest, oldest = said["rounds"]
+    assert newest["recordings"] == 5 and newest["make_seed"] == 32 and newest["kinds"] == {"gm": 2, "plain": 3}
+    assert oldest["recordings"] == 4 and oldest["make_seed"] == 31 and oldest["augmented_share"] == 0.5
+    assert oldest["labelled_by"]["model_file"] == "m.onnx"
+    assert oldest["labelled_by"]["model_sha256"] == __import__("hashlib").sha256(b"not really a model").hexdigest()
+    # a round labelled before the files were written still counts its rows
+    assert script.provenance((tmp_path / "older",), np.array([3])) == {"recordings": 3, "rounds": [{"recordings": 3}]}
+    builtin, pseudo = tmp_path / "train", tmp_path / "pseudo"
+    for folder, extra in ((builtin, {}), (pseudo, {"pseudo_labels": said})):
+        folder.mkdir()
+        shard = {"index": 0, "name": "shard-00000", "n": 9, "silent": 0, "regenerated": 0}
+        (folder / "manifest.json").write_text(json.dumps({"spec": {"n_shards": 1}, "shards": [shard], **extra}))
+        (folder / "shard-00000").mkdir()
+    (builtin / "features.json").write_text("{}")
+    script.join(builtin, pseudo, 3, tmp_path / "mix")
+    assert json.loads((tmp_path / "mix" / "manifest.json").read_text())["pseudo_labels"] == {**said, "repeat": 3}

@@ -207,6 +207,30 @@ def test_export_names_the_synth_of_the_training_data(cnn2_run: Path, dataset: Da
     assert card.synth.as_dict() == synth and card.pitch_range is None and card.render == synth["render"]
 
 
+def test_the_card_says_which_recordings_labelled_by_a_match_were_trained_on(dataset: Dataset, tmp_path: Path) -> None:
+    """A dataset joined with recordings labelled by a scored match (scripts/pseudo_labels.py) carries
+    their provenance in its manifest; the run's config and the exported card carry it on."""
+    from deepdiva.training.export import export_run
+    from deepdiva.training.train import TrainConfig, train
+
+    folder = tmp_path / "mix"
+    shutil.copytree(dataset.folder, folder)
+    provenance = {"recordings": 7, "repeat": 3, "rounds": [
+        {"recordings": 7, "make_seed": 32, "kinds": {"gm": 5, "voices": 2}, "augmented_share": 0.5,
+         "labelled_by": {"model_file": "m.onnx", "model_sha256": "ab" * 32, "match": "deepdiva match"}}]}
+    manifest = json.loads(manifest_path(folder).read_text())
+    write_json_atomic(manifest_path(folder), {**manifest, "pseudo_labels": provenance})
+    run = train(TrainConfig(str(folder), model="cnn2", epochs=1, batch_size=8, validation_split=VAL,
+                            runs_dir=str(tmp_path / "runs"), name="labelled")).run_dir
+    assert json.loads((run / "config.json").read_text())["dataset"]["pseudo_labels"] == provenance
+    _, card_path = export_run(run, tmp_path / "labelled.onnx")
+    assert json.loads(card_path.read_text())["training"]["pseudo_labels"] == provenance
+    _, plain_card = export_run(train(TrainConfig(str(dataset.folder), model="cnn2", epochs=1, batch_size=8,
+                                                 validation_split=VAL, runs_dir=str(tmp_path / "runs"),
+                                                 name="plain")).run_dir, tmp_path / "plain.onnx")
+    assert "pseudo_labels" not in json.loads(plain_card.read_text())["training"]  # renders only: nothing said
+
+
 def test_export_refuses_when_onnx_disagrees(cnn2_run: Path, tmp_path: Path, monkeypatch) -> None:
     from deepdiva.training import export
 
