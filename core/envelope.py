@@ -11,7 +11,8 @@ those into answers through the profile's ``amp_attack``, ``amp_decay`` and ``amp
 (and a release heard after the note's window through ``amp_release``: :func:`with_release`),
 on the envelope knob of Diva as the builtin synth plays it (1 ms x 10**(knob/25), see
 ``core/BUILTIN_SYNTH.md``). A scored match renders these variants beside the network's answers and
-keeps whichever is closest; an unscored one uses the measurement only for a note that dies away.
+keeps whichever is closest; an unscored one uses the measurement only for a note that dies away
+or is let go (``Matcher.enveloped_unscored``).
 The level also tells where the note was let go (:func:`note_off`) and whether the take ends in its
 recording's steady noise floor (:func:`noise_floor`: after the note, or before it), which the
 match's distance then looks through.

@@ -571,25 +571,31 @@ class Matcher:
 
     def unscored(self, note: np.ndarray, pitch: Pitch, envelope: AmpEnvelope | None = None) -> np.ndarray:
         """What an unscored match answers (k,): the network's most confident answer (as :meth:`predict`
-        gives it), with the amp envelope measured in ``note`` if the note dies away (a held patch is
-        far from a pluck, whatever else it gets right)."""
+        gives it), with the amp envelope measured in ``note`` if the note dies away or is let go (a
+        held patch is far from a pluck, whatever else it gets right: :meth:`enveloped_unscored`)."""
         return self.unscored_options(note, pitch, envelope)[0]
 
     def unscored_options(self, note: np.ndarray, pitch: Pitch, envelope: AmpEnvelope | None = None) -> np.ndarray:
         """Every answer of the network (h, k), most confident first (:meth:`unscored`), each played as
-        :meth:`unscored` plays it (:meth:`enveloped_if_dying`): one network pass gives all of them, and
+        :meth:`unscored` plays it (:meth:`enveloped_unscored`): one network pass gives all of them, and
         the rest are what an unscored match chooses from when the first is mute (h renders, only
         then; the pass costs what the most confident answer alone costs). On the 59 of 400 held-out builtin notes where
         it was, the closest of them that is heard was as close as the mute answer (median MR-STFT
         2.28 both, spectral convergence 1.00 both); the next most confident one was further (2.40),
         and with the plain patches beside them too (spectral convergence 1.16).
         ``scripts/experiments/silent_answers.py``."""
-        return self.enveloped_if_dying(self.hypotheses(note, pitch), self._measured(note, envelope))
+        return self.enveloped_unscored(self.hypotheses(note, pitch), self._measured(note, envelope))
 
-    def enveloped_if_dying(self, answers: np.ndarray, envelope: AmpEnvelope | None) -> np.ndarray:
+    def enveloped_unscored(self, answers: np.ndarray, envelope: AmpEnvelope | None) -> np.ndarray:
         """``answers`` (h, k) as an unscored match plays them: with the measured amp ``envelope``
-        written in when the note dies away, else as they are."""
-        fitted = with_envelope(self.parameter_set, answers, envelope) if envelope and envelope.dies_away else None
+        written in when the note dies away or was let go within the render (full sustain, its
+        release: :func:`~deepdiva.core.envelope.with_envelope`), else as they are. The network reads
+        neither well; of a note held to the end, or falling to a level, its own reading was as close
+        (``scripts/experiments/unscored_envelope.py``, against the measured envelope: of 778
+        development GM notes the 483 let go came closer 389 / further 94; held, with its attack, the
+        synth's renders 39 / 50 and the chords 6 / 15)."""
+        clear = envelope is not None and (envelope.dies_away or envelope.release is not None)
+        fitted = with_envelope(self.parameter_set, answers, envelope) if clear else None
         return answers if fitted is None else fitted
 
     def finished_unscored(self, guess: np.ndarray, note: np.ndarray, key: float, pitch: Pitch,
@@ -698,7 +704,8 @@ class Matcher:
         detuned pair played a few cents flat when that is closer: :meth:`_paired`) and the closest
         by the full distance is kept (:meth:`_finished`), the network's and the
         bank's others join a search's warm starts; unscored, the network's
-        most confident answer, with the measured envelope if the target dies away. Neither writes an
+        most confident answer, with the measured envelope if the target dies away or is let go
+        (:meth:`enveloped_unscored`). Neither writes an
         answer that is :func:`~deepdiva.core.level.mute` (no volume setting makes it heard at the
         target's level) while another is not: unscored, the closest of its other answers that is
         not. A target that holds a chord (:func:`~deepdiva.core.chord.detect_chord`: three or four notes) is matched

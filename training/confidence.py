@@ -9,7 +9,7 @@ as they are, to the answer whose render is closest to the target by the multi-re
 spectral distance times its spectral convergence (the linear measure, so that a noisy answer
 the log-magnitude distance alone would forgive is not picked), each answer finished as an
 unscored match finishes it (:meth:`~deepdiva.core.matcher.Matcher.finished_unscored`: tidied,
-the target's amp envelope when it dies away, played at the detected key and let go where the
+the target's amp envelope when it dies away or is let go, played at the detected key and let go where the
 target was, repaired if it sounds off the pitch, at the target's RMS level). Each answer is also
 marked mute or not (:func:`~deepdiva.core.level.mute`), and the card reports the share of picks that
 are (a mute pick makes the unscored match fall back on another answer: 10-15 % of held-out renders
@@ -199,7 +199,7 @@ class AnswerScorer:
             features = m.features(note[None, :], [pitch])
             hyps, embedding = self.session.run(["hypotheses", self.layer.embedding],
                                                {m.model.card.input_name: features.astype(np.float32)})
-            answers = m.enveloped_if_dying(m.tidied(hyps[0], [pitch] * hyps.shape[1]), envelope)
+            answers = m.enveloped_unscored(m.tidied(hyps[0], [pitch] * hyps.shape[1]), envelope)
             played, rendered = zip(*(m.finished_unscored(a, note, key, pitch, length) for a in answers), strict=True)
             assert all(r is not None for r in rendered)  # render=True
             played, renders = np.stack(played), np.stack(rendered)

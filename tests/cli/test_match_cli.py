@@ -76,7 +76,7 @@ def test_no_score_writes_the_networks_preset_without_measuring_it(tmp_path: Path
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["distance"] is None and report["network_distance"] is None and report["preview"] is None
-    # unmeasured, the network's most confident answer (with the target's envelope if it dies away);
+    # unmeasured, the network's most confident answer (with the target's envelope if it dies away or is let go);
     # measured, the one of its answers (each also with that envelope), bank patches or plain patches
     # that sounds closest; either in tune (its level then set: the oscillator volumes)
     from deepdiva.core.audio import prepare_note, read_audio

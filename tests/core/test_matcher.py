@@ -304,6 +304,29 @@ def test_a_plucked_target_gets_an_answer_that_dies_away(matcher: Matcher, monkey
     assert scored.distance < SpectralTarget(note).distance(matcher.renderer.render(held[None, :], 50.0))[0] / 2
 
 
+def test_an_unscored_answer_takes_the_envelope_of_a_note_let_go_but_not_of_one_held(matcher: Matcher,
+                                                                                  monkeypatch) -> None:
+    """``--no-score`` writes the measured envelope of a note let go within the render (full
+    sustain, its release on the decay knob) over the network's reading; a note held to the end
+    keeps the network's (Matcher.enveloped_unscored)."""
+    pset = matcher.parameter_set
+    columns = amp_envelope_columns(pset)
+    assert columns is not None
+    attack, decay, sustain = columns
+    organ = pset.defaults_normalised()
+    organ[[attack, decay, sustain]] = 0.1, 0.3, 1.0  # 2.5 ms attack, full sustain, a 16 ms release
+    let_go = matcher.renderer.render(organ[None, :], 50.0, 0.8)[0]  # the key let go after 0.8 s
+    held = matcher.renderer.render(organ[None, :], 50.0)[0]  # held through the 2 s
+    guess = pset.defaults_normalised()
+    guess[[attack, decay, sustain]] = 0.6, 0.7, 0.4  # the network's reading: a slow swell falling to 40 %
+    monkeypatch.setattr(matcher, "hypotheses", lambda note, pitch: np.stack([guess, guess]))
+    released = matcher.match(let_go, score=False, render=False).params
+    assert released[sustain] == 1.0 and released[attack] < 0.4  # measured: time to the peak in 10 ms frames
+    assert released[decay] < guess[decay]  # the quick release heard, not the network's slow decay
+    kept = matcher.match(held, score=False, render=False).params
+    np.testing.assert_array_equal(kept[[attack, decay, sustain]], guess[[attack, decay, sustain]])
+
+
 def test_closest_answer_is_chosen_at_the_level_that_suits_it(matcher: Matcher) -> None:  # the level step follows
     pset = matcher.parameter_set
     truth = pset.defaults_normalised()
