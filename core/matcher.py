@@ -594,8 +594,9 @@ class Matcher:
         (``scripts/experiments/unscored_envelope.py``, against the measured envelope: of 778
         development GM notes the 483 let go came closer 389 / further 94; held, with its attack, the
         synth's renders 39 / 50 and the chords 6 / 15)."""
-        clear = envelope is not None and (envelope.dies_away or envelope.release is not None)
-        fitted = with_envelope(self.parameter_set, answers, envelope) if clear else None
+        if envelope is None or not (envelope.dies_away or envelope.release is not None):
+            return answers
+        fitted = with_envelope(self.parameter_set, answers, envelope)
         return answers if fitted is None else fitted
 
     def finished_unscored(self, guess: np.ndarray, note: np.ndarray, key: float, pitch: Pitch,
