@@ -100,8 +100,10 @@ def make(out: Path, n_gm: int, n_chords: int, n_drums: int, n_voices: int, n_ams
         folder.mkdir(parents=True, exist_ok=True)
         make_kind(folder, np.random.default_rng([seed, i]))
         print(f"{folder}: {len(list(folder.glob('*.wav')))} files", flush=True)
+    from deepdiva.core.atomic import write_json_atomic
+
     made = {name: len(list((out / name).glob("*.wav"))) for name in kinds}
-    (out / ROUND_FILE).write_text(json.dumps({"make_seed": seed, "kinds": made}, indent=1))
+    write_json_atomic(out / ROUND_FILE, {"make_seed": seed, "kinds": made})
 
 
 def _chords(rng: np.random.Generator, n: int) -> list[tuple[str, int, str, int]]:
@@ -156,7 +158,7 @@ def _plain(out: Path, rng: np.random.Generator, n: int) -> None:
 def label(rec: Path, out: Path, model: Path, like: Path, worker: int, workers: int, part_size: int = 100) -> None:
     """Label every ``workers``-th recording (from ``worker``) by the scored match, in parts of
     ``part_size`` written atomically (a rerun skips the parts done)."""
-    from deepdiva.core.atomic import write_atomic
+    from deepdiva.core.atomic import write_atomic, write_json_atomic
     from deepdiva.core.audio import prepare_note, raised_to_nominal, read_audio
     from deepdiva.core.errors import DeepDivaError
     from deepdiva.core.matcher import Matcher
@@ -170,7 +172,7 @@ def label(rec: Path, out: Path, model: Path, like: Path, worker: int, workers: i
     matcher = Matcher.load(model, intra_op_threads=1)
     parts = out / "parts"
     parts.mkdir(parents=True, exist_ok=True)
-    write_atomic(out / LABELLED_FILE, partial(_write_json, data=labelled_by(rec, model)))
+    write_json_atomic(out / LABELLED_FILE, labelled_by(rec, model))
     for start in range(0, len(files), part_size):
         path = parts / f"w{worker}-{start:05d}.npz"
         if path.exists():
@@ -208,10 +210,6 @@ def labelled_by(rec: Path, model: Path) -> dict:
     return {**recipe, "augmented_share": AUGMENTED_SHARE,
             "labelled_by": {"model_file": model.name, "model_sha256": hashlib.sha256(model.read_bytes()).hexdigest(),
                             "match": "deepdiva match, scored, with the shipped bank"}}
-
-
-def _write_json(path: Path, data: dict) -> None:
-    path.write_text(json.dumps(data, indent=1))
 
 
 def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
