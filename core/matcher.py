@@ -21,7 +21,7 @@ from .chord import Chord, ChordRenderer, detect_chord
 from .envelope import AmpEnvelope, amp_envelope, noise_floor, releases_at_decay, with_envelope, with_release
 from .errors import ModelError
 from .level import at_rms_of, level_matched, mute, scored_gains, volume_columns, with_gain
-from .metrics import SpectralTarget
+from .metrics import SpectralTarget, spectral_convergence
 from .model_runtime import OnnxModel
 from .model_synth import choose_synth, renderer_for
 from .pitch import Pitch, detect_pitches, midi_to_hz, note_name
@@ -338,24 +338,46 @@ class Matcher:
         return next(((repairs[i], renders[i]) for i in order if tuned[i]), None)
 
     def _chosen_in_tune(self, options: np.ndarray, note: np.ndarray, key: float, pitch: Pitch,
-                        target: SpectralTarget, length: float | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+                        target: SpectralTarget, length: float | None = None
+                        ) -> tuple[list[tuple[np.ndarray, np.ndarray]], tuple[np.ndarray, np.ndarray] | None]:
         """What a scored match chooses among, with their renders: of ``options`` (h, k), in the order
         of :meth:`closest`'s distance, the first :data:`FULL_CHOICES` of the closest
         :data:`TUNE_TRIES` that sound at the target's ``pitch`` as they are or repaired
         (:meth:`in_tune`); the closest as it is when none does. The match keeps the one closest by
-        the full distance once finished (:meth:`_finished`).
+        the full distance once finished (:meth:`_finished`). Second, the closest option when it was
+        passed over because its render is heard without a pitch (None when it was not), which the
+        match finishes too and keeps if that is closer by both measures (:meth:`_heard_closer`).
         A preset that plays 2 semitones sharp is a wrong answer however close its spectrum (a G1
         bass took a bank patch that did: 1.06 against the network's in-tune 1.10)."""
         audio, distances = self._choice_scorer(note, key, target=target, length=length)(options)
         order = self._audible_first(np.argsort(distances, kind="stable"), options, audio, note)
         found: list[tuple[np.ndarray, np.ndarray]] = []
-        for i in order[:TUNE_TRIES]:
+        unpitched = None
+        for rank, i in enumerate(order[:TUNE_TRIES]):
             tuned = self._tuned(options[i], audio[i], note, key, pitch, target, length)
+            if tuned is None and rank == 0 and self.off_pitch(audio[i][None, :], pitch)[0] is None:
+                unpitched = (options[i], audio[i])  # passed over for a render heard without a pitch
             if tuned is not None and not any(np.array_equal(tuned[0], f[0]) for f in found):
                 found.append(tuned)
                 if len(found) == FULL_CHOICES:
                     break
-        return found or [(options[order[0]], audio[order[0]])]
+        return (found, unpitched) if found else ([(options[order[0]], audio[order[0]])], None)
+
+    @staticmethod
+    def _heard_closer(audio: np.ndarray, distance: float, than_audio: np.ndarray, than_distance: float,
+                      target: SpectralTarget) -> bool:
+        """Whether a render ``audio`` at the full ``distance`` is closer to the ``target`` than
+        another by that distance *and* by spectral convergence (linear magnitudes, which a noisy,
+        inharmonic answer does not win): the test an answer whose render is heard without a pitch
+        passes to replace one in tune. Such a render (no clear period in its first 0.6 s: a slow
+        attack, detuned or modulated oscillators) is not heard *off* the target's pitch, and some
+        targets hold their pitch only in their first frames; passed over outright, a search's best
+        was lost for it on 3 of 30 held-out renders (0.59 against 0.88 written, SC 0.37 against
+        0.67). ``scripts/experiments/unpitched_reading.py``."""
+        if not distance < than_distance:
+            return False
+        convergence = spectral_convergence(np.stack([audio, than_audio]), target.target[:1])
+        return bool(convergence[0] < convergence[1])
 
     def _finished(self, guess: np.ndarray, audio: np.ndarray, note: np.ndarray, key: float, pitch: Pitch,
                   target: SpectralTarget, length: float | None, envelope: AmpEnvelope | None
@@ -382,7 +404,8 @@ class Matcher:
         that sound at ``pitch`` and their renders. The answer (the first) is the first result in
         tune no further than the search's ``start``; else, when the start sounds at the pitch, the
         closest of the start and the best result's repairs that does (:meth:`_repaired_or_start`:
-        never further than the start); else the first result in tune. The alternatives follow, each
+        never further than the start); else the first result in tune. The best result itself if it
+        is heard without a pitch and closer than that answer by both measures (:meth:`_heard_closer`). The alternatives follow, each
         as it is or its closest repair that sounds at the pitch, closest first. When nothing does,
         all of them as they are. The search holds the tuning and pitch modulation, but muting the
         lower oscillator, say, still moves the pitch heard."""
@@ -408,6 +431,9 @@ class Matcher:
             if first is None:
                 return found, np.stack([hear(i)[0] for i in range(len(found))])
             answer = (found[first], hear(first)[0])
+        if (hear(0)[1] is None
+                and self._heard_closer(hear(0)[0], found[0][1], answer[1], answer[0][1], target)):
+            answer, first = (found[0], hear(0)[0]), 0  # the best, heard without a pitch, closer by both measures
         alternatives: list[tuple[tuple[np.ndarray, float], np.ndarray]] = []
         for i, (x, d) in enumerate(found):
             if len(alternatives) + 1 >= wanted:
@@ -756,10 +782,14 @@ class Matcher:
         target = SpectralTarget(note, noise=noise) if refine_seconds > 0 or score else None  # spectra cached once
         if answers is not None:  # scored: the answer (network, bank or plain patch) that sounds closest, in tune
             assert target is not None
-            chosen = self._chosen_in_tune(np.concatenate([answers, self.plain_options(note, key, envelope)]),
-                                          note, key, pitch, target, length)
+            chosen, unpitched = self._chosen_in_tune(np.concatenate([answers, self.plain_options(note, key, envelope)]),
+                                                     note, key, pitch, target, length)
             finished = [self._finished(g, a, note, key, pitch, target, length, envelope) for g, a in chosen]
             guess, audio, network_distance, shift = min(finished, key=lambda f: f[2])
+            if unpitched is not None:  # closest of all, but heard without a pitch: only if closer by both measures
+                other = self._finished(*unpitched, note, key, pitch, target, length, envelope)
+                if self._heard_closer(other[1], other[2], audio, network_distance, target):
+                    guess, audio, network_distance, shift = other
             if shift:  # a detuned pair is played off the key, centred on the note
                 played = replace(played, cents=round(played.cents + 100.0 * shift, FINE_TUNE_DECIMALS))
                 key = played.midi_float

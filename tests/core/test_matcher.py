@@ -13,6 +13,7 @@ from deepdiva.core.envelope import amp_envelope, amp_envelope_columns, with_enve
 from deepdiva.core.level import level_matched, mute, rms, volume_columns, with_gain
 from deepdiva.core.matcher import Matcher
 from deepdiva.core.metrics import SpectralTarget, multires_stft_distance
+from deepdiva.core.pitch import Pitch
 from deepdiva.core.refine import evaluator, pick_distinct, refine, scorer
 from deepdiva.core.tuning import pitch_columns
 from deepdiva.training.dataset import draw_patches, is_silent
@@ -210,7 +211,7 @@ def test_a_scored_match_never_chooses_a_mute_option_while_another_is_heard(match
 
     monkeypatch.setattr(matcher, "_choice_scorer", mute_first)
     options = np.stack([muted, truth])
-    chosen = matcher._chosen_in_tune(options, note, 52.0, pitch, target)
+    chosen, _ = matcher._chosen_in_tune(options, note, 52.0, pitch, target)
     assert len(chosen) == 1
     np.testing.assert_array_equal(chosen[0][0], truth)
     np.testing.assert_array_equal(matcher.closest(options, note, 52.0)[0], truth)
@@ -420,12 +421,12 @@ def test_a_scored_match_takes_the_closest_option_that_sounds_in_tune(matcher: Ma
         return score
 
     monkeypatch.setattr(matcher, "_choice_scorer", fifth_first)
-    chosen = matcher._chosen_in_tune(options, note, 57.0, pitch, target)
+    chosen, unpitched_closest = matcher._chosen_in_tune(options, note, 57.0, pitch, target)
     assert matcher.off_pitch(matcher.renderer.render(fifth[None, :], 57.0), pitch)[0] == pytest.approx(7.0, abs=0.3)
-    assert len(chosen) == 1  # the fifth is left out
+    assert len(chosen) == 1 and unpitched_closest is None  # the fifth is left out: it is heard, off the pitch
     np.testing.assert_array_equal(chosen[0][0], base)
     unpitched = replace(pitch, hz=None)  # no pitch to keep: both, the closest as it is first
-    chosen = matcher._chosen_in_tune(options, note, 57.0, unpitched, target)
+    chosen, _ = matcher._chosen_in_tune(options, note, 57.0, unpitched, target)
     np.testing.assert_array_equal(np.stack([c for c, _ in chosen]), np.stack([fifth, base]))
 
 
@@ -450,6 +451,48 @@ def test_a_searchs_in_tune_alternative_further_than_its_in_tune_start_is_not_the
     # with the start itself off the pitch, an in-tune result is taken however far
     kept, _ = matcher._searched_in_tune(found, 1, fifth, 0.5 * float(further_d), 57.0, pitch, target)
     np.testing.assert_array_equal(kept[0][0], further)
+
+
+def _heard_without_a_pitch(matcher: Matcher):
+    """Oscillator 1 as noise, oscillator 2 silent (a render read as unpitched); the base preset's saw
+    at A3; a target that is that noise with the saw 10 dB under it, heard as an A3 (as a note that
+    holds its pitch only in its first frames is) and that target's spectra."""
+    pset = matcher.parameter_set
+    base = pset.defaults_normalised()
+    native = pset.from_normalised(base[None, :])
+    native[0, pset.ids.index(131)] = 4.0  # OSC:Wave1 = noise
+    native[0, volume_columns(pset)[1]] = 0.0
+    noise = pset.quantise(pset.to_normalised(native))[0]
+    heard = matcher.renderer.render(np.stack([noise, base]), 57.0)
+    note = heard[0] + heard[1] * 0.316 * np.std(heard[0]) / np.std(heard[1])
+    return noise, base, note, Pitch.from_hz(220.0, clarity=0.98), SpectralTarget(note)
+
+
+def test_a_searchs_best_heard_without_a_pitch_is_kept_only_closer_by_both_measures(matcher: Matcher) -> None:
+    """A pitched target's search result whose render is read as unpitched is not heard *off* the
+    pitch: it replaces the in-tune start when it is closer by the full distance and by spectral
+    convergence; where it is not, the start stays (the rule before passed it over outright)."""
+    noise, base, note, pitch, target = _heard_without_a_pitch(matcher)
+    assert matcher.keeps_pitch(pitch)
+    renders = matcher.renderer.render(np.stack([noise, base]), 57.0)
+    assert matcher.off_pitch(renders, pitch) == [None, pytest.approx(0.0, abs=0.25)]
+    noise_d, base_d = target.distance(renders)
+    assert noise_d < base_d
+    kept, audio = matcher._searched_in_tune([(noise, float(noise_d))], 1, base, float(base_d), 57.0, pitch, target)
+    np.testing.assert_array_equal(kept[0][0], noise)
+    np.testing.assert_array_equal(audio[0], renders[0])
+    # the same render at a distance said to be further: the in-tune start stays
+    kept, _ = matcher._searched_in_tune([(noise, float(base_d) + 1.0)], 1, base, float(base_d), 57.0, pitch, target)
+    np.testing.assert_array_equal(kept[0][0], base)
+    # a scored match's closest option, passed over for its pitch, comes back beside the choices in tune
+    chosen, unpitched = matcher._chosen_in_tune(np.stack([noise, base]), note, 57.0, pitch, target)
+    assert len(chosen) == 1 and unpitched is not None
+    np.testing.assert_array_equal(chosen[0][0], base)
+    np.testing.assert_array_equal(unpitched[0], noise)
+    # closer by the distance but not by spectral convergence (the target is the saw itself): not taken
+    saw = SpectralTarget(renders[1])
+    assert not Matcher._heard_closer(renders[0], 0.1, renders[1], 0.2, saw)
+    assert Matcher._heard_closer(renders[1], 0.1, renders[0], 0.2, saw)
 
 
 def test_a_searchs_alternative_off_the_pitch_by_octaves_is_kept_repaired(matcher: Matcher) -> None:
@@ -486,14 +529,14 @@ def test_of_the_closest_options_the_one_closest_by_the_full_distance_once_finish
         return lambda x: (renders, np.array([0.0, 1.0, 2.0, 3.0]))
 
     monkeypatch.setattr(matcher, "_choice_scorer", ranked_wrong)
-    chosen = matcher._chosen_in_tune(options, note, key, pitch, target)
+    chosen, _ = matcher._chosen_in_tune(options, note, key, pitch, target)
     np.testing.assert_array_equal(np.stack([c for c, _ in chosen]), options[:3])  # FULL_CHOICES = 3
     finished = [matcher._finished(c, a, note, key, pitch, target, None, None) for c, a in chosen]
     best = min(range(len(finished)), key=lambda i: finished[i][2])
     assert best == 2 and finished[2][2] < 0.05  # the target's own patch, as good as exact
     np.testing.assert_array_equal(finished[2][1], matcher.renderer.render(finished[2][0][None, :], key)[0])
     monkeypatch.setattr("deepdiva.core.matcher.FULL_CHOICES", 1)  # the cheap ranking alone
-    assert len(matcher._chosen_in_tune(options, note, key, pitch, target)) == 1
+    assert len(matcher._chosen_in_tune(options, note, key, pitch, target)[0]) == 1
 
 
 def test_a_scorer_plays_each_row_at_its_own_note_on_one_thread_or_two(matcher: Matcher) -> None:
