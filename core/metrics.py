@@ -238,14 +238,23 @@ def multires_stft_distance(a: np.ndarray, b: np.ndarray, fft_sizes: Sequence[int
     return total / len(sizes)
 
 
-def spectral_convergence(a: np.ndarray, b: np.ndarray, n_fft: int = 2048) -> np.ndarray:
+def spectral_convergence(a: np.ndarray, b: np.ndarray, n_fft: int = 2048, lowest_hz: float = 0.0,
+                         sample_rate: int = 44100) -> np.ndarray:
     """``||A - B||_F / ||B||_F`` of the STFT magnitudes (Hann ``n_fft``, hop ``n_fft // 4``), ``(n,)``.
 
     A linear measure: 0 for identical audio, 1.0 for silence against any target (a candidate no
     closer than nothing), above 1 for one further away than silence. It cannot be won with a quiet
-    noise floor the way a log-magnitude distance can.
+    noise floor the way a log-magnitude distance can. ``lowest_hz``: both are high-passed there
+    first (4th-order Butterworth at ``sample_rate``, zero phase), to measure only what is heard of
+    audio whose energy lies mostly under 20 Hz (an offset or a slow thump a render can hold, which
+    no one hears; left in, its window's leakage alone fills the low bins).
     """
     a, b = _pair(a, b, n_fft // 2 + 1)
+    if lowest_hz > 0:
+        from scipy.signal import butter, sosfiltfilt
+
+        sos = butter(4, lowest_hz, "highpass", fs=sample_rate, output="sos")
+        a, b = (sosfiltfilt(sos, x, axis=1).astype(np.float32) for x in (a, b))
     mag_a, mag_b = stft_magnitude(a, n_fft, floor=0.0), stft_magnitude(b, n_fft, floor=0.0)
     diff = np.sqrt(np.square(mag_a - mag_b, dtype=np.float64).sum(axis=(1, 2)))
     ref = np.sqrt(np.square(mag_b, dtype=np.float64).sum(axis=(1, 2)))

@@ -72,12 +72,12 @@ def off_pitch(self, renders, pitch):
     return offs
 
 
-def heard_closer(*args):
-    return state["rule"] == "both" and original_heard_closer(*args)
+def heard_closer(self, *args):
+    return state["rule"] == "both" and original_heard_closer(self, *args)
 
 
 Matcher.off_pitch = off_pitch
-Matcher._heard_closer = staticmethod(heard_closer)
+Matcher._heard_closer = heard_closer
 
 
 def fragile(note: np.ndarray, sr: int) -> bool:

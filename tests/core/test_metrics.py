@@ -187,3 +187,16 @@ def test_a_noise_floor_hides_what_lies_under_it_in_target_and_candidates() -> No
     assert floored.at_sizes((1024,)).distance(clean[None])[0] < plain.at_sizes((1024,)).distance(clean[None])[0]
     with pytest.raises(AudioError, match="noise floor"):
         M.SpectralTarget(np.stack([target, target]), noise=hiss)
+
+
+def test_spectral_convergence_from_a_lowest_frequency_leaves_out_what_lies_below() -> None:
+    """A tone over a strong 5 Hz offset: counted whole, the tone alone is nearly as far as silence;
+    from 30 Hz up it is the target, and the offset alone no closer than silence."""
+    t = np.arange(44100) / 44100.0
+    tone = (0.05 * np.sin(2 * np.pi * 440.0 * t)).astype(np.float32)
+    thump = (0.5 * np.sin(2 * np.pi * 5.0 * t)).astype(np.float32)
+    target = tone + thump
+    whole = M.spectral_convergence(np.stack([tone, thump]), target)
+    heard = M.spectral_convergence(np.stack([tone, thump]), target, lowest_hz=30.0, sample_rate=44100)
+    assert whole[0] > 0.9 and whole[1] < 0.1
+    assert heard[0] < 0.05 and heard[1] > 0.9
