@@ -319,12 +319,13 @@ class Matcher:
         return self._tuned(guess, audio, note, key, pitch, target, length) or (guess, audio)
 
     def _tuned(self, guess: np.ndarray, audio: np.ndarray, note: np.ndarray, key: float, pitch: Pitch,
-               target: SpectralTarget | None = None, length: float | None = None
-               ) -> tuple[np.ndarray, np.ndarray] | None:
-        """:meth:`in_tune`, but None when neither the answer nor any of its repairs sounds in tune."""
+               target: SpectralTarget | None = None, length: float | None = None,
+               offs: list[float | None] | None = None) -> tuple[np.ndarray, np.ndarray] | None:
+        """:meth:`in_tune`, but None when neither the answer nor any of its repairs sounds in tune
+        (``offs``: the render's :meth:`off_pitch`, if known)."""
         if not self.keeps_pitch(pitch):
             return guess, audio
-        offs = self.off_pitch(audio[None, :], pitch)
+        offs = self.off_pitch(audio[None, :], pitch) if offs is None else offs
         if self._sound_in_tune(audio[None, :], pitch, offs)[0]:
             return guess, audio
         repairs = pitch_repairs(self.parameter_set, guess, offs[0])
@@ -355,8 +356,9 @@ class Matcher:
         found: list[tuple[np.ndarray, np.ndarray]] = []
         unpitched = None
         for rank, i in enumerate(order[:TUNE_TRIES]):
-            tuned = self._tuned(options[i], audio[i], note, key, pitch, target, length)
-            if tuned is None and rank == 0 and self.off_pitch(audio[i][None, :], pitch)[0] is None:
+            offs = self.off_pitch(audio[i][None, :], pitch) if rank == 0 and self.keeps_pitch(pitch) else None
+            tuned = self._tuned(options[i], audio[i], note, key, pitch, target, length, offs)
+            if tuned is None and offs is not None and offs[0] is None:
                 unpitched = (options[i], audio[i])  # passed over for a render heard without a pitch
             if tuned is not None and not any(np.array_equal(tuned[0], f[0]) for f in found):
                 found.append(tuned)
@@ -408,8 +410,9 @@ class Matcher:
         tune no further than the search's ``start``; else, when the start sounds at the pitch, the
         closest of the start and the best result's repairs that does (:meth:`_repaired_or_start`:
         never further than the start); else the first result in tune. The best result itself if it
-        is heard without a pitch and closer than that answer by both measures (:meth:`_heard_closer`). The alternatives follow, each
-        as it is or its closest repair that sounds at the pitch, closest first. When nothing does,
+        is heard without a pitch and closer than that answer by both measures (:meth:`_heard_closer`).
+        The alternatives follow, each as it is or its closest repair that sounds at the pitch,
+        closest first. When nothing does,
         all of them as they are. The search holds the tuning and pitch modulation, but muting the
         lower oscillator, say, still moves the pitch heard."""
         heard: dict[int, tuple[np.ndarray, float | None]] = {}  # render and semitones off, once each
